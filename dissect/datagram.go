@@ -1,0 +1,180 @@
+package dissect
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/wirescope/wirescope/capture"
+	"github.com/wirescope/wirescope/dissect/proto"
+)
+
+// dgKey identifies a UDP flow (or, for other IP protocols, a host pair) in
+// either direction: a is the lesser endpoint.
+type dgKey struct {
+	a, b  netip.AddrPort
+	proto layers.IPProtocol
+}
+
+// dgFlow is a flow of datagrams; side 0 sent the first packet.
+type dgFlow struct {
+	e      *Engine
+	ep     [2]proto.Endpoint
+	f      Flow
+	role   [2]proto.Role
+	parser proto.DatagramParser
+	tries  int
+	seq    uint64
+}
+
+// maxDetectTries bounds the datagrams of one flow shown to detectors.
+const maxDetectTries = 8
+
+func transportName(p layers.IPProtocol) string {
+	switch p {
+	case layers.IPProtocolUDP:
+		return "udp"
+	case layers.IPProtocolICMPv4:
+		return "icmp"
+	case layers.IPProtocolICMPv6:
+		return "icmpv6"
+	case layers.IPProtocolSCTP:
+		return "sctp"
+	}
+	return "ip-" + strconv.Itoa(int(p))
+}
+
+func (e *Engine) datagram(d *capture.Decoded, ts time.Time) {
+	src := netip.AddrPortFrom(d.Src, d.SrcPort)
+	dst := netip.AddrPortFrom(d.Dst, d.DstPort)
+	k := dgKey{a: src, b: dst, proto: d.Proto}
+	if src.Compare(dst) > 0 {
+		k.a, k.b = dst, src
+	}
+	fl := e.dgrams[k]
+	if fl == nil {
+		fl = &dgFlow{e: e}
+		fl.ep[0] = proto.Endpoint{IP: d.Src, Port: d.SrcPort}
+		fl.ep[1] = proto.Endpoint{IP: d.Dst, Port: d.DstPort}
+		fl.f.Transport = transportName(d.Proto)
+		fl.f.First = ts
+		e.dgrams[k] = fl
+	}
+	i := 0
+	if d.SrcPort != fl.ep[0].Port || d.Src != fl.ep[0].IP {
+		i = 1
+	}
+	f := &fl.f
+	if ts.After(f.Last) {
+		f.Last = ts
+	}
+	f.Packets[i]++
+	f.Bytes[i] += uint64(d.IPLength)
+	f.PayloadBytes[i] += uint64(len(d.Payload))
+	if d.Proto != layers.IPProtocolUDP || len(d.Payload) == 0 {
+		return
+	}
+	if fl.parser == nil {
+		if fl.tries >= maxDetectTries {
+			return
+		}
+		fl.tries++
+		if !e.detectDatagram(fl, i, d) {
+			return
+		}
+	}
+	fl.parser.Datagram(fl.role[i], d.Payload, ts)
+}
+
+// detectDatagram asks the datagram protocols, port-hinted ones first, about
+// a datagram sent by side i, and starts the first that recognises it.
+func (e *Engine) detectDatagram(fl *dgFlow, i int, d *capture.Decoded) bool {
+	for pass := range 2 {
+		for _, p := range e.dgramProtos {
+			if e.hinted(p.Name(), d.SrcPort, d.DstPort) != (pass == 0) {
+				continue
+			}
+			v, r := p.DetectDatagram(d.Payload, d.SrcPort, d.DstPort)
+			if v != proto.Yes {
+				continue
+			}
+			if r == proto.RoleUnknown {
+				r = proto.Client
+			}
+			fl.role[i], fl.role[1-i] = r, r.Peer()
+			fl.f.Proto = p.Name()
+			fl.parser = p.NewFlow(fl, &e.opts.Limits)
+			return true
+		}
+	}
+	return false
+}
+
+// expireDatagrams lets parsers give up on unanswered requests and ends flows
+// idle for UDPIdle (all flows when all is set). The caller sets e.flushing,
+// so what this produces is delivered in order by deliverPending.
+func (e *Engine) expireDatagrams(now time.Time, all bool) {
+	deadline := now.Add(-e.opts.Limits.RequestTimeout)
+	idle := now.Add(-e.opts.UDPIdle)
+	var ended []dgKey
+	for k, fl := range e.dgrams {
+		if all || fl.f.Last.Before(idle) {
+			ended = append(ended, k)
+		}
+	}
+	slices.SortFunc(ended, func(x, y dgKey) int {
+		return cmp.Or(e.dgrams[x].f.First.Compare(e.dgrams[y].f.First), x.a.Compare(y.a), x.b.Compare(y.b), cmp.Compare(x.proto, y.proto))
+	})
+	for _, fl := range e.dgrams {
+		if fl.parser != nil {
+			fl.parser.Expire(deadline)
+		}
+	}
+	for _, k := range ended {
+		fl := e.dgrams[k]
+		if fl.parser != nil {
+			fl.parser.End(fl.f.Last)
+		}
+		fl.finish()
+		delete(e.dgrams, k)
+	}
+}
+
+func (fl *dgFlow) finish() {
+	f := &fl.f
+	c := 0
+	switch {
+	case fl.role[1] == proto.Client:
+		c = 1
+	case fl.role[0] == proto.RoleUnknown && fl.ep[0].Port < fl.ep[1].Port:
+		c = 1
+	}
+	if c == 1 {
+		f.Packets[0], f.Packets[1] = f.Packets[1], f.Packets[0]
+		f.Bytes[0], f.Bytes[1] = f.Bytes[1], f.Bytes[0]
+		f.PayloadBytes[0], f.PayloadBytes[1] = f.PayloadBytes[1], f.PayloadBytes[0]
+	}
+	f.Src, f.Dst = fl.ep[c], fl.ep[1-c]
+	f.State = ""
+	fl.e.endFlow(f)
+}
+
+// Emit implements proto.Emitter.
+func (fl *dgFlow) Emit(c *Call) {
+	ci := 0
+	if fl.role[1] == proto.Client {
+		ci = 1
+	}
+	fl.seq++
+	fl.e.emit(c, &fl.f, fl.ep[ci], fl.ep[1-ci], fl.seq)
+}
+
+// Upgrade implements proto.Emitter; datagram flows do not switch protocols.
+func (fl *dgFlow) Upgrade(string) {}
+
+// Skipped implements proto.Emitter.
+func (fl *dgFlow) Skipped(n int) { fl.f.SkippedBytes += uint64(n) }

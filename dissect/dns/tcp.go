@@ -1,0 +1,79 @@
+package dns
+
+import (
+	"encoding/binary"
+	"time"
+
+	"github.com/wirescope/wirescope/dissect/proto"
+)
+
+// maxMessage is the largest DNS message a two-byte length can announce,
+// with its prefix.
+const maxMessage = 2 + 65535
+
+// stream parses DNS over TCP: each message is preceded by its two-byte
+// length. A side's partial message is buffered (at most 64 KiB, the most a
+// length can say); after a gap the side resynchronises on the next segment
+// that starts with a plausible message.
+type stream struct {
+	m     matcher
+	buf   [2][]byte
+	start [2]time.Time // when the buffered message began
+	lost  [2]bool
+}
+
+func idx(r proto.Role) int {
+	if r == proto.Server {
+		return 1
+	}
+	return 0
+}
+
+// Feed implements proto.StreamParser.
+func (s *stream) Feed(r proto.Role, data []byte, t time.Time) {
+	i := idx(r)
+	if s.lost[i] {
+		if v, _ := (Protocol{}).DetectStream(data, 0, 0); v == proto.No {
+			return
+		}
+		s.lost[i] = false
+	}
+	if len(s.buf[i]) > 0 {
+		data = append(s.buf[i], data...)
+		s.buf[i] = s.buf[i][:0]
+		t = s.start[i]
+	}
+	for len(data) >= 2 {
+		n := int(binary.BigEndian.Uint16(data))
+		if len(data) < 2+n {
+			break
+		}
+		s.m.message(r, data[2:2+n], t)
+		data = data[2+n:]
+	}
+	if len(data) > 0 {
+		s.buf[i] = append(s.buf[i][:0], data...)
+		s.start[i] = t
+	}
+}
+
+// Gap implements proto.StreamParser.
+func (s *stream) Gap(r proto.Role, n int) {
+	i := idx(r)
+	if len(s.buf[i]) > 0 {
+		s.m.broken(r, s.buf[i], s.start[i], "truncated: message cut by a capture gap")
+		s.buf[i] = s.buf[i][:0]
+	}
+	s.lost[i] = true
+}
+
+// End implements proto.StreamParser.
+func (s *stream) End(_ proto.EndReason, t time.Time) {
+	for i, r := range []proto.Role{proto.Client, proto.Server} {
+		if len(s.buf[i]) > 0 {
+			s.m.broken(r, s.buf[i], s.start[i], "truncated: connection ended inside a message")
+			s.buf[i] = nil
+		}
+	}
+	s.m.expire(t, true)
+}

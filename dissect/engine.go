@@ -1,0 +1,429 @@
+package dissect
+
+import (
+	"cmp"
+	"encoding/binary"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/reassembly"
+
+	"github.com/wirescope/wirescope/capture"
+	"github.com/wirescope/wirescope/dissect/proto"
+)
+
+// Options configure an Engine. Zero fields take defaults.
+type Options struct {
+	// Protocols are the dissectors to use; nil means All().
+	Protocols []proto.Protocol
+	// Identity fills Kubernetes identities of call and flow endpoints; nil
+	// leaves them empty.
+	Identity Identifier
+	// OnCall receives every call. It must not keep c past the call unless it
+	// owns it (the engine does not reuse calls).
+	OnCall func(c *Call)
+	// OnFlow receives every flow when it ends.
+	OnFlow func(f *Flow)
+	// Limits bound what parsers keep per message.
+	Limits proto.Limits
+
+	// MaxPagesPerConn bounds the out-of-order data buffered for one TCP
+	// connection, in 1,900-byte pages; past it the oldest gap is given up
+	// and counted as skipped. Default 1,024 (about 2 MiB).
+	MaxPagesPerConn int
+	// MaxPagesTotal bounds out-of-order data buffered in total. Default
+	// 8,192 (about 16 MiB).
+	MaxPagesTotal int
+	// MaxHeld bounds the bytes held per side of a flow while its protocol is
+	// not yet known. Default 16 KiB.
+	MaxHeld int
+	// ReorderWait is how long (in capture time) out-of-order data waits for
+	// a missing segment before the gap is given up. Default 2s.
+	ReorderWait time.Duration
+	// TCPIdle closes TCP connections idle that long. Default 5m.
+	TCPIdle time.Duration
+	// UDPIdle ends UDP and other flows idle that long. Default 1m.
+	UDPIdle time.Duration
+}
+
+func (o *Options) setDefaults() {
+	if o.Protocols == nil {
+		o.Protocols = All()
+	}
+	o.Limits = o.Limits.WithDefaults()
+	if o.MaxPagesPerConn <= 0 {
+		o.MaxPagesPerConn = 1024
+	}
+	if o.MaxPagesTotal <= 0 {
+		o.MaxPagesTotal = 8192
+	}
+	if o.MaxHeld <= 0 {
+		o.MaxHeld = 16 << 10
+	}
+	if o.ReorderWait <= 0 {
+		o.ReorderWait = 2 * time.Second
+	}
+	if o.TCPIdle <= 0 {
+		o.TCPIdle = 5 * time.Minute
+	}
+	if o.UDPIdle <= 0 {
+		o.UDPIdle = time.Minute
+	}
+}
+
+// Stats counts what an Engine saw and what it could not use.
+type Stats struct {
+	Packets uint64 `json:"packets"`
+	// Bytes counts captured frame bytes.
+	Bytes  uint64              `json:"bytes"`
+	Decode capture.DecodeStats `json:"decode"`
+	// TruncatedPackets were cut by the capture's snap length.
+	TruncatedPackets uint64 `json:"truncated_packets"`
+	// Flows counts flows by transport ("tcp", "udp", …).
+	Flows map[string]uint64 `json:"flows"`
+	// FlowsByProto counts flows by detected protocol; "" is undissected.
+	FlowsByProto map[string]uint64 `json:"flows_by_proto"`
+	// Calls counts calls by protocol.
+	Calls map[string]uint64 `json:"calls"`
+	// Unanswered counts requests emitted without a response.
+	Unanswered uint64 `json:"unanswered"`
+	// Orphans counts responses emitted without a request.
+	Orphans uint64 `json:"orphans"`
+	// Truncated counts calls cut by a gap or the capture's end.
+	Truncated uint64 `json:"truncated"`
+	// Malformed counts calls whose messages did not parse.
+	Malformed uint64 `json:"malformed"`
+	// MissingBytes counts TCP payload bytes the capture lacks.
+	MissingBytes uint64 `json:"missing_bytes"`
+	// SkippedBytes counts bytes dropped to stay within memory bounds
+	// (reassembly buffers, held bytes, parser limits).
+	SkippedBytes    uint64 `json:"skipped_bytes"`
+	Retransmissions uint64 `json:"retransmissions"`
+}
+
+// Engine dissects packets into calls. It is not safe for concurrent use.
+type Engine struct {
+	opts    Options
+	dec     *capture.Decoder
+	cur     capture.Decoded
+	pool    *reassembly.StreamPool
+	asm     *reassembly.Assembler
+	ctxs    []tsContext
+	ctxNext int
+	dgrams  map[dgKey]*dgFlow
+	// recent holds TCP connections that ended in the last few seconds, so
+	// that their trailing ACKs and FINs count towards them instead of
+	// opening phantom mid-stream connections.
+	recent map[connKey]*tcpStream
+	stats  Stats
+
+	streamProtos []proto.StreamProtocol
+	dgramProtos  []proto.DatagramProtocol
+	ports        map[string][]uint16
+
+	// Calls and flows produced while flushing are delivered sorted by
+	// time, as gopacket flushes connections in map order.
+	pendCalls []*Call
+	pendFlows []*Flow
+
+	maxTS     time.Time
+	nextFlush time.Time
+	flushing  bool
+	ending    proto.EndReason
+	finished  bool
+}
+
+// tsContext is the reassembly.AssemblerContext handed to gopacket for one
+// packet. gopacket keeps it with out-of-order data until that data is
+// delivered, so contexts come from a ring rather than one reused value: a
+// page queued for longer than len(ring) packets reads a later time (an
+// approximation only for data held that long).
+type tsContext struct{ ci gopacket.CaptureInfo }
+
+func (c *tsContext) GetCaptureInfo() gopacket.CaptureInfo { return c.ci }
+
+const ctxRing = 16384
+
+// New returns an Engine.
+func New(opts Options) *Engine {
+	opts.setDefaults()
+	e := &Engine{
+		opts:   opts,
+		dec:    capture.NewDecoder(),
+		ctxs:   make([]tsContext, ctxRing),
+		dgrams: make(map[dgKey]*dgFlow),
+		recent: make(map[connKey]*tcpStream),
+		ports:  make(map[string][]uint16),
+		stats: Stats{
+			Flows:        map[string]uint64{},
+			FlowsByProto: map[string]uint64{},
+			Calls:        map[string]uint64{},
+		},
+	}
+	for _, p := range opts.Protocols {
+		if sp, ok := p.(proto.StreamProtocol); ok {
+			e.streamProtos = append(e.streamProtos, sp)
+		}
+		if dp, ok := p.(proto.DatagramProtocol); ok {
+			e.dgramProtos = append(e.dgramProtos, dp)
+		}
+		if ph, ok := p.(proto.PortHinter); ok {
+			e.ports[p.Name()] = ph.Ports()
+		}
+	}
+	e.pool = reassembly.NewStreamPool(&tcpFactory{e: e})
+	e.asm = reassembly.NewAssembler(e.pool)
+	e.asm.MaxBufferedPagesPerConnection = opts.MaxPagesPerConn
+	e.asm.MaxBufferedPagesTotal = opts.MaxPagesTotal
+	return e
+}
+
+// Packet dissects one packet. Packets must come in capture order.
+func (e *Engine) Packet(p *capture.Packet) {
+	e.stats.Packets++
+	e.stats.Bytes += uint64(len(p.Data))
+	ts := p.Timestamp
+	if ts.After(e.maxTS) {
+		e.maxTS = ts
+		if !ts.Before(e.nextFlush) {
+			e.periodic(ts)
+		}
+	}
+	d := &e.cur
+	if e.dec.Decode(p.LinkType, p.Data, p.Length, ts, d) != nil {
+		return
+	}
+	if d.Truncated {
+		e.stats.TruncatedPackets++
+	}
+	switch d.Proto {
+	case layers.IPProtocolTCP:
+		if len(e.recent) > 0 && e.late(d, ts) {
+			return
+		}
+		c := &e.ctxs[e.ctxNext]
+		e.ctxNext++
+		if e.ctxNext == len(e.ctxs) {
+			e.ctxNext = 0
+		}
+		c.ci.Timestamp = ts
+		c.ci.CaptureLength = len(p.Data)
+		c.ci.Length = p.Length
+		e.asm.AssembleWithContext(d.Network, d.TCP, c)
+	default:
+		e.datagram(d, ts)
+	}
+}
+
+// periodic gives up old gaps, closes idle flows and forgets stale IP
+// fragments, at most once per second of capture time.
+func (e *Engine) periodic(now time.Time) {
+	if !e.nextFlush.IsZero() {
+		e.flushing = true
+		e.ending = proto.EndIdle
+		e.asm.FlushWithOptions(reassembly.FlushOptions{
+			T:  now.Add(-e.opts.ReorderWait),
+			TC: now.Add(-e.opts.TCPIdle),
+		})
+		e.expireDatagrams(now, false)
+		e.reportRecent(now.Add(-closeLinger))
+		e.flushing = false
+		e.deliverPending()
+		e.dec.Expire(now.Add(-30 * time.Second))
+	}
+	e.nextFlush = now.Add(time.Second)
+}
+
+// Finish ends every flow still open (as the capture ended) and returns the
+// final statistics. The Engine cannot be used afterwards.
+func (e *Engine) Finish() Stats {
+	if e.finished {
+		return e.Stats()
+	}
+	e.finished = true
+	e.flushing = true
+	e.ending = proto.EndCapture
+	e.asm.FlushAll()
+	e.reportRecent(time.Time{})
+	e.expireDatagrams(e.maxTS, true)
+	e.flushing = false
+	e.deliverPending()
+	return e.Stats()
+}
+
+// Stats returns the statistics so far.
+func (e *Engine) Stats() Stats {
+	s := e.stats
+	s.Decode = e.dec.Stats
+	s.Flows = clone(e.stats.Flows)
+	s.FlowsByProto = clone(e.stats.FlowsByProto)
+	s.Calls = clone(e.stats.Calls)
+	return s
+}
+
+func clone(m map[string]uint64) map[string]uint64 {
+	c := make(map[string]uint64, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// orderStream returns the stream protocols, those whose ports match first.
+func (e *Engine) orderStream(a, b uint16) []proto.StreamProtocol {
+	out := make([]proto.StreamProtocol, 0, len(e.streamProtos))
+	for _, p := range e.streamProtos {
+		if e.hinted(p.Name(), a, b) {
+			out = append(out, p)
+		}
+	}
+	for _, p := range e.streamProtos {
+		if !e.hinted(p.Name(), a, b) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (e *Engine) hinted(name string, a, b uint16) bool {
+	ports := e.ports[name]
+	return slices.Contains(ports, a) || slices.Contains(ports, b)
+}
+
+// emit completes a call a parser produced on flow f and passes it on.
+// client is the endpoint playing the client role.
+func (e *Engine) emit(c *Call, f *Flow, client, server proto.Endpoint, seq uint64) {
+	c.Src.IP, c.Src.Port = client.IP, client.Port
+	c.Dst.IP, c.Dst.Port = server.IP, server.Port
+	c.ID = callID(c, seq)
+	if e.opts.Identity != nil {
+		e.identify(&c.Src, c.TS)
+		e.identify(&c.Dst, c.TS)
+	}
+	f.Calls++
+	e.stats.Calls[c.Proto]++
+	switch {
+	case strings.HasPrefix(c.Error, "no response"):
+		e.stats.Unanswered++
+	case c.Error == "no request":
+		e.stats.Orphans++
+	case strings.HasPrefix(c.Error, "truncated"):
+		e.stats.Truncated++
+	case strings.HasPrefix(c.Error, "malformed"):
+		e.stats.Malformed++
+	}
+	if e.flushing {
+		e.pendCalls = append(e.pendCalls, c)
+	} else if e.opts.OnCall != nil {
+		e.opts.OnCall(c)
+	}
+}
+
+// deliverPending hands over, in time order, what a flush produced.
+func (e *Engine) deliverPending() {
+	slices.SortStableFunc(e.pendCalls, func(a, b *Call) int {
+		return cmp.Or(a.TS.Compare(b.TS), strings.Compare(a.ID, b.ID))
+	})
+	slices.SortStableFunc(e.pendFlows, func(a, b *Flow) int {
+		return cmp.Or(a.First.Compare(b.First), strings.Compare(a.ID, b.ID))
+	})
+	for i, c := range e.pendCalls {
+		if e.opts.OnCall != nil {
+			e.opts.OnCall(c)
+		}
+		e.pendCalls[i] = nil
+	}
+	for i, f := range e.pendFlows {
+		if e.opts.OnFlow != nil {
+			e.opts.OnFlow(f)
+		}
+		e.pendFlows[i] = nil
+	}
+	e.pendCalls, e.pendFlows = e.pendCalls[:0], e.pendFlows[:0]
+}
+
+func (e *Engine) identify(ep *proto.Endpoint, at time.Time) {
+	id, ok := e.opts.Identity.Identify(ep.IP, at)
+	if !ok {
+		return
+	}
+	ep.Pod, ep.Namespace, ep.Service, ep.Node = id.Pod, id.Namespace, id.Service, id.Node
+}
+
+// endFlow completes a flow record and passes it on.
+func (e *Engine) endFlow(f *Flow) {
+	f.ID = flowID(f)
+	if e.opts.Identity != nil {
+		e.identify(&f.Src, f.First)
+		e.identify(&f.Dst, f.First)
+	}
+	e.stats.Flows[f.Transport]++
+	e.stats.FlowsByProto[f.Proto]++
+	e.stats.MissingBytes += f.MissingBytes
+	e.stats.SkippedBytes += f.SkippedBytes
+	e.stats.Retransmissions += f.Retransmissions
+	if e.flushing {
+		e.pendFlows = append(e.pendFlows, f)
+	} else if e.opts.OnFlow != nil {
+		e.opts.OnFlow(f)
+	}
+}
+
+// fnv64 is FNV-1a, written out so that IDs cost no allocation and stay the
+// same across runs and versions.
+type fnv64 uint64
+
+func newFNV() fnv64 { return 14695981039346656037 }
+
+func (h fnv64) bytes(b []byte) fnv64 {
+	for _, c := range b {
+		h ^= fnv64(c)
+		h *= 1099511628211
+	}
+	return h
+}
+
+func (h fnv64) str(s string) fnv64 {
+	for i := 0; i < len(s); i++ {
+		h ^= fnv64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+func (h fnv64) u64(v uint64) fnv64 {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], v)
+	return h.bytes(b[:])
+}
+
+func (h fnv64) addr(a netip.Addr, port uint16) fnv64 {
+	b := a.As16()
+	return h.bytes(b[:]).u64(uint64(port))
+}
+
+// hex returns the hash as 16 hex digits.
+func (h fnv64) hex() string {
+	const digits = "0123456789abcdef"
+	var b [16]byte
+	v := uint64(h)
+	for i := 15; i >= 0; i-- {
+		b[i] = digits[v&0xf]
+		v >>= 4
+	}
+	return string(b[:])
+}
+
+func callID(c *Call, seq uint64) string {
+	return newFNV().str(c.Proto).addr(c.Src.IP, c.Src.Port).addr(c.Dst.IP, c.Dst.Port).
+		u64(uint64(c.TS.UnixNano())).u64(seq).hex()
+}
+
+func flowID(f *Flow) string {
+	return newFNV().str(f.Transport).addr(f.Src.IP, f.Src.Port).addr(f.Dst.IP, f.Dst.Port).
+		u64(uint64(f.First.UnixNano())).hex()
+}

@@ -1,0 +1,103 @@
+package dissect
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/wirescope/wirescope/dissect/proto"
+)
+
+// Flow is an L4 flow: a TCP connection, or the datagrams between two UDP
+// endpoints (or two hosts, for other IP protocols). Index 0 of the per-side
+// counters is the client (Src), 1 the server (Dst).
+type Flow struct {
+	ID string
+	// Transport is "tcp", "udp", "icmp", "icmpv6", or "ip-<n>".
+	Transport string
+	// Proto is the L7 protocol detected ("http", "dns", …) or "" when no
+	// dissector understood the flow.
+	Proto string
+	// Upgraded names the protocol the flow switched to (HTTP Upgrade,
+	// CONNECT), if any.
+	Upgraded string
+	// Src is the client: the side that sent the SYN, else the side the
+	// protocol says is the client, else the side with the higher port.
+	Src, Dst     proto.Endpoint
+	First, Last  time.Time
+	Packets      [2]uint64
+	Bytes        [2]uint64 // IP bytes as sent
+	PayloadBytes [2]uint64 // transport payload bytes captured
+	Calls        uint64
+	// TCP only.
+	SYN, SYNACK, FIN bool
+	RST              [2]bool
+	Retransmissions  uint64
+	// MissingBytes counts payload bytes the capture lacks (gaps);
+	// SkippedBytes those dropped to stay within memory bounds.
+	MissingBytes, SkippedBytes uint64
+	// MidStream is set when the connection's handshake was not captured.
+	MidStream bool
+	// State summarises how the flow ended: "closed" (FIN), "reset",
+	// "refused" (SYN answered by RST), "unanswered" (SYN with no reply),
+	// "open" (still going when the capture or idle timeout ended it).
+	State string
+}
+
+// Duration is the time between the flow's first and last packets.
+func (f *Flow) Duration() time.Duration { return f.Last.Sub(f.First) }
+
+// AppendJSON appends the flow as one line of JSON, with "kind":"flow" so that
+// it can share a stream with calls.
+func (f *Flow) AppendJSON(b []byte) []byte {
+	b = append(b, `{"kind":"flow","id":`...)
+	b = proto.AppendString(b, f.ID)
+	b = append(b, `,"transport":`...)
+	b = proto.AppendString(b, f.Transport)
+	b = append(b, `,"proto":`...)
+	b = proto.AppendString(b, f.Proto)
+	if f.Upgraded != "" {
+		b = append(b, `,"upgraded":`...)
+		b = proto.AppendString(b, f.Upgraded)
+	}
+	b = append(b, `,"ts":`...)
+	b = proto.AppendTime(b, f.First)
+	b = append(b, `,"duration_ns":`...)
+	b = strconv.AppendInt(b, int64(f.Duration()), 10)
+	b = append(b, `,"src":`...)
+	b = f.Src.AppendJSON(b)
+	b = append(b, `,"dst":`...)
+	b = f.Dst.AppendJSON(b)
+	b = append(b, `,"packets":[`...)
+	b = strconv.AppendUint(b, f.Packets[0], 10)
+	b = append(b, ',')
+	b = strconv.AppendUint(b, f.Packets[1], 10)
+	b = append(b, `],"bytes":[`...)
+	b = strconv.AppendUint(b, f.Bytes[0], 10)
+	b = append(b, ',')
+	b = strconv.AppendUint(b, f.Bytes[1], 10)
+	b = append(b, `],"payload_bytes":[`...)
+	b = strconv.AppendUint(b, f.PayloadBytes[0], 10)
+	b = append(b, ',')
+	b = strconv.AppendUint(b, f.PayloadBytes[1], 10)
+	b = append(b, `],"calls":`...)
+	b = strconv.AppendUint(b, f.Calls, 10)
+	if f.Transport == "tcp" {
+		b = append(b, `,"state":`...)
+		b = proto.AppendString(b, f.State)
+		b = append(b, `,"syn":`...)
+		b = strconv.AppendBool(b, f.SYN)
+		b = append(b, `,"mid_stream":`...)
+		b = strconv.AppendBool(b, f.MidStream)
+		b = append(b, `,"rst":[`...)
+		b = strconv.AppendBool(b, f.RST[0])
+		b = append(b, ',')
+		b = strconv.AppendBool(b, f.RST[1])
+		b = append(b, `],"retransmissions":`...)
+		b = strconv.AppendUint(b, f.Retransmissions, 10)
+		b = append(b, `,"missing_bytes":`...)
+		b = strconv.AppendUint(b, f.MissingBytes, 10)
+		b = append(b, `,"skipped_bytes":`...)
+		b = strconv.AppendUint(b, f.SkippedBytes, 10)
+	}
+	return append(b, '}')
+}

@@ -1,0 +1,764 @@
+// Package http1 dissects HTTP/1.0 and HTTP/1.1.
+//
+// Requests and responses are matched in order per connection, which covers
+// keep-alive and pipelining. Message framing follows RFC 9112 section 6:
+// Transfer-Encoding chunked (with trailers), Content-Length, bodies delimited
+// by the connection's close, and no body for HEAD responses, 1xx, 204 and
+// 304. Interim 1xx responses (100 Continue) are recorded on the call they
+// precede. A 101 Switching Protocols or a successful CONNECT hands the rest
+// of the connection to the engine (Emitter.Upgrade).
+//
+// The parser never trusts a length it reads: bodies are counted, not
+// buffered, except for the first Limits.MaxBodyCapture bytes kept for
+// display; header blocks beyond Limits.MaxHeaderBytes are dropped and the call
+// marked truncated. Gzip and deflate bodies are decoded for display up to
+// Limits.MaxBodyDisplay bytes, so a compression bomb costs no more than that.
+//
+// When bytes are missing (a capture gap), a body of known length just loses
+// those bytes and the call is marked truncated; a gap inside message framing
+// ends the current message and the parser resynchronises on the next segment
+// that starts a message. A response that began before the oldest waiting
+// request was sent cannot answer it: it is emitted on its own ("no request"),
+// so one lost request does not shift every later pair.
+package http1
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/wirescope/wirescope/dissect/proto"
+)
+
+// Protocol is the HTTP/1 dissector.
+type Protocol struct{}
+
+// Name implements proto.Protocol.
+func (Protocol) Name() string { return "http" }
+
+// Ports implements proto.PortHinter.
+func (Protocol) Ports() []uint16 { return []uint16{80, 8080, 8000, 8008, 8081, 8888, 3128, 5000, 9090} }
+
+// DetectStream implements proto.StreamProtocol.
+func (Protocol) DetectStream(data []byte, _, _ uint16) (proto.Verdict, proto.Role) {
+	return detect(data)
+}
+
+// NewStream implements proto.StreamProtocol.
+func (Protocol) NewStream(out proto.Emitter, lim *proto.Limits) proto.StreamParser {
+	c := &conn{out: out, lim: lim}
+	c.req.role, c.resp.role = proto.Client, proto.Server
+	return c
+}
+
+// state is where a half-connection is in its current message.
+type state uint8
+
+const (
+	stStart      state = iota // between messages
+	stHeader                  // reading the start line and header fields
+	stBody                    // a body of known length
+	stChunkSize               // a chunk-size line
+	stChunkData               // chunk data
+	stChunkEnd                // the CRLF after chunk data
+	stTrailer                 // trailer fields after the last chunk
+	stUntilClose              // a response body that ends with the connection
+	stHold                    // after an upgrade request: wait for the response
+	stOpaque                  // the connection switched protocols or tunnels
+	stLost                    // out of step after a gap: wait for a message start
+)
+
+// message is a request or response being parsed.
+type message struct {
+	start, end time.Time // first and last byte
+	last       time.Time // last byte seen so far
+	method     string
+	target     string
+	version    string
+	status     int
+	headers    proto.Headers
+	trailers   proto.Headers
+	length     int64 // Content-Length, -1 if none
+	chunked    bool
+	encoding   string // Content-Encoding
+	upgrade    string // Upgrade, when Connection names it
+	bodySize   int64
+	body       []byte
+	missing    int64 // body bytes not captured
+	done       bool
+	err        string
+}
+
+// exchange is a request and what the server answered.
+type exchange struct {
+	req     *message
+	resp    *message
+	interim []int
+}
+
+// half is one direction of the connection.
+type half struct {
+	role      proto.Role
+	state     state
+	buf       []byte // a header block or line in progress
+	remaining int64  // bytes left in a body or chunk
+	msg       *message
+	ex        *exchange // the exchange msg belongs to (nil for an orphan response)
+	resync    bool      // lost step since the last message
+	held      []heldBytes
+	heldSize  int
+}
+
+type heldBytes struct {
+	b []byte
+	t time.Time
+}
+
+// conn parses one connection.
+type conn struct {
+	out     proto.Emitter
+	lim     *proto.Limits
+	req     half
+	resp    half
+	pending []*exchange // requests waiting for a final response, oldest first
+}
+
+func (c *conn) half(r proto.Role) *half {
+	if r == proto.Server {
+		return &c.resp
+	}
+	return &c.req
+}
+
+// Feed implements proto.StreamParser.
+func (c *conn) Feed(r proto.Role, data []byte, t time.Time) {
+	h := c.half(r)
+	if h.msg != nil {
+		h.msg.last = t
+	}
+	for len(data) > 0 {
+		switch h.state {
+		case stLost:
+			// Resynchronise only on a segment that clearly starts a
+			// message of this side: after a gap, bytes that merely could
+			// be one are more likely the middle of a body.
+			if v, role := detect(data); v != proto.Yes || role != h.role {
+				return
+			}
+			h.state = stStart
+		case stStart:
+			data = skipCRLF(data)
+			if len(data) == 0 {
+				return
+			}
+			h.msg = &message{start: t, last: t, length: -1}
+			h.ex = nil
+			h.state = stHeader
+		case stHeader:
+			data = c.header(h, data, t)
+		case stBody, stChunkData:
+			n := int64(len(data))
+			if n > h.remaining {
+				n = h.remaining
+			}
+			c.addBody(h.msg, data[:n])
+			h.remaining -= n
+			data = data[n:]
+			if h.remaining == 0 {
+				if h.state == stChunkData {
+					h.state = stChunkEnd
+				} else {
+					c.complete(h, t)
+				}
+			}
+		case stChunkSize:
+			var line []byte
+			var ok bool
+			if line, data, ok = c.line(h, data, 4096); !ok {
+				continue
+			}
+			size, valid := parseChunkSize(line)
+			switch {
+			case !valid:
+				c.abort(h, "malformed: bad chunk size "+strconv.Quote(string(trimLine(line, 32))))
+			case size == 0:
+				h.state = stTrailer
+			default:
+				h.remaining = size
+				h.state = stChunkData
+			}
+		case stChunkEnd:
+			var ok bool
+			if _, data, ok = c.line(h, data, 4096); ok {
+				h.state = stChunkSize
+			}
+		case stTrailer:
+			var line []byte
+			var ok bool
+			if line, data, ok = c.line(h, data, c.lim.MaxHeaderBytes); !ok {
+				continue
+			}
+			if len(line) == 0 {
+				c.complete(h, t)
+				continue
+			}
+			if name, value, ok := splitField(line); ok {
+				h.msg.trailers = addField(h.msg.trailers, name, value)
+			}
+		case stUntilClose:
+			c.addBody(h.msg, data)
+			return
+		case stHold:
+			if h.heldSize+len(data) > c.lim.MaxHeaderBytes {
+				c.out.Skipped(len(data))
+				return
+			}
+			h.held = append(h.held, heldBytes{b: append([]byte(nil), data...), t: t})
+			h.heldSize += len(data)
+			return
+		case stOpaque:
+			return
+		}
+	}
+}
+
+// line reads a line (without its line end) from data, buffering a partial
+// line in h.buf up to max bytes. ok is false when the line is not complete
+// yet (or was too long, in which case the message was aborted).
+func (c *conn) line(h *half, data []byte, max int) (line, rest []byte, ok bool) {
+	i := indexByte(data, '\n')
+	if i < 0 {
+		if len(h.buf)+len(data) > max {
+			c.abort(h, "malformed: line longer than "+strconv.Itoa(max)+" bytes")
+			return nil, nil, false
+		}
+		h.buf = append(h.buf, data...)
+		return nil, nil, false
+	}
+	if len(h.buf) > 0 {
+		if len(h.buf)+i > max {
+			c.abort(h, "malformed: line longer than "+strconv.Itoa(max)+" bytes")
+			return nil, nil, false
+		}
+		h.buf = append(h.buf, data[:i]...)
+		line = h.buf
+		h.buf = h.buf[:0]
+	} else {
+		line = data[:i]
+	}
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, data[i+1:], true
+}
+
+// header accumulates a header block and parses it once complete. It returns
+// the bytes after the block.
+func (c *conn) header(h *half, data []byte, t time.Time) []byte {
+	if len(h.buf) == 0 {
+		if i := headerEnd(data, 0); i >= 0 && i <= c.lim.MaxHeaderBytes {
+			c.parseHeader(h, data[:i], t)
+			return data[i:]
+		}
+	}
+	old := len(h.buf)
+	take := data
+	if room := c.lim.MaxHeaderBytes - old; len(take) > room {
+		take = take[:room]
+	}
+	h.buf = append(h.buf, take...)
+	if i := headerEnd(h.buf, max(0, old-3)); i >= 0 {
+		c.parseHeader(h, h.buf[:i], t)
+		h.buf = h.buf[:0]
+		return data[i-old:]
+	}
+	if len(h.buf) < c.lim.MaxHeaderBytes {
+		return nil
+	}
+	// The header block is larger than allowed: keep what the start line
+	// says, drop the rest, and wait for the next message.
+	c.out.Skipped(len(h.buf) + len(data) - len(take))
+	c.abort(h, "truncated: header block larger than "+strconv.Itoa(c.lim.MaxHeaderBytes)+" bytes")
+	return nil
+}
+
+// headerEnd returns the index just past the empty line ending a header
+// block, searching from from, or -1.
+func headerEnd(b []byte, from int) int {
+	for i := from; ; {
+		j := indexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		j += i
+		if j+1 < len(b) && b[j+1] == '\n' {
+			return j + 2
+		}
+		if j+2 < len(b) && b[j+1] == '\r' && b[j+2] == '\n' {
+			return j + 3
+		}
+		i = j + 1
+	}
+}
+
+// parseHeader parses a complete header block and sets up the body.
+func (c *conn) parseHeader(h *half, block []byte, t time.Time) {
+	m := h.msg
+	i := indexByte(block, '\n')
+	first := trimCR(block[:max(i, 0)])
+	rest := block[i+1:]
+	if !c.startLine(h, first) {
+		c.abort(h, "malformed: bad status line "+strconv.Quote(string(trimLine(first, 64))))
+		return
+	}
+	for len(rest) > 0 {
+		j := indexByte(rest, '\n')
+		if j < 0 {
+			j = len(rest)
+		}
+		line := trimCR(rest[:j])
+		rest = rest[min(j+1, len(rest)):]
+		if len(line) == 0 {
+			break
+		}
+		if (line[0] == ' ' || line[0] == '\t') && len(m.headers) > 0 {
+			// An obsolete line folding: continue the previous value.
+			f := &m.headers[len(m.headers)-1]
+			f.Value += " " + string(trimSpace(line))
+			continue
+		}
+		name, value, ok := splitField(line)
+		if !ok {
+			continue
+		}
+		m.headers = addField(m.headers, name, value)
+	}
+	if h.role == proto.Client {
+		// Queue the request before judging its framing, so that the
+		// server's answer to a malformed request still pairs with it.
+		c.queue(h)
+	}
+	if !c.framing(h, m) {
+		return
+	}
+	if h.role == proto.Client {
+		c.requestBody(h, t)
+	} else {
+		c.responseHeaders(h, t)
+	}
+}
+
+// startLine parses a request or status line into h.msg. A request line is
+// taken however malformed; a status line must be one.
+func (c *conn) startLine(h *half, line []byte) bool {
+	m := h.msg
+	if h.role == proto.Client {
+		m.method, m.target, m.version = parseRequestLine(line)
+		return true
+	}
+	version, status, ok := parseStatusLine(line)
+	m.version, m.status = version, status
+	return ok
+}
+
+// framing reads the fields that delimit the body.
+func (c *conn) framing(h *half, m *message) bool {
+	var conn string
+	for _, f := range m.headers {
+		switch f.Name {
+		case "content-length":
+			n, ok := parseContentLength(f.Value)
+			if !ok {
+				c.abort(h, "malformed: bad content-length "+strconv.Quote(trimString(f.Value, 32)))
+				return false
+			}
+			m.length = n
+		case "transfer-encoding":
+			m.chunked = lastToken(f.Value) == "chunked"
+			if !m.chunked && h.role == proto.Client {
+				c.abort(h, "malformed: request transfer-encoding "+strconv.Quote(trimString(f.Value, 32)))
+				return false
+			}
+		case "content-encoding":
+			m.encoding = lowerASCII(f.Value)
+		case "connection":
+			conn = lowerASCII(f.Value)
+		case "upgrade":
+			m.upgrade = lowerASCII(f.Value)
+		}
+	}
+	if m.upgrade != "" && !hasToken(conn, "upgrade") {
+		m.upgrade = ""
+	}
+	return true
+}
+
+// queue makes h's request wait for its response.
+func (c *conn) queue(h *half) {
+	ex := &exchange{req: h.msg}
+	h.ex = ex
+	if len(c.pending) >= c.lim.MaxPending {
+		old := c.pending[0]
+		c.pending = c.pending[1:]
+		c.emit(old, "truncated: more than "+strconv.Itoa(c.lim.MaxPending)+" requests waiting for a response")
+	}
+	c.pending = append(c.pending, ex)
+}
+
+// requestBody sets up reading the request's body.
+func (c *conn) requestBody(h *half, t time.Time) {
+	m := h.msg
+	switch {
+	case m.chunked:
+		h.state = stChunkSize
+	case m.length > 0:
+		h.remaining = m.length
+		h.state = stBody
+	default:
+		c.complete(h, t)
+	}
+}
+
+func (c *conn) responseHeaders(h *half, t time.Time) {
+	m := h.msg
+	ex := c.match(m.start)
+	h.ex = ex
+	method := ""
+	if ex != nil {
+		method = ex.req.method
+	}
+	switch {
+	case m.status >= 100 && m.status < 200 && m.status != 101:
+		// Interim: the final response follows.
+		if ex != nil {
+			ex.interim = append(ex.interim, m.status)
+		}
+		h.msg, h.ex = nil, nil
+		h.state = stStart
+	case m.status == 101, method == "HEAD", m.status == 204, m.status == 304,
+		method == "CONNECT" && m.status >= 200 && m.status < 300:
+		c.complete(h, t)
+	case m.chunked:
+		h.state = stChunkSize
+	case m.length >= 0:
+		h.remaining = m.length
+		h.state = stBody
+		if m.length == 0 {
+			c.complete(h, t)
+		}
+	default:
+		h.state = stUntilClose
+	}
+}
+
+// match finds the exchange a response starting at start answers.
+func (c *conn) match(start time.Time) *exchange {
+	if c.resp.resync {
+		// Responses were lost in a gap: requests sent before the one this
+		// response most likely answers got theirs in the gap.
+		c.resp.resync = false
+		for len(c.pending) > 1 && !c.pending[1].req.start.After(start) {
+			ex := c.pending[0]
+			c.pending = c.pending[1:]
+			c.emit(ex, "truncated: response lost in a capture gap")
+		}
+	}
+	if len(c.pending) == 0 || c.pending[0].req.start.After(start) {
+		return nil
+	}
+	return c.pending[0]
+}
+
+// complete finishes h's current message at time t.
+func (c *conn) complete(h *half, t time.Time) {
+	m := h.msg
+	m.end, m.done = t, true
+	h.state = stStart
+	h.msg = nil
+	if h.role == proto.Client {
+		if m.upgrade != "" || m.method == "CONNECT" {
+			// Hold what the client sends next until the response says
+			// whether the connection switches protocols.
+			h.state = stHold
+		}
+		return
+	}
+	ex := h.ex
+	h.ex = nil
+	if ex == nil {
+		c.emitOrphan(m, "")
+		return
+	}
+	ex.resp = m
+	c.popPending(ex)
+	switched := m.status == 101 || (ex.req.method == "CONNECT" && m.status >= 200 && m.status < 300)
+	c.emit(ex, "")
+	if switched {
+		c.req.state, c.resp.state = stOpaque, stOpaque
+		c.req.held, c.req.heldSize = nil, 0
+		name := m.upgrade
+		if name == "" {
+			name = ex.req.upgrade
+		}
+		if name == "" {
+			name = "tunnel"
+		}
+		c.out.Upgrade(name)
+		return
+	}
+	if c.req.state == stHold {
+		// No switch: what the client sent meanwhile is HTTP again.
+		c.req.state = stStart
+		held := c.req.held
+		c.req.held, c.req.heldSize = nil, 0
+		for _, hb := range held {
+			c.Feed(proto.Client, hb.b, hb.t)
+		}
+	}
+}
+
+func (c *conn) popPending(ex *exchange) {
+	for i, p := range c.pending {
+		if p == ex {
+			c.pending = append(c.pending[:i], c.pending[i+1:]...)
+			return
+		}
+	}
+}
+
+// abort ends h's current message with an error and puts h out of step. A
+// request that was queued stays queued (its response may still come); a
+// partial response is paired with the request it answers.
+func (c *conn) abort(h *half, reason string) {
+	m := h.msg
+	if m != nil && h.state == stHeader && len(h.buf) > 0 {
+		// The header block never completed: keep what its start line says.
+		line := h.buf
+		if i := indexByte(line, '\n'); i >= 0 {
+			line = line[:i]
+		}
+		c.startLine(h, trimCR(line))
+	}
+	ex := h.ex
+	h.buf = h.buf[:0]
+	h.state = stLost
+	h.msg, h.ex = nil, nil
+	if m == nil {
+		h.resync = true
+		return
+	}
+	if m.err == "" {
+		m.err = reason
+	}
+	if h.role == proto.Client {
+		h.resync = true
+		if ex == nil {
+			c.emit(&exchange{req: m}, reason)
+		}
+		return
+	}
+	if ex == nil {
+		ex = c.match(m.start)
+	}
+	h.resync = true
+	if ex == nil {
+		c.emitOrphan(m, reason)
+		return
+	}
+	ex.resp = m
+	c.popPending(ex)
+	c.emit(ex, reason)
+}
+
+// Gap implements proto.StreamParser.
+func (c *conn) Gap(r proto.Role, n int) {
+	h := c.half(r)
+	switch h.state {
+	case stBody, stChunkData:
+		if n >= 0 && int64(n) <= h.remaining {
+			h.msg.bodySize += int64(n)
+			h.msg.missing += int64(n)
+			h.remaining -= int64(n)
+			if h.remaining == 0 {
+				if h.state == stChunkData {
+					h.state = stChunkEnd
+				} else {
+					c.complete(h, h.msg.last)
+				}
+			}
+			return
+		}
+	case stUntilClose:
+		if n >= 0 {
+			h.msg.bodySize += int64(n)
+			h.msg.missing += int64(n)
+			return
+		}
+	case stStart, stLost:
+		// Whole messages may have been lost.
+		h.state = stLost
+		h.resync = true
+		return
+	case stOpaque:
+		return
+	case stHold:
+		h.held, h.heldSize = nil, 0
+		h.state = stLost
+		h.resync = true
+		return
+	}
+	what := "bytes"
+	if n >= 0 {
+		what = strconv.Itoa(n) + " bytes"
+	}
+	c.abort(h, "truncated: "+what+" missing from the capture")
+}
+
+// End implements proto.StreamParser.
+func (c *conn) End(reason proto.EndReason, t time.Time) {
+	// A response delimited by the close is complete when the server closed.
+	if h := &c.resp; h.state == stUntilClose {
+		if reason == proto.EndFIN {
+			c.complete(h, h.msg.last)
+		} else {
+			c.abort(h, "truncated: connection "+reason.String()+" before the body ended")
+		}
+	}
+	for _, h := range []*half{&c.req, &c.resp} {
+		if h.msg != nil {
+			c.abort(h, "truncated: connection "+reason.String()+" during the "+kind(h)+" message")
+		}
+	}
+	why := "no response"
+	switch reason {
+	case proto.EndRST:
+		why = "no response: connection reset"
+	case proto.EndCapture:
+		why = "no response: capture ended"
+	case proto.EndIdle:
+		why = "no response: connection idle"
+	}
+	for _, ex := range c.pending {
+		err := why
+		if !ex.req.done && ex.req.err != "" {
+			err = ex.req.err
+		}
+		c.emit(ex, err)
+	}
+	c.pending = nil
+}
+
+func kind(h *half) string {
+	if h.role == proto.Client {
+		return "request"
+	}
+	return "response"
+}
+
+// addBody counts body bytes and keeps the first ones for display.
+func (c *conn) addBody(m *message, b []byte) {
+	m.bodySize += int64(len(b))
+	if room := c.lim.MaxBodyCapture - len(m.body); room > 0 {
+		if m.body == nil {
+			n := c.lim.MaxBodyCapture
+			if m.length >= 0 && m.length < int64(n) {
+				n = int(m.length)
+			}
+			m.body = make([]byte, 0, n)
+		}
+		m.body = append(m.body, b[:min(room, len(b))]...)
+	}
+}
+
+func (c *conn) emitOrphan(m *message, reason string) {
+	err := "no request"
+	if reason != "" {
+		err = reason
+	}
+	c.emit(&exchange{resp: m}, err)
+}
+
+// emit builds the call for ex. reason is the error, if any; a message cut
+// by a gap gets one even when it completed.
+func (c *conn) emit(ex *exchange, reason string) {
+	req, resp := ex.req, ex.resp
+	if reason == "" && req != nil && req.err != "" {
+		reason = req.err
+	}
+	call := &proto.Call{Proto: "http", Error: reason}
+	if req != nil {
+		call.TS = req.start
+		call.Method, call.Path = req.method, req.target
+		c.message(&call.Request, req)
+	}
+	if resp != nil {
+		if req == nil {
+			call.TS = resp.start
+		}
+		if resp.status > 0 {
+			call.Status = strconv.Itoa(resp.status)
+		}
+		c.message(&call.Response, resp)
+		if req != nil {
+			reqEnd := req.end
+			if reqEnd.IsZero() {
+				reqEnd = req.last
+			}
+			if d := resp.start.Sub(reqEnd); d > 0 {
+				call.LatencyNS = int64(d)
+			}
+		}
+	}
+	missing := int64(0)
+	version := ""
+	if req != nil {
+		missing += req.missing
+		version = req.version
+	}
+	if resp != nil {
+		missing += resp.missing
+		if resp.version != "" {
+			version = resp.version
+		}
+	}
+	if call.Error == "" && missing > 0 {
+		call.Error = "truncated: " + strconv.FormatInt(missing, 10) + " body bytes missing from the capture"
+	}
+	extra := map[string]any{}
+	if version != "" {
+		extra["version"] = version
+	}
+	if len(ex.interim) > 0 {
+		extra["interim"] = ex.interim
+	}
+	if missing > 0 {
+		extra["missing_bytes"] = missing
+	}
+	if resp != nil && resp.status == 101 && resp.upgrade != "" {
+		extra["upgrade"] = resp.upgrade
+	}
+	if req != nil && len(req.trailers) > 0 {
+		extra["request_trailers"] = req.trailers.Map()
+	}
+	if resp != nil && len(resp.trailers) > 0 {
+		extra["response_trailers"] = resp.trailers.Map()
+	}
+	call.Extra = extra
+	c.out.Emit(call)
+}
+
+// message fills a proto.Message from m.
+func (c *conn) message(out *proto.Message, m *message) {
+	out.Headers = m.headers
+	out.BodySize = m.bodySize
+	if len(m.body) == 0 {
+		return
+	}
+	body, note := decodeBody(m.body, m.encoding, c.lim.MaxBodyDisplay)
+	out.SetBody(body, c.lim.MaxBodyDisplay)
+	if note {
+		out.BodyTruncated = true
+	}
+	if int64(len(m.body)) < m.bodySize && m.encoding == "" {
+		out.BodyTruncated = true
+	}
+}

@@ -1,0 +1,367 @@
+package proto
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Call is one API call: a request and its response, matched.
+//
+// Method, Path and Status carry each protocol's natural equivalents: for DNS
+// Method is the query type, Path the name and Status the rcode name. Status
+// is empty when no response was seen, and Error then says why ("no
+// response", "truncated", …). A response whose request was not captured has
+// an empty Method and Error "no request".
+type Call struct {
+	// ID identifies the call within a dataset; it is derived from the flow
+	// and the request time, so dissecting the same capture twice gives the
+	// same IDs.
+	ID string
+	// Proto is the protocol's name ("http", "dns", …).
+	Proto string
+	// TS is when the request's first byte was captured (the response's when
+	// there is no request).
+	TS time.Time
+	// LatencyNS is the time from the request's last byte to the response's
+	// first byte; 0 when either is missing.
+	LatencyNS int64
+	// Src is the client, Dst the server.
+	Src, Dst Endpoint
+	Method   string
+	Path     string
+	Status   string
+	Error    string
+	Request  Message
+	Response Message
+	// Extra holds protocol-specific fields (HTTP version, DNS answers, …).
+	// Values are strings, numbers, booleans, or slices and maps of those.
+	Extra map[string]any
+}
+
+// Endpoint is one side of a call or flow, with its Kubernetes identity when
+// known.
+type Endpoint struct {
+	IP        netip.Addr
+	Port      uint16
+	Pod       string
+	Namespace string
+	Service   string
+	Node      string
+}
+
+// Message is the request or the response of a call.
+type Message struct {
+	Headers Headers
+	// BodySize is the body's length as transferred (after removing chunked
+	// framing, before content decoding), counting bytes not captured.
+	BodySize int64
+	// Body is the body for display: content-decoded (gzip, deflate) and cut
+	// to the display limit. Empty when there is none or it was not captured.
+	Body string
+	// BodyEncoding is "base64" when Body holds binary data encoded so.
+	BodyEncoding string
+	// BodyTruncated is set when Body is shorter than the (decoded) body.
+	BodyTruncated bool
+}
+
+// Header is one header field; names are lower case.
+type Header struct {
+	Name, Value string
+}
+
+// Headers keeps header fields in the order they were sent, one entry per
+// name. It is encoded as a JSON object.
+type Headers []Header
+
+// Get returns the value of the named header (lower case name).
+func (h Headers) Get(name string) string {
+	for _, f := range h {
+		if f.Name == name {
+			return f.Value
+		}
+	}
+	return ""
+}
+
+// SetBody stores b (already content-decoded) as the message's display body,
+// cut to max bytes: as text when it is valid UTF-8 without control bytes,
+// else base64.
+func (m *Message) SetBody(b []byte, max int) {
+	if len(b) > max {
+		b = b[:max]
+		// Do not cut a UTF-8 sequence in half.
+		if i := lastRuneStart(b); i >= 0 && !utf8.FullRune(b[i:]) {
+			b = b[:i]
+		}
+		m.BodyTruncated = true
+	}
+	if isText(b) {
+		m.Body = string(b)
+		m.BodyEncoding = ""
+		return
+	}
+	m.Body = base64.StdEncoding.EncodeToString(b)
+	m.BodyEncoding = "base64"
+}
+
+// lastRuneStart returns the index of the last byte that starts a rune among
+// the final four, or -1.
+func lastRuneStart(b []byte) int {
+	for i := len(b) - 1; i >= 0 && i >= len(b)-4; i-- {
+		if utf8.RuneStart(b[i]) {
+			return i
+		}
+	}
+	return -1
+}
+
+func isText(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 && c != '\n' && c != '\r' && c != '\t' {
+			return false
+		}
+	}
+	return utf8.Valid(b)
+}
+
+// AppendJSON appends the call as one line of JSON (no newline).
+func (c *Call) AppendJSON(b []byte) []byte {
+	b = append(b, `{"id":`...)
+	b = appendString(b, c.ID)
+	b = append(b, `,"proto":`...)
+	b = appendString(b, c.Proto)
+	b = append(b, `,"ts":`...)
+	b = appendTime(b, c.TS)
+	b = append(b, `,"latency_ns":`...)
+	b = strconv.AppendInt(b, c.LatencyNS, 10)
+	b = append(b, `,"src":`...)
+	b = c.Src.AppendJSON(b)
+	b = append(b, `,"dst":`...)
+	b = c.Dst.AppendJSON(b)
+	b = append(b, `,"method":`...)
+	b = appendString(b, c.Method)
+	b = append(b, `,"path":`...)
+	b = appendString(b, c.Path)
+	b = append(b, `,"status":`...)
+	b = appendStatus(b, c.Status)
+	b = append(b, `,"error":`...)
+	b = appendString(b, c.Error)
+	b = append(b, `,"request":`...)
+	b = c.Request.appendJSON(b)
+	b = append(b, `,"response":`...)
+	b = c.Response.appendJSON(b)
+	b = append(b, `,"extra":`...)
+	b = AppendValue(b, c.Extra)
+	return append(b, '}')
+}
+
+// MarshalJSON implements json.Marshaler.
+func (c *Call) MarshalJSON() ([]byte, error) { return c.AppendJSON(nil), nil }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (c *Call) UnmarshalJSON(data []byte) error {
+	var w struct {
+		ID        string          `json:"id"`
+		Proto     string          `json:"proto"`
+		TS        time.Time       `json:"ts"`
+		LatencyNS int64           `json:"latency_ns"`
+		Src       Endpoint        `json:"src"`
+		Dst       Endpoint        `json:"dst"`
+		Method    string          `json:"method"`
+		Path      string          `json:"path"`
+		Status    json.RawMessage `json:"status"`
+		Error     string          `json:"error"`
+		Request   Message         `json:"request"`
+		Response  Message         `json:"response"`
+		Extra     map[string]any  `json:"extra"`
+	}
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	*c = Call{ID: w.ID, Proto: w.Proto, TS: w.TS, LatencyNS: w.LatencyNS, Src: w.Src, Dst: w.Dst,
+		Method: w.Method, Path: w.Path, Error: w.Error, Request: w.Request, Response: w.Response, Extra: w.Extra}
+	s := strings.TrimSpace(string(w.Status))
+	switch {
+	case s == "" || s == "null":
+	case s[0] == '"':
+		if err := json.Unmarshal(w.Status, &c.Status); err != nil {
+			return fmt.Errorf("status: %w", err)
+		}
+	default:
+		c.Status = s
+	}
+	return nil
+}
+
+// AppendJSON appends the endpoint as a JSON object; identity fields that are
+// unknown are left out.
+func (e *Endpoint) AppendJSON(b []byte) []byte {
+	b = append(b, `{"ip":`...)
+	if e.IP.IsValid() {
+		b = append(b, '"')
+		b = e.IP.AppendTo(b)
+		b = append(b, '"')
+	} else {
+		b = append(b, `""`...)
+	}
+	b = append(b, `,"port":`...)
+	b = strconv.AppendUint(b, uint64(e.Port), 10)
+	b = appendOpt(b, "pod", e.Pod)
+	b = appendOpt(b, "namespace", e.Namespace)
+	b = appendOpt(b, "service", e.Service)
+	b = appendOpt(b, "node", e.Node)
+	return append(b, '}')
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (e *Endpoint) UnmarshalJSON(data []byte) error {
+	var w struct {
+		IP        string `json:"ip"`
+		Port      uint16 `json:"port"`
+		Pod       string `json:"pod"`
+		Namespace string `json:"namespace"`
+		Service   string `json:"service"`
+		Node      string `json:"node"`
+	}
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	*e = Endpoint{Port: w.Port, Pod: w.Pod, Namespace: w.Namespace, Service: w.Service, Node: w.Node}
+	if w.IP != "" {
+		ip, err := netip.ParseAddr(w.IP)
+		if err != nil {
+			return err
+		}
+		e.IP = ip
+	}
+	return nil
+}
+
+func (m *Message) appendJSON(b []byte) []byte {
+	b = append(b, `{"headers":`...)
+	b = m.Headers.AppendJSON(b)
+	b = append(b, `,"body_size":`...)
+	b = strconv.AppendInt(b, m.BodySize, 10)
+	if m.Body != "" {
+		b = append(b, `,"body":`...)
+		b = appendString(b, m.Body)
+	}
+	b = appendOpt(b, "body_encoding", m.BodyEncoding)
+	if m.BodyTruncated {
+		b = append(b, `,"body_truncated":true`...)
+	}
+	return append(b, '}')
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (m *Message) UnmarshalJSON(data []byte) error {
+	var w struct {
+		Headers       Headers `json:"headers"`
+		BodySize      int64   `json:"body_size"`
+		Body          string  `json:"body"`
+		BodyEncoding  string  `json:"body_encoding"`
+		BodyTruncated bool    `json:"body_truncated"`
+	}
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	*m = Message(w)
+	return nil
+}
+
+// AppendJSON appends the headers as a JSON object in their order.
+func (h Headers) AppendJSON(b []byte) []byte {
+	b = append(b, '{')
+	for i, f := range h {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, f.Name)
+		b = append(b, ':')
+		b = appendString(b, f.Value)
+	}
+	return append(b, '}')
+}
+
+// UnmarshalJSON reads a JSON object keeping the order of its fields.
+func (h *Headers) UnmarshalJSON(data []byte) error {
+	d := json.NewDecoder(bytes.NewReader(data))
+	t, err := d.Token()
+	if err != nil {
+		return err
+	}
+	if t == nil {
+		*h = nil
+		return nil
+	}
+	if t != json.Delim('{') {
+		return fmt.Errorf("headers: want an object, got %v", t)
+	}
+	var out Headers
+	for d.More() {
+		k, err := d.Token()
+		if err != nil {
+			return err
+		}
+		var v string
+		if err := d.Decode(&v); err != nil {
+			return fmt.Errorf("header %v: %w", k, err)
+		}
+		out = append(out, Header{Name: k.(string), Value: v})
+	}
+	*h = out
+	return nil
+}
+
+func appendOpt(b []byte, key, v string) []byte {
+	if v == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	return appendString(b, v)
+}
+
+// appendStatus writes a decimal status (HTTP 500) as a JSON number and any
+// other status (DNS NXDOMAIN) as a string.
+func appendStatus(b []byte, s string) []byte {
+	if s == "" || len(s) > 9 {
+		return appendString(b, s)
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return appendString(b, s)
+		}
+	}
+	if len(s) > 1 && s[0] == '0' {
+		return appendString(b, s)
+	}
+	return append(b, s...)
+}
+
+// TimeLayout is RFC 3339 with a fixed nine-digit fraction, so that
+// timestamps sort as strings.
+const TimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
+func appendTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.UTC().AppendFormat(b, TimeLayout)
+	return append(b, '"')
+}
+
+// Map returns the headers as a map.
+func (h Headers) Map() map[string]string {
+	m := make(map[string]string, len(h))
+	for _, f := range h {
+		m[f.Name] = f.Value
+	}
+	return m
+}

@@ -1,0 +1,197 @@
+package proto
+
+import "time"
+
+// Role says which side of a flow sent some bytes.
+type Role uint8
+
+// Roles.
+const (
+	RoleUnknown Role = iota
+	Client
+	Server
+)
+
+// Peer returns the other side's role.
+func (r Role) Peer() Role {
+	switch r {
+	case Client:
+		return Server
+	case Server:
+		return Client
+	}
+	return RoleUnknown
+}
+
+func (r Role) String() string {
+	switch r {
+	case Client:
+		return "client"
+	case Server:
+		return "server"
+	}
+	return "unknown"
+}
+
+// Verdict is a detector's answer about some bytes.
+type Verdict uint8
+
+// Verdicts.
+const (
+	// No means the bytes do not start a message of the protocol.
+	No Verdict = iota
+	// Maybe means more bytes are needed to decide.
+	Maybe
+	// Yes means the bytes start a message of the protocol.
+	Yes
+)
+
+// EndReason says how a TCP connection ended.
+type EndReason uint8
+
+// End reasons.
+const (
+	// EndFIN: both sides closed, or one closed and the other went quiet.
+	EndFIN EndReason = iota
+	// EndRST: a side reset the connection.
+	EndRST
+	// EndIdle: no packet for longer than the idle timeout.
+	EndIdle
+	// EndCapture: the capture ended while the connection was open.
+	EndCapture
+)
+
+func (r EndReason) String() string {
+	switch r {
+	case EndFIN:
+		return "fin"
+	case EndRST:
+		return "reset"
+	case EndIdle:
+		return "idle"
+	}
+	return "capture-end"
+}
+
+// Protocol is a dissector. Name is the value of Call.Proto for its calls.
+type Protocol interface {
+	Name() string
+}
+
+// StreamProtocol dissects a protocol carried over TCP.
+type StreamProtocol interface {
+	Protocol
+	// DetectStream inspects the first bytes one side of a TCP connection
+	// sent, from srcPort to dstPort. With Yes it also says which role that
+	// side plays. Ports are hints only: a protocol must not answer Yes from
+	// ports alone.
+	DetectStream(data []byte, srcPort, dstPort uint16) (Verdict, Role)
+	// NewStream returns a parser for one connection.
+	NewStream(out Emitter, lim *Limits) StreamParser
+}
+
+// StreamParser parses one TCP connection. The engine calls it from one
+// goroutine.
+type StreamParser interface {
+	// Feed delivers the next in-order bytes the side playing role r sent;
+	// t is when they were captured. data is valid only during the call.
+	Feed(r Role, data []byte, t time.Time)
+	// Gap reports that n bytes the side playing role r sent were not
+	// captured or were dropped to bound memory (n < 0: an unknown amount).
+	Gap(r Role, n int)
+	// End ends the connection: the parser emits what it still holds.
+	End(reason EndReason, t time.Time)
+}
+
+// DatagramProtocol dissects a protocol carried over UDP.
+type DatagramProtocol interface {
+	Protocol
+	// DetectDatagram inspects one datagram sent from srcPort to dstPort.
+	DetectDatagram(payload []byte, srcPort, dstPort uint16) (Verdict, Role)
+	// NewFlow returns a parser for the datagrams between two endpoints.
+	NewFlow(out Emitter, lim *Limits) DatagramParser
+}
+
+// DatagramParser parses the datagrams of one UDP flow.
+type DatagramParser interface {
+	// Datagram delivers one datagram sent by the side playing role r.
+	// payload is valid only during the call.
+	Datagram(r Role, payload []byte, t time.Time)
+	// Expire emits requests that have waited for an answer since before t.
+	Expire(t time.Time)
+	// End ends the flow: the parser emits what it still holds.
+	End(t time.Time)
+}
+
+// Emitter receives what parsers produce.
+type Emitter interface {
+	// Emit hands over a finished call. Client and server roles are given by
+	// the call's ClientRole; the engine fills Src, Dst, ID and identities.
+	// The parser must not touch c afterwards.
+	Emit(c *Call)
+	// Upgrade tells the engine that the rest of the connection speaks
+	// another protocol (for example "websocket" after an HTTP 101). Bytes
+	// after the switch are passed to that protocol's parser if one is
+	// registered, otherwise counted as opaque.
+	Upgrade(protocol string)
+	// Skipped counts bytes a parser dropped to stay within its limits.
+	Skipped(n int)
+}
+
+// Limits bound what a parser keeps in memory. Zero fields take the defaults
+// of DefaultLimits.
+type Limits struct {
+	// MaxHeaderBytes caps a message's header block (HTTP headers, a DNS
+	// message over TCP). Bigger headers are skipped and the call marked.
+	MaxHeaderBytes int
+	// MaxBodyCapture caps how many body bytes of a message are kept for
+	// display and decoding; the rest is only counted.
+	MaxBodyCapture int
+	// MaxBodyDisplay caps a body shown in a Call after decoding.
+	MaxBodyDisplay int
+	// MaxPending caps how many requests may wait for a response on one
+	// connection; older ones are emitted as unanswered.
+	MaxPending int
+	// RequestTimeout is how long a datagram request waits for its answer.
+	RequestTimeout time.Duration
+}
+
+// DefaultLimits are the limits used for zero fields.
+var DefaultLimits = Limits{
+	MaxHeaderBytes: 64 << 10,
+	MaxBodyCapture: 64 << 10,
+	MaxBodyDisplay: 4 << 10,
+	MaxPending:     1024,
+	RequestTimeout: 10 * time.Second,
+}
+
+// WithDefaults returns l with zero fields replaced by defaults.
+func (l Limits) WithDefaults() Limits {
+	d := DefaultLimits
+	if l.MaxHeaderBytes > 0 {
+		d.MaxHeaderBytes = l.MaxHeaderBytes
+	}
+	if l.MaxBodyCapture > 0 {
+		d.MaxBodyCapture = l.MaxBodyCapture
+	}
+	if l.MaxBodyDisplay > 0 {
+		d.MaxBodyDisplay = l.MaxBodyDisplay
+	}
+	if l.MaxPending > 0 {
+		d.MaxPending = l.MaxPending
+	}
+	if l.RequestTimeout > 0 {
+		d.RequestTimeout = l.RequestTimeout
+	}
+	if d.MaxBodyCapture < d.MaxBodyDisplay {
+		d.MaxBodyCapture = d.MaxBodyDisplay
+	}
+	return d
+}
+
+// PortHinter is implemented by protocols that usually run on known ports.
+// The engine asks such a protocol first about flows on those ports; the
+// payload still has to match.
+type PortHinter interface {
+	Ports() []uint16
+}

@@ -1,0 +1,465 @@
+package dissect
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/reassembly"
+
+	"github.com/wirescope/wirescope/capture"
+	"github.com/wirescope/wirescope/dissect/proto"
+)
+
+type tcpFactory struct{ e *Engine }
+
+// New implements reassembly.StreamFactory. Side 0 of a stream is the sender
+// of the first packet gopacket saw (its "client to server" direction).
+func (f *tcpFactory) New(_, _ gopacket.Flow, _ *layers.TCP, _ reassembly.AssemblerContext) reassembly.Stream {
+	d := &f.e.cur
+	s := &tcpStream{e: f.e, synFrom: -1, synackFrom: -1}
+	s.ep[0] = proto.Endpoint{IP: d.Src, Port: d.SrcPort}
+	s.ep[1] = proto.Endpoint{IP: d.Dst, Port: d.DstPort}
+	s.key = connKeyOf(d)
+	s.f.Transport = "tcp"
+	return s
+}
+
+// connKey names a TCP connection in either direction: a is the lesser
+// endpoint.
+type connKey struct{ a, b netip.AddrPort }
+
+func connKeyOf(d *capture.Decoded) connKey {
+	a, b := netip.AddrPortFrom(d.Src, d.SrcPort), netip.AddrPortFrom(d.Dst, d.DstPort)
+	if a.Compare(b) > 0 {
+		a, b = b, a
+	}
+	return connKey{a, b}
+}
+
+// closeLinger is how long an ended connection keeps collecting its
+// trailing packets before its flow is reported.
+const closeLinger = 5 * time.Second
+
+// late counts a packet of a connection that already ended and reports
+// whether it was one. A SYN on the same endpoints starts a new connection:
+// the old one is reported and the packet is not consumed.
+func (e *Engine) late(d *capture.Decoded, ts time.Time) bool {
+	k := connKeyOf(d)
+	s := e.recent[k]
+	if s == nil {
+		return false
+	}
+	if d.TCP.SYN && !d.TCP.ACK {
+		delete(e.recent, k)
+		s.finish()
+		return false
+	}
+	i := 0
+	if d.Src != s.ep[0].IP || d.SrcPort != s.ep[0].Port {
+		i = 1
+	}
+	f := &s.f
+	f.Packets[i]++
+	f.Bytes[i] += uint64(d.IPLength)
+	f.PayloadBytes[i] += uint64(len(d.Payload))
+	if ts.After(f.Last) {
+		f.Last = ts
+	}
+	if d.TCP.FIN {
+		s.fin[i] = true
+	}
+	if d.TCP.RST {
+		f.RST[i] = true
+	}
+	return true
+}
+
+// reportRecent reports ended connections whose last packet is older than
+// before (all of them when before is zero).
+func (e *Engine) reportRecent(before time.Time) {
+	for k, s := range e.recent {
+		if before.IsZero() || s.f.Last.Before(before) {
+			delete(e.recent, k)
+			s.finish()
+		}
+	}
+}
+
+func side(dir reassembly.TCPFlowDirection) int {
+	if dir == reassembly.TCPDirClientToServer {
+		return 0
+	}
+	return 1
+}
+
+// heldSeg is one segment of held bytes: buf[off:next segment's off].
+type heldSeg struct {
+	off int
+	t   time.Time
+}
+
+// held keeps the bytes one side sent before the flow's protocol is known,
+// so that they can be replayed to the parser once the other side reveals
+// it (a request the detector could not name, answered by "HTTP/1.0 400").
+type held struct {
+	buf  []byte
+	segs []heldSeg
+	// probe is the index in segs where the current detection attempt
+	// started (it continues while detectors answer Maybe); -1 when none.
+	probe int
+}
+
+func (h *held) add(b []byte, t time.Time) {
+	h.segs = append(h.segs, heldSeg{off: len(h.buf), t: t})
+	h.buf = append(h.buf, b...)
+}
+
+func (h *held) reset() {
+	h.buf, h.segs, h.probe = h.buf[:0], h.segs[:0], -1
+}
+
+// seg returns segment k's bytes.
+func (h *held) seg(k int) []byte {
+	end := len(h.buf)
+	if k+1 < len(h.segs) {
+		end = h.segs[k+1].off
+	}
+	return h.buf[h.segs[k].off:end]
+}
+
+type tcpStream struct {
+	e   *Engine
+	ep  [2]proto.Endpoint
+	key connKey
+	// f is indexed by side until the flow ends, then by role.
+	f          Flow
+	synFrom    int8 // side that sent a SYN without ACK, or -1
+	synackFrom int8
+	fin        [2]bool
+	seen       [2]bool // the side has delivered data
+
+	role    [2]proto.Role
+	order   []proto.StreamProtocol
+	sp      proto.StreamProtocol
+	parser  proto.StreamParser
+	held    [2]held
+	upgrade string // protocol the parser asked to switch to
+	ended   bool   // the parser has been ended
+	done    bool   // the flow has been reported
+	seq     uint64
+}
+
+// Accept implements reassembly.Stream: it keeps the flow's counters and
+// accepts every packet, starting mid-stream when the handshake is missing.
+func (s *tcpStream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, _ reassembly.AssemblerContext) bool {
+	i := side(dir)
+	f := &s.f
+	if f.First.IsZero() || ci.Timestamp.Before(f.First) {
+		f.First = ci.Timestamp
+	}
+	if ci.Timestamp.After(f.Last) {
+		f.Last = ci.Timestamp
+	}
+	f.Packets[i]++
+	f.Bytes[i] += uint64(s.e.cur.IPLength)
+	n := len(tcp.Payload)
+	f.PayloadBytes[i] += uint64(n)
+	if tcp.SYN {
+		if tcp.ACK {
+			f.SYNACK = true
+			if s.synackFrom < 0 {
+				s.synackFrom = int8(i)
+			}
+		} else {
+			f.SYN = true
+			if s.synFrom < 0 {
+				s.synFrom = int8(i)
+			}
+		}
+	} else if n > 0 && nextSeq >= 0 && reassembly.Sequence(tcp.Seq).Add(n).Difference(nextSeq) >= 0 {
+		f.Retransmissions++
+	}
+	if tcp.FIN {
+		s.fin[i] = true
+	}
+	if tcp.RST {
+		f.RST[i] = true
+	}
+	*start = true
+	return true
+}
+
+// ReassembledSG implements reassembly.Stream.
+func (s *tcpStream) ReassembledSG(sg reassembly.ScatterGather, _ reassembly.AssemblerContext) {
+	dir, _, end, skip := sg.Info()
+	i := side(dir)
+	n, _ := sg.Lengths()
+	if skip > 0 || (skip < 0 && s.seen[i]) {
+		s.gap(i, skip)
+	}
+	if n > 0 {
+		s.seen[i] = true
+		s.feed(i, sg, n)
+	}
+	if end && s.f.RST[i] {
+		// A reset ends the conversation even though gopacket keeps the
+		// other half open until it closes or idles out.
+		s.endParser(proto.EndRST, s.f.Last)
+	}
+}
+
+// ReassemblyComplete implements reassembly.Stream.
+func (s *tcpStream) ReassemblyComplete(reassembly.AssemblerContext) bool {
+	reason := proto.EndFIN
+	switch {
+	case s.f.RST[0] || s.f.RST[1]:
+		reason = proto.EndRST
+	case s.e.flushing && !(s.fin[0] && s.fin[1]):
+		reason = s.e.ending
+	}
+	s.endParser(reason, s.f.Last)
+	s.e.recent[s.key] = s
+	return true
+}
+
+// feed passes the n bytes of sg to the parser, each with the time it was
+// captured. In-order data comes as one packet; data released after waiting
+// for a missing segment comes as many, and the parser must see each with its
+// own time (a response queued behind a gap did not start when the first
+// queued page was captured). gopacket shows no chunk boundaries, so the runs
+// of bytes sharing a capture time are found by binary search, assuming times
+// do not decrease along the stream.
+func (s *tcpStream) feed(i int, sg reassembly.ScatterGather, n int) {
+	data := sg.Fetch(n)
+	if sg.Stats().Chunks <= 1 {
+		s.data(i, data, sg.CaptureInfo(0).Timestamp)
+		return
+	}
+	for off := 0; off < n; {
+		t := sg.CaptureInfo(off).Timestamp
+		lo, hi := off+1, n
+		for lo < hi {
+			mid := int(uint(lo+hi) >> 1)
+			if sg.CaptureInfo(mid).Timestamp.Equal(t) {
+				lo = mid + 1
+			} else {
+				hi = mid
+			}
+		}
+		s.data(i, data[off:lo], t)
+		off = lo
+	}
+}
+
+func (s *tcpStream) gap(i, n int) {
+	if n > 0 {
+		if s.e.flushing {
+			s.f.MissingBytes += uint64(n)
+		} else {
+			s.f.SkippedBytes += uint64(n)
+		}
+	}
+	if s.parser != nil {
+		if !s.ended {
+			s.parser.Gap(s.role[i], n)
+		}
+		return
+	}
+	// Held bytes before a gap cannot be replayed as if they were contiguous
+	// with what follows.
+	s.held[i].reset()
+}
+
+func (s *tcpStream) data(i int, b []byte, t time.Time) {
+	if s.ended {
+		return
+	}
+	if s.parser != nil {
+		s.parser.Feed(s.role[i], b, t)
+		s.afterFeed()
+		return
+	}
+	s.detect(i, b, t)
+}
+
+// afterFeed switches to the protocol a parser upgraded to, when wirescope
+// dissects it. Bytes of the segment that carried the switch are not replayed.
+func (s *tcpStream) afterFeed() {
+	if s.upgrade == "" {
+		return
+	}
+	name := s.upgrade
+	s.upgrade = ""
+	s.f.Upgraded = name
+	for _, p := range s.e.streamProtos {
+		if p.Name() == name {
+			s.sp = p
+			s.parser = p.NewStream(s, &s.e.opts.Limits)
+			return
+		}
+	}
+}
+
+func (s *tcpStream) detect(i int, b []byte, t time.Time) {
+	h := &s.held[i]
+	if h.segs == nil {
+		h.probe = -1
+	}
+	max := s.e.opts.MaxHeld
+	if len(h.buf)+len(b) > max {
+		h.reset()
+	}
+	var probe []byte
+	if len(b) <= max {
+		h.add(b, t)
+		if h.probe < 0 {
+			h.probe = len(h.segs) - 1
+		}
+		probe = h.buf[h.segs[h.probe].off:]
+	} else {
+		probe = b
+	}
+	if s.order == nil {
+		s.order = s.e.orderStream(s.ep[0].Port, s.ep[1].Port)
+	}
+	var sp proto.StreamProtocol
+	var role proto.Role
+	maybe := false
+	for _, p := range s.order {
+		v, r := p.DetectStream(probe, s.ep[i].Port, s.ep[1-i].Port)
+		if v == proto.Yes {
+			sp, role = p, r
+			break
+		}
+		maybe = maybe || v == proto.Maybe
+	}
+	if sp == nil {
+		if !maybe {
+			h.probe = -1
+		}
+		return
+	}
+	s.start(sp, i, role)
+	// Replay what both sides sent, in capture order: this side from where
+	// the recognised bytes start, the other side all it holds.
+	var mine []heldSeg
+	var mineBuf []byte
+	if len(b) <= max {
+		mine, mineBuf = h.segs[h.probe:], h.buf
+	} else {
+		mine, mineBuf = []heldSeg{{t: t}}, b
+	}
+	o := &s.held[1-i]
+	k := 0
+	for j := range mine {
+		for k < len(o.segs) && !o.segs[k].t.After(mine[j].t) {
+			s.parser.Feed(s.role[1-i], o.seg(k), o.segs[k].t)
+			k++
+		}
+		end := len(mineBuf)
+		if j+1 < len(mine) {
+			end = mine[j+1].off
+		}
+		s.parser.Feed(s.role[i], mineBuf[mine[j].off:end], mine[j].t)
+	}
+	for ; k < len(o.segs); k++ {
+		s.parser.Feed(s.role[1-i], o.seg(k), o.segs[k].t)
+	}
+	s.held[0], s.held[1] = held{}, held{}
+	s.afterFeed()
+}
+
+// start hands the flow to protocol sp; side i plays role r (RoleUnknown: the
+// handshake or the ports decide).
+func (s *tcpStream) start(sp proto.StreamProtocol, i int, r proto.Role) {
+	if r == proto.RoleUnknown {
+		if s.clientSide() == i {
+			r = proto.Client
+		} else {
+			r = proto.Server
+		}
+	}
+	s.role[i], s.role[1-i] = r, r.Peer()
+	s.sp = sp
+	s.f.Proto = sp.Name()
+	s.parser = sp.NewStream(s, &s.e.opts.Limits)
+}
+
+// clientSide says which side is the client: the SYN's sender, else the
+// SYN-ACK's receiver, else the side the protocol named, else the side with
+// the higher port (servers listen on low ports), else the first sender.
+func (s *tcpStream) clientSide() int {
+	switch {
+	case s.synFrom >= 0:
+		return int(s.synFrom)
+	case s.synackFrom >= 0:
+		return 1 - int(s.synackFrom)
+	case s.role[0] == proto.Client:
+		return 0
+	case s.role[1] == proto.Client:
+		return 1
+	case s.ep[0].Port < s.ep[1].Port:
+		return 1
+	}
+	return 0
+}
+
+func (s *tcpStream) endParser(reason proto.EndReason, t time.Time) {
+	if s.ended {
+		return
+	}
+	s.ended = true
+	if s.parser != nil {
+		s.parser.End(reason, t)
+	}
+}
+
+// finish reports the flow, oriented client to server.
+func (s *tcpStream) finish() {
+	if s.done {
+		return
+	}
+	s.done = true
+	f := &s.f
+	c := s.clientSide()
+	srv := 1 - c
+	f.MidStream = !f.SYN && !f.SYNACK
+	switch {
+	case f.SYN && !f.SYNACK && f.RST[srv] && f.PayloadBytes[srv] == 0:
+		f.State = "refused"
+	case f.SYN && !f.SYNACK && f.Packets[srv] == 0:
+		f.State = "unanswered"
+	case f.RST[0] || f.RST[1]:
+		f.State = "reset"
+	case s.fin[0] && s.fin[1]:
+		f.State = "closed"
+	default:
+		f.State = "open"
+	}
+	if c == 1 {
+		f.Packets[0], f.Packets[1] = f.Packets[1], f.Packets[0]
+		f.Bytes[0], f.Bytes[1] = f.Bytes[1], f.Bytes[0]
+		f.PayloadBytes[0], f.PayloadBytes[1] = f.PayloadBytes[1], f.PayloadBytes[0]
+		f.RST[0], f.RST[1] = f.RST[1], f.RST[0]
+	}
+	f.Src, f.Dst = s.ep[c], s.ep[srv]
+	s.e.endFlow(f)
+}
+
+// Emit implements proto.Emitter.
+func (s *tcpStream) Emit(c *Call) {
+	ci := 0
+	if s.role[1] == proto.Client {
+		ci = 1
+	}
+	s.seq++
+	s.e.emit(c, &s.f, s.ep[ci], s.ep[1-ci], s.seq)
+}
+
+// Upgrade implements proto.Emitter.
+func (s *tcpStream) Upgrade(protocol string) { s.upgrade = protocol }
+
+// Skipped implements proto.Emitter.
+func (s *tcpStream) Skipped(n int) { s.f.SkippedBytes += uint64(n) }

@@ -1,0 +1,144 @@
+// Package identity resolves IP addresses to Kubernetes identities (pod,
+// namespace, service, node) for dissection.
+//
+// Static reads the cluster file wirescope takes with --cluster (the shape of
+// DESIGN.md, also used by the evals): a fixed list of services and pods, for
+// runs without a live API server. A later source backed by client-go
+// informers answers the same dissect.Identifier interface with identities
+// as of the packet's time.
+package identity
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/wirescope/wirescope/dissect"
+)
+
+// ClusterFile is the JSON document --cluster reads.
+type ClusterFile struct {
+	Services []Service `json:"services"`
+	Pods     []Pod     `json:"pods"`
+}
+
+// Service is a Kubernetes Service.
+type Service struct {
+	Name       string            `json:"name"`
+	Namespace  string            `json:"namespace"`
+	ClusterIP  string            `json:"clusterIP"`
+	ClusterIPs []string          `json:"clusterIPs,omitempty"`
+	Selector   map[string]string `json:"selector"`
+}
+
+// Pod is a Kubernetes Pod.
+type Pod struct {
+	Name      string            `json:"name"`
+	Namespace string            `json:"namespace"`
+	Node      string            `json:"node"`
+	IP        string            `json:"ip"`
+	IPs       []string          `json:"ips,omitempty"`
+	Labels    map[string]string `json:"labels"`
+}
+
+// Static answers from a cluster file; identities do not change over time.
+type Static struct {
+	byIP map[netip.Addr]dissect.Identity
+}
+
+// LoadFile reads and indexes a cluster file.
+func LoadFile(path string) (*Static, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var cf ClusterFile
+	if err := json.Unmarshal(b, &cf); err != nil {
+		return nil, fmt.Errorf("cluster file %s: %w", path, err)
+	}
+	s, err := New(cf)
+	if err != nil {
+		return nil, fmt.Errorf("cluster file %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// New indexes a cluster file. A pod gets the service whose selector matches
+// its labels (the first by name when several do); a service's cluster IP
+// resolves to the service alone. An address given twice keeps its first
+// owner.
+func New(cf ClusterFile) (*Static, error) {
+	s := &Static{byIP: map[netip.Addr]dissect.Identity{}}
+	svcs := slices.Clone(cf.Services)
+	slices.SortFunc(svcs, func(a, b Service) int {
+		if a.Namespace != b.Namespace {
+			return strings.Compare(a.Namespace, b.Namespace)
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	for i, p := range cf.Pods {
+		if p.Name == "" {
+			return nil, fmt.Errorf("pods[%d]: no name", i)
+		}
+		id := dissect.Identity{Pod: p.Name, Namespace: p.Namespace, Node: p.Node}
+		for _, svc := range svcs {
+			if svc.Namespace == p.Namespace && selects(svc.Selector, p.Labels) {
+				id.Service = svc.Name
+				break
+			}
+		}
+		for _, ip := range append([]string{p.IP}, p.IPs...) {
+			if ip == "" {
+				continue
+			}
+			a, err := netip.ParseAddr(ip)
+			if err != nil {
+				return nil, fmt.Errorf("pod %s/%s: %w", p.Namespace, p.Name, err)
+			}
+			if _, dup := s.byIP[a]; !dup {
+				s.byIP[a] = id
+			}
+		}
+	}
+	for _, svc := range cf.Services {
+		for _, ip := range append([]string{svc.ClusterIP}, svc.ClusterIPs...) {
+			if ip == "" || ip == "None" {
+				continue
+			}
+			a, err := netip.ParseAddr(ip)
+			if err != nil {
+				return nil, fmt.Errorf("service %s/%s: %w", svc.Namespace, svc.Name, err)
+			}
+			if _, dup := s.byIP[a]; !dup {
+				s.byIP[a] = dissect.Identity{Namespace: svc.Namespace, Service: svc.Name}
+			}
+		}
+	}
+	return s, nil
+}
+
+// selects reports whether a non-empty selector matches labels.
+func selects(sel, labels map[string]string) bool {
+	if len(sel) == 0 {
+		return false
+	}
+	for k, v := range sel {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Identify implements dissect.Identifier.
+func (s *Static) Identify(a netip.Addr, _ time.Time) (dissect.Identity, bool) {
+	id, ok := s.byIP[a.Unmap()]
+	return id, ok
+}
+
+// Len returns how many addresses the file maps.
+func (s *Static) Len() int { return len(s.byIP) }
