@@ -1,0 +1,272 @@
+package main
+
+import (
+	"bufio"
+	"cmp"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wirescope/wirescope/capture"
+	"github.com/wirescope/wirescope/dissect"
+	"github.com/wirescope/wirescope/dissect/proto"
+	"github.com/wirescope/wirescope/server/identity"
+)
+
+type dissectFlags struct {
+	cluster      string
+	format       string
+	flows        bool
+	quiet        bool
+	maxBody      int
+	maxHeader    int
+	pagesPerConn int
+	pagesTotal   int
+	cpuProfile   string
+}
+
+func newDissectCmd() *cobra.Command {
+	var f dissectFlags
+	cmd := &cobra.Command{
+		Use:   "dissect FILE...",
+		Short: "Turn pcap/pcapng captures into API calls (JSONL or a table)",
+		Long: `Dissect reads pcap or pcapng files (gzip-compressed too; several files are
+merged by timestamp), reassembles TCP, detects protocols from payload and prints
+one API call per line. A summary goes to stderr: packets, flows, calls by
+protocol, unanswered requests, truncated calls and bytes dropped to bound memory.
+
+A damaged file yields every packet before the damage and a warning naming the
+byte offset; a file that cannot be read at all is an error.`,
+		Example: `  wirescope dissect capture.pcap
+  wirescope dissect --cluster cluster.json --format table node-a.pcap node-b.pcap
+  wirescope dissect --flows capture.pcapng | jq 'select(.kind=="flow")'`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDissect(cmd.OutOrStdout(), cmd.ErrOrStderr(), args, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.cluster, "cluster", "", "cluster file (services and pods) to name the peers of each call")
+	fl.StringVarP(&f.format, "format", "o", "jsonl", "output format: jsonl or table")
+	fl.BoolVar(&f.flows, "flows", false, "also print one line per L4 flow that produced no call")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the summary")
+	fl.IntVar(&f.maxBody, "max-body", 0, "body bytes shown per message after decoding (default 4096)")
+	fl.IntVar(&f.maxHeader, "max-header", 0, "largest header block parsed, in bytes (default 65536)")
+	fl.IntVar(&f.pagesPerConn, "max-pages-per-conn", 0, "out-of-order buffer per TCP connection, in 1900-byte pages (default 1024)")
+	fl.IntVar(&f.pagesTotal, "max-pages", 0, "out-of-order buffer in total, in 1900-byte pages (default 8192)")
+	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
+	fl.MarkHidden("cpuprofile")
+	return cmd
+}
+
+func runDissect(stdout, stderr io.Writer, files []string, f dissectFlags) error {
+	if f.format != "jsonl" && f.format != "table" {
+		return fmt.Errorf("--format %q: want jsonl or table", f.format)
+	}
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	opts := dissect.Options{
+		Limits:          proto.Limits{MaxBodyDisplay: f.maxBody, MaxHeaderBytes: f.maxHeader},
+		MaxPagesPerConn: f.pagesPerConn,
+		MaxPagesTotal:   f.pagesTotal,
+	}
+	if f.cluster != "" {
+		id, err := identity.LoadFile(f.cluster)
+		if err != nil {
+			return err
+		}
+		opts.Identity = id
+	}
+	var srcs []capture.Source
+	defer func() {
+		for _, s := range srcs {
+			s.Close()
+		}
+	}()
+	for _, name := range files {
+		s, err := capture.OpenFile(name)
+		if err != nil {
+			return err
+		}
+		srcs = append(srcs, s)
+	}
+	src := capture.Merge(srcs...)
+
+	w := bufio.NewWriterSize(stdout, 256<<10)
+	var out outputter = &jsonlOut{w: w}
+	if f.format == "table" {
+		out = newTableOut(w)
+	}
+	if !f.quiet {
+		opts.OnCall = out.call
+		if f.flows {
+			opts.OnFlow = func(fl *dissect.Flow) {
+				if fl.Calls == 0 {
+					out.flow(fl)
+				}
+			}
+		}
+	}
+	eng := dissect.New(opts)
+	start := time.Now()
+	var p capture.Packet
+	for {
+		err := src.Next(&p)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		eng.Packet(&p)
+	}
+	st := eng.Finish()
+	out.done()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	printSummary(stderr, files, st, src.Warnings(), time.Since(start))
+	return nil
+}
+
+type outputter interface {
+	call(c *dissect.Call)
+	flow(f *dissect.Flow)
+	done()
+}
+
+type jsonlOut struct {
+	w   *bufio.Writer
+	buf []byte
+}
+
+func (o *jsonlOut) call(c *dissect.Call) {
+	o.buf = c.AppendJSON(o.buf[:0])
+	o.buf = append(o.buf, '\n')
+	o.w.Write(o.buf)
+}
+
+func (o *jsonlOut) flow(f *dissect.Flow) {
+	o.buf = f.AppendJSON(o.buf[:0])
+	o.buf = append(o.buf, '\n')
+	o.w.Write(o.buf)
+}
+
+func (o *jsonlOut) done() {}
+
+// tableOut prints aligned columns, flushing every so many rows so that a
+// large capture does not sit in memory.
+type tableOut struct {
+	tw   *tabwriter.Writer
+	rows int
+}
+
+func newTableOut(w io.Writer) *tableOut {
+	t := &tableOut{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	fmt.Fprintln(t.tw, "TIME\tPROTO\tSRC\tDST\tMETHOD\tPATH\tSTATUS\tLATENCY\tERROR")
+	return t
+}
+
+func (t *tableOut) row(cols ...string) {
+	for i, c := range cols {
+		cols[i] = strings.Map(func(r rune) rune {
+			if r < 0x20 || r == 0x7f {
+				return '.'
+			}
+			return r
+		}, c)
+	}
+	fmt.Fprintln(t.tw, strings.Join(cols, "\t"))
+	if t.rows++; t.rows%200 == 0 {
+		t.tw.Flush()
+	}
+}
+
+func (t *tableOut) call(c *dissect.Call) {
+	lat := ""
+	if c.LatencyNS > 0 {
+		lat = time.Duration(c.LatencyNS).Round(time.Microsecond).String()
+	}
+	t.row(c.TS.UTC().Format("15:04:05.000000"), c.Proto, peer(&c.Src), peer(&c.Dst), c.Method,
+		clip(c.Path, 60), c.Status, lat, c.Error)
+}
+
+func (t *tableOut) flow(f *dissect.Flow) {
+	t.row(f.First.UTC().Format("15:04:05.000000"), f.Transport, peer(&f.Src), peer(&f.Dst), "(flow)",
+		fmt.Sprintf("%d+%d pkts %d+%d bytes", f.Packets[0], f.Packets[1], f.Bytes[0], f.Bytes[1]), f.State, "", "")
+}
+
+func (t *tableOut) done() { t.tw.Flush() }
+
+func peer(e *proto.Endpoint) string {
+	if e.Pod != "" {
+		return e.Namespace + "/" + e.Pod
+	}
+	if e.Service != "" {
+		return e.Namespace + "/svc/" + e.Service
+	}
+	if e.IP.Is6() && !e.IP.Is4In6() {
+		return "[" + e.IP.String() + "]:" + strconv.Itoa(int(e.Port))
+	}
+	return e.IP.String() + ":" + strconv.Itoa(int(e.Port))
+}
+
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+func printSummary(w io.Writer, files []string, st dissect.Stats, warns []capture.Warning, took time.Duration) {
+	fmt.Fprintf(w, "wirescope: %d file(s), %d packets, %d bytes in %s\n", len(files), st.Packets, st.Bytes, took.Round(time.Millisecond))
+	fmt.Fprintf(w, "  flows: %s (dissected: %s; undissected: %d)\n", counts(st.Flows), counts(without(st.FlowsByProto, "")), st.FlowsByProto[""])
+	fmt.Fprintf(w, "  calls: %s\n", counts(st.Calls))
+	fmt.Fprintf(w, "  unanswered: %d, without request: %d, truncated: %d, malformed: %d\n", st.Unanswered, st.Orphans, st.Truncated, st.Malformed)
+	fmt.Fprintf(w, "  tcp: %d retransmissions, %d bytes missing from the capture, %d bytes skipped for memory bounds\n", st.Retransmissions, st.MissingBytes, st.SkippedBytes)
+	d := st.Decode
+	if skipped := d.UnsupportedLink + d.NotIP + d.Malformed; skipped > 0 || st.TruncatedPackets > 0 {
+		fmt.Fprintf(w, "  packets not decoded: %d unsupported link, %d not IP, %d malformed; %d cut by snap length\n", d.UnsupportedLink, d.NotIP, d.Malformed, st.TruncatedPackets)
+	}
+	for _, wa := range warns {
+		fmt.Fprintf(w, "  warning: %s\n", wa)
+	}
+}
+
+func without(m map[string]uint64, k string) map[string]uint64 {
+	c := maps.Clone(m)
+	delete(c, k)
+	return c
+}
+
+// counts renders a map as "a 3, b 1", biggest first.
+func counts(m map[string]uint64) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	keys := slices.Collect(maps.Keys(m))
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Or(cmp.Compare(m[b], m[a]), strings.Compare(a, b)) })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + " " + strconv.FormatUint(m[k], 10)
+	}
+	return strings.Join(parts, ", ")
+}

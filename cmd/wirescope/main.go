@@ -1,0 +1,28 @@
+// Command wirescope is the one wirescope binary: it dissects captures into
+// API calls and, in later subcommands, serves them to MCP clients.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	if err := newRootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "wirescope:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "wirescope",
+		Short:         "Network investigation for Kubernetes, built for AI assistants",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newDissectCmd())
+	return root
+}
