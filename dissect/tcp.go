@@ -353,6 +353,17 @@ func (s *tcpStream) detect(i int, b []byte, t time.Time) {
 	}
 	o := &s.held[1-i]
 	k := 0
+	if s.role[i] == proto.Client {
+		// What the server sent before the client's first recognised bytes
+		// answers requests the capture missed: it cannot start a response
+		// to these. Drop it and let the parser resynchronise.
+		for k < len(o.segs) && o.segs[k].t.Before(mine[0].t) {
+			k++
+		}
+		if k > 0 {
+			s.parser.Gap(s.role[1-i], -1)
+		}
+	}
 	for j := range mine {
 		for k < len(o.segs) && !o.segs[k].t.After(mine[j].t) {
 			s.parser.Feed(s.role[1-i], o.seg(k), o.segs[k].t)

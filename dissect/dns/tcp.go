@@ -33,7 +33,10 @@ func idx(r proto.Role) int {
 func (s *stream) Feed(r proto.Role, data []byte, t time.Time) {
 	i := idx(r)
 	if s.lost[i] {
-		if v, _ := (Protocol{}).DetectStream(data, 0, 0); v == proto.No {
+		// Resynchronise only on a segment that holds a whole plausible
+		// message: after a gap, two bytes that could be a length usually
+		// are not one.
+		if v, _ := (Protocol{}).DetectStream(data, 0, 0); v != proto.Yes {
 			return
 		}
 		s.lost[i] = false

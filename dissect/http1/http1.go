@@ -526,8 +526,8 @@ func (c *conn) popPending(ex *exchange) {
 }
 
 // abort ends h's current message with an error and puts h out of step. A
-// request that was queued stays queued (its response may still come); a
-// partial response is paired with the request it answers.
+// request stays queued (its response may still come) and carries the error;
+// a partial response is paired with the request it answers.
 func (c *conn) abort(h *half, reason string) {
 	m := h.msg
 	if m != nil && h.state == stHeader && len(h.buf) > 0 {
@@ -552,7 +552,11 @@ func (c *conn) abort(h *half, reason string) {
 	if h.role == proto.Client {
 		h.resync = true
 		if ex == nil {
-			c.emit(&exchange{req: m}, reason)
+			// Cut before its headers ended: queue it anyway, so that the
+			// response, if any, pairs with it.
+			h.msg = m
+			c.queue(h)
+			h.msg, h.ex = nil, nil
 		}
 		return
 	}

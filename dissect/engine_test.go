@@ -1,0 +1,229 @@
+package dissect_test
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/wirescope/wirescope/capture"
+	"github.com/wirescope/wirescope/dissect"
+	"github.com/wirescope/wirescope/dissect/internal/synth"
+)
+
+var start = time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
+
+// harness runs synthetic packets through an engine.
+type harness struct {
+	e     *dissect.Engine
+	calls []*dissect.Call
+	flows []dissect.Flow
+}
+
+func newHarness(opts dissect.Options) *harness {
+	h := &harness{}
+	opts.OnCall = func(c *dissect.Call) { h.calls = append(h.calls, c) }
+	opts.OnFlow = func(f *dissect.Flow) { h.flows = append(h.flows, *f) }
+	h.e = dissect.New(opts)
+	return h
+}
+
+func (h *harness) emit(p capture.Packet) { h.e.Packet(&p) }
+
+func (h *harness) conn(client, server string) *synth.Conn {
+	return synth.NewConn(client, server, start, h.emit)
+}
+
+func (h *harness) finish() dissect.Stats { return h.e.Finish() }
+
+const (
+	req  = "GET /api/cart HTTP/1.1\r\nHost: cart\r\n\r\n"
+	resp = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+)
+
+func TestReorderAndRetransmission(t *testing.T) {
+	h := newHarness(dissect.Options{})
+	c := h.conn("10.0.0.2:51000", "10.0.0.9:8080")
+	c.MSS = 10
+	c.Handshake()
+	c.SendReordered(true, []byte(req))
+	c.Retransmit(true, []byte(req[len(req)-4:]))
+	body := "HTTP/1.1 200 OK\r\nContent-Length: 30\r\n\r\n" + strings.Repeat("x", 30)
+	c.SendReordered(false, []byte(body))
+	c.Close()
+	st := h.finish()
+	if len(h.calls) != 1 || h.calls[0].Status != "200" || h.calls[0].Path != "/api/cart" || h.calls[0].Error != "" {
+		t.Fatalf("calls %+v", h.calls)
+	}
+	if st.Retransmissions != 1 || len(h.flows) != 1 || h.flows[0].State != "closed" || h.flows[0].MidStream {
+		t.Errorf("retransmissions %d flows %+v", st.Retransmissions, h.flows)
+	}
+	f := h.flows[0]
+	if f.Src.Port != 51000 || f.Proto != "http" || f.Calls != 1 || f.PayloadBytes[0] != uint64(len(req)+4) || f.PayloadBytes[1] != uint64(len(body)) {
+		t.Errorf("flow %+v", f)
+	}
+}
+
+func TestMidStreamCapture(t *testing.T) {
+	h := newHarness(dissect.Options{})
+	c := h.conn("10.0.0.2:51001", "10.0.0.9:80")
+	// No handshake: the capture opens inside a response body.
+	c.Send(false, []byte(strings.Repeat("tail of a body ", 10)))
+	c.Send(true, []byte(req))
+	c.Send(false, []byte(resp))
+	st := h.finish()
+	if len(h.calls) != 1 || h.calls[0].Status != "200" || h.calls[0].Src.Port != 51001 {
+		t.Fatalf("calls %+v", h.calls)
+	}
+	if len(h.flows) != 1 || !h.flows[0].MidStream || h.flows[0].State != "open" || st.Flows["tcp"] != 1 {
+		t.Errorf("flows %+v", h.flows)
+	}
+}
+
+func TestConnectionFailures(t *testing.T) {
+	h := newHarness(dissect.Options{})
+	// Reset while a request waits.
+	c := h.conn("10.0.0.2:51002", "10.0.0.9:8080")
+	c.Handshake()
+	c.Send(true, []byte(req))
+	c.Reset(false)
+	// Refused: SYN answered by RST.
+	r := h.conn("10.0.0.2:51003", "10.0.0.9:8081")
+	r.T = start.Add(time.Second)
+	h.emit(synth.Frame(gopacketBuf(), r.T, r.Client.Addr(), r.Server.Addr(), &layers.TCP{SrcPort: 51003, DstPort: 8081, SYN: true, Seq: 1}, nil))
+	h.emit(synth.Frame(gopacketBuf(), r.T.Add(time.Millisecond), r.Server.Addr(), r.Client.Addr(), &layers.TCP{SrcPort: 8081, DstPort: 51003, RST: true, ACK: true, Ack: 2}, nil))
+	// Unanswered SYN.
+	h.emit(synth.Frame(gopacketBuf(), start.Add(2*time.Second), netip.MustParseAddr("10.0.0.2"), netip.MustParseAddr("10.0.0.99"), &layers.TCP{SrcPort: 51004, DstPort: 443, SYN: true, Seq: 1}, nil))
+	h.finish()
+	if len(h.calls) != 1 || h.calls[0].Error != "no response: connection reset" {
+		t.Fatalf("calls %+v", h.calls)
+	}
+	states := map[uint16]string{}
+	for _, f := range h.flows {
+		states[f.Src.Port] = f.State
+	}
+	if states[51002] != "reset" || states[51003] != "refused" || states[51004] != "unanswered" {
+		t.Errorf("states %v", states)
+	}
+}
+
+func TestMemoryBounds(t *testing.T) {
+	// A hole early in a response with a lot of data queued behind it: with
+	// a 4-page budget per connection the engine gives up the hole rather
+	// than buffer, counts the skipped bytes and marks the call truncated.
+	h := newHarness(dissect.Options{MaxPagesPerConn: 4})
+	c := h.conn("10.0.0.2:51005", "10.0.0.9:8080")
+	c.Handshake()
+	c.Send(true, []byte(req))
+	hdr := "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"
+	c.Send(false, []byte(hdr))
+	c.Skip(false, 1448)
+	c.Send(false, make([]byte, 100000-1448))
+	c.Close()
+	st := h.finish()
+	if st.SkippedBytes != 1448 || st.MissingBytes != 0 {
+		t.Errorf("skipped %d missing %d, want 1448 skipped for memory bounds", st.SkippedBytes, st.MissingBytes)
+	}
+	if len(h.calls) != 1 || h.calls[0].Status != "200" || !strings.HasPrefix(h.calls[0].Error, "truncated: 1448 body bytes") {
+		t.Fatalf("calls %+v", h.calls)
+	}
+	// The same hole with the default budget waits for the segment until the
+	// capture ends: then the bytes count as missing from the capture.
+	h = newHarness(dissect.Options{})
+	c = h.conn("10.0.0.2:51005", "10.0.0.9:8080")
+	c.Handshake()
+	c.Send(true, []byte(req))
+	c.Send(false, []byte(hdr))
+	c.Skip(false, 1448)
+	c.Send(false, make([]byte, 100000-1448))
+	st = h.finish()
+	if st.MissingBytes != 1448 || st.SkippedBytes != 0 || len(h.calls) != 1 || !strings.HasPrefix(h.calls[0].Error, "truncated") {
+		t.Errorf("missing %d skipped %d calls %+v", st.MissingBytes, st.SkippedBytes, h.calls)
+	}
+}
+
+type staticIdentity map[netip.Addr]dissect.Identity
+
+func (s staticIdentity) Identify(a netip.Addr, _ time.Time) (dissect.Identity, bool) {
+	id, ok := s[a]
+	return id, ok
+}
+
+func TestIdentityAndFlows(t *testing.T) {
+	ids := staticIdentity{
+		netip.MustParseAddr("10.0.0.2"): {Pod: "frontend-5b7d9f8c4-abcde", Namespace: "shop", Service: "frontend", Node: "node-a"},
+		netip.MustParseAddr("10.0.0.9"): {Pod: "cart-6f7d8c9b5-p4x2n", Namespace: "shop", Service: "cart", Node: "node-b"},
+	}
+	h := newHarness(dissect.Options{Identity: ids})
+	c := h.conn("10.0.0.2:51006", "10.0.0.9:8080")
+	c.Handshake()
+	c.Send(true, []byte(req))
+	c.Send(false, []byte(resp))
+	c.Close()
+	// Trailing packets of a closed connection must not open a new flow.
+	c.Send(true, nil)
+	c.Reset(true)
+	// A UDP flow nobody understands stays visible.
+	h.emit(synth.Datagram(start.Add(time.Second), "10.0.0.2:4000", "10.0.0.50:9999", []byte("opaque bytes")))
+	h.emit(synth.Datagram(start.Add(time.Second+time.Millisecond), "10.0.0.50:9999", "10.0.0.2:4000", []byte("reply")))
+	st := h.finish()
+	if len(h.calls) != 1 {
+		t.Fatalf("%d calls", len(h.calls))
+	}
+	call := h.calls[0]
+	if call.Src.Pod != "frontend-5b7d9f8c4-abcde" || call.Dst.Service != "cart" || call.Dst.Node != "node-b" || call.Src.Namespace != "shop" {
+		t.Errorf("identities %+v / %+v", call.Src, call.Dst)
+	}
+	if len(h.flows) != 2 || st.Flows["tcp"] != 1 || st.Flows["udp"] != 1 || st.FlowsByProto[""] != 1 {
+		t.Fatalf("flows %+v stats %+v", h.flows, st.Flows)
+	}
+	for _, f := range h.flows {
+		switch f.Transport {
+		case "tcp":
+			if f.Src.Pod != "frontend-5b7d9f8c4-abcde" || f.Calls != 1 || f.Packets != [2]uint64{6, 3} {
+				t.Errorf("tcp flow %+v", f)
+			}
+		case "udp":
+			if f.Proto != "" || f.Packets != [2]uint64{1, 1} || f.Calls != 0 || f.ID == "" {
+				t.Errorf("udp flow %+v", f)
+			}
+		}
+	}
+}
+
+func TestUpgradeLabelsFlow(t *testing.T) {
+	h := newHarness(dissect.Options{})
+	c := h.conn("10.0.0.2:51007", "10.0.0.9:8080")
+	c.Handshake()
+	c.Send(true, []byte("GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"))
+	c.Send(false, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"))
+	c.Send(false, []byte("\x81\x05hello"))
+	c.Close()
+	h.finish()
+	if len(h.calls) != 1 || h.calls[0].Status != "101" || len(h.flows) != 1 || h.flows[0].Upgraded != "websocket" {
+		t.Fatalf("calls %+v flows %+v", h.calls, h.flows)
+	}
+}
+
+// TestEstablishedPacketAllocs proves that a packet of an established
+// connection that carries no new data (an ACK) goes through the engine
+// without allocating.
+func TestEstablishedPacketAllocs(t *testing.T) {
+	h := newHarness(dissect.Options{})
+	c := h.conn("10.0.0.2:51008", "10.0.0.9:8080")
+	c.Handshake()
+	c.Send(true, []byte(req))
+	c.Send(false, []byte(resp))
+	ack := synth.Frame(gopacketBuf(), c.T, c.Client.Addr(), c.Server.Addr(),
+		&layers.TCP{SrcPort: 51008, DstPort: 8080, ACK: true, Seq: 1001 + uint32(len(req)), Ack: 5001 + uint32(len(resp)), Window: 512}, nil)
+	allocs := testing.AllocsPerRun(1000, func() { h.e.Packet(&ack) })
+	if allocs != 0 {
+		t.Errorf("%v allocations per ACK of an established connection, want 0", allocs)
+	}
+	h.finish()
+}
+
+func gopacketBuf() gopacket.SerializeBuffer { return gopacket.NewSerializeBuffer() }
