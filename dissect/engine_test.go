@@ -10,8 +10,8 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/wirescope/wirescope/capture"
+	synth "github.com/wirescope/wirescope/capture/capturetest"
 	"github.com/wirescope/wirescope/dissect"
-	"github.com/wirescope/wirescope/dissect/internal/synth"
 )
 
 var start = time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)

@@ -1,0 +1,52 @@
+# wirescope — run `make help` for the targets.
+SHELL := /bin/bash
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+BIN := bin/wirescope
+FUZZTIME ?= 30s
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: build
+build: ## build bin/wirescope
+	$(GO) build -o $(BIN) ./cmd/wirescope
+
+.PHONY: run
+run: build ## dissect the captures the repository records from real nginx and dnsmasq
+	./$(BIN) dissect --format table dissect/http1/testdata/nginx.pcap dissect/dns/testdata/dnsmasq.pcap
+
+.PHONY: deps
+deps: ## install the Debian packages the tests use (tshark, tcpdump, nginx, dnsmasq, …)
+	bash scripts/install-deps.sh
+
+.PHONY: test
+test: deps ## install what the tests need, then run every test
+	$(GO) test -timeout 30m ./...
+
+.PHONY: lint
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+.PHONY: bench
+bench: deps ## Go benchmarks, then wirescope against tshark on a 50,000-pair HTTP capture
+	bash scripts/bench.sh
+
+.PHONY: fuzz
+fuzz: ## run every fuzz target for FUZZTIME (default 30s) each
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "fuzz $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; done
+
+.PHONY: golden
+golden: ## rewrite dissect/testdata/golden after an intended output change
+	$(GO) test ./dissect -run 'TestCorpus|TestRecorded' -update
+
+.PHONY: testdata
+testdata: deps ## re-record dissect/*/testdata captures from real servers (needs root)
+	bash scripts/record-testdata.sh

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# bench.sh — what `make bench` runs: the Go micro-benchmarks across the
+# repository, then scripts/benchcmp, which measures `wirescope dissect` against
+# `tshark -q -z http,tree` on a 50,000-pair HTTP/1.1 capture in the same run
+# and prints the wall-time and peak-RSS ratios (see scripts/benchcmp/main.go).
+#
+# Usage: scripts/bench.sh [benchcmp flags: -runs N -capture PATH -rerecord -bin PATH -strict]
+#
+# On a fresh Debian machine it installs what benchcmp needs (tshark, tcpdump,
+# nginx-light, curl) when missing; recording the capture the first time needs
+# root. Go itself must already be installed.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if ! command -v go >/dev/null; then
+	echo "bench.sh: go is not on PATH; install Go (see go.mod for the version)" >&2
+	exit 1
+fi
+
+# nginx lives in /usr/sbin, which a non-root PATH may lack.
+missing=()
+for tool in tshark tcpdump nginx curl; do
+	if ! command -v "$tool" >/dev/null && ! [ -x "/usr/sbin/$tool" ]; then
+		missing+=("$tool")
+	fi
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "bench.sh: missing ${missing[*]}; installing tshark tcpdump nginx-light curl" >&2
+	sudo=()
+	if [ "$(id -u)" -ne 0 ]; then
+		command -v sudo >/dev/null || { echo "bench.sh: not root and no sudo: install ${missing[*]} first" >&2; exit 1; }
+		sudo=(sudo)
+	fi
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y tshark tcpdump nginx-light curl
+fi
+
+echo "== go micro-benchmarks"
+go test -run '^$' -bench . -benchmem -count 1 ./...
+
+echo
+echo "== wirescope vs tshark"
+go run ./scripts/benchcmp "$@"

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# install-deps.sh — install the Debian packages wirescope's tests, benchmarks
+# and recording scripts use, if they are missing. Safe to run repeatedly; it
+# does nothing when everything is present. Needs root (or sudo) to install.
+set -euo pipefail
+
+# command → Debian package
+declare -A need=(
+	[tshark]=tshark            # truth files: tests compare dissection with tshark's reading
+	[capinfos]=tshark
+	[tcpdump]=tcpdump          # recording captures, benchmarks
+	[nginx]=nginx-light        # real HTTP server for recordings and the benchmark capture
+	[dnsmasq]=dnsmasq-base     # real DNS server for recordings
+	[dig]=bind9-dnsutils
+	[curl]=curl
+	[nc]=netcat-openbsd
+	[jq]=jq
+)
+missing=()
+for cmd in "${!need[@]}"; do
+	command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+mapfile -t pkgs < <(printf '%s\n' "${missing[@]}" | sort -u)
+echo "install-deps: installing ${pkgs[*]}" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
