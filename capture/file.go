@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
@@ -40,14 +41,18 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // File reads a pcap or pcapng file.
 type File struct {
-	name    string
-	f       *os.File
-	gz      *gzip.Reader
-	cr      countingReader
-	br      *bufio.Reader
-	pcap    *pcapgo.Reader
-	ng      *pcapgo.NgReader
-	link    layers.LinkType // classic pcap only
+	name string
+	f    *os.File
+	gz   *gzip.Reader
+	cr   countingReader
+	br   *bufio.Reader
+	pcap *pcapgo.Reader
+	ng   *pcapgo.NgReader
+	link layers.LinkType // classic pcap only
+	// Classic pcap records are read straight out of br (see nextPcap).
+	order   binary.ByteOrder
+	nanos   bool
+	maxCap  int
 	packets int
 	warn    []Warning
 	done    bool
@@ -102,6 +107,19 @@ func NewReader(name string, r io.Reader) (*File, error) {
 			return nil, headerErr(err)
 		}
 		s.link = s.pcap.LinkType()
+		switch binary.LittleEndian.Uint32(m) {
+		case 0xa1b2c3d4:
+			s.order = binary.LittleEndian
+		case 0xa1b23c4d:
+			s.order, s.nanos = binary.LittleEndian, true
+		case 0xd4c3b2a1:
+			s.order = binary.BigEndian
+		default:
+			s.order, s.nanos = binary.BigEndian, true
+		}
+		// pcapgo's limit: the snap length, but at least 256 KiB, as
+		// writers exceed the snap length they declare.
+		s.maxCap = max(int(s.pcap.Snaplen()), 256<<10)
 	case 0x0a0d0d0a:
 		// Without WantMixedLinkType, pcapgo silently skips packets of
 		// interfaces whose link type differs from the first interface's.
@@ -143,15 +161,15 @@ func (s *File) Next(p *Packet) error {
 		return io.EOF
 	}
 	start := s.offset()
+	if s.pcap != nil {
+		return s.nextPcap(p, start)
+	}
 	var (
 		data []byte
 		ci   gopacket.CaptureInfo
 		err  error
 	)
-	if s.pcap != nil {
-		data, ci, err = s.pcap.ZeroCopyReadPacketData()
-		p.LinkType = s.link
-	} else {
+	{
 		data, ci, err = s.ng.ZeroCopyReadPacketData()
 		if err == nil {
 			iface, ierr := s.ng.Interface(ci.InterfaceIndex)
@@ -162,21 +180,78 @@ func (s *File) Next(p *Packet) error {
 		}
 	}
 	if err != nil {
-		s.done = true
-		if err == io.EOF && s.offset() == start {
-			return io.EOF
-		}
-		if err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		s.warn = append(s.warn, Warning{Source: s.name, Offset: start, Packets: s.packets, Err: err})
-		return io.EOF
+		return s.stop(start, err)
 	}
 	s.packets++
 	p.Timestamp = ci.Timestamp
 	p.Data = data
 	p.Length = ci.Length
 	p.Interface = ci.InterfaceIndex
+	p.Source = 0
+	return nil
+}
+
+// stop ends reading at the record that starts at offset start: a clean end
+// of file, or damage reported as a Warning.
+func (s *File) stop(start int64, err error) error {
+	s.done = true
+	if err == io.EOF && s.offset() == start {
+		return io.EOF
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	s.warn = append(s.warn, Warning{Source: s.name, Offset: start, Packets: s.packets, Err: err})
+	return io.EOF
+}
+
+// nextPcap reads a classic pcap record. pcapgo parsed the file header, but
+// its record reader copies every packet into a buffer of its own; the
+// record is read here straight out of the read buffer instead (Peek), which
+// saves a copy of every captured byte. Records larger than the buffer, which
+// only a corrupt length announces, take pcapgo's path.
+func (s *File) nextPcap(p *Packet, start int64) error {
+	hdr, err := s.br.Peek(16)
+	if err != nil {
+		if len(hdr) > 0 && err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return s.stop(start, err)
+	}
+	sec, frac := s.order.Uint32(hdr[0:4]), s.order.Uint32(hdr[4:8])
+	capLen, wireLen := int(s.order.Uint32(hdr[8:12])), int(s.order.Uint32(hdr[12:16]))
+	switch {
+	case capLen > s.maxCap:
+		return s.stop(start, fmt.Errorf("capture length exceeds snap length: %d > %d", capLen, s.maxCap))
+	case capLen > wireLen:
+		return s.stop(start, fmt.Errorf("capture length exceeds original packet length: %d > %d", capLen, wireLen))
+	case 16+capLen > s.br.Size():
+		data, ci, err := s.pcap.ZeroCopyReadPacketData()
+		if err != nil {
+			return s.stop(start, err)
+		}
+		s.packets++
+		*p = Packet{Timestamp: ci.Timestamp, Data: data, Length: ci.Length, LinkType: s.link}
+		return nil
+	}
+	rec, err := s.br.Peek(16 + capLen)
+	if err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return s.stop(start, err)
+	}
+	s.br.Discard(16 + capLen)
+	nsec := int64(frac)
+	if !s.nanos {
+		nsec *= 1000
+	}
+	s.packets++
+	p.Timestamp = time.Unix(int64(sec), nsec).UTC()
+	p.Data = rec[16:]
+	p.Length = wireLen
+	p.LinkType = s.link
+	p.Interface = 0
 	p.Source = 0
 	return nil
 }

@@ -307,3 +307,26 @@ func TestMerge(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestReadLargeRecord reads a record larger than the read buffer (a
+// 1.5 MiB frame in a file whose snap length allows it).
+func TestReadLargeRecord(t *testing.T) {
+	big := make([]byte, 3<<19)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	var buf bytes.Buffer
+	w := pcapgo.NewWriter(&buf)
+	w.WriteFileHeader(4<<20, layers.LinkTypeRaw)
+	small := serialize(t, tcp4("after")...)
+	w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(1, 0), CaptureLength: len(big), Length: len(big)}, big)
+	w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(2, 0), CaptureLength: len(small), Length: len(small)}, small)
+	src, err := NewReader("big.pcap", &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, warns := readAll(t, src)
+	if len(got) != 2 || len(warns) != 0 || !bytes.Equal(got[0].Data, big) || !bytes.Equal(got[1].Data, small) {
+		t.Fatalf("%d packets, warnings %v", len(got), warns)
+	}
+}

@@ -251,7 +251,7 @@ func checkHTTP(t *testing.T, h *truth.HTTP, calls []*dissect.Call) []*dissect.Ca
 	// paired with a (malformed) request tshark did not recognise, or alone.
 	interims := map[int]int{}
 	for _, c := range calls {
-		if in, ok := c.Extra["interim"].([]int); ok {
+		if in, ok := c.Extra.Get("interim").([]int); ok {
 			for _, s := range in {
 				interims[s]++
 			}
@@ -292,7 +292,7 @@ func checkDNS(t *testing.T, d *truth.DNS, calls []*dissect.Call) {
 		}
 		id, _ := strconv.ParseUint(strings.TrimPrefix(q.ID, "0x"), 16, 16)
 		i := slices.IndexFunc(left, func(c *dissect.Call) bool {
-			return c.Method == q.QType && c.Path == q.QName && c.Extra["id"] == int(id)
+			return c.Method == q.QType && c.Path == q.QName && c.Extra.Get("id") == int(id)
 		})
 		if i < 0 {
 			t.Errorf("tshark query %s %s %s: no such call", q.ID, q.QType, q.QName)
@@ -306,7 +306,7 @@ func checkDNS(t *testing.T, d *truth.DNS, calls []*dissect.Call) {
 			}
 			continue
 		}
-		answers, _ := c.Extra["answers"].([]string)
+		answers, _ := c.Extra.Get("answers").([]string)
 		if !strings.EqualFold(c.Status, resp.RCode) || c.Error != "" || len(answers) != resp.Answers {
 			t.Errorf("query %s %s: wirescope %s with %d answers (error %q), tshark %s with %d",
 				q.QType, q.QName, c.Status, len(answers), c.Error, resp.RCode, resp.Answers)
@@ -359,7 +359,13 @@ func checkGolden(t *testing.T, name string, calls []*dissect.Call) {
 				w = wl[i]
 			}
 			if g != w {
-				t.Fatalf("output differs from %s at line %d:\n got: %.300s\nwant: %.300s\n(run with -update if the change is intended)", path, i+1, g, w)
+				k := 0
+				for k < len(g) && k < len(w) && g[k] == w[k] {
+					k++
+				}
+				from := max(0, k-80)
+				t.Fatalf("output differs from %s at line %d, byte %d:\n got: …%.200s\nwant: …%.200s\n(run with -update if the change is intended)",
+					path, i+1, k, g[min(from, len(g)):], w[min(from, len(w)):])
 			}
 		}
 	}

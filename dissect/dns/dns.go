@@ -120,7 +120,7 @@ type query struct {
 	t       time.Time
 	size    int
 	retrans int
-	extra   map[string]any
+	extra   proto.Extra
 }
 
 // matcher pairs queries and responses of one flow.
@@ -154,11 +154,11 @@ func (m *matcher) message(r proto.Role, b []byte, t time.Time) {
 				return
 			}
 		}
-		q := &query{id: d.ID, name: name, qtype: qtype, t: t, size: len(b), extra: map[string]any{
-			"id": int(d.ID), "transport": m.transport, "rd": d.RD,
+		q := &query{id: d.ID, name: name, qtype: qtype, t: t, size: len(b), extra: proto.Extra{
+			{Key: "id", Value: int(d.ID)}, {Key: "transport", Value: m.transport}, {Key: "rd", Value: d.RD},
 		}}
 		if d.OpCode != layers.DNSOpCodeQuery {
-			q.extra["opcode"] = opcodeName(d.OpCode)
+			q.extra.Set("opcode", opcodeName(d.OpCode))
 		}
 		if len(m.pending) >= m.lim.MaxPending {
 			m.emit(m.pending[0], nil, "truncated: more than "+strconv.Itoa(m.lim.MaxPending)+" queries waiting for a response")
@@ -186,7 +186,7 @@ type response struct {
 	name   string
 	qtype  string
 	answer int
-	extra  map[string]any
+	extra  proto.Extra
 	err    string
 }
 
@@ -206,8 +206,8 @@ func (m *matcher) answer(id uint16, name, qtype string, resp *response) {
 	if err == "" {
 		err = "no request"
 	}
-	m.emit(&query{id: id, name: name, qtype: qtype, t: resp.t, extra: map[string]any{
-		"id": int(id), "transport": m.transport,
+	m.emit(&query{id: id, name: name, qtype: qtype, t: resp.t, extra: proto.Extra{
+		{Key: "id", Value: int(id)}, {Key: "transport", Value: m.transport},
 	}}, resp, err)
 }
 
@@ -223,10 +223,10 @@ func (m *matcher) broken(r proto.Role, b []byte, t time.Time, reason string) {
 		isResponse = binary.BigEndian.Uint16(b[2:4])&0x8000 != 0
 	}
 	if isResponse {
-		m.answer(id, "", "", &response{t: t, size: len(b), err: reason, extra: map[string]any{}})
+		m.answer(id, "", "", &response{t: t, size: len(b), err: reason})
 		return
 	}
-	m.emit(&query{id: id, t: t, size: len(b), extra: map[string]any{"id": int(id), "transport": m.transport}}, nil, reason)
+	m.emit(&query{id: id, t: t, size: len(b), extra: proto.Extra{{Key: "id", Value: int(id)}, {Key: "transport", Value: m.transport}}}, nil, reason)
 }
 
 func (m *matcher) emit(q *query, r *response, errText string) {
@@ -240,7 +240,7 @@ func (m *matcher) emit(q *query, r *response, errText string) {
 	}
 	c.Request.BodySize = int64(q.size)
 	if q.retrans > 0 {
-		c.Extra["retransmissions"] = q.retrans
+		c.Extra.Set("retransmissions", q.retrans)
 	}
 	if r == nil {
 		if errText == "" {
@@ -254,8 +254,8 @@ func (m *matcher) emit(q *query, r *response, errText string) {
 	if d := r.t.Sub(q.t); d > 0 {
 		c.LatencyNS = int64(d)
 	}
-	for k, v := range r.extra {
-		c.Extra[k] = v
+	for _, f := range r.extra {
+		c.Extra.Set(f.Key, f.Value)
 	}
 	m.out.Emit(c)
 }
@@ -284,16 +284,16 @@ func (m *matcher) Expire(deadline time.Time) { m.expire(deadline, false) }
 func (m *matcher) End(time.Time) { m.expire(time.Time{}, true) }
 
 // answerExtra describes a response's flags and records for display.
-func answerExtra(d *layers.DNS) map[string]any {
-	x := map[string]any{"aa": d.AA, "ra": d.RA}
+func answerExtra(d *layers.DNS) proto.Extra {
+	x := proto.Extra{{Key: "aa", Value: d.AA}, {Key: "ra", Value: d.RA}}
 	if d.TC {
-		x["tc"] = true
+		x.Set("tc", true)
 	}
 	if len(d.Answers) > 0 {
-		x["answers"] = records(d.Answers)
+		x.Set("answers", records(d.Answers))
 	}
 	if len(d.Authorities) > 0 {
-		x["authorities"] = records(d.Authorities)
+		x.Set("authorities", records(d.Authorities))
 	}
 	return x
 }

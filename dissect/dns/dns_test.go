@@ -97,11 +97,11 @@ func TestRecordTypes(t *testing.T) {
 			t.Fatalf("%s: %d calls", c.name, len(r.calls))
 		}
 		call := r.calls[0]
-		ans, _ := call.Extra["answers"].([]string)
+		ans, _ := call.Extra.Get("answers").([]string)
 		if call.Method != c.name || call.Path != string(c.rr.Name) || call.Status != "NOERROR" || len(ans) != 1 || ans[0] != c.want {
 			t.Errorf("%s: %s %s %s answers %q, want %q", c.name, call.Method, call.Path, call.Status, ans, c.want)
 		}
-		if call.LatencyNS != int64(2*time.Millisecond) || call.Extra["transport"] != "udp" {
+		if call.LatencyNS != int64(2*time.Millisecond) || call.Extra.Get("transport") != "udp" {
 			t.Errorf("%s: latency %d extra %v", c.name, call.LatencyNS, call.Extra)
 		}
 	}
@@ -157,7 +157,7 @@ func TestMatching(t *testing.T) {
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("calls %q, want %q", got, want)
 	}
-	if r.calls[1].Extra["retransmissions"] != 1 || r.calls[1].LatencyNS != int64(1002*time.Millisecond) {
+	if r.calls[1].Extra.Get("retransmissions") != 1 || r.calls[1].LatencyNS != int64(1002*time.Millisecond) {
 		t.Errorf("retransmitted query: %v latency %v", r.calls[1].Extra, time.Duration(r.calls[1].LatencyNS))
 	}
 	// End emits what is still waiting.
@@ -216,7 +216,7 @@ func TestTCP(t *testing.T) {
 	resp := append(tcpMsg(msg(t, answer(q2, 0))), tcpMsg(msg(t, answer(q1, 3)))...)
 	s.Feed(proto.Server, resp, at(5))
 	s.End(proto.EndFIN, at(6))
-	if len(r.calls) != 2 || r.calls[0].Path != "two.example" || r.calls[1].Status != "NXDOMAIN" || r.calls[1].Extra["transport"] != "tcp" {
+	if len(r.calls) != 2 || r.calls[0].Path != "two.example" || r.calls[1].Status != "NXDOMAIN" || r.calls[1].Extra.Get("transport") != "tcp" {
 		t.Fatalf("calls %+v", r.calls)
 	}
 	// A gap cuts the message in progress; the side resynchronises on the

@@ -16,20 +16,20 @@ func trimCR(b []byte) []byte {
 	return b
 }
 
+// trimLine cuts b to at most n bytes for an error message.
+func trimLine(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[:n]
+	}
+	return b
+}
+
 func trimSpace(b []byte) []byte {
 	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
 		b = b[1:]
 	}
 	for len(b) > 0 && (b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
 		b = b[:len(b)-1]
-	}
-	return b
-}
-
-// trimLine cuts b to at most n bytes for an error message.
-func trimLine(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[:n]
 	}
 	return b
 }
@@ -41,53 +41,72 @@ func trimString(s string, n int) string {
 	return s
 }
 
+func trimCRString(s string) string {
+	if n := len(s); n > 0 && s[n-1] == '\r' {
+		return s[:n-1]
+	}
+	return s
+}
+
+func trimSpaceString(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
 // parseRequestLine splits a request line leniently: the first field is the
 // method, the last is the version when it starts with "HTTP/", and what lies
 // between is the target. "OPTIONS HTTP/1.1" is method OPTIONS with target
 // "HTTP/1.1", as tshark reads it.
-func parseRequestLine(line []byte) (method, target, version string) {
-	line = trimSpace(line)
-	sp := bytes.IndexByte(line, ' ')
+func parseRequestLine(line string) (method, target, version string) {
+	line = trimSpaceString(line)
+	sp := strings.IndexByte(line, ' ')
 	if sp < 0 {
-		return internMethod(line), "", ""
+		return line, "", ""
 	}
-	method = internMethod(line[:sp])
-	rest := trimSpace(line[sp+1:])
-	if last := bytes.LastIndexByte(rest, ' '); last >= 0 && bytes.HasPrefix(rest[last+1:], []byte("HTTP/")) {
-		return method, string(trimSpace(rest[:last])), internVersion(rest[last+1:])
+	method = line[:sp]
+	rest := trimSpaceString(line[sp+1:])
+	if last := strings.LastIndexByte(rest, ' '); last >= 0 && strings.HasPrefix(rest[last+1:], "HTTP/") {
+		return method, trimSpaceString(rest[:last]), rest[last+1:]
 	}
-	return method, string(rest), ""
+	return method, rest, ""
 }
 
 // parseStatusLine parses "HTTP/1.1 200 OK" (the reason is optional).
-func parseStatusLine(line []byte) (version string, status int, ok bool) {
-	if !bytes.HasPrefix(line, []byte("HTTP/")) {
+func parseStatusLine(line string) (version string, status int, ok bool) {
+	if !strings.HasPrefix(line, "HTTP/") {
 		return "", 0, false
 	}
-	sp := bytes.IndexByte(line, ' ')
+	sp := strings.IndexByte(line, ' ')
 	if sp < 0 || len(line) < sp+4 {
 		return "", 0, false
 	}
 	code := line[sp+1 : sp+4]
-	if !isDigit(code[0]) || !isDigit(code[1]) || !isDigit(code[2]) || (len(line) > sp+4 && line[sp+4] != ' ') {
+	// Three digits, the first not 0: 100 to 999 (RFC 9110 defines 1xx to
+	// 5xx; servers send other classes, and those still answer a request).
+	if code[0] < '1' || code[0] > '9' || !isDigit(code[1]) || !isDigit(code[2]) || (len(line) > sp+4 && line[sp+4] != ' ') {
 		return "", 0, false
 	}
 	status = int(code[0]-'0')*100 + int(code[1]-'0')*10 + int(code[2]-'0')
-	return internVersion(line[:sp]), status, true
+	return line[:sp], status, true
 }
 
 // splitField splits "Name: value" into a lower-case name and a trimmed
-// value.
-func splitField(line []byte) (name, value string, ok bool) {
-	colon := bytes.IndexByte(line, ':')
+// value (a substring of line).
+func splitField(line string) (name, value string, ok bool) {
+	colon := strings.IndexByte(line, ':')
 	if colon <= 0 {
 		return "", "", false
 	}
-	n := trimSpace(line[:colon])
+	n := trimSpaceString(line[:colon])
 	if len(n) == 0 {
 		return "", "", false
 	}
-	return internName(n), string(trimSpace(line[colon+1:])), true
+	return lowerName(n), trimSpaceString(line[colon+1:]), true
 }
 
 // addField appends a field, joining repeated names with ", " so that each
@@ -184,15 +203,26 @@ func lowerASCII(s string) string {
 	return s
 }
 
-// internName returns the lower-case header name, without allocating for
-// common names.
-func internName(b []byte) string {
-	var buf [32]byte
-	if len(b) > len(buf) {
-		return strings.ToLower(string(b))
+// lowerName returns a header name in lower case without allocating for
+// names already in lower case (returned as is) or common ones (interned).
+func lowerName(s string) string {
+	upper := false
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			upper = true
+			break
+		}
 	}
-	l := buf[:len(b)]
-	for i, c := range b {
+	if !upper {
+		return s
+	}
+	var buf [32]byte
+	if len(s) > len(buf) {
+		return strings.ToLower(s)
+	}
+	l := buf[:len(s)]
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		if c >= 'A' && c <= 'Z' {
 			c += 'a' - 'A'
 		}
@@ -209,86 +239,52 @@ func internName(b []byte) string {
 		return "accept-encoding"
 	case "accept-language":
 		return "accept-language"
+	case "accept-ranges":
+		return "accept-ranges"
+	case "authorization":
+		return "authorization"
+	case "cache-control":
+		return "cache-control"
 	case "connection":
 		return "connection"
+	case "content-encoding":
+		return "content-encoding"
 	case "content-length":
 		return "content-length"
 	case "content-type":
 		return "content-type"
-	case "content-encoding":
-		return "content-encoding"
-	case "transfer-encoding":
-		return "transfer-encoding"
-	case "date":
-		return "date"
-	case "server":
-		return "server"
-	case "last-modified":
-		return "last-modified"
-	case "etag":
-		return "etag"
-	case "accept-ranges":
-		return "accept-ranges"
-	case "cache-control":
-		return "cache-control"
-	case "keep-alive":
-		return "keep-alive"
-	case "location":
-		return "location"
-	case "authorization":
-		return "authorization"
 	case "cookie":
 		return "cookie"
-	case "set-cookie":
-		return "set-cookie"
-	case "referer":
-		return "referer"
-	case "vary":
-		return "vary"
-	case "expires":
-		return "expires"
-	case "upgrade":
-		return "upgrade"
+	case "date":
+		return "date"
+	case "etag":
+		return "etag"
 	case "expect":
 		return "expect"
-	case "x-request-id":
-		return "x-request-id"
+	case "expires":
+		return "expires"
+	case "keep-alive":
+		return "keep-alive"
+	case "last-modified":
+		return "last-modified"
+	case "location":
+		return "location"
+	case "referer":
+		return "referer"
+	case "server":
+		return "server"
+	case "set-cookie":
+		return "set-cookie"
+	case "transfer-encoding":
+		return "transfer-encoding"
+	case "upgrade":
+		return "upgrade"
+	case "vary":
+		return "vary"
 	case "x-forwarded-for":
 		return "x-forwarded-for"
+	case "x-request-id":
+		return "x-request-id"
 	}
 	return string(l)
-}
-
-func internMethod(b []byte) string {
-	switch string(b) {
-	case "GET":
-		return "GET"
-	case "POST":
-		return "POST"
-	case "PUT":
-		return "PUT"
-	case "HEAD":
-		return "HEAD"
-	case "DELETE":
-		return "DELETE"
-	case "PATCH":
-		return "PATCH"
-	case "OPTIONS":
-		return "OPTIONS"
-	case "CONNECT":
-		return "CONNECT"
-	case "TRACE":
-		return "TRACE"
-	}
-	return string(b)
-}
-
-func internVersion(b []byte) string {
-	switch string(b) {
-	case "HTTP/1.1":
-		return "HTTP/1.1"
-	case "HTTP/1.0":
-		return "HTTP/1.0"
-	}
-	return string(b)
 }

@@ -24,6 +24,7 @@ package http1
 
 import (
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/wirescope/wirescope/dissect/proto"
@@ -62,6 +63,7 @@ const (
 	stChunkEnd                // the CRLF after chunk data
 	stTrailer                 // trailer fields after the last chunk
 	stUntilClose              // a response body that ends with the connection
+	stSkipHeader              // dropping a header block larger than the limit
 	stHold                    // after an upgrade request: wait for the response
 	stOpaque                  // the connection switched protocols or tunnels
 	stLost                    // out of step after a gap: wait for a message start
@@ -106,6 +108,10 @@ type half struct {
 	resync    bool      // lost step since the last message
 	held      []heldBytes
 	heldSize  int
+	// tail holds the last bytes skipped in stSkipHeader, to find a header
+	// block's end split across segments.
+	tail  [3]byte
+	ntail int
 }
 
 type heldBytes struct {
@@ -201,12 +207,14 @@ func (c *conn) Feed(r proto.Role, data []byte, t time.Time) {
 				c.complete(h, t)
 				continue
 			}
-			if name, value, ok := splitField(line); ok {
+			if name, value, ok := splitField(string(line)); ok {
 				h.msg.trailers = addField(h.msg.trailers, name, value)
 			}
 		case stUntilClose:
 			c.addBody(h.msg, data)
 			return
+		case stSkipHeader:
+			data = c.skipHeader(h, data)
 		case stHold:
 			if h.heldSize+len(data) > c.lim.MaxHeaderBytes {
 				c.out.Skipped(len(data))
@@ -275,10 +283,53 @@ func (c *conn) header(h *half, data []byte, t time.Time) []byte {
 		return nil
 	}
 	// The header block is larger than allowed: keep what the start line
-	// says, drop the rest, and wait for the next message.
-	c.out.Skipped(len(h.buf) + len(data) - len(take))
+	// says and skip the rest of the block without buffering it.
+	c.out.Skipped(len(h.buf))
 	c.abort(h, "truncated: header block larger than "+strconv.Itoa(c.lim.MaxHeaderBytes)+" bytes")
+	h.state, h.ntail = stSkipHeader, 0
+	return data[len(take):]
+}
+
+// skipHeader drops bytes up to and including the empty line that ends an
+// oversized header block, counting them as skipped, and returns what
+// follows. The message's framing went with its headers: a request is taken
+// to have no body, and a response side waits for the next message start.
+func (c *conn) skipHeader(h *half, data []byte) []byte {
+	// The block ends at "\n\n" or "\n\r\n"; look across the boundary with
+	// the last bytes of the previous segment.
+	var joined [6]byte
+	n := copy(joined[:], h.tail[:h.ntail])
+	n += copy(joined[n:], data[:min(len(data), 3)])
+	if i := headerEnd(joined[:n], 0); i >= 0 && i > h.ntail {
+		return c.headerSkipped(h, data, i-h.ntail)
+	}
+	if i := headerEnd(data, 0); i >= 0 {
+		return c.headerSkipped(h, data, i)
+	}
+	c.out.Skipped(len(data))
+	k := min(3, len(data))
+	if k < 3 {
+		// Keep the newest three bytes seen, across short segments.
+		keep := min(h.ntail, 3-k)
+		copy(h.tail[:], h.tail[h.ntail-keep:h.ntail])
+		copy(h.tail[keep:], data)
+		h.ntail = keep + k
+	} else {
+		copy(h.tail[:], data[len(data)-3:])
+		h.ntail = 3
+	}
 	return nil
+}
+
+func (c *conn) headerSkipped(h *half, data []byte, end int) []byte {
+	c.out.Skipped(end)
+	h.ntail = 0
+	if h.role == proto.Client {
+		h.state = stStart
+	} else {
+		h.state = stLost
+	}
+	return data[end:]
 }
 
 // headerEnd returns the index just past the empty line ending a header
@@ -300,22 +351,26 @@ func headerEnd(b []byte, from int) int {
 	}
 }
 
-// parseHeader parses a complete header block and sets up the body.
+// parseHeader parses a complete header block and sets up the body. The
+// block is copied into one string; the start line's fields and the header
+// values are substrings of it, so a message costs one copy however many
+// fields it has.
 func (c *conn) parseHeader(h *half, block []byte, t time.Time) {
 	m := h.msg
-	i := indexByte(block, '\n')
-	first := trimCR(block[:max(i, 0)])
-	rest := block[i+1:]
+	blk := string(block)
+	i := strings.IndexByte(blk, '\n')
+	first := trimCRString(blk[:max(i, 0)])
+	rest := blk[i+1:]
 	if !c.startLine(h, first) {
-		c.abort(h, "malformed: bad status line "+strconv.Quote(string(trimLine(first, 64))))
+		c.abort(h, "malformed: bad status line "+strconv.Quote(trimString(first, 64)))
 		return
 	}
 	for len(rest) > 0 {
-		j := indexByte(rest, '\n')
+		j := strings.IndexByte(rest, '\n')
 		if j < 0 {
 			j = len(rest)
 		}
-		line := trimCR(rest[:j])
+		line := trimCRString(rest[:j])
 		rest = rest[min(j+1, len(rest)):]
 		if len(line) == 0 {
 			break
@@ -323,7 +378,7 @@ func (c *conn) parseHeader(h *half, block []byte, t time.Time) {
 		if (line[0] == ' ' || line[0] == '\t') && len(m.headers) > 0 {
 			// An obsolete line folding: continue the previous value.
 			f := &m.headers[len(m.headers)-1]
-			f.Value += " " + string(trimSpace(line))
+			f.Value += " " + trimSpaceString(line)
 			continue
 		}
 		name, value, ok := splitField(line)
@@ -349,7 +404,7 @@ func (c *conn) parseHeader(h *half, block []byte, t time.Time) {
 
 // startLine parses a request or status line into h.msg. A request line is
 // taken however malformed; a status line must be one.
-func (c *conn) startLine(h *half, line []byte) bool {
+func (c *conn) startLine(h *half, line string) bool {
 	m := h.msg
 	if h.role == proto.Client {
 		m.method, m.target, m.version = parseRequestLine(line)
@@ -536,7 +591,7 @@ func (c *conn) abort(h *half, reason string) {
 		if i := indexByte(line, '\n'); i >= 0 {
 			line = line[:i]
 		}
-		c.startLine(h, trimCR(line))
+		c.startLine(h, string(trimCR(line)))
 	}
 	ex := h.ex
 	h.buf = h.buf[:0]
@@ -661,6 +716,9 @@ func kind(h *half) string {
 // addBody counts body bytes and keeps the first ones for display.
 func (c *conn) addBody(m *message, b []byte) {
 	m.bodySize += int64(len(b))
+	if c.lim.SkipBodies {
+		return
+	}
 	if room := c.lim.MaxBodyCapture - len(m.body); room > 0 {
 		if m.body == nil {
 			n := c.lim.MaxBodyCapture
@@ -727,27 +785,44 @@ func (c *conn) emit(ex *exchange, reason string) {
 	if call.Error == "" && missing > 0 {
 		call.Error = "truncated: " + strconv.FormatInt(missing, 10) + " body bytes missing from the capture"
 	}
-	extra := map[string]any{}
+	extra := make(proto.Extra, 0, 2)
 	if version != "" {
-		extra["version"] = version
+		extra = append(extra, proto.Field{Key: "version", Value: boxVersion(version)})
 	}
 	if len(ex.interim) > 0 {
-		extra["interim"] = ex.interim
+		extra = append(extra, proto.Field{Key: "interim", Value: ex.interim})
 	}
 	if missing > 0 {
-		extra["missing_bytes"] = missing
+		extra = append(extra, proto.Field{Key: "missing_bytes", Value: missing})
 	}
 	if resp != nil && resp.status == 101 && resp.upgrade != "" {
-		extra["upgrade"] = resp.upgrade
+		extra = append(extra, proto.Field{Key: "upgrade", Value: resp.upgrade})
 	}
 	if req != nil && len(req.trailers) > 0 {
-		extra["request_trailers"] = req.trailers.Map()
+		extra = append(extra, proto.Field{Key: "request_trailers", Value: req.trailers.Map()})
 	}
 	if resp != nil && len(resp.trailers) > 0 {
-		extra["response_trailers"] = resp.trailers.Map()
+		extra = append(extra, proto.Field{Key: "response_trailers", Value: resp.trailers.Map()})
 	}
 	call.Extra = extra
 	c.out.Emit(call)
+}
+
+// The common versions, boxed once: putting a string in an interface value
+// allocates, and every call carries its version.
+var (
+	boxHTTP11 any = "HTTP/1.1"
+	boxHTTP10 any = "HTTP/1.0"
+)
+
+func boxVersion(v string) any {
+	switch v {
+	case "HTTP/1.1":
+		return boxHTTP11
+	case "HTTP/1.0":
+		return boxHTTP10
+	}
+	return v
 }
 
 // message fills a proto.Message from m.

@@ -113,7 +113,7 @@ func TestSimpleExchange(t *testing.T) {
 	if c.Request.Headers.Get("host") != "shop" || c.Response.Headers.Get("content-type") != "application/json" {
 		t.Errorf("headers %v / %v", c.Request.Headers, c.Response.Headers)
 	}
-	if c.Extra["version"] != "HTTP/1.1" {
+	if c.Extra.Get("version") != "HTTP/1.1" {
 		t.Errorf("extra %v", c.Extra)
 	}
 }
@@ -149,7 +149,7 @@ func TestSplitEverywhere(t *testing.T) {
 	if c.Request.Body != "wikipedia" {
 		t.Errorf("request body %q", c.Request.Body)
 	}
-	if tr, _ := c.Extra["request_trailers"].(map[string]string); tr["x-trailer"] != "yes" {
+	if tr, _ := c.Extra.Get("request_trailers").(map[string]string); tr["x-trailer"] != "yes" {
 		t.Errorf("trailers %v", c.Extra)
 	}
 	// Latency runs from the request's last byte to the response's first.
@@ -193,8 +193,8 @@ func TestContinue(t *testing.T) {
 	s.srv(7, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
 	c := s.rec.only(t)
 	want{method: "PUT", path: "/file", status: "201", reqBody: 4}.check(t, c)
-	if in, _ := c.Extra["interim"].([]int); len(in) != 1 || in[0] != 100 {
-		t.Errorf("interim %v", c.Extra["interim"])
+	if in, _ := c.Extra.Get("interim").([]int); len(in) != 1 || in[0] != 100 {
+		t.Errorf("interim %v", c.Extra.Get("interim"))
 	}
 	if c.LatencyNS != int64(5*time.Millisecond) {
 		t.Errorf("latency %v, want from the body's end to the final response", time.Duration(c.LatencyNS))
@@ -209,7 +209,7 @@ func TestUpgrade(t *testing.T) {
 	s.end(proto.EndFIN)
 	c := s.rec.only(t)
 	want{method: "GET", path: "/chat", status: "101"}.check(t, c)
-	if len(s.rec.upgrades) != 1 || s.rec.upgrades[0] != "websocket" || c.Extra["upgrade"] != "websocket" {
+	if len(s.rec.upgrades) != 1 || s.rec.upgrades[0] != "websocket" || c.Extra.Get("upgrade") != "websocket" {
 		t.Errorf("upgrades %v extra %v", s.rec.upgrades, c.Extra)
 	}
 
@@ -337,10 +337,12 @@ func TestMalformed(t *testing.T) {
 	s.srv(1, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffffff\r\n")
 	want{method: "GET", path: "/x", status: "200", errPrefix: "malformed: bad chunk size"}.check(t, s.rec.only(t))
 
-	s = newSession(proto.Limits{})
-	s.cli(0, "GET /x HTTP/1.1\r\n\r\n")
-	s.srv(1, "HTTP/1.1 2OO OK\r\n\r\n")
-	want{method: "GET", path: "/x", errPrefix: "malformed: bad status line"}.check(t, s.rec.only(t))
+	for _, line := range []string{"HTTP/1.1 2OO OK", "HTTP/1.1 000 Zero", "HTTP/1.1 20", "HTTP/1.1 2000 Too long"} {
+		s = newSession(proto.Limits{})
+		s.cli(0, "GET /x HTTP/1.1\r\n\r\n")
+		s.srv(1, line+"\r\n\r\n")
+		want{method: "GET", path: "/x", errPrefix: "malformed: bad status line"}.check(t, s.rec.only(t))
+	}
 }
 
 func TestLenientSyntax(t *testing.T) {
@@ -373,7 +375,7 @@ func TestGaps(t *testing.T) {
 		want{method: "GET", path: "/a", status: "200", respBody: 10, errPrefix: "truncated: 4 body bytes missing"},
 		want{method: "GET", path: "/b", status: "200"},
 	)
-	if s.rec.calls[0].Extra["missing_bytes"] != int64(4) {
+	if s.rec.calls[0].Extra.Get("missing_bytes") != int64(4) {
 		t.Errorf("extra %v", s.rec.calls[0].Extra)
 	}
 
@@ -473,5 +475,15 @@ func TestDetect(t *testing.T) {
 		if v != c.v || r != c.role {
 			t.Errorf("%q: %v %v, want %v %v", c.in, v, r, c.v, c.role)
 		}
+	}
+}
+
+func TestSkipBodies(t *testing.T) {
+	s := newSession(proto.Limits{SkipBodies: true})
+	s.cli(0, "POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc").srv(1, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
+	c := s.rec.only(t)
+	want{method: "POST", path: "/a", status: "200", reqBody: 3, respBody: 5}.check(t, c)
+	if c.Request.Body != "" || c.Response.Body != "" {
+		t.Errorf("bodies kept: %q %q", c.Request.Body, c.Response.Body)
 	}
 }

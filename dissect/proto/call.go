@@ -3,6 +3,7 @@ package proto
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -41,8 +42,7 @@ type Call struct {
 	Request  Message
 	Response Message
 	// Extra holds protocol-specific fields (HTTP version, DNS answers, …).
-	// Values are strings, numbers, booleans, or slices and maps of those.
-	Extra map[string]any
+	Extra Extra
 }
 
 // Endpoint is one side of a call or flow, with its Kubernetes identity when
@@ -122,8 +122,23 @@ func lastRuneStart(b []byte) int {
 	return -1
 }
 
+// isText reports whether b is valid UTF-8 without control bytes other than
+// tab, CR and LF. Runs of eight bytes without a control byte are checked at
+// once.
 func isText(b []byte) bool {
-	for _, c := range b {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if (x-lsb*0x20)&^x&msb == 0 {
+			continue
+		}
+		for _, c := range b[i : i+8] {
+			if c < 0x20 && c != '\n' && c != '\r' && c != '\t' {
+				return false
+			}
+		}
+	}
+	for _, c := range b[i:] {
 		if c < 0x20 && c != '\n' && c != '\r' && c != '\t' {
 			return false
 		}
@@ -158,7 +173,7 @@ func (c *Call) AppendJSON(b []byte) []byte {
 	b = append(b, `,"response":`...)
 	b = c.Response.appendJSON(b)
 	b = append(b, `,"extra":`...)
-	b = AppendValue(b, c.Extra)
+	b = c.Extra.AppendJSON(b)
 	return append(b, '}')
 }
 
@@ -180,7 +195,7 @@ func (c *Call) UnmarshalJSON(data []byte) error {
 		Error     string          `json:"error"`
 		Request   Message         `json:"request"`
 		Response  Message         `json:"response"`
-		Extra     map[string]any  `json:"extra"`
+		Extra     Extra           `json:"extra"`
 	}
 	if err := json.Unmarshal(data, &w); err != nil {
 		return err
@@ -351,10 +366,43 @@ func appendStatus(b []byte, s string) []byte {
 // timestamps sort as strings.
 const TimeLayout = "2006-01-02T15:04:05.000000000Z07:00"
 
+// appendTime writes t in TimeLayout, in UTC, as a JSON string. It formats
+// the fixed-width fields directly: time.AppendFormat interprets its layout
+// for every call, and this runs once per call and flow.
 func appendTime(b []byte, t time.Time) []byte {
+	t = t.UTC()
+	year, month, day := t.Date()
+	hour, min, sec := t.Clock()
+	if year < 0 || year > 9999 {
+		b = append(b, '"')
+		b = t.AppendFormat(b, TimeLayout)
+		return append(b, '"')
+	}
 	b = append(b, '"')
-	b = t.UTC().AppendFormat(b, TimeLayout)
-	return append(b, '"')
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, min, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	b = append(b, '.')
+	b = appendDigits(b, t.Nanosecond(), 9)
+	return append(b, 'Z', '"')
+}
+
+// appendDigits appends v in decimal, zero-padded to width digits.
+func appendDigits(b []byte, v, width int) []byte {
+	var buf [9]byte
+	for i := width - 1; i >= 0; i-- {
+		buf[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, buf[:width]...)
 }
 
 // Map returns the headers as a map.

@@ -10,12 +10,43 @@ import (
 
 const hexDigits = "0123456789abcdef"
 
+// Word-at-a-time helpers (SWAR): they test eight bytes at once for the few
+// byte values that need attention, so long runs of plain text are copied in
+// bulk.
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// load64 reads eight bytes of s at i, little-endian (the compiler turns
+// this into one load).
+func load64(s string, i int) uint64 {
+	_ = s[i+7]
+	return uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
+		uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+}
+
+// jsonSpecial reports which bytes of x are below 0x20, '"', '\\' or
+// non-ASCII: the bytes a JSON string writer must look at.
+func jsonSpecial(x uint64) uint64 {
+	below := (x - lsb*0x20) &^ x
+	quote := x ^ (lsb * '"')
+	quote = (quote - lsb) &^ quote
+	bslash := x ^ (lsb * '\\')
+	bslash = (bslash - lsb) &^ bslash
+	return (below | quote | bslash | x) & msb
+}
+
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, so
 // the output is always valid JSON whatever bytes a capture held.
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
+		if i+8 <= len(s) && jsonSpecial(load64(s, i)) == 0 {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if c >= 0x20 && c != '"' && c != '\\' {
@@ -107,6 +138,8 @@ func AppendValue(b []byte, v any) []byte {
 			b = strconv.AppendInt(b, int64(n), 10)
 		}
 		return append(b, ']')
+	case Extra:
+		return v.AppendJSON(b)
 	case []any:
 		b = append(b, '[')
 		for i, e := range v {

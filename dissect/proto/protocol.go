@@ -154,6 +154,9 @@ type Limits struct {
 	MaxPending int
 	// RequestTimeout is how long a datagram request waits for its answer.
 	RequestTimeout time.Duration
+	// SkipBodies counts body bytes without keeping or decoding any, for
+	// runs that only summarise (calls then carry no body text).
+	SkipBodies bool
 }
 
 // DefaultLimits are the limits used for zero fields.
@@ -183,6 +186,7 @@ func (l Limits) WithDefaults() Limits {
 	if l.RequestTimeout > 0 {
 		d.RequestTimeout = l.RequestTimeout
 	}
+	d.SkipBodies = l.SkipBodies
 	if d.MaxBodyCapture < d.MaxBodyDisplay {
 		d.MaxBodyCapture = d.MaxBodyDisplay
 	}
