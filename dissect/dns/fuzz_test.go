@@ -1,6 +1,7 @@
 package dns_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"net"
@@ -27,7 +28,8 @@ func (c *fuzzEmitter) Skipped(n int)         { c.skipped += n }
 var fuzzT0 = time.Date(2026, 11, 21, 4, 30, 1, 0, time.UTC)
 
 // FuzzDatagram sends arbitrary bytes through the UDP parser, first as a
-// query from the client, then as the server's response. The invariant:
+// query from the client, then as the server's response (the header's QR
+// bit cleared, then set, so that the two pair up). The invariant:
 // every call is a well-formed DNS call (Proto "dns", an Error whenever
 // Status is empty) whose JSON is valid and reads back to the same call.
 func FuzzDatagram(f *testing.F) {
@@ -38,8 +40,13 @@ func FuzzDatagram(f *testing.F) {
 		lim := proto.Limits{}.WithDefaults()
 		var out fuzzEmitter
 		p := dns.Protocol{}.NewFlow(&out, &lim)
-		p.Datagram(proto.Client, b, fuzzT0)
-		p.Datagram(proto.Server, b, fuzzT0.Add(time.Millisecond))
+		query, resp := bytes.Clone(b), bytes.Clone(b)
+		if len(b) > 2 {
+			query[2] &^= 0x80
+			resp[2] |= 0x80
+		}
+		p.Datagram(proto.Client, query, fuzzT0)
+		p.Datagram(proto.Server, resp, fuzzT0.Add(time.Millisecond))
 		p.End(fuzzT0.Add(time.Second))
 		fuzzCheckCalls(t, out.calls)
 	})

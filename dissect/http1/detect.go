@@ -63,6 +63,23 @@ func detect(b []byte) (proto.Verdict, proto.Role) {
 	return proto.No, proto.RoleUnknown
 }
 
+// glued returns where a well-known method starts inside the first token of
+// b when the token is not itself a known method ("…bodybytesGET /x …", the
+// tail of a body lost in a gap followed by the next request in the same
+// segment); 0 otherwise.
+func glued(b []byte) int {
+	sp := bytes.IndexByte(b[:min(len(b), maxMethod+1)], ' ')
+	if sp <= 0 || knownMethod(b[:sp]) {
+		return 0
+	}
+	for _, m := range [...]string{"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"} {
+		if bytes.HasSuffix(b[:sp], []byte(m)) {
+			return sp - len(m)
+		}
+	}
+	return 0
+}
+
 // maxMethod bounds the length of a method token.
 const maxMethod = 32
 

@@ -82,7 +82,7 @@ func parseStatusLine(line string) (version string, status int, ok bool) {
 		return "", 0, false
 	}
 	sp := strings.IndexByte(line, ' ')
-	if sp < 0 || len(line) < sp+4 {
+	if sp < len("HTTP/1") || !isDigit(line[5]) || len(line) < sp+4 {
 		return "", 0, false
 	}
 	code := line[sp+1 : sp+4]

@@ -213,6 +213,8 @@ func fuzzHTTPSeeds(tb testing.TB) []fuzzHTTPSeed {
 			s("HTTP/1.1 200 Connection established\r\n\r\n\x16\x03\x03\x00\x02hi"), 0x01},
 		{"gaps", s("POST /x HTTP/1.1\r\nContent-Length: 300\r\n\r\n", string(bytes.Repeat([]byte("b"), 300)), "GET /y HTTP/1.1\r\n\r\n"),
 			s("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n64\r\n", string(bytes.Repeat([]byte("c"), 100)), "\r\n0\r\n\r\nHTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n"), 0xe2},
+		{"oversized header", s("GET /", strings.Repeat("a", 5000), " HTTP/1.1\r\nX-Pad: ", strings.Repeat("b", 100), "\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n"),
+			s("HTTP/1.1 414 URI Too Long\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nX-Big: ", strings.Repeat("c", 5000), "\r\n\r\n"), 0x03},
 		{"malformed", s("GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), s("HTTP/1.1 2OO OK\r\n\r\n"), 0x0e},
 	}
 }
@@ -230,7 +232,7 @@ func TestFuzzSeeds(t *testing.T) {
 		}
 		for i, c := range out.calls {
 			fuzzCheckCall(t, i, c, lim.MaxBodyDisplay)
-			t.Logf("%s: %s %s -> %s %q", s.name, c.Method, c.Path, c.Status, c.Error)
+			t.Logf("%s: %s %.40q -> %s %q", s.name, c.Method, c.Path, c.Status, c.Error)
 		}
 	}
 }

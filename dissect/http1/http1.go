@@ -150,6 +150,9 @@ func (c *conn) Feed(r proto.Role, data []byte, t time.Time) {
 			if v, role := detect(data); v != proto.Yes || role != h.role {
 				return
 			}
+			if h.role == proto.Client {
+				data = data[glued(data):]
+			}
 			h.state = stStart
 		case stStart:
 			data = skipCRLF(data)
