@@ -115,19 +115,25 @@ func runDissect(stdout, stderr io.Writer, files []string, f dissectFlags) error 
 		}
 		srcs = append(srcs, s)
 	}
-	src := capture.Merge(srcs...)
+	// Three stages on their own goroutines: reading the capture (Prefetch),
+	// dissecting, and encoding and writing the records (async).
+	src := capture.Prefetch(capture.Merge(srcs...))
+	defer src.Close()
+	srcs = nil
 
 	w := bufio.NewWriterSize(stdout, 256<<10)
 	var out outputter = &jsonlOut{w: w}
 	if f.format == "table" {
 		out = newTableOut(w)
 	}
+	var async *asyncOut
 	if !f.quiet {
-		opts.OnCall = out.call
+		async = newAsyncOut(out)
+		opts.OnCall = async.call
 		if f.flows {
 			opts.OnFlow = func(fl *dissect.Flow) {
 				if fl.Calls == 0 {
-					out.flow(fl)
+					async.flow(fl)
 				}
 			}
 		}
@@ -141,17 +147,90 @@ func runDissect(stdout, stderr io.Writer, files []string, f dissectFlags) error 
 			break
 		}
 		if err != nil {
+			if async != nil {
+				async.close()
+			}
 			return err
 		}
 		eng.Packet(&p)
 	}
 	st := eng.Finish()
-	out.done()
+	if async != nil {
+		async.close()
+	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
 	printSummary(stderr, files, st, src.Warnings(), time.Since(start))
 	return nil
+}
+
+// asyncOut hands calls and flows, in batches, to a goroutine that encodes
+// and writes them in the order they were produced.
+type asyncOut struct {
+	out  outputter
+	cur  []record
+	full chan []record
+	free chan []record
+	done chan struct{}
+}
+
+// record is a call or a flow to print.
+type record struct {
+	call *dissect.Call
+	flow *dissect.Flow
+}
+
+const asyncBatch = 256
+
+func newAsyncOut(out outputter) *asyncOut {
+	a := &asyncOut{out: out, full: make(chan []record, 4), free: make(chan []record, 4), done: make(chan struct{})}
+	for range 4 {
+		a.free <- make([]record, 0, asyncBatch)
+	}
+	a.cur = <-a.free
+	go func() {
+		defer close(a.done)
+		for recs := range a.full {
+			for i, r := range recs {
+				if r.call != nil {
+					out.call(r.call)
+				} else {
+					out.flow(r.flow)
+				}
+				recs[i] = record{}
+			}
+			a.free <- recs[:0]
+		}
+		out.done()
+	}()
+	return a
+}
+
+func (a *asyncOut) add(r record) {
+	a.cur = append(a.cur, r)
+	if len(a.cur) == asyncBatch {
+		a.full <- a.cur
+		a.cur = <-a.free
+	}
+}
+
+func (a *asyncOut) call(c *dissect.Call) { a.add(record{call: c}) }
+
+// flow keeps a copy: the engine may still count a flow's trailing packets
+// after reporting it.
+func (a *asyncOut) flow(f *dissect.Flow) {
+	cp := *f
+	a.add(record{flow: &cp})
+}
+
+// close writes what is left and waits for the writer.
+func (a *asyncOut) close() {
+	if len(a.cur) > 0 {
+		a.full <- a.cur
+	}
+	close(a.full)
+	<-a.done
 }
 
 type outputter interface {

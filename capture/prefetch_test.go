@@ -1,0 +1,101 @@
+package capture
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+)
+
+// TestPrefetch reads the same capture directly and through Prefetch: the
+// packets, their order, their data and the warnings must be identical,
+// across batch boundaries (more packets than a batch holds, and packets
+// larger than a batch's arena).
+func TestPrefetch(t *testing.T) {
+	var buf bytes.Buffer
+	w := pcapgo.NewWriterNanos(&buf)
+	w.WriteFileHeader(4<<20, layers.LinkTypeRaw)
+	t0 := time.Unix(1e9, 0)
+	for i := range 5000 {
+		size := 60 + i%1500
+		if i%1000 == 999 {
+			size = prefetchArena + 100 // does not fit any arena
+		}
+		data := bytes.Repeat([]byte{byte(i)}, size)
+		copy(data, fmt.Sprint(i))
+		w.WritePacket(gopacket.CaptureInfo{Timestamp: t0.Add(time.Duration(i)), CaptureLength: size, Length: size}, data)
+	}
+	raw := buf.Bytes()
+	cut := raw[:len(raw)-7] // and damage at the end
+
+	direct, err := NewReader("d", bytes.NewReader(cut))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, wantWarn := readAll(t, direct)
+	src, _ := NewReader("p", bytes.NewReader(cut))
+	pre := Prefetch(src)
+	if w := pre.Warnings(); w != nil {
+		t.Errorf("warnings before the end: %v", w)
+	}
+	var got []Packet
+	for {
+		var p Packet
+		err := pre.Next(&p)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Data must stay valid until the next call only; check it now.
+		if !bytes.Equal(p.Data, want[len(got)].Data) {
+			t.Fatalf("packet %d differs", len(got))
+		}
+		got = append(got, p)
+	}
+	if len(got) != len(want) || len(got) != 4999 {
+		t.Fatalf("%d packets through Prefetch, %d directly", len(got), len(want))
+	}
+	gw := pre.Warnings()
+	if len(gw) != 1 || len(wantWarn) != 1 || gw[0].Offset != wantWarn[0].Offset {
+		t.Errorf("warnings %v, want %v", gw, wantWarn)
+	}
+	if err := pre.Close(); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestPrefetchClose closes a prefetching source early: the goroutine stops.
+func TestPrefetchClose(t *testing.T) {
+	var buf bytes.Buffer
+	w := pcapgo.NewWriter(&buf)
+	w.WriteFileHeader(65535, layers.LinkTypeRaw)
+	data := make([]byte, 1000)
+	for range 20000 {
+		w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(1, 0), CaptureLength: len(data), Length: len(data)}, data)
+	}
+	src, _ := NewReader("p", &buf)
+	pre := Prefetch(src)
+	var p Packet
+	for range 10 {
+		if err := pre.Next(&p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error)
+	go func() { done <- pre.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return")
+	}
+}
