@@ -24,8 +24,8 @@ deps: ## install the Debian packages the tests use (tshark, tcpdump, nginx, dnsm
 	bash scripts/install-deps.sh
 
 .PHONY: test
-test: deps ## install what the tests need, then run every test
-	$(GO) test -timeout 30m ./...
+test: deps ## install what the tests need, then run every test (with the race detector)
+	$(GO) test -race -timeout 30m ./...
 
 .PHONY: lint
 lint: ## gofmt and go vet

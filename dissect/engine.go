@@ -133,8 +133,11 @@ type Engine struct {
 	maxTS     time.Time
 	nextFlush time.Time
 	flushing  bool
-	ending    proto.EndReason
-	finished  bool
+	// delivering is set while deliverPending hands over a flush's output
+	// (Parallel tags it so).
+	delivering bool
+	ending     proto.EndReason
+	finished   bool
 }
 
 // tsContext is the reassembly.AssemblerContext handed to gopacket for one
@@ -184,19 +187,29 @@ func New(opts Options) *Engine {
 
 // Packet dissects one packet. Packets must come in capture order.
 func (e *Engine) Packet(p *capture.Packet) {
+	e.clock(p)
+	if e.dec.Decode(p.LinkType, p.Data, p.Length, p.Timestamp, &e.cur) != nil {
+		return
+	}
+	e.dispatch(p)
+}
+
+// clock counts a packet and runs the periodic work its time calls for.
+func (e *Engine) clock(p *capture.Packet) {
 	e.stats.Packets++
 	e.stats.Bytes += uint64(len(p.Data))
-	ts := p.Timestamp
-	if ts.After(e.maxTS) {
+	if ts := p.Timestamp; ts.After(e.maxTS) {
 		e.maxTS = ts
 		if !ts.Before(e.nextFlush) {
 			e.periodic(ts)
 		}
 	}
+}
+
+// dispatch dissects the packet e.cur was decoded from.
+func (e *Engine) dispatch(p *capture.Packet) {
 	d := &e.cur
-	if e.dec.Decode(p.LinkType, p.Data, p.Length, ts, d) != nil {
-		return
-	}
+	ts := p.Timestamp
 	if d.Truncated {
 		e.stats.TruncatedPackets++
 	}
@@ -325,6 +338,8 @@ func (e *Engine) emit(c *Call, f *Flow, client, server proto.Endpoint, seq uint6
 
 // deliverPending hands over, in time order, what a flush produced.
 func (e *Engine) deliverPending() {
+	e.delivering = true
+	defer func() { e.delivering = false }()
 	slices.SortStableFunc(e.pendCalls, func(a, b *Call) int {
 		return cmp.Or(a.TS.Compare(b.TS), strings.Compare(a.ID, b.ID))
 	})

@@ -7,7 +7,7 @@ import (
 	"io"
 	"maps"
 	"os"
-	"runtime/debug"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -84,12 +84,6 @@ func runDissect(stdout, stderr io.Writer, files []string, f dissectFlags) error 
 		}
 		defer pprof.StopCPUProfile()
 	}
-	if os.Getenv("GOGC") == "" {
-		// A dissection allocates fast and keeps little: collecting when the
-		// heap has grown fourfold rather than twofold halves the collector's
-		// work for a few MiB more peak memory.
-		debug.SetGCPercent(400)
-	}
 	opts := dissect.Options{
 		Limits:          proto.Limits{MaxBodyDisplay: f.maxBody, MaxHeaderBytes: f.maxHeader, SkipBodies: f.quiet},
 		MaxPagesPerConn: f.pagesPerConn,
@@ -115,11 +109,10 @@ func runDissect(stdout, stderr io.Writer, files []string, f dissectFlags) error 
 		}
 		srcs = append(srcs, s)
 	}
-	// Three stages on their own goroutines: reading the capture (Prefetch),
-	// dissecting, and encoding and writing the records (async).
-	src := capture.Prefetch(capture.Merge(srcs...))
-	defer src.Close()
-	srcs = nil
+	// Reading the capture (a Batcher), dissecting (one shard per CPU) and
+	// encoding the records (asyncOut) run on goroutines of their own.
+	src := capture.Merge(srcs...)
+	srcs = nil // Run closes them
 
 	w := bufio.NewWriterSize(stdout, 256<<10)
 	var out outputter = &jsonlOut{w: w}
@@ -138,30 +131,18 @@ func runDissect(stdout, stderr io.Writer, files []string, f dissectFlags) error 
 			}
 		}
 	}
-	eng := dissect.New(opts)
 	start := time.Now()
-	var p capture.Packet
-	for {
-		err := src.Next(&p)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			if async != nil {
-				async.close()
-			}
-			return err
-		}
-		eng.Packet(&p)
-	}
-	st := eng.Finish()
+	st, warnings, err := dissect.NewParallel(opts, runtime.GOMAXPROCS(0)).Run(src)
 	if async != nil {
 		async.close()
+	}
+	if err != nil {
+		return err
 	}
 	if err := w.Flush(); err != nil {
 		return err
 	}
-	printSummary(stderr, files, st, src.Warnings(), time.Since(start))
+	printSummary(stderr, files, st, warnings, time.Since(start))
 	return nil
 }
 
@@ -217,12 +198,7 @@ func (a *asyncOut) add(r record) {
 
 func (a *asyncOut) call(c *dissect.Call) { a.add(record{call: c}) }
 
-// flow keeps a copy: the engine may still count a flow's trailing packets
-// after reporting it.
-func (a *asyncOut) flow(f *dissect.Flow) {
-	cp := *f
-	a.add(record{flow: &cp})
-}
+func (a *asyncOut) flow(f *dissect.Flow) { a.add(record{flow: f}) }
 
 // close writes what is left and waits for the writer.
 func (a *asyncOut) close() {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Call is one API call: a request and its response, matched.
@@ -92,7 +93,10 @@ func (h Headers) Get(name string) string {
 
 // SetBody stores b (already content-decoded) as the message's display body,
 // cut to max bytes: as text when it is valid UTF-8 without control bytes,
-// else base64.
+// else base64. Text is kept without copying (a body is the largest part of
+// a call, and copying every one doubles what a dissection allocates), so
+// SetBody takes b over: the caller must not change b's bytes afterwards
+// (appending beyond len(b) is fine).
 func (m *Message) SetBody(b []byte, max int) {
 	if len(b) > max {
 		b = b[:max]
@@ -103,7 +107,10 @@ func (m *Message) SetBody(b []byte, max int) {
 		m.BodyTruncated = true
 	}
 	if isText(b) {
-		m.Body = string(b)
+		m.Body = ""
+		if len(b) > 0 {
+			m.Body = unsafe.String(&b[0], len(b))
+		}
 		m.BodyEncoding = ""
 		return
 	}

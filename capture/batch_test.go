@@ -12,11 +12,12 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 )
 
-// TestPrefetch reads the same capture directly and through Prefetch: the
+// TestBatcher reads the same capture directly and through a Batcher: the
 // packets, their order, their data and the warnings must be identical,
 // across batch boundaries (more packets than a batch holds, and packets
-// larger than a batch's arena).
-func TestPrefetch(t *testing.T) {
+// larger than a batch's arena), with batches held and released out of
+// order as concurrent readers would.
+func TestBatcher(t *testing.T) {
 	var buf bytes.Buffer
 	w := pcapgo.NewWriterNanos(&buf)
 	w.WriteFileHeader(4<<20, layers.LinkTypeRaw)
@@ -24,7 +25,7 @@ func TestPrefetch(t *testing.T) {
 	for i := range 5000 {
 		size := 60 + i%1500
 		if i%1000 == 999 {
-			size = prefetchArena + 100 // does not fit any arena
+			size = batchArena + 100 // does not fit any arena
 		}
 		data := bytes.Repeat([]byte{byte(i)}, size)
 		copy(data, fmt.Sprint(i))
@@ -39,40 +40,52 @@ func TestPrefetch(t *testing.T) {
 	}
 	want, wantWarn := readAll(t, direct)
 	src, _ := NewReader("p", bytes.NewReader(cut))
-	pre := Prefetch(src)
-	if w := pre.Warnings(); w != nil {
+	r := NewBatcher(src)
+	if w := r.Warnings(); w != nil {
 		t.Errorf("warnings before the end: %v", w)
 	}
 	var got []Packet
+	var held []*Batch
 	for {
-		var p Packet
-		err := pre.Next(&p)
+		b, err := r.Next()
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Data must stay valid until the next call only; check it now.
-		if !bytes.Equal(p.Data, want[len(got)].Data) {
-			t.Fatalf("packet %d differs", len(got))
+		b.Share(2)
+		for _, p := range b.Packets {
+			if !bytes.Equal(p.Data, want[len(got)].Data) {
+				t.Fatalf("packet %d differs", len(got))
+			}
+			got = append(got, p)
 		}
-		got = append(got, p)
+		b.Release()
+		held = append(held, b)
+		if len(held) == 3 { // release the oldest late, as a slow shard would
+			held[0].Release()
+			held = held[1:]
+		}
+	}
+	for _, b := range held {
+		b.Release()
 	}
 	if len(got) != len(want) || len(got) != 4999 {
-		t.Fatalf("%d packets through Prefetch, %d directly", len(got), len(want))
+		t.Fatalf("%d packets through the Batcher, %d directly", len(got), len(want))
 	}
-	gw := pre.Warnings()
+	gw := r.Warnings()
 	if len(gw) != 1 || len(wantWarn) != 1 || gw[0].Offset != wantWarn[0].Offset {
 		t.Errorf("warnings %v, want %v", gw, wantWarn)
 	}
-	if err := pre.Close(); err != nil {
+	if err := r.Close(); err != nil {
 		t.Error(err)
 	}
 }
 
-// TestPrefetchClose closes a prefetching source early: the goroutine stops.
-func TestPrefetchClose(t *testing.T) {
+// TestBatcherClose closes a Batcher early, with batches still held: the
+// goroutine stops.
+func TestBatcherClose(t *testing.T) {
 	var buf bytes.Buffer
 	w := pcapgo.NewWriter(&buf)
 	w.WriteFileHeader(65535, layers.LinkTypeRaw)
@@ -81,15 +94,14 @@ func TestPrefetchClose(t *testing.T) {
 		w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(1, 0), CaptureLength: len(data), Length: len(data)}, data)
 	}
 	src, _ := NewReader("p", &buf)
-	pre := Prefetch(src)
-	var p Packet
-	for range 10 {
-		if err := pre.Next(&p); err != nil {
+	r := NewBatcher(src)
+	for range 3 {
+		if _, err := r.Next(); err != nil {
 			t.Fatal(err)
 		}
 	}
 	done := make(chan error)
-	go func() { done <- pre.Close() }()
+	go func() { done <- r.Close() }()
 	select {
 	case err := <-done:
 		if err != nil {
