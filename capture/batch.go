@@ -16,10 +16,13 @@ const (
 // released.
 type Batch struct {
 	Packets []Packet
-	arena   []byte
-	err     error // what ended the source after these packets, if anything
-	refs    atomic.Int32
-	owner   *Batcher
+	// Tags holds the Classifier's answer for each packet, when the Batcher
+	// has a Classifier.
+	Tags  []uint8
+	arena []byte
+	err   error // what ended the source after these packets, if anything
+	refs  atomic.Int32
+	owner *Batcher
 }
 
 // Share sets how many holders must call Release before the batch is reused.
@@ -33,32 +36,41 @@ func (b *Batch) Release() {
 	}
 }
 
+// Classifier tags a packet while the Batcher's goroutine has just copied
+// it (its bytes are then in that core's cache). A Parallel dissection uses
+// it to decide, once, which of its workers owns each packet.
+type Classifier func(p *Packet) uint8
+
 // Batcher reads a source ahead on a goroutine of its own, into a few
 // recycled batches (4 MiB of packet data in all), so that reading and
 // parsing the capture overlaps with dissection.
 type Batcher struct {
-	src  Source
-	full chan *Batch
-	free chan *Batch
-	stop chan struct{}
-	done chan struct{}
+	src      Source
+	classify Classifier
+	full     chan *Batch
+	free     chan *Batch
+	stop     chan struct{}
+	done     chan struct{}
 
 	err       error     // the error Next returned, once it has
 	warnings  []Warning // set when the goroutine ends
 	closeOnce sync.Once
 }
 
-// NewBatcher starts reading src. Close stops it and closes src.
-func NewBatcher(src Source) *Batcher {
+// NewBatcher starts reading src, tagging packets with classify if it is not
+// nil. Close stops it and closes src.
+func NewBatcher(src Source, classify Classifier) *Batcher {
 	r := &Batcher{
-		src:  src,
-		full: make(chan *Batch, batchCount),
-		free: make(chan *Batch, batchCount),
-		stop: make(chan struct{}),
-		done: make(chan struct{}),
+		src:      src,
+		classify: classify,
+		full:     make(chan *Batch, batchCount),
+		free:     make(chan *Batch, batchCount),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	for range batchCount {
-		r.free <- &Batch{Packets: make([]Packet, 0, batchPackets), arena: make([]byte, 0, batchArena), owner: r}
+		r.free <- &Batch{Packets: make([]Packet, 0, batchPackets), Tags: make([]uint8, 0, batchPackets),
+			arena: make([]byte, 0, batchArena), owner: r}
 	}
 	go r.run()
 	return r
@@ -94,6 +106,9 @@ func (r *Batcher) run() {
 			pkt.Data = append([]byte(nil), pkt.Data...) // larger than an arena
 		}
 		b.Packets = append(b.Packets, pkt)
+		if r.classify != nil {
+			b.Tags = append(b.Tags, r.classify(&b.Packets[len(b.Packets)-1]))
+		}
 	}
 }
 
@@ -101,7 +116,7 @@ func (r *Batcher) run() {
 func (r *Batcher) get() (*Batch, bool) {
 	select {
 	case b := <-r.free:
-		b.Packets, b.arena, b.err = b.Packets[:0], b.arena[:0], nil
+		b.Packets, b.Tags, b.arena, b.err = b.Packets[:0], b.Tags[:0], b.arena[:0], nil
 		b.refs.Store(1)
 		return b, true
 	case <-r.stop:

@@ -40,7 +40,7 @@ func TestBatcher(t *testing.T) {
 	}
 	want, wantWarn := readAll(t, direct)
 	src, _ := NewReader("p", bytes.NewReader(cut))
-	r := NewBatcher(src)
+	r := NewBatcher(src, nil)
 	if w := r.Warnings(); w != nil {
 		t.Errorf("warnings before the end: %v", w)
 	}
@@ -94,7 +94,7 @@ func TestBatcherClose(t *testing.T) {
 		w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(1, 0), CaptureLength: len(data), Length: len(data)}, data)
 	}
 	src, _ := NewReader("p", &buf)
-	r := NewBatcher(src)
+	r := NewBatcher(src, nil)
 	for range 3 {
 		if _, err := r.Next(); err != nil {
 			t.Fatal(err)

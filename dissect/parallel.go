@@ -14,11 +14,13 @@ import (
 // flows, in the same order, with the same IDs.
 //
 // Flows are spread over the engines (shards) by a hash of their endpoints,
-// so each connection is reassembled and parsed by one shard. Every shard
-// decodes every packet (tens of nanoseconds each) to learn its time and
-// which shard owns it; a shard that does not own a packet only lets its
-// clock advance, so reorder waits and idle timeouts run out at the same
-// packet as in one Engine. Calls and flows are tagged with the index of the
+// so each connection is reassembled and parsed by one shard. The goroutine
+// that reads the capture decodes each packet once, right after copying it,
+// to tag it with the shard that owns it; every shard sees every packet's
+// time, and one that does not own a packet only lets its clock advance, so
+// reorder waits and idle timeouts run out at the same packet as in one
+// Engine. (IP fragments go to every shard, as each keeps its own
+// defragmenter; the shard that owns the reassembled datagram takes it.) Calls and flows are tagged with the index of the
 // packet during which they were produced; a merger on the caller's goroutine
 // interleaves the shards' output by that tag, and the output of the flushes
 // every shard runs at the same packet by time and ID, as Engine does.
@@ -59,9 +61,11 @@ type item struct {
 	flow  *Flow
 }
 
-// NewParallel returns a Parallel with n shards (at least one). Options are
-// those of New; OnCall and OnFlow are called on the goroutine that calls Run.
+// NewParallel returns a Parallel with n shards (at least one, at most 254).
+// Options are those of New; OnCall and OnFlow are called on the goroutine
+// that calls Run.
 func NewParallel(opts Options, n int) *Parallel {
+	n = min(n, tagAll)
 	p := &Parallel{opts: opts}
 	for i := range max(n, 1) {
 		// A shard holds at most maxInflight batches between Run's send and
@@ -95,7 +99,13 @@ const maxInflight = 6
 // callbacks, and returns the statistics of all shards. It closes src. A
 // Parallel runs once.
 func (p *Parallel) Run(src capture.Source) (Stats, []capture.Warning, error) {
-	r := capture.NewBatcher(src)
+	var cls *classifier
+	var classify capture.Classifier
+	if len(p.shards) > 1 {
+		cls = &classifier{dec: capture.NewDecoder(), n: len(p.shards)}
+		classify = cls.tag
+	}
+	r := capture.NewBatcher(src, classify)
 	for _, sh := range p.shards {
 		go sh.run()
 	}
@@ -132,11 +142,39 @@ func (p *Parallel) Run(src capture.Source) (Stats, []capture.Warning, error) {
 		close(sh.in)
 	}
 	st := p.merge()
-	warnings := r.Warnings()
+	warnings := r.Warnings() // waits for the reading goroutine
+	if cls != nil {
+		st.Decode = cls.dec.Stats
+	}
 	if cerr := r.Close(); err == nil {
 		err = cerr
 	}
 	return st, warnings, err
+}
+
+// Shard tags beyond shard numbers.
+const (
+	tagAll  = 254 // every shard decodes it (an IP fragment)
+	tagNone = 255 // no shard decodes it (nothing to dissect)
+)
+
+// classifier tags packets with the shard that owns them, on the reading
+// goroutine.
+type classifier struct {
+	dec *capture.Decoder
+	cur capture.Decoded
+	n   int
+}
+
+func (c *classifier) tag(p *capture.Packet) uint8 {
+	err := c.dec.Decode(p.LinkType, p.Data, p.Length, p.Timestamp, &c.cur)
+	switch {
+	case err == capture.ErrFragment || (err == nil && c.cur.Reassembled):
+		return tagAll
+	case err != nil:
+		return tagNone
+	}
+	return uint8(shardOf(&c.cur, c.n))
 }
 
 // run handles the shard's jobs in order.
@@ -149,14 +187,21 @@ func (sh *shard) run() {
 			sh.out <- result{items: sh.take(), stats: &st}
 			continue
 		}
+		tags := j.b.Tags
+		if len(tags) != len(j.b.Packets) {
+			tags = nil // not classified: one shard owns everything
+		}
 		for i := range j.b.Packets {
 			p := &j.b.Packets[i]
 			sh.pkt = j.first + uint64(i)
 			e.clock(p)
+			if tags != nil && tags[i] != tagAll && int(tags[i]) != sh.index {
+				continue // another shard's, or nothing to dissect
+			}
 			if e.dec.Decode(p.LinkType, p.Data, p.Length, p.Timestamp, &e.cur) != nil {
 				continue
 			}
-			if sh.n > 1 && shardOf(&e.cur, sh.n) != sh.index {
+			if tags != nil && tags[i] == tagAll && shardOf(&e.cur, sh.n) != sh.index {
 				continue
 			}
 			e.dispatch(p)
