@@ -57,6 +57,9 @@ func (e *Engine) datagram(d *capture.Decoded, ts time.Time) {
 	}
 	fl := e.dgrams[k]
 	if fl == nil {
+		if len(e.dgrams) >= e.opts.MaxFlows {
+			e.evictDatagrams(ts)
+		}
 		fl = &dgFlow{e: e}
 		fl.ep[0] = proto.Endpoint{IP: d.Src, Port: d.SrcPort}
 		fl.ep[1] = proto.Endpoint{IP: d.Dst, Port: d.DstPort}
@@ -114,15 +117,15 @@ func (e *Engine) detectDatagram(fl *dgFlow, i int, d *capture.Decoded) bool {
 	return false
 }
 
-// expireDatagrams lets parsers give up on unanswered requests and ends flows
-// idle for UDPIdle (all flows when all is set). The caller sets e.flushing,
-// so what this produces is delivered in order by deliverPending.
-func (e *Engine) expireDatagrams(now time.Time, all bool) {
+// expireDatagrams lets parsers give up on requests unanswered for the
+// request timeout and ends the flows idle since before idleBefore. The
+// caller sets e.flushing, so what this produces is delivered in order by
+// deliverPending.
+func (e *Engine) expireDatagrams(now, idleBefore time.Time) {
 	deadline := now.Add(-e.opts.Limits.RequestTimeout)
-	idle := now.Add(-e.opts.UDPIdle)
 	var ended []dgKey
 	for k, fl := range e.dgrams {
-		if all || fl.f.Last.Before(idle) {
+		if fl.f.Last.Before(idleBefore) {
 			ended = append(ended, k)
 		}
 	}
@@ -142,6 +145,22 @@ func (e *Engine) expireDatagrams(now time.Time, all bool) {
 		fl.finish()
 		delete(e.dgrams, k)
 	}
+}
+
+// evictDatagrams ends the least recently active eighth of the datagram
+// flows, as if idle, once MaxFlows are open.
+func (e *Engine) evictDatagrams(now time.Time) {
+	last := make([]time.Time, 0, len(e.dgrams))
+	for _, fl := range e.dgrams {
+		last = append(last, fl.f.Last)
+	}
+	slices.SortFunc(last, time.Time.Compare)
+	before := len(e.dgrams)
+	e.flushing = true
+	e.expireDatagrams(now, last[len(last)/8].Add(time.Nanosecond))
+	e.flushing = false
+	e.stats.Evicted += uint64(before - len(e.dgrams))
+	e.deliverPending()
 }
 
 func (fl *dgFlow) finish() {

@@ -48,6 +48,11 @@ type Options struct {
 	TCPIdle time.Duration
 	// UDPIdle ends UDP and other flows idle that long. Default 1m.
 	UDPIdle time.Duration
+	// MaxFlows bounds the TCP connections, and separately the UDP and other
+	// flows, tracked at once (a SYN flood or a scan opens many). Past it
+	// the least recently active eighth are ended early, as idle, and
+	// counted in Stats.Evicted. Default 262,144.
+	MaxFlows int
 }
 
 func (o *Options) setDefaults() {
@@ -72,6 +77,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.UDPIdle <= 0 {
 		o.UDPIdle = time.Minute
+	}
+	if o.MaxFlows <= 0 {
+		o.MaxFlows = 1 << 18
 	}
 }
 
@@ -103,6 +111,9 @@ type Stats struct {
 	// (reassembly buffers, held bytes, parser limits).
 	SkippedBytes    uint64 `json:"skipped_bytes"`
 	Retransmissions uint64 `json:"retransmissions"`
+	// Evicted counts flows ended early because more than MaxFlows were
+	// open.
+	Evicted uint64 `json:"evicted_flows"`
 }
 
 // Engine dissects packets into calls. It is not safe for concurrent use.
@@ -119,7 +130,9 @@ type Engine struct {
 	// that their trailing ACKs and FINs count towards them instead of
 	// opening phantom mid-stream connections.
 	recent map[connKey]*tcpStream
-	stats  Stats
+	// live holds the TCP connections gopacket tracks, for eviction.
+	live  map[*tcpStream]struct{}
+	stats Stats
 
 	streamProtos []proto.StreamProtocol
 	dgramProtos  []proto.DatagramProtocol
@@ -160,6 +173,7 @@ func New(opts Options) *Engine {
 		ctxs:   make([]tsContext, ctxRing),
 		dgrams: make(map[dgKey]*dgFlow),
 		recent: make(map[connKey]*tcpStream),
+		live:   make(map[*tcpStream]struct{}),
 		ports:  make(map[string][]uint16),
 		stats: Stats{
 			Flows:        map[string]uint64{},
@@ -227,6 +241,9 @@ func (e *Engine) dispatch(p *capture.Packet) {
 		c.ci.CaptureLength = len(p.Data)
 		c.ci.Length = p.Length
 		e.asm.AssembleWithContext(d.Network, d.TCP, c)
+		if len(e.live) > e.opts.MaxFlows {
+			e.evictTCP()
+		}
 	default:
 		e.datagram(d, ts)
 	}
@@ -242,13 +259,34 @@ func (e *Engine) periodic(now time.Time) {
 			T:  now.Add(-e.opts.ReorderWait),
 			TC: now.Add(-e.opts.TCPIdle),
 		})
-		e.expireDatagrams(now, false)
+		e.expireDatagrams(now, now.Add(-e.opts.UDPIdle))
 		e.reportRecent(now.Add(-closeLinger))
 		e.flushing = false
 		e.deliverPending()
 		e.dec.Expire(now.Add(-30 * time.Second))
 	}
 	e.nextFlush = now.Add(time.Second)
+}
+
+// farFuture is after every capture: flows idle since before it are all.
+var farFuture = time.Unix(1<<62, 0)
+
+// evictTCP ends the least recently active eighth of the TCP connections, as
+// if they had been idle, once more than MaxFlows are open.
+func (e *Engine) evictTCP() {
+	last := make([]time.Time, 0, len(e.live))
+	for s := range e.live {
+		last = append(last, s.f.Last)
+	}
+	slices.SortFunc(last, time.Time.Compare)
+	cutoff := last[len(last)/8].Add(time.Nanosecond)
+	before := len(e.live)
+	e.flushing = true
+	e.ending = proto.EndIdle
+	e.asm.FlushWithOptions(reassembly.FlushOptions{T: cutoff, TC: cutoff})
+	e.flushing = false
+	e.stats.Evicted += uint64(before - len(e.live))
+	e.deliverPending()
 }
 
 // Finish ends every flow still open (as the capture ended) and returns the
@@ -262,7 +300,7 @@ func (e *Engine) Finish() Stats {
 	e.ending = proto.EndCapture
 	e.asm.FlushAll()
 	e.reportRecent(time.Time{})
-	e.expireDatagrams(e.maxTS, true)
+	e.expireDatagrams(e.maxTS, farFuture)
 	e.flushing = false
 	e.deliverPending()
 	return e.Stats()

@@ -1,6 +1,7 @@
 package dissect_test
 
 import (
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -227,3 +228,33 @@ func TestEstablishedPacketAllocs(t *testing.T) {
 }
 
 func gopacketBuf() gopacket.SerializeBuffer { return gopacket.NewSerializeBuffer() }
+
+// TestMaxFlows opens far more connections and UDP flows than MaxFlows, none
+// ever closing, as a scan would: the engine ends the least recently active
+// early, counts them, and still reports every request.
+func TestMaxFlows(t *testing.T) {
+	h := newHarness(dissect.Options{MaxFlows: 50})
+	for i := range 500 {
+		c := h.conn(fmt.Sprintf("10.2.%d.%d:%d", i/200, i%200, 30000+i), "10.0.0.9:8080")
+		c.T = start.Add(time.Duration(i) * time.Millisecond)
+		c.Handshake()
+		c.Send(true, []byte("GET /scan HTTP/1.1\r\n\r\n"))
+		h.emit(synth.Datagram(start.Add(time.Duration(i)*time.Millisecond), fmt.Sprintf("10.3.0.1:%d", 20000+i), "10.0.0.53:53",
+			[]byte("\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x07example\x03com\x00\x00\x01\x00\x01")))
+	}
+	st := h.finish()
+	if st.Evicted < 2*(500-50) || st.Evicted > 2*500 {
+		t.Errorf("evicted %d flows, want about %d", st.Evicted, 2*450)
+	}
+	byErr := map[string]int{}
+	for _, c := range h.calls {
+		byErr[c.Proto+" "+c.Error]++
+	}
+	if byErr["http no response: connection idle"] < 450 || byErr["http no response: connection idle"]+byErr["http no response: capture ended"] != 500 ||
+		byErr["dns no response"] != 500 {
+		t.Errorf("calls by error: %v", byErr)
+	}
+	if len(h.flows) != 1000 {
+		t.Errorf("%d flows reported, want 1000", len(h.flows))
+	}
+}

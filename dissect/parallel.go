@@ -62,8 +62,10 @@ type item struct {
 }
 
 // NewParallel returns a Parallel with n shards (at least one, at most 254).
-// Options are those of New; OnCall and OnFlow are called on the goroutine
-// that calls Run.
+// Options are those of New, limits applying per shard; OnCall and OnFlow are
+// called on the goroutine that calls Run. (When flows are evicted because
+// more than MaxFlows are open, which flows go depends on the shards: only
+// then can the output differ from one Engine's.)
 func NewParallel(opts Options, n int) *Parallel {
 	n = min(n, tagAll)
 	p := &Parallel{opts: opts}
@@ -322,6 +324,7 @@ func sumStats(all []*Stats) Stats {
 		s.MissingBytes += o.MissingBytes
 		s.SkippedBytes += o.SkippedBytes
 		s.Retransmissions += o.Retransmissions
+		s.Evicted += o.Evicted
 		for k, v := range o.Flows {
 			s.Flows[k] += v
 		}

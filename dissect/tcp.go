@@ -23,6 +23,7 @@ func (f *tcpFactory) New(_, _ gopacket.Flow, _ *layers.TCP, _ reassembly.Assembl
 	s.ep[1] = proto.Endpoint{IP: d.Dst, Port: d.DstPort}
 	s.key = connKeyOf(d)
 	s.f.Transport = "tcp"
+	f.e.live[s] = struct{}{}
 	return s
 }
 
@@ -220,6 +221,7 @@ func (s *tcpStream) ReassemblyComplete(reassembly.AssemblerContext) bool {
 		reason = s.e.ending
 	}
 	s.endParser(reason, s.f.Last)
+	delete(s.e.live, s)
 	s.e.recent[s.key] = s
 	return true
 }

@@ -33,6 +33,7 @@ type dissectFlags struct {
 	pagesPerConn int
 	pagesTotal   int
 	cpuProfile   string
+	maxFlows     int
 }
 
 func newDissectCmd() *cobra.Command {
@@ -64,6 +65,7 @@ byte offset; a file that cannot be read at all is an error.`,
 	fl.IntVar(&f.maxHeader, "max-header", 0, "largest header block parsed, in bytes (default 65536)")
 	fl.IntVar(&f.pagesPerConn, "max-pages-per-conn", 0, "out-of-order buffer per TCP connection, in 1900-byte pages (default 1024)")
 	fl.IntVar(&f.pagesTotal, "max-pages", 0, "out-of-order buffer in total, in 1900-byte pages (default 8192)")
+	fl.IntVar(&f.maxFlows, "max-flows", 0, "TCP connections, and UDP flows, tracked at once; past it the least active end early (default 262144)")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	fl.MarkHidden("cpuprofile")
 	return cmd
@@ -88,6 +90,7 @@ func runDissect(stdout, stderr io.Writer, files []string, f dissectFlags) error 
 		Limits:          proto.Limits{MaxBodyDisplay: f.maxBody, MaxHeaderBytes: f.maxHeader, SkipBodies: f.quiet},
 		MaxPagesPerConn: f.pagesPerConn,
 		MaxPagesTotal:   f.pagesTotal,
+		MaxFlows:        f.maxFlows,
 	}
 	if f.cluster != "" {
 		id, err := identity.LoadFile(f.cluster)
@@ -304,6 +307,9 @@ func printSummary(w io.Writer, files []string, st dissect.Stats, warns []capture
 	fmt.Fprintf(w, "  calls: %s\n", counts(st.Calls))
 	fmt.Fprintf(w, "  unanswered: %d, without request: %d, truncated: %d, malformed: %d\n", st.Unanswered, st.Orphans, st.Truncated, st.Malformed)
 	fmt.Fprintf(w, "  tcp: %d retransmissions, %d bytes missing from the capture, %d bytes skipped for memory bounds\n", st.Retransmissions, st.MissingBytes, st.SkippedBytes)
+	if st.Evicted > 0 {
+		fmt.Fprintf(w, "  flows ended early to bound memory (more open than --max-flows): %d\n", st.Evicted)
+	}
 	d := st.Decode
 	if skipped := d.UnsupportedLink + d.NotIP + d.Malformed; skipped > 0 || st.TruncatedPackets > 0 {
 		fmt.Fprintf(w, "  packets not decoded: %d unsupported link, %d not IP, %d malformed; %d cut by snap length\n", d.UnsupportedLink, d.NotIP, d.Malformed, st.TruncatedPackets)
