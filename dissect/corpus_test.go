@@ -386,4 +386,29 @@ func TestDeterministic(t *testing.T) {
 	}
 }
 
-var _ = proto.Client
+// TestSummaryMatchesFull dissects every test capture in full and in
+// summary mode: apart from headers and bodies, the calls must be the same.
+func TestSummaryMatchesFull(t *testing.T) {
+	cases := recordedCases()
+	if _, ok := truth.CorpusDir(); ok {
+		cases = append(cases, corpusCases(t)...)
+	}
+	strip := func(c *dissect.Call) string {
+		cp := *c
+		cp.Request = proto.Message{BodySize: c.Request.BodySize}
+		cp.Response = proto.Message{BodySize: c.Response.BodySize}
+		return string(cp.AppendJSON(nil))
+	}
+	for _, c := range cases {
+		full, _, _ := run(t, dissect.Options{}, c.pcap)
+		summary, _, _ := run(t, dissect.Options{Limits: proto.Limits{Summary: true}}, c.pcap)
+		if len(full) != len(summary) {
+			t.Fatalf("%s: %d calls in full, %d in summary mode", c.name, len(full), len(summary))
+		}
+		for i := range full {
+			if f, s := strip(full[i]), strip(summary[i]); f != s {
+				t.Errorf("%s: call %d differs:\n full: %.300s\n summ: %.300s", c.name, i, f, s)
+			}
+		}
+	}
+}

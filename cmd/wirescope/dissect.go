@@ -87,7 +87,7 @@ func runDissect(stdout, stderr io.Writer, files []string, f dissectFlags) error 
 		defer pprof.StopCPUProfile()
 	}
 	opts := dissect.Options{
-		Limits:          proto.Limits{MaxBodyDisplay: f.maxBody, MaxHeaderBytes: f.maxHeader, SkipBodies: f.quiet},
+		Limits:          proto.Limits{MaxBodyDisplay: f.maxBody, MaxHeaderBytes: f.maxHeader, Summary: f.quiet},
 		MaxPagesPerConn: f.pagesPerConn,
 		MaxPagesTotal:   f.pagesTotal,
 		MaxFlows:        f.maxFlows,

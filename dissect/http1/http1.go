@@ -384,6 +384,9 @@ func (c *conn) parseHeader(h *half, block []byte, t time.Time) {
 			f.Value += " " + trimSpaceString(line)
 			continue
 		}
+		if c.lim.Summary && !framingField(line) {
+			continue
+		}
 		name, value, ok := splitField(line)
 		if !ok {
 			continue
@@ -416,6 +419,29 @@ func (c *conn) startLine(h *half, line string) bool {
 	version, status, ok := parseStatusLine(line)
 	m.version, m.status = version, status
 	return ok
+}
+
+// framingField reports whether a header line is one framing reads: in
+// summary mode the others are not parsed at all.
+func framingField(line string) bool {
+	colon := strings.IndexByte(line, ':')
+	if colon <= 0 {
+		return false
+	}
+	name := trimSpaceString(line[:colon])
+	switch len(name) {
+	case len("upgrade"):
+		return strings.EqualFold(name, "upgrade")
+	case len("connection"):
+		return strings.EqualFold(name, "connection")
+	case len("content-length"):
+		return strings.EqualFold(name, "content-length")
+	case len("content-encoding"):
+		return strings.EqualFold(name, "content-encoding")
+	case len("transfer-encoding"):
+		return strings.EqualFold(name, "transfer-encoding")
+	}
+	return false
 }
 
 // framing reads the fields that delimit the body.
@@ -719,7 +745,7 @@ func kind(h *half) string {
 // addBody counts body bytes and keeps the first ones for display.
 func (c *conn) addBody(m *message, b []byte) {
 	m.bodySize += int64(len(b))
-	if c.lim.SkipBodies {
+	if c.lim.Summary {
 		return
 	}
 	if room := c.lim.MaxBodyCapture - len(m.body); room > 0 {
@@ -830,8 +856,11 @@ func boxVersion(v string) any {
 
 // message fills a proto.Message from m.
 func (c *conn) message(out *proto.Message, m *message) {
-	out.Headers = m.headers
 	out.BodySize = m.bodySize
+	if c.lim.Summary {
+		return // the framing headers parsed are not the message's headers
+	}
+	out.Headers = m.headers
 	if len(m.body) == 0 {
 		return
 	}

@@ -493,12 +493,25 @@ func TestDetect(t *testing.T) {
 	}
 }
 
-func TestSkipBodies(t *testing.T) {
-	s := newSession(proto.Limits{SkipBodies: true})
-	s.cli(0, "POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc").srv(1, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello")
-	c := s.rec.only(t)
-	want{method: "POST", path: "/a", status: "200", reqBody: 3, respBody: 5}.check(t, c)
-	if c.Request.Body != "" || c.Response.Body != "" {
-		t.Errorf("bodies kept: %q %q", c.Request.Body, c.Response.Body)
+// TestSummary runs exchanges whose framing depends on headers in every
+// spelling through summary mode: the calls are the same, without headers
+// or bodies.
+func TestSummary(t *testing.T) {
+	s := newSession(proto.Limits{Summary: true})
+	s.cli(0, "POST /a HTTP/1.1\r\nHost: x\r\ncontent-LENGTH : 3\r\n\r\nabc")
+	s.srv(1, "HTTP/1.1 200 OK\r\nServer: y\r\nTRANSFER-ENCODING: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+	s.cli(2, "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n")
+	s.srv(3, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x00")
+	checkAll(t, s.rec,
+		want{method: "POST", path: "/a", status: "200", reqBody: 3, respBody: 5},
+		want{method: "GET", path: "/ws", status: "101"},
+	)
+	for _, c := range s.rec.calls {
+		if c.Request.Body != "" || c.Response.Body != "" || len(c.Request.Headers) != 0 || len(c.Response.Headers) != 0 {
+			t.Errorf("%s %s keeps headers or bodies: %+v %+v", c.Method, c.Path, c.Request, c.Response)
+		}
+	}
+	if len(s.rec.upgrades) != 1 {
+		t.Errorf("upgrade not seen: %v", s.rec.upgrades)
 	}
 }

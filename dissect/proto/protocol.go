@@ -154,9 +154,10 @@ type Limits struct {
 	MaxPending int
 	// RequestTimeout is how long a datagram request waits for its answer.
 	RequestTimeout time.Duration
-	// SkipBodies counts body bytes without keeping or decoding any, for
-	// runs that only summarise (calls then carry no body text).
-	SkipBodies bool
+	// Summary keeps only what summaries need, for runs that count and
+	// aggregate: calls carry no headers and no bodies (their sizes are still
+	// counted), which spares a parser most of its work per message.
+	Summary bool
 }
 
 // DefaultLimits are the limits used for zero fields.
@@ -186,7 +187,7 @@ func (l Limits) WithDefaults() Limits {
 	if l.RequestTimeout > 0 {
 		d.RequestTimeout = l.RequestTimeout
 	}
-	d.SkipBodies = l.SkipBodies
+	d.Summary = l.Summary
 	if d.MaxBodyCapture < d.MaxBodyDisplay {
 		d.MaxBodyCapture = d.MaxBodyDisplay
 	}
