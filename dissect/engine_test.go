@@ -258,3 +258,29 @@ func TestMaxFlows(t *testing.T) {
 		t.Errorf("%d flows reported, want 1000", len(h.flows))
 	}
 }
+
+// TestPortsAreHints runs protocols on each other's ports: HTTP to port 53
+// and DNS over TCP to port 8080. Detection goes by payload.
+func TestPortsAreHints(t *testing.T) {
+	h := newHarness(dissect.Options{})
+	c := h.conn("10.0.0.2:51010", "10.0.0.9:53")
+	c.Handshake()
+	c.Send(true, []byte(req))
+	c.Send(false, []byte(resp))
+	c.Close()
+	q := []byte("\x00\x21\xab\xcd\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x07example\x03com\x00\x00\x01\x00\x01")
+	a := []byte("\x00\x31\xab\xcd\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00\x03www\x07example\x03com\x00\x00\x01\x00\x01\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\x5d\xb8\xd8\x22")
+	d := h.conn("10.0.0.2:51011", "10.0.0.9:8080")
+	d.Handshake()
+	d.Send(true, q)
+	d.Send(false, a)
+	d.Close()
+	h.finish()
+	got := map[string]string{}
+	for _, call := range h.calls {
+		got[call.Proto] = fmt.Sprintf("%d %s %s %s", call.Dst.Port, call.Method, call.Path, call.Status)
+	}
+	if got["http"] != "53 GET /api/cart 200" || got["dns"] != "8080 A www.example.com NOERROR" {
+		t.Errorf("calls %v", got)
+	}
+}

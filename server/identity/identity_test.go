@@ -1,0 +1,68 @@
+package identity
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestStatic(t *testing.T) {
+	s, err := New(ClusterFile{
+		Services: []Service{
+			{Name: "checkout", Namespace: "shop", ClusterIP: "10.96.40.10", Selector: map[string]string{"app": "checkout"}},
+			{Name: "all-shop", Namespace: "shop", Selector: map[string]string{"tier": "web"}},
+			{Name: "other-ns", Namespace: "billing", Selector: map[string]string{"app": "checkout"}},
+			{Name: "headless", Namespace: "shop", ClusterIP: "None", Selector: map[string]string{"app": "db"}},
+			{Name: "empty-selector", Namespace: "shop"},
+		},
+		Pods: []Pod{
+			{Name: "checkout-7c4b8d9f6-m8wzt", Namespace: "shop", Node: "node-b", IP: "10.0.0.21", IPs: []string{"fd00::21"},
+				Labels: map[string]string{"app": "checkout", "tier": "web", "version": "2.4.0"}},
+			{Name: "db-0", Namespace: "shop", Node: "node-c", IP: "10.0.0.30", Labels: map[string]string{"app": "db"}},
+			{Name: "lonely", Namespace: "shop", Node: "node-a", IP: "10.0.0.40"},
+			{Name: "second-owner", Namespace: "shop", IP: "10.0.0.40"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now()
+	for ip, want := range map[string]string{
+		"10.0.0.21":        "checkout-7c4b8d9f6-m8wzt shop all-shop node-b", // first matching service by name
+		"fd00::21":         "checkout-7c4b8d9f6-m8wzt shop all-shop node-b",
+		"::ffff:10.0.0.21": "checkout-7c4b8d9f6-m8wzt shop all-shop node-b",
+		"10.0.0.30":        "db-0 shop headless node-c",
+		"10.0.0.40":        "lonely shop  node-a", // the first owner of an address keeps it
+		"10.96.40.10":      " shop checkout ",     // a cluster IP names the service alone
+	} {
+		id, ok := s.Identify(netip.MustParseAddr(ip), at)
+		if got := id.Pod + " " + id.Namespace + " " + id.Service + " " + id.Node; !ok || got != want {
+			t.Errorf("%s: %q (found %v), want %q", ip, got, ok, want)
+		}
+	}
+	if _, ok := s.Identify(netip.MustParseAddr("10.9.9.9"), at); ok {
+		t.Error("unknown address identified")
+	}
+}
+
+func TestLoadFileErrors(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"not json":     "{",
+		"bad pod ip":   `{"pods":[{"name":"a","ip":"10.0.0.300"}]}`,
+		"bad svc ip":   `{"services":[{"name":"s","clusterIP":"x"}]}`,
+		"nameless pod": `{"pods":[{"ip":"10.0.0.1"}]}`,
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".json")
+		os.WriteFile(p, []byte(body), 0o644)
+		if _, err := LoadFile(p); err == nil || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: %v, want an error naming the file", name, err)
+		}
+	}
+	if _, err := LoadFile(filepath.Join(dir, "missing.json")); !os.IsNotExist(err) {
+		t.Errorf("missing file: %v", err)
+	}
+}
