@@ -22,13 +22,9 @@ type dgKey struct {
 
 // dgFlow is a flow of datagrams; side 0 sent the first packet.
 type dgFlow struct {
-	e      *Engine
-	ep     [2]proto.Endpoint
-	f      Flow
-	role   [2]proto.Role
+	sides
 	parser proto.DatagramParser
 	tries  int
-	seq    uint64
 }
 
 // maxDetectTries bounds the datagrams of one flow shown to detectors.
@@ -60,7 +56,7 @@ func (e *Engine) datagram(d *capture.Decoded, ts time.Time) {
 		if len(e.dgrams) >= e.opts.MaxFlows {
 			e.evictDatagrams(ts)
 		}
-		fl = &dgFlow{e: e}
+		fl = &dgFlow{sides: sides{e: e}}
 		fl.ep[0] = proto.Endpoint{IP: d.Src, Port: d.SrcPort}
 		fl.ep[1] = proto.Endpoint{IP: d.Dst, Port: d.DstPort}
 		fl.f.Transport = transportName(d.Proto)
@@ -163,37 +159,17 @@ func (e *Engine) evictDatagrams(now time.Time) {
 	e.deliverPending()
 }
 
+// finish reports the flow: the side the protocol named the client, else
+// the side with the higher port (servers listen on low ports), else the
+// first sender, is its Src.
 func (fl *dgFlow) finish() {
-	f := &fl.f
-	c := 0
-	switch {
-	case fl.role[1] == proto.Client:
-		c = 1
-	case fl.role[0] == proto.RoleUnknown && fl.ep[0].Port < fl.ep[1].Port:
+	c := fl.client()
+	if fl.role[0] == proto.RoleUnknown && fl.ep[0].Port < fl.ep[1].Port {
 		c = 1
 	}
-	if c == 1 {
-		f.Packets[0], f.Packets[1] = f.Packets[1], f.Packets[0]
-		f.Bytes[0], f.Bytes[1] = f.Bytes[1], f.Bytes[0]
-		f.PayloadBytes[0], f.PayloadBytes[1] = f.PayloadBytes[1], f.PayloadBytes[0]
-	}
-	f.Src, f.Dst = fl.ep[c], fl.ep[1-c]
-	f.State = ""
-	fl.e.endFlow(f)
-}
-
-// Emit implements proto.Emitter.
-func (fl *dgFlow) Emit(c *Call) {
-	ci := 0
-	if fl.role[1] == proto.Client {
-		ci = 1
-	}
-	fl.seq++
-	fl.e.emit(c, &fl.f, fl.ep[ci], fl.ep[1-ci], fl.seq)
+	fl.f.State = ""
+	fl.report(c)
 }
 
 // Upgrade implements proto.Emitter; datagram flows do not switch protocols.
 func (fl *dgFlow) Upgrade(string) {}
-
-// Skipped implements proto.Emitter.
-func (fl *dgFlow) Skipped(n int) { fl.f.SkippedBytes += uint64(n) }

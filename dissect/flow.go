@@ -43,6 +43,50 @@ type Flow struct {
 	State string
 }
 
+// sides is what TCP connections and datagram flows share: the engine, the
+// two endpoints (side 0 sent the first packet), the role each side plays
+// once a protocol is known, the flow record (its per-side counters indexed
+// by side until the flow is reported), and the count of calls emitted.
+type sides struct {
+	e    *Engine
+	ep   [2]proto.Endpoint
+	role [2]proto.Role
+	f    Flow
+	seq  uint64
+}
+
+// client returns the side playing the client role, 0 if none does.
+func (s *sides) client() int {
+	if s.role[1] == proto.Client {
+		return 1
+	}
+	return 0
+}
+
+// Emit implements proto.Emitter.
+func (s *sides) Emit(c *Call) {
+	ci := s.client()
+	s.seq++
+	s.e.emit(c, &s.f, s.ep[ci], s.ep[1-ci], s.seq)
+}
+
+// Skipped implements proto.Emitter.
+func (s *sides) Skipped(n int) { s.f.SkippedBytes += uint64(n) }
+
+// report orients the flow, the given side as the client (Src), and passes
+// it on.
+func (s *sides) report(client int) {
+	f := &s.f
+	if client == 1 {
+		f.Packets[0], f.Packets[1] = f.Packets[1], f.Packets[0]
+		f.Bytes[0], f.Bytes[1] = f.Bytes[1], f.Bytes[0]
+		f.PayloadBytes[0], f.PayloadBytes[1] = f.PayloadBytes[1], f.PayloadBytes[0]
+		f.RST[0], f.RST[1] = f.RST[1], f.RST[0]
+	}
+	f.Src, f.Dst = s.ep[client], s.ep[1-client]
+	s.e.endFlow(f)
+}
+
 // Duration is the time between the flow's first and last packets.
 func (f *Flow) Duration() time.Duration { return f.Last.Sub(f.First) }
 

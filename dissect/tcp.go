@@ -18,7 +18,7 @@ type tcpFactory struct{ e *Engine }
 // of the first packet gopacket saw (its "client to server" direction).
 func (f *tcpFactory) New(_, _ gopacket.Flow, _ *layers.TCP, _ reassembly.AssemblerContext) reassembly.Stream {
 	d := &f.e.cur
-	s := &tcpStream{e: f.e, synFrom: -1, synackFrom: -1}
+	s := &tcpStream{sides: sides{e: f.e}, synFrom: -1, synackFrom: -1}
 	s.ep[0] = proto.Endpoint{IP: d.Src, Port: d.SrcPort}
 	s.ep[1] = proto.Endpoint{IP: d.Dst, Port: d.DstPort}
 	s.key = connKeyOf(d)
@@ -131,17 +131,13 @@ func (h *held) seg(k int) []byte {
 }
 
 type tcpStream struct {
-	e   *Engine
-	ep  [2]proto.Endpoint
-	key connKey
-	// f is indexed by side until the flow ends, then by role.
-	f          Flow
+	sides
+	key        connKey
 	synFrom    int8 // side that sent a SYN without ACK, or -1
 	synackFrom int8
 	fin        [2]bool
 	seen       [2]bool // the side has delivered data
 
-	role    [2]proto.Role
 	order   []proto.StreamProtocol
 	sp      proto.StreamProtocol
 	parser  proto.StreamParser
@@ -149,7 +145,6 @@ type tcpStream struct {
 	upgrade string // protocol the parser asked to switch to
 	ended   bool   // the parser has been ended
 	done    bool   // the flow has been reported
-	seq     uint64
 }
 
 // Accept implements reassembly.Stream: it keeps the flow's counters and
@@ -451,28 +446,8 @@ func (s *tcpStream) finish() {
 	default:
 		f.State = "open"
 	}
-	if c == 1 {
-		f.Packets[0], f.Packets[1] = f.Packets[1], f.Packets[0]
-		f.Bytes[0], f.Bytes[1] = f.Bytes[1], f.Bytes[0]
-		f.PayloadBytes[0], f.PayloadBytes[1] = f.PayloadBytes[1], f.PayloadBytes[0]
-		f.RST[0], f.RST[1] = f.RST[1], f.RST[0]
-	}
-	f.Src, f.Dst = s.ep[c], s.ep[srv]
-	s.e.endFlow(f)
-}
-
-// Emit implements proto.Emitter.
-func (s *tcpStream) Emit(c *Call) {
-	ci := 0
-	if s.role[1] == proto.Client {
-		ci = 1
-	}
-	s.seq++
-	s.e.emit(c, &s.f, s.ep[ci], s.ep[1-ci], s.seq)
+	s.report(c)
 }
 
 // Upgrade implements proto.Emitter.
 func (s *tcpStream) Upgrade(protocol string) { s.upgrade = protocol }
-
-// Skipped implements proto.Emitter.
-func (s *tcpStream) Skipped(n int) { s.f.SkippedBytes += uint64(n) }

@@ -3,7 +3,6 @@ package dns_test
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"net"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/wirescope/wirescope/dissect/dns"
 	"github.com/wirescope/wirescope/dissect/proto"
+	"github.com/wirescope/wirescope/dissect/proto/prototest"
 )
 
 // fuzzEmitter is a proto.Emitter that keeps what a parser produces.
@@ -96,31 +96,7 @@ func fuzzCheckCalls(t *testing.T, calls []*proto.Call) {
 		if c.Status == "" && c.Error == "" {
 			t.Errorf("call %d: no status and no error: %+v", i, c)
 		}
-		j := c.AppendJSON(nil)
-		if !json.Valid(j) {
-			t.Fatalf("call %d: invalid JSON: %s", i, j)
-		}
-		var back proto.Call
-		if err := json.Unmarshal(j, &back); err != nil {
-			t.Fatalf("call %d: JSON does not read back: %v\n%s", i, err, j)
-		}
-		// Invalid UTF-8 (names are arbitrary bytes) reads back as U+FFFD
-		// byte by byte, as string([]rune(s)) does.
-		for _, f := range []struct{ name, got, want string }{
-			{"proto", back.Proto, c.Proto},
-			{"method", back.Method, c.Method},
-			{"path", back.Path, c.Path},
-			{"status", back.Status, c.Status},
-			{"error", back.Error, c.Error},
-		} {
-			if want := string([]rune(f.want)); f.got != want {
-				t.Errorf("call %d: %s reads back as %q, want %q", i, f.name, f.got, want)
-			}
-		}
-		if !back.TS.Equal(c.TS) || back.LatencyNS != c.LatencyNS || len(back.Extra) != len(c.Extra) {
-			t.Errorf("call %d: ts/latency/extra read back as %v/%d/%d keys, want %v/%d/%d keys", i,
-				back.TS, back.LatencyNS, len(back.Extra), c.TS, c.LatencyNS, len(c.Extra))
-		}
+		prototest.CheckJSON(t, i, c)
 	}
 }
 

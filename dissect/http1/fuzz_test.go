@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
-	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/wirescope/wirescope/dissect/http1"
 	"github.com/wirescope/wirescope/dissect/proto"
+	"github.com/wirescope/wirescope/dissect/proto/prototest"
 )
 
 // fuzzLimits are small limits, so that short inputs reach every limit.
@@ -105,7 +105,7 @@ func fuzzCheckCall(t *testing.T, i int, c *proto.Call, maxDisplay int) {
 	}
 	fuzzCheckBody(t, i, "request", &c.Request, maxDisplay)
 	fuzzCheckBody(t, i, "response", &c.Response, maxDisplay)
-	fuzzCheckJSON(t, i, c)
+	prototest.CheckJSON(t, i, c)
 }
 
 // fuzzCheckBody checks a display body against what Message.SetBody promises:
@@ -130,41 +130,6 @@ func fuzzCheckBody(t *testing.T, i int, which string, m *proto.Message, max int)
 		}
 	default:
 		t.Errorf("call %d: %s body encoding %q", i, which, m.BodyEncoding)
-	}
-}
-
-// fuzzCheckJSON marshals c and reads it back: the JSON must be valid and the
-// call's strings must survive, with invalid UTF-8 turned into U+FFFD byte
-// by byte (as string([]rune(s)) does).
-func fuzzCheckJSON(t *testing.T, i int, c *proto.Call) {
-	t.Helper()
-	j := c.AppendJSON(nil)
-	if !json.Valid(j) {
-		t.Fatalf("call %d: invalid JSON: %s", i, j)
-	}
-	var back proto.Call
-	if err := json.Unmarshal(j, &back); err != nil {
-		t.Fatalf("call %d: JSON does not read back: %v\n%s", i, err, j)
-	}
-	for _, f := range []struct{ name, got, want string }{
-		{"proto", back.Proto, c.Proto},
-		{"method", back.Method, c.Method},
-		{"path", back.Path, c.Path},
-		{"status", back.Status, c.Status},
-		{"error", back.Error, c.Error},
-		{"request body", back.Request.Body, c.Request.Body},
-		{"response body", back.Response.Body, c.Response.Body},
-	} {
-		if want := string([]rune(f.want)); f.got != want {
-			t.Errorf("call %d: %s reads back as %q, want %q", i, f.name, f.got, want)
-		}
-	}
-	if len(back.Request.Headers) != len(c.Request.Headers) || len(back.Response.Headers) != len(c.Response.Headers) {
-		t.Errorf("call %d: headers read back %d/%d, want %d/%d", i,
-			len(back.Request.Headers), len(back.Response.Headers), len(c.Request.Headers), len(c.Response.Headers))
-	}
-	if !back.TS.Equal(c.TS) || back.LatencyNS != c.LatencyNS {
-		t.Errorf("call %d: ts/latency read back %v/%d, want %v/%d", i, back.TS, back.LatencyNS, c.TS, c.LatencyNS)
 	}
 }
 

@@ -314,32 +314,48 @@ func (h Headers) AppendJSON(b []byte) []byte {
 
 // UnmarshalJSON reads a JSON object keeping the order of its fields.
 func (h *Headers) UnmarshalJSON(data []byte) error {
+	var out Headers
+	null, err := decodeObject(data, "headers", func(key string, d *json.Decoder) error {
+		var v string
+		if err := d.Decode(&v); err != nil {
+			return err
+		}
+		out = append(out, Header{Name: key, Value: v})
+		return nil
+	})
+	_ = null // out stays nil for a JSON null
+	if err == nil {
+		*h = out
+	}
+	return err
+}
+
+// decodeObject reads the JSON object in data field by field, in order,
+// calling field with each key and a decoder positioned at its value (which
+// decodes numbers as json.Number). null reports a JSON null.
+func decodeObject(data []byte, what string, field func(key string, d *json.Decoder) error) (null bool, err error) {
 	d := json.NewDecoder(bytes.NewReader(data))
+	d.UseNumber()
 	t, err := d.Token()
 	if err != nil {
-		return err
+		return false, err
 	}
 	if t == nil {
-		*h = nil
-		return nil
+		return true, nil
 	}
 	if t != json.Delim('{') {
-		return fmt.Errorf("headers: want an object, got %v", t)
+		return false, fmt.Errorf("%s: want an object, got %v", what, t)
 	}
-	var out Headers
 	for d.More() {
 		k, err := d.Token()
 		if err != nil {
-			return err
+			return false, err
 		}
-		var v string
-		if err := d.Decode(&v); err != nil {
-			return fmt.Errorf("header %v: %w", k, err)
+		if err := field(k.(string), d); err != nil {
+			return false, fmt.Errorf("%s %q: %w", what, k, err)
 		}
-		out = append(out, Header{Name: k.(string), Value: v})
 	}
-	*h = out
-	return nil
+	return false, nil
 }
 
 func appendOpt(b []byte, key, v string) []byte {

@@ -1,10 +1,6 @@
 package proto
 
-import (
-	"bytes"
-	"encoding/json"
-	"fmt"
-)
+import "encoding/json"
 
 // Extra holds a call's protocol-specific fields in the order they were set.
 // It is encoded as a JSON object. A slice rather than a map: calls carry a
@@ -60,31 +56,18 @@ func (x Extra) MarshalJSON() ([]byte, error) { return x.AppendJSON(nil), nil }
 // UnmarshalJSON reads a JSON object keeping the order of its fields.
 // Numbers become json.Number, so integers keep their exact value.
 func (x *Extra) UnmarshalJSON(data []byte) error {
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.UseNumber()
-	t, err := d.Token()
-	if err != nil {
-		return err
-	}
-	if t == nil {
-		*x = nil
-		return nil
-	}
-	if t != json.Delim('{') {
-		return fmt.Errorf("extra: want an object, got %v", t)
-	}
 	var out Extra
-	for d.More() {
-		k, err := d.Token()
-		if err != nil {
-			return err
-		}
+	null, err := decodeObject(data, "extra", func(key string, d *json.Decoder) error {
 		var v any
 		if err := d.Decode(&v); err != nil {
-			return fmt.Errorf("extra %v: %w", k, err)
+			return err
 		}
-		out = append(out, Field{Key: k.(string), Value: v})
+		out = append(out, Field{Key: key, Value: v})
+		return nil
+	})
+	_ = null // out stays nil for a JSON null
+	if err == nil {
+		*x = out
 	}
-	*x = out
-	return nil
+	return err
 }

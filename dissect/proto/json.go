@@ -96,6 +96,26 @@ func AppendString(b []byte, s string) []byte { return appendString(b, s) }
 // AppendTime appends t as a JSON string in TimeLayout, in UTC.
 func AppendTime(b []byte, t time.Time) []byte { return appendTime(b, t) }
 
+// appendMap appends m as a JSON object with sorted keys, so that output is
+// deterministic.
+func appendMap[V any](b []byte, m map[string]V, value func([]byte, V) []byte) []byte {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = value(b, m[k])
+	}
+	return append(b, '}')
+}
+
 // AppendValue appends v as JSON. Maps are written with sorted keys so that
 // output is deterministic. Common types are written directly; others go
 // through encoding/json.
@@ -149,40 +169,9 @@ func AppendValue(b []byte, v any) []byte {
 		}
 		return append(b, ']')
 	case map[string]any:
-		if v == nil {
-			return append(b, '{', '}')
-		}
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		b = append(b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, k)
-			b = append(b, ':')
-			b = AppendValue(b, v[k])
-		}
-		return append(b, '}')
+		return appendMap(b, v, AppendValue)
 	case map[string]string:
-		keys := make([]string, 0, len(v))
-		for k := range v {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		b = append(b, '{')
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = appendString(b, k)
-			b = append(b, ':')
-			b = appendString(b, v[k])
-		}
-		return append(b, '}')
+		return appendMap(b, v, appendString)
 	}
 	j, err := json.Marshal(v)
 	if err != nil {
