@@ -54,7 +54,16 @@ type DecodeStats struct {
 	Malformed       uint64 `json:"malformed"`
 	Fragments       uint64 `json:"fragments"`
 	Reassembled     uint64 `json:"reassembled"`
+	// FragmentsDropped counts fragments given up on because more than
+	// MaxHeldFragments waited for the rest of their datagrams.
+	FragmentsDropped uint64 `json:"fragments_dropped"`
 }
+
+// MaxHeldFragments bounds the IP fragments a Decoder keeps while waiting
+// for the rest of their datagrams (a fragment flood would otherwise hold
+// every one for the 30 seconds fragments wait); past it, every fragment
+// held is dropped.
+const MaxHeldFragments = 16384
 
 // Decoder decodes frames into Decoded values. It is not safe for concurrent
 // use; the zero value is not usable, use NewDecoder.
@@ -72,6 +81,9 @@ type Decoder struct {
 
 	defrag4 *ip4defrag.IPv4Defragmenter
 	defrag6 *ip6defrag.IPv6Defragmenter
+	// held counts fragments kept since the defragmenters were last
+	// emptied: an upper bound on what they hold.
+	held int
 
 	// Stats counts frames that produced no Decoded.
 	Stats DecodeStats
@@ -91,6 +103,19 @@ func NewDecoder() *Decoder {
 func (d *Decoder) Expire(t time.Time) {
 	d.defrag4.DiscardOlderThan(t)
 	d.defrag6.DiscardOlderThan(time.Now().Add(-time.Minute))
+}
+
+// holdFragment accounts for a fragment the defragmenters keep, emptying
+// them when they may hold more than MaxHeldFragments.
+func (d *Decoder) holdFragment() {
+	d.held++
+	if d.held > MaxHeldFragments {
+		far := time.Unix(1<<62, 0)
+		d.defrag4.DiscardOlderThan(far)
+		d.defrag6.DiscardOlderThan(far)
+		d.Stats.FragmentsDropped += uint64(d.held)
+		d.held = 0
+	}
 }
 
 const (
@@ -195,6 +220,7 @@ func (d *Decoder) decodeIPv4(b []byte, ts time.Time, out *Decoded) error {
 			return d.malformed()
 		}
 		if whole == nil {
+			d.holdFragment()
 			return ErrFragment
 		}
 		d.Stats.Reassembled++
@@ -257,6 +283,7 @@ func (d *Decoder) decodeIPv6(b []byte, out *Decoded) error {
 			fc.Payload = append([]byte(nil), f.Payload...)
 			whole := d.defrag6.DefragIPv6(&hdr, &fc)
 			if whole == nil {
+				d.holdFragment()
 				return ErrFragment
 			}
 			d.Stats.Reassembled++

@@ -333,3 +333,21 @@ func BenchmarkDecode(b *testing.B) {
 		d.Decode(layers.LinkTypeEthernet, frame, len(frame), ts, &out)
 	}
 }
+
+// TestFragmentFlood sends first fragments of datagrams that never complete:
+// the decoder keeps at most MaxHeldFragments of them and counts the rest.
+func TestFragmentFlood(t *testing.T) {
+	d := NewDecoder()
+	var out Decoded
+	for id := range MaxHeldFragments + 100 {
+		ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Id: uint16(id), Flags: layers.IPv4MoreFragments,
+			Protocol: layers.IPProtocolUDP, SrcIP: net.IP{10, byte(id >> 16), byte(id >> 8), byte(id)}, DstIP: ip4b}
+		f := serialize(t, ip, gopacket.Payload(make([]byte, 64)))
+		if err := d.Decode(layers.LinkTypeRaw, f, len(f), time.Unix(0, 0), &out); !errors.Is(err, ErrFragment) {
+			t.Fatalf("fragment %d: %v", id, err)
+		}
+	}
+	if d.Stats.FragmentsDropped != MaxHeldFragments+1 || d.held != 99 {
+		t.Errorf("dropped %d, holding %d", d.Stats.FragmentsDropped, d.held)
+	}
+}

@@ -244,6 +244,9 @@ func (e *Engine) dispatch(p *capture.Packet) {
 		if len(e.live) > e.opts.MaxFlows {
 			e.evictTCP()
 		}
+		if len(e.recent) > e.opts.MaxFlows {
+			e.reportOlderHalf()
+		}
 	default:
 		e.datagram(d, ts)
 	}
@@ -286,6 +289,25 @@ func (e *Engine) evictTCP() {
 	e.asm.FlushWithOptions(reassembly.FlushOptions{T: cutoff, TC: cutoff})
 	e.flushing = false
 	e.stats.Evicted += uint64(before - len(e.live))
+	e.deliverPending()
+}
+
+// reportOlderHalf reports the half of the ended connections that ended
+// longest ago, when connections end faster than they linger for their
+// trailing packets; those that just ended keep lingering.
+func (e *Engine) reportOlderHalf() {
+	last := make([]time.Time, 0, len(e.recent))
+	for _, s := range e.recent {
+		last = append(last, s.f.Last)
+	}
+	slices.SortFunc(last, time.Time.Compare)
+	e.flushing = true
+	n := len(e.recent)
+	e.reportRecent(last[len(last)/2])
+	if len(e.recent) == n {
+		e.reportRecent(time.Time{}) // all ended at the same time
+	}
+	e.flushing = false
 	e.deliverPending()
 }
 

@@ -284,3 +284,25 @@ func TestPortsAreHints(t *testing.T) {
 		t.Errorf("calls %v", got)
 	}
 }
+
+// TestRecentBound closes connections faster than they linger for their
+// trailing packets: the ended ones are reported early, each exactly once.
+func TestRecentBound(t *testing.T) {
+	h := newHarness(dissect.Options{MaxFlows: 20})
+	for i := range 300 {
+		c := h.conn(fmt.Sprintf("10.4.0.1:%d", 10000+i), "10.0.0.9:8080")
+		c.T = start.Add(time.Duration(i) * time.Millisecond)
+		c.Handshake()
+		c.Send(true, []byte(req))
+		c.Send(false, []byte(resp))
+		c.Close()
+	}
+	st := h.finish()
+	ports := map[uint16]int{}
+	for _, f := range h.flows {
+		ports[f.Src.Port]++
+	}
+	if len(h.calls) != 300 || len(h.flows) != 300 || len(ports) != 300 || st.Flows["tcp"] != 300 || st.Evicted != 0 {
+		t.Errorf("%d calls, %d flows for %d ports, stats %v evicted %d", len(h.calls), len(h.flows), len(ports), st.Flows, st.Evicted)
+	}
+}

@@ -311,8 +311,9 @@ func printSummary(w io.Writer, files []string, st dissect.Stats, warns []capture
 		fmt.Fprintf(w, "  flows ended early to bound memory (more open than --max-flows): %d\n", st.Evicted)
 	}
 	d := st.Decode
-	if skipped := d.UnsupportedLink + d.NotIP + d.Malformed; skipped > 0 || st.TruncatedPackets > 0 {
-		fmt.Fprintf(w, "  packets not decoded: %d unsupported link, %d not IP, %d malformed; %d cut by snap length\n", d.UnsupportedLink, d.NotIP, d.Malformed, st.TruncatedPackets)
+	if skipped := d.UnsupportedLink + d.NotIP + d.Malformed + d.FragmentsDropped; skipped > 0 || st.TruncatedPackets > 0 {
+		fmt.Fprintf(w, "  packets not decoded: %d unsupported link, %d not IP, %d malformed, %d IP fragments dropped; %d cut by snap length\n",
+			d.UnsupportedLink, d.NotIP, d.Malformed, d.FragmentsDropped, st.TruncatedPackets)
 	}
 	for _, wa := range warns {
 		fmt.Fprintf(w, "  warning: %s\n", wa)
