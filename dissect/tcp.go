@@ -61,19 +61,7 @@ func (e *Engine) late(d *capture.Decoded, ts time.Time) bool {
 	if d.Src != s.ep[0].IP || d.SrcPort != s.ep[0].Port {
 		i = 1
 	}
-	f := &s.f
-	f.Packets[i]++
-	f.Bytes[i] += uint64(d.IPLength)
-	f.PayloadBytes[i] += uint64(len(d.Payload))
-	if ts.After(f.Last) {
-		f.Last = ts
-	}
-	if d.TCP.FIN {
-		s.fin[i] = true
-	}
-	if d.TCP.RST {
-		f.RST[i] = true
-	}
+	s.count(i, d.TCP, d.IPLength, ts)
 	return true
 }
 
@@ -152,16 +140,8 @@ type tcpStream struct {
 func (s *tcpStream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir reassembly.TCPFlowDirection, nextSeq reassembly.Sequence, start *bool, _ reassembly.AssemblerContext) bool {
 	i := side(dir)
 	f := &s.f
-	if f.First.IsZero() || ci.Timestamp.Before(f.First) {
-		f.First = ci.Timestamp
-	}
-	if ci.Timestamp.After(f.Last) {
-		f.Last = ci.Timestamp
-	}
-	f.Packets[i]++
-	f.Bytes[i] += uint64(s.e.cur.IPLength)
+	s.count(i, tcp, s.e.cur.IPLength, ci.Timestamp)
 	n := len(tcp.Payload)
-	f.PayloadBytes[i] += uint64(n)
 	if tcp.SYN {
 		if tcp.ACK {
 			f.SYNACK = true
@@ -177,14 +157,28 @@ func (s *tcpStream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir reassem
 	} else if n > 0 && nextSeq >= 0 && reassembly.Sequence(tcp.Seq).Add(n).Difference(nextSeq) >= 0 {
 		f.Retransmissions++
 	}
+	*start = true
+	return true
+}
+
+// count adds a packet side i sent, at ts, to the flow's counters.
+func (s *tcpStream) count(i int, tcp *layers.TCP, ipLen int, ts time.Time) {
+	f := &s.f
+	if f.First.IsZero() || ts.Before(f.First) {
+		f.First = ts
+	}
+	if ts.After(f.Last) {
+		f.Last = ts
+	}
+	f.Packets[i]++
+	f.Bytes[i] += uint64(ipLen)
+	f.PayloadBytes[i] += uint64(len(tcp.Payload))
 	if tcp.FIN {
 		s.fin[i] = true
 	}
 	if tcp.RST {
 		f.RST[i] = true
 	}
-	*start = true
-	return true
 }
 
 // ReassembledSG implements reassembly.Stream.
