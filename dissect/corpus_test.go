@@ -32,17 +32,29 @@ func run(t testing.TB, opts dissect.Options, paths ...string) ([]*dissect.Call, 
 	if opts.Limits.MaxBodyDisplay == 0 {
 		opts.Limits.MaxBodyDisplay = 256
 	}
-	e := dissect.New(opts)
+	src := openAll(t, paths...)
+	defer src.Close()
+	st := feedAll(t, dissect.New(opts), src)
+	return calls, flows, st
+}
+
+// openAll opens captures and merges them.
+func openAll(t testing.TB, paths ...string) capture.Source {
+	t.Helper()
 	var srcs []capture.Source
 	for _, p := range paths {
 		s, err := capture.OpenFile(p)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer s.Close()
 		srcs = append(srcs, s)
 	}
-	src := capture.Merge(srcs...)
+	return capture.Merge(srcs...)
+}
+
+// feedAll runs src through e to its end and returns e's final statistics.
+func feedAll(t testing.TB, e *dissect.Engine, src capture.Source) dissect.Stats {
+	t.Helper()
 	var p capture.Packet
 	for {
 		err := src.Next(&p)
@@ -54,11 +66,10 @@ func run(t testing.TB, opts dissect.Options, paths ...string) ([]*dissect.Call, 
 		}
 		e.Packet(&p)
 	}
-	st := e.Finish()
 	if w := src.Warnings(); len(w) > 0 {
 		t.Logf("capture warnings: %v", w)
 	}
-	return calls, flows, st
+	return e.Finish()
 }
 
 // extra is a call wirescope reports where tshark reports none, with the

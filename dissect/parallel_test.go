@@ -3,7 +3,6 @@ package dissect_test
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -35,21 +34,9 @@ func sequential(t *testing.T, paths ...string) output {
 		OnCall: func(c *dissect.Call) { o.lines = append(o.lines, string(c.AppendJSON(nil))) },
 		OnFlow: func(f *dissect.Flow) { o.lines = append(o.lines, string(f.AppendJSON(nil))) },
 	}
-	e := dissect.New(opts)
-	src := open(t, paths...)
+	src := openAll(t, paths...)
 	defer src.Close()
-	var p capture.Packet
-	for {
-		err := src.Next(&p)
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		e.Packet(&p)
-	}
-	o.stats = e.Finish()
+	o.stats = feedAll(t, dissect.New(opts), src)
 	return o
 }
 
@@ -60,24 +47,12 @@ func parallel(t *testing.T, shards int, paths ...string) output {
 		OnCall: func(c *dissect.Call) { o.lines = append(o.lines, string(c.AppendJSON(nil))) },
 		OnFlow: func(f *dissect.Flow) { o.lines = append(o.lines, string(f.AppendJSON(nil))) },
 	}
-	st, _, err := dissect.NewParallel(opts, shards).Run(open(t, paths...))
+	st, _, err := dissect.NewParallel(opts, shards).Run(openAll(t, paths...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	o.stats = st
 	return o
-}
-
-func open(t *testing.T, paths ...string) capture.Source {
-	var srcs []capture.Source
-	for _, p := range paths {
-		s, err := capture.OpenFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srcs = append(srcs, s)
-	}
-	return capture.Merge(srcs...)
 }
 
 func sameOutput(t *testing.T, name string, want, got output) {
