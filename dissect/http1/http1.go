@@ -79,23 +79,30 @@ type message struct {
 	status     int
 	headers    proto.Headers
 	trailers   proto.Headers
-	length     int64 // Content-Length, -1 if none
-	chunked    bool
-	encoding   string // Content-Encoding
-	upgrade    string // Upgrade, when Connection names it
-	bodySize   int64
-	body       []byte
-	missing    int64 // body bytes not captured
-	done       bool
-	err        string
+	// trailerBytes counts the trailer section, bounded like a header block.
+	trailerBytes int
+	length       int64 // Content-Length, -1 if none
+	chunked      bool
+	encoding     string // Content-Encoding
+	upgrade      string // Upgrade, when Connection names it
+	bodySize     int64
+	body         []byte
+	missing      int64 // body bytes not captured
+	done         bool
+	err          string
 }
 
 // exchange is a request and what the server answered.
 type exchange struct {
 	req     *message
 	resp    *message
-	interim []int
+	interim []int // the first maxInterim interim statuses
+	// moreInterim counts interim responses beyond those.
+	moreInterim int
 }
+
+// maxInterim bounds the interim (1xx) statuses a call records.
+const maxInterim = 16
 
 // half is one direction of the connection.
 type half struct {
@@ -208,6 +215,11 @@ func (c *conn) Feed(r proto.Role, data []byte, t time.Time) {
 			}
 			if len(line) == 0 {
 				c.complete(h, t)
+				continue
+			}
+			if h.msg.trailerBytes += len(line); h.msg.trailerBytes > c.lim.MaxHeaderBytes {
+				c.abort(h, "truncated: trailers larger than "+strconv.Itoa(c.lim.MaxHeaderBytes)+" bytes")
+				h.state, h.ntail = stSkipHeader, 0
 				continue
 			}
 			if name, value, ok := splitField(string(line)); ok {
@@ -513,8 +525,10 @@ func (c *conn) responseHeaders(h *half, t time.Time) {
 	switch {
 	case m.status >= 100 && m.status < 200 && m.status != 101:
 		// Interim: the final response follows.
-		if ex != nil {
+		if ex != nil && len(ex.interim) < maxInterim {
 			ex.interim = append(ex.interim, m.status)
+		} else if ex != nil {
+			ex.moreInterim++
 		}
 		h.msg, h.ex = nil, nil
 		h.state = stStart
@@ -820,6 +834,9 @@ func (c *conn) emit(ex *exchange, reason string) {
 	}
 	if len(ex.interim) > 0 {
 		extra = append(extra, proto.Field{Key: "interim", Value: ex.interim})
+	}
+	if ex.moreInterim > 0 {
+		extra = append(extra, proto.Field{Key: "interim_more", Value: ex.moreInterim})
 	}
 	if missing > 0 {
 		extra = append(extra, proto.Field{Key: "missing_bytes", Value: missing})

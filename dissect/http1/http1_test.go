@@ -326,6 +326,34 @@ func TestLimits(t *testing.T) {
 	}
 }
 
+// TestEndlessLists sends what a hostile peer could repeat forever: trailer
+// lines after a chunked body, and interim responses before a final one.
+// What a call keeps stays bounded.
+func TestEndlessLists(t *testing.T) {
+	s := newSession(proto.Limits{MaxHeaderBytes: 1024})
+	s.cli(0, "POST /t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n")
+	for i := range 500 {
+		s.cli(1, fmt.Sprintf("X-Trailer-%d: value\r\n", i))
+	}
+	s.cli(2, "\r\nGET /next HTTP/1.1\r\n\r\n")
+	s.srv(3, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n")
+	checkAll(t, s.rec,
+		want{method: "POST", path: "/t", status: "200", errPrefix: "truncated: trailers larger than 1024 bytes"},
+		want{method: "GET", path: "/next", status: "204"},
+	)
+
+	s = newSession(proto.Limits{})
+	s.cli(0, "GET /x HTTP/1.1\r\n\r\n")
+	for range 1000 {
+		s.srv(1, "HTTP/1.1 102 Processing\r\n\r\n")
+	}
+	s.srv(2, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	c := s.rec.only(t)
+	if in, _ := c.Extra.Get("interim").([]int); len(in) != 16 || c.Extra.Get("interim_more") != 984 {
+		t.Errorf("interim %d recorded, %v more", len(in), c.Extra.Get("interim_more"))
+	}
+}
+
 func TestMalformed(t *testing.T) {
 	s := newSession(proto.Limits{})
 	s.cli(0, "POST /x HTTP/1.1\r\nContent-Length: 12abc\r\n\r\nhello")
