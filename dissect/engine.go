@@ -426,7 +426,7 @@ func (e *Engine) identify(ep *proto.Endpoint, at time.Time) {
 	if !ok {
 		return
 	}
-	ep.Pod, ep.Namespace, ep.Service, ep.Node = id.Pod, id.Namespace, id.Service, id.Node
+	ep.Pod, ep.Namespace, ep.Workload, ep.Service, ep.Node = id.Pod, id.Namespace, id.Workload, id.Service, id.Node
 }
 
 // endFlow completes a flow record and passes it on.

@@ -9,8 +9,11 @@ import (
 type Identity struct {
 	Pod       string
 	Namespace string
-	Service   string
-	Node      string
+	// Workload names what owns the pod (a Deployment, StatefulSet,
+	// DaemonSet, Job), as pods of one workload are one service's replicas.
+	Workload string
+	Service  string
+	Node     string
 }
 
 // Identifier resolves an address to the Kubernetes identity it had at a

@@ -53,8 +53,10 @@ type Endpoint struct {
 	Port      uint16
 	Pod       string
 	Namespace string
-	Service   string
-	Node      string
+	// Workload names what owns the pod (Deployment, StatefulSet, …).
+	Workload string
+	Service  string
+	Node     string
 }
 
 // Message is the request or the response of a call.
@@ -237,6 +239,7 @@ func (e *Endpoint) AppendJSON(b []byte) []byte {
 	b = strconv.AppendUint(b, uint64(e.Port), 10)
 	b = appendOpt(b, "pod", e.Pod)
 	b = appendOpt(b, "namespace", e.Namespace)
+	b = appendOpt(b, "workload", e.Workload)
 	b = appendOpt(b, "service", e.Service)
 	b = appendOpt(b, "node", e.Node)
 	return append(b, '}')
@@ -249,13 +252,14 @@ func (e *Endpoint) UnmarshalJSON(data []byte) error {
 		Port      uint16 `json:"port"`
 		Pod       string `json:"pod"`
 		Namespace string `json:"namespace"`
+		Workload  string `json:"workload"`
 		Service   string `json:"service"`
 		Node      string `json:"node"`
 	}
 	if err := json.Unmarshal(data, &w); err != nil {
 		return err
 	}
-	*e = Endpoint{Port: w.Port, Pod: w.Pod, Namespace: w.Namespace, Service: w.Service, Node: w.Node}
+	*e = Endpoint{Port: w.Port, Pod: w.Pod, Namespace: w.Namespace, Workload: w.Workload, Service: w.Service, Node: w.Node}
 	if w.IP != "" {
 		ip, err := netip.ParseAddr(w.IP)
 		if err != nil {

@@ -43,6 +43,9 @@ type Pod struct {
 	IP        string            `json:"ip"`
 	IPs       []string          `json:"ips,omitempty"`
 	Labels    map[string]string `json:"labels"`
+	// Workload names the pod's owner; empty means derived from its name
+	// (WorkloadOf).
+	Workload string `json:"workload,omitempty"`
 }
 
 // Static answers from a cluster file; identities do not change over time.
@@ -84,7 +87,10 @@ func New(cf ClusterFile) (*Static, error) {
 		if p.Name == "" {
 			return nil, fmt.Errorf("pods[%d]: no name", i)
 		}
-		id := dissect.Identity{Pod: p.Name, Namespace: p.Namespace, Node: p.Node}
+		id := dissect.Identity{Pod: p.Name, Namespace: p.Namespace, Node: p.Node, Workload: p.Workload}
+		if id.Workload == "" {
+			id.Workload = WorkloadOf(p.Name)
+		}
 		for _, svc := range svcs {
 			if svc.Namespace == p.Namespace && selects(svc.Selector, p.Labels) {
 				id.Service = svc.Name
@@ -119,6 +125,44 @@ func New(cf ClusterFile) (*Static, error) {
 		}
 	}
 	return s, nil
+}
+
+// WorkloadOf derives a pod's workload from the names controllers give their
+// pods: "checkout-7c4b8d9f6-m8wzt" (Deployment: ReplicaSet hash and pod
+// suffix) → "checkout", "db-0" (StatefulSet) → "db", "node-exporter-x7k2p"
+// (DaemonSet, Job) → "node-exporter". A name that fits none is its own
+// workload. Hash-like parts must hold a digit, so "my-app-nginx" stays whole.
+func WorkloadOf(pod string) string {
+	parts := strings.Split(pod, "-")
+	n := len(parts)
+	switch {
+	case n >= 3 && hashLike(parts[n-1], 5, 5, false) && hashLike(parts[n-2], 6, 10, true):
+		return strings.Join(parts[:n-2], "-")
+	case n >= 2 && parts[n-1] != "" && strings.Trim(parts[n-1], "0123456789") == "":
+		return strings.Join(parts[:n-1], "-")
+	case n >= 2 && hashLike(parts[n-1], 5, 5, true):
+		return strings.Join(parts[:n-1], "-")
+	}
+	return pod
+}
+
+// hashLike reports whether s is lowercase alphanumeric of a length in
+// [min, max], holding a digit when digit is set.
+func hashLike(s string, min, max int, digit bool) bool {
+	if len(s) < min || len(s) > max {
+		return false
+	}
+	hasDigit := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			hasDigit = true
+		case c < 'a' || c > 'z':
+			return false
+		}
+	}
+	return hasDigit || !digit
 }
 
 // selects reports whether a non-empty selector matches labels.

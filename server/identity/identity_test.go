@@ -31,15 +31,15 @@ func TestStatic(t *testing.T) {
 	}
 	at := time.Now()
 	for ip, want := range map[string]string{
-		"10.0.0.21":        "checkout-7c4b8d9f6-m8wzt shop all-shop node-b", // first matching service by name
-		"fd00::21":         "checkout-7c4b8d9f6-m8wzt shop all-shop node-b",
-		"::ffff:10.0.0.21": "checkout-7c4b8d9f6-m8wzt shop all-shop node-b",
-		"10.0.0.30":        "db-0 shop headless node-c",
-		"10.0.0.40":        "lonely shop  node-a", // the first owner of an address keeps it
-		"10.96.40.10":      " shop checkout ",     // a cluster IP names the service alone
+		"10.0.0.21":        "checkout-7c4b8d9f6-m8wzt shop checkout all-shop node-b", // first matching service by name
+		"fd00::21":         "checkout-7c4b8d9f6-m8wzt shop checkout all-shop node-b",
+		"::ffff:10.0.0.21": "checkout-7c4b8d9f6-m8wzt shop checkout all-shop node-b",
+		"10.0.0.30":        "db-0 shop db headless node-c",
+		"10.0.0.40":        "lonely shop lonely  node-a", // the first owner of an address keeps it
+		"10.96.40.10":      " shop  checkout ",           // a cluster IP names the service alone
 	} {
 		id, ok := s.Identify(netip.MustParseAddr(ip), at)
-		if got := id.Pod + " " + id.Namespace + " " + id.Service + " " + id.Node; !ok || got != want {
+		if got := id.Pod + " " + id.Namespace + " " + id.Workload + " " + id.Service + " " + id.Node; !ok || got != want {
 			t.Errorf("%s: %q (found %v), want %q", ip, got, ok, want)
 		}
 	}
@@ -64,5 +64,24 @@ func TestLoadFileErrors(t *testing.T) {
 	}
 	if _, err := LoadFile(filepath.Join(dir, "missing.json")); !os.IsNotExist(err) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+func TestWorkloadOf(t *testing.T) {
+	for pod, want := range map[string]string{
+		"frontend-5b7d9f8c4-abcde":    "frontend",
+		"cart-6f7d8c9b5-p4x2n":        "cart",
+		"payment-api-7c4b8d9f6-m8wzt": "payment-api",
+		"db-0":                        "db",
+		"kafka-broker-12":             "kafka-broker",
+		"node-exporter-x7k2p":         "node-exporter",
+		"my-app-nginx":                "my-app-nginx",
+		"standalone":                  "standalone",
+		"curl-0":                      "curl",
+		"web-abcde":                   "web-abcde", // no digit: a name, not a hash
+	} {
+		if got := WorkloadOf(pod); got != want {
+			t.Errorf("WorkloadOf(%q) = %q, want %q", pod, got, want)
+		}
 	}
 }

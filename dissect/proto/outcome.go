@@ -1,0 +1,68 @@
+package proto
+
+import "strings"
+
+// Outcome classifies how a call ended, so that error rates mean the same in
+// every summary.
+type Outcome uint8
+
+// Outcomes.
+const (
+	// OK: a response that reports success.
+	OK Outcome = iota
+	// ClientError: the server answered that the request was wrong (HTTP
+	// 4xx; DNS NXDOMAIN, FORMERR and the like).
+	ClientError
+	// ServerError: the server failed (HTTP 5xx; DNS SERVFAIL, REFUSED,
+	// NOTIMP).
+	ServerError
+	// NoResponse: a request no response answered (Error "no response…").
+	NoResponse
+	// Incomplete: the capture cannot say (a response without its request,
+	// a call cut before its status).
+	Incomplete
+)
+
+var outcomeNames = [...]string{"ok", "client_error", "server_error", "no_response", "incomplete"}
+
+func (o Outcome) String() string {
+	if int(o) < len(outcomeNames) {
+		return outcomeNames[o]
+	}
+	return "unknown"
+}
+
+// Failed reports whether the outcome counts as an error: anything but OK
+// and Incomplete.
+func (o Outcome) Failed() bool { return o == ClientError || o == ServerError || o == NoResponse }
+
+// Outcome classifies the call by its status, whatever its Error says about
+// capture damage (a 200 whose body lost bytes in a gap is still OK).
+func (c *Call) Outcome() Outcome {
+	if strings.HasPrefix(c.Error, "no response") {
+		return NoResponse
+	}
+	if c.Status == "" {
+		return Incomplete
+	}
+	switch c.Proto {
+	case "dns":
+		switch c.Status {
+		case "NOERROR":
+			return OK
+		case "SERVFAIL", "REFUSED", "NOTIMP":
+			return ServerError
+		}
+		return ClientError
+	}
+	// Numeric statuses: HTTP and protocols that borrow its classes.
+	if len(c.Status) == 3 && c.Status[1] >= '0' && c.Status[1] <= '9' {
+		switch c.Status[0] {
+		case '4':
+			return ClientError
+		case '5', '6', '7', '8', '9':
+			return ServerError
+		}
+	}
+	return OK
+}

@@ -1,0 +1,36 @@
+package proto
+
+import "testing"
+
+func TestOutcome(t *testing.T) {
+	for _, c := range []struct {
+		proto, status, err string
+		want               Outcome
+	}{
+		{"http", "200", "", OK},
+		{"http", "204", "", OK},
+		{"http", "304", "", OK},
+		{"http", "200", "truncated: 10 body bytes missing from the capture", OK},
+		{"http", "404", "", ClientError},
+		{"http", "401", "", ClientError},
+		{"http", "503", "", ServerError},
+		{"http", "", "no response: connection reset", NoResponse},
+		{"http", "", "no response", NoResponse},
+		{"http", "200", "no request", OK},
+		{"http", "", "truncated: header block larger than 65536 bytes", Incomplete},
+		{"dns", "NOERROR", "", OK},
+		{"dns", "NXDOMAIN", "", ClientError},
+		{"dns", "SERVFAIL", "", ServerError},
+		{"dns", "REFUSED", "", ServerError},
+		{"dns", "", "no response", NoResponse},
+		{"dns", "", "malformed: max DNS recursion level hit", Incomplete},
+	} {
+		call := Call{Proto: c.proto, Status: c.status, Error: c.err}
+		if got := call.Outcome(); got != c.want {
+			t.Errorf("%s %q %q: %v, want %v", c.proto, c.status, c.err, got, c.want)
+		}
+	}
+	if !ServerError.Failed() || !NoResponse.Failed() || OK.Failed() || Incomplete.Failed() || ServerError.String() != "server_error" {
+		t.Error("Failed/String")
+	}
+}
