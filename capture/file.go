@@ -152,6 +152,29 @@ func (s *File) Packets() int { return s.packets }
 // offset is the position of the next unread byte in the uncompressed stream.
 func (s *File) offset() int64 { return s.cr.n - int64(s.br.Buffered()) }
 
+// Offset returns the byte offset of the next record (in the uncompressed
+// stream).
+func (s *File) Offset() int64 { return s.offset() }
+
+// Seekable reports whether SeekRecord works: an uncompressed classic pcap file
+// (pcapng records depend on the blocks before them).
+func (s *File) Seekable() bool { return s.f != nil && s.gz == nil && s.pcap != nil }
+
+// SeekRecord continues reading at offset, which must be a record's start as
+// Offset returned it. The packet count restarts at packets.
+func (s *File) SeekRecord(offset int64, packets int) error {
+	if !s.Seekable() {
+		return errors.New("seek: not an uncompressed classic pcap file")
+	}
+	if _, err := s.f.Seek(offset, io.SeekStart); err != nil {
+		return fmt.Errorf("seek %s: %w", s.name, err)
+	}
+	s.cr.n = offset
+	s.br.Reset(&s.cr)
+	s.done, s.warn, s.packets = false, nil, packets
+	return nil
+}
+
 // Next implements Source.
 func (s *File) Next(p *Packet) error {
 	if s.done {
