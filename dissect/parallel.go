@@ -2,6 +2,7 @@ package dissect
 
 import (
 	"cmp"
+	"context"
 	"encoding/binary"
 	"io"
 	"strings"
@@ -98,9 +99,12 @@ func NewParallel(opts Options, n int) *Parallel {
 const maxInflight = 6
 
 // Run dissects src to its end, delivering calls and flows to the Options'
-// callbacks, and returns the statistics of all shards. It closes src. A
-// Parallel runs once.
-func (p *Parallel) Run(src capture.Source) (Stats, []capture.Warning, error) {
+// callbacks, and returns the statistics of all shards. progress, if not
+// nil, is told how many packets have been read, after every batch. When
+// ctx is cancelled Run stops reading, lets the shards drop what they hold
+// (flows still open are not finished) and returns ctx's error. It closes
+// src. A Parallel runs once.
+func (p *Parallel) Run(ctx context.Context, src capture.Source, progress func(packets uint64)) (Stats, []capture.Warning, error) {
 	var cls *classifier
 	var classify capture.Classifier
 	if len(p.shards) > 1 {
@@ -121,6 +125,9 @@ func (p *Parallel) Run(src capture.Source) (Stats, []capture.Warning, error) {
 			p.merge()
 			inflight--
 		}
+		if err = ctx.Err(); err != nil {
+			break
+		}
 		b, e := r.Next()
 		if e != nil {
 			if e != io.EOF {
@@ -135,16 +142,24 @@ func (p *Parallel) Run(src capture.Source) (Stats, []capture.Warning, error) {
 		}
 		next += n
 		inflight++
+		if progress != nil {
+			progress(next)
+		}
 	}
 	for ; inflight > 0; inflight-- {
 		p.merge()
 	}
+	var st Stats
+	if ctx.Err() == nil {
+		for _, sh := range p.shards {
+			sh.in <- job{finish: true, first: next}
+		}
+		st = p.merge()
+	}
 	for _, sh := range p.shards {
-		sh.in <- job{finish: true, first: next}
 		close(sh.in)
 	}
-	st := p.merge()
-	warnings := r.Warnings() // waits for the reading goroutine
+	warnings := r.Warnings()
 	if cls != nil {
 		st.Decode = cls.dec.Stats
 	}

@@ -2,10 +2,12 @@ package dissect_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -47,7 +49,7 @@ func parallel(t *testing.T, shards int, paths ...string) output {
 		OnCall: func(c *dissect.Call) { o.lines = append(o.lines, string(c.AppendJSON(nil))) },
 		OnFlow: func(f *dissect.Flow) { o.lines = append(o.lines, string(f.AppendJSON(nil))) },
 	}
-	st, _, err := dissect.NewParallel(opts, shards).Run(openAll(t, paths...))
+	st, _, err := dissect.NewParallel(opts, shards).Run(context.Background(), openAll(t, paths...), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,4 +150,31 @@ func writeMixed(t *testing.T, conns int) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestParallelCancel cancels a dissection midway: Run returns the context's
+// error promptly, having reported progress, and leaves no goroutine behind.
+func TestParallelCancel(t *testing.T) {
+	path := writeMixed(t, 600)
+	before := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	var seen uint64
+	var calls int
+	p := dissect.NewParallel(dissect.Options{OnCall: func(*dissect.Call) { calls++ }}, 3)
+	_, _, err := p.Run(ctx, openAll(t, path), func(n uint64) {
+		seen = n
+		if n >= 2000 {
+			cancel()
+		}
+	})
+	if err != context.Canceled || seen < 2000 || seen > 2000+512*6 {
+		t.Fatalf("err %v after %d packets", err, seen)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after a cancelled Run, %d before", n, before)
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"cmp"
+	"context"
 	"fmt"
 	"io"
 	"maps"
@@ -135,7 +136,7 @@ func runDissect(stdout, stderr io.Writer, files []string, f dissectFlags) error 
 		}
 	}
 	start := time.Now()
-	st, warnings, err := dissect.NewParallel(opts, runtime.GOMAXPROCS(0)).Run(src)
+	st, warnings, err := dissect.NewParallel(opts, runtime.GOMAXPROCS(0)).Run(context.Background(), src, nil)
 	if async != nil {
 		async.close()
 	}
