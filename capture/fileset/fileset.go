@@ -179,7 +179,7 @@ func (s *Set) Window(from, to time.Time) (capture.Source, uint64, error) {
 	var srcs []capture.Source
 	var total uint64
 	for _, f := range s.files {
-		if f.Packets == 0 || (!to.IsZero() && !f.First.Before(to)) || (!from.IsZero() && f.Last.Before(from)) {
+		if !f.overlaps(from, to) {
 			continue
 		}
 		w, n, err := f.window(from, to)
@@ -198,19 +198,37 @@ func (s *Set) Window(from, to time.Time) (capture.Source, uint64, error) {
 	return capture.Merge(srcs...), total, nil
 }
 
-// window opens a file positioned for [from, to).
-func (f *file) window(from, to time.Time) (capture.Source, uint64, error) {
-	start := 0 // the last checkpoint before which no packet is in the window
-	if !from.IsZero() {
-		for i, c := range f.checkpoints {
-			if c.maxBefore.Before(from) {
-				start = i
-			} else {
-				break
-			}
+// Count returns an upper bound of how many packets Window(from, to) reads,
+// without opening any file.
+func (s *Set) Count(from, to time.Time) uint64 {
+	var total uint64
+	for _, f := range s.files {
+		if f.overlaps(from, to) {
+			start, stop := f.span(from, to)
+			total += stop - f.checkpoints[start].index
 		}
 	}
-	stop := f.Packets // packets from the first checkpoint after which none is in the window
+	return total
+}
+
+// overlaps reports whether the file may hold packets in [from, to).
+func (f *file) overlaps(from, to time.Time) bool {
+	return f.Packets > 0 && (to.IsZero() || f.First.Before(to)) && (from.IsZero() || !f.Last.Before(from))
+}
+
+// span returns the checkpoint reading [from, to) starts at (the last before
+// which no packet is in the window) and the index of the packet it stops
+// at (the first checkpoint from which none is).
+func (f *file) span(from, to time.Time) (start int, stop uint64) {
+	if !from.IsZero() {
+		for i, c := range f.checkpoints {
+			if !c.maxBefore.Before(from) {
+				break
+			}
+			start = i
+		}
+	}
+	stop = f.Packets
 	if !to.IsZero() {
 		for _, c := range f.checkpoints[start:] {
 			if !c.minFrom.Before(to) {
@@ -219,6 +237,12 @@ func (f *file) window(from, to time.Time) (capture.Source, uint64, error) {
 			}
 		}
 	}
+	return start, stop
+}
+
+// window opens a file positioned for [from, to).
+func (f *file) window(from, to time.Time) (capture.Source, uint64, error) {
+	start, stop := f.span(from, to)
 	src, err := capture.OpenFile(f.Path)
 	if err != nil {
 		return nil, 0, err

@@ -139,6 +139,9 @@ func TestWindows(t *testing.T) {
 		if bound < uint64(len(got)) {
 			t.Fatalf("window %v–%v: bound %d below %d packets read", from, to, bound, len(got))
 		}
+		if n := set.Count(from, to); n != bound {
+			t.Fatalf("window %v–%v: Count %d, Window's bound %d", from, to, n, bound)
+		}
 	}
 }
 
