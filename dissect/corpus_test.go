@@ -17,6 +17,7 @@ import (
 	"github.com/wirescope/wirescope/dissect"
 	"github.com/wirescope/wirescope/dissect/internal/truth"
 	"github.com/wirescope/wirescope/dissect/proto"
+	"github.com/wirescope/wirescope/internal/corpus"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/golden")
@@ -94,7 +95,7 @@ type capCase struct {
 }
 
 func corpusCases(t *testing.T) []capCase {
-	dir, ok := truth.CorpusDir()
+	dir, ok := corpus.Dir()
 	if !ok {
 		t.Skip("the shared corpus (../shared/corpus beside the repository) is not present")
 	}
@@ -401,7 +402,7 @@ func TestDeterministic(t *testing.T) {
 // summary mode: apart from headers and bodies, the calls must be the same.
 func TestSummaryMatchesFull(t *testing.T) {
 	cases := recordedCases()
-	if _, ok := truth.CorpusDir(); ok {
+	if _, ok := corpus.Dir(); ok {
 		cases = append(cases, corpusCases(t)...)
 	}
 	strip := func(c *dissect.Call) string {

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
@@ -30,8 +31,12 @@ type dgFlow struct {
 // maxDetectTries bounds the datagrams of one flow shown to detectors.
 const maxDetectTries = 8
 
-func transportName(p layers.IPProtocol) string {
+// TransportName is the name flows give the IP protocol p: "tcp", "udp",
+// "icmp", "icmpv6", "sctp" or "ip-<n>".
+func TransportName(p layers.IPProtocol) string {
 	switch p {
+	case layers.IPProtocolTCP:
+		return "tcp"
 	case layers.IPProtocolUDP:
 		return "udp"
 	case layers.IPProtocolICMPv4:
@@ -42,6 +47,29 @@ func transportName(p layers.IPProtocol) string {
 		return "sctp"
 	}
 	return "ip-" + strconv.Itoa(int(p))
+}
+
+// TransportProto is the IP protocol a flow's Transport names: the inverse
+// of TransportName.
+func TransportProto(name string) (layers.IPProtocol, bool) {
+	switch name {
+	case "tcp":
+		return layers.IPProtocolTCP, true
+	case "udp":
+		return layers.IPProtocolUDP, true
+	case "icmp":
+		return layers.IPProtocolICMPv4, true
+	case "icmpv6":
+		return layers.IPProtocolICMPv6, true
+	case "sctp":
+		return layers.IPProtocolSCTP, true
+	}
+	if n, ok := strings.CutPrefix(name, "ip-"); ok {
+		if v, err := strconv.ParseUint(n, 10, 8); err == nil {
+			return layers.IPProtocol(v), true
+		}
+	}
+	return 0, false
 }
 
 func (e *Engine) datagram(d *capture.Decoded, ts time.Time) {
@@ -59,7 +87,7 @@ func (e *Engine) datagram(d *capture.Decoded, ts time.Time) {
 		fl = &dgFlow{sides: sides{e: e}}
 		fl.ep[0] = proto.Endpoint{IP: d.Src, Port: d.SrcPort}
 		fl.ep[1] = proto.Endpoint{IP: d.Dst, Port: d.DstPort}
-		fl.f.Transport = transportName(d.Proto)
+		fl.f.Transport = TransportName(d.Proto)
 		fl.f.First = ts
 		e.dgrams[k] = fl
 	}

@@ -116,6 +116,25 @@ type Stats struct {
 	Evicted uint64 `json:"evicted_flows"`
 }
 
+// CountCall counts a call in Calls and, by its Error, in Unanswered,
+// Orphans, Truncated or Malformed.
+func (s *Stats) CountCall(c *Call) {
+	if s.Calls == nil {
+		s.Calls = map[string]uint64{}
+	}
+	s.Calls[c.Proto]++
+	switch {
+	case strings.HasPrefix(c.Error, "no response"):
+		s.Unanswered++
+	case c.Error == "no request":
+		s.Orphans++
+	case strings.HasPrefix(c.Error, "truncated"):
+		s.Truncated++
+	case strings.HasPrefix(c.Error, "malformed"):
+		s.Malformed++
+	}
+}
+
 // Engine dissects packets into calls. It is not safe for concurrent use.
 type Engine struct {
 	opts    Options
@@ -378,17 +397,7 @@ func (e *Engine) emit(c *Call, f *Flow, client, server proto.Endpoint, seq uint6
 		e.identify(&c.Dst, c.TS)
 	}
 	f.Calls++
-	e.stats.Calls[c.Proto]++
-	switch {
-	case strings.HasPrefix(c.Error, "no response"):
-		e.stats.Unanswered++
-	case c.Error == "no request":
-		e.stats.Orphans++
-	case strings.HasPrefix(c.Error, "truncated"):
-		e.stats.Truncated++
-	case strings.HasPrefix(c.Error, "malformed"):
-		e.stats.Malformed++
-	}
+	e.stats.CountCall(c)
 	if e.flushing {
 		e.pendCalls = append(e.pendCalls, c)
 	} else if e.opts.OnCall != nil {

@@ -20,7 +20,7 @@ import (
 	"github.com/wirescope/wirescope/capture"
 	synth "github.com/wirescope/wirescope/capture/capturetest"
 	"github.com/wirescope/wirescope/dissect"
-	"github.com/wirescope/wirescope/dissect/internal/truth"
+	"github.com/wirescope/wirescope/internal/corpus"
 )
 
 // output is what a dissection produced, as the JSON lines wirescope prints.
@@ -83,7 +83,7 @@ func TestParallelMatchesEngine(t *testing.T) {
 		{writeMixed(t, 40)},
 		{writeMixed(t, 600)}, // some 25,000 packets: many more batches than are in flight
 	}
-	if dir, ok := truth.CorpusDir(); ok {
+	if dir, ok := corpus.Dir(); ok {
 		for _, sub := range []string{"http1", "dns", "tcp"} {
 			m, _ := filepath.Glob(filepath.Join(dir, sub, "*.pcap"))
 			for _, p := range m {

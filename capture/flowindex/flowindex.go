@@ -41,6 +41,15 @@ type Key struct {
 	Proto layers.IPProtocol
 }
 
+// NewKey returns the key of the flow between a and b over p, in either
+// direction.
+func NewKey(a, b netip.AddrPort, p layers.IPProtocol) Key {
+	if a.Compare(b) > 0 {
+		a, b = b, a
+	}
+	return Key{A: a, B: b, Proto: p}
+}
+
 func keyOf(d *capture.Decoded) (Key, int) {
 	src, dst := netip.AddrPortFrom(d.Src, d.SrcPort), netip.AddrPortFrom(d.Dst, d.DstPort)
 	if src.Compare(dst) > 0 {
@@ -204,13 +213,7 @@ type Summary struct {
 }
 
 // Key returns the flow's key.
-func (s *Summary) Key() Key {
-	k := Key{A: s.Src, B: s.Dst, Proto: s.Proto}
-	if k.A.Compare(k.B) > 0 {
-		k.A, k.B = k.B, k.A
-	}
-	return k
-}
+func (s *Summary) Key() Key { return NewKey(s.Src, s.Dst, s.Proto) }
 
 // Query summarises the flows active in [from, to) (zero times are
 // unbounded) for which match (if not nil) returns true, in the order they

@@ -320,27 +320,6 @@ func Load(path string) (*File, error) {
 	return &f, nil
 }
 
-// CorpusDir finds the shared capture corpus: a directory shared/corpus beside
-// the repository, found by walking up from the working directory and looking
-// for ../shared/corpus at each level. It reports false when there is none.
-func CorpusDir() (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		parent := filepath.Dir(dir)
-		candidate := filepath.Join(parent, "shared", "corpus")
-		if st, err := os.Stat(candidate); err == nil && st.IsDir() {
-			return candidate, true
-		}
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
-}
-
 // The tshark invocations, as the corpus records them (after "tshark -r FILE").
 var (
 	packetCountArgs = []string{"-T", "fields", "-e", "frame.number"}

@@ -10,12 +10,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	sharedcorpus "github.com/wirescope/wirescope/internal/corpus"
 )
 
 // corpus returns the shared corpus directory or skips the test.
 func corpus(t *testing.T) string {
 	t.Helper()
-	dir, ok := CorpusDir()
+	dir, ok := sharedcorpus.Dir()
 	if !ok {
 		t.Skip("shared corpus not found (looked for ../shared/corpus beside the repository); skipping corpus tests")
 	}
@@ -552,11 +554,11 @@ func TestGenerateErrors(t *testing.T) {
 }
 
 func TestCorpusDir(t *testing.T) {
-	dir, ok := CorpusDir()
+	dir, ok := sharedcorpus.Dir()
 	if !ok {
 		t.Skip("shared corpus not found")
 	}
 	if _, err := os.Stat(filepath.Join(dir, "README.md")); err != nil {
-		t.Errorf("CorpusDir() = %s, which has no README.md: %v", dir, err)
+		t.Errorf("corpus.Dir() = %s, which has no README.md: %v", dir, err)
 	}
 }
