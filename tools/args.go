@@ -1,0 +1,263 @@
+package tools
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/jsonschema-go/jsonschema"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/wirescope/wirescope/dissect"
+)
+
+// windowArgs select a time range.
+type windowArgs struct {
+	From string `json:"from,omitempty" jsonschema:"start of the window: RFC 3339 (2026-11-21T14:00:00Z) or relative to the newest packet (-15m, -2h); default: the start of the data"`
+	To   string `json:"to,omitempty" jsonschema:"end of the window, exclusive: RFC 3339 or relative (-5m); default: the end of the data"`
+}
+
+// filterArgs are the filters every tool shares.
+type filterArgs struct {
+	Namespace string `json:"namespace,omitempty" jsonschema:"Kubernetes namespace of either peer"`
+	Pod       string `json:"pod,omitempty" jsonschema:"pod name of either peer"`
+	Workload  string `json:"workload,omitempty" jsonschema:"workload (Deployment, StatefulSet, …) of either peer"`
+	Service   string `json:"service,omitempty" jsonschema:"Kubernetes service of either peer"`
+	Node      string `json:"node,omitempty" jsonschema:"node of either peer"`
+	IP        string `json:"ip,omitempty" jsonschema:"IP address of either peer"`
+	Port      int    `json:"port,omitempty" jsonschema:"port of either peer"`
+	Protocol  string `json:"protocol,omitempty" jsonschema:"application protocol: http or dns"`
+}
+
+// budgetArgs bound the answer.
+type budgetArgs struct {
+	MaxTokens int `json:"max_tokens,omitempty" jsonschema:"most tokens (o200k_base) the answer may take; default 2000"`
+}
+
+// pageArgs page through long lists.
+type pageArgs struct {
+	Limit  int    `json:"limit,omitempty" jsonschema:"most rows to return"`
+	Cursor string `json:"cursor,omitempty" jsonschema:"where to continue: the cursor a previous answer gave"`
+}
+
+// protocols the filters accept: the dissectors' names.
+var protocols = func() []string {
+	var names []string
+	for _, p := range dissect.All() {
+		names = append(names, p.Name())
+	}
+	return names
+}()
+
+// argError is a problem with a tool's arguments, told to the model.
+type argError string
+
+func (e argError) Error() string { return string(e) }
+
+func argErrorf(format string, a ...any) error { return argError(fmt.Sprintf(format, a...)) }
+
+// maxTokens validates the budget.
+func (a budgetArgs) maxTokens() (int, error) {
+	switch {
+	case a.MaxTokens == 0:
+		return DefaultMaxTokens, nil
+	case a.MaxTokens < MinMaxTokens || a.MaxTokens > MaxMaxTokens:
+		return 0, argErrorf("max_tokens %d is out of range: use %d to %d", a.MaxTokens, MinMaxTokens, MaxMaxTokens)
+	}
+	return a.MaxTokens, nil
+}
+
+// limit validates a page size.
+func (a pageArgs) limit(def, most int) (int, error) {
+	switch {
+	case a.Limit == 0:
+		return def, nil
+	case a.Limit < 0 || a.Limit > most:
+		return 0, argErrorf("limit %d is out of range: use 1 to %d", a.Limit, most)
+	}
+	return a.Limit, nil
+}
+
+// filter validates the filters.
+func (a filterArgs) filter() (Filter, error) {
+	f := Filter{Namespace: a.Namespace, Pod: a.Pod, Workload: a.Workload, Service: a.Service, Node: a.Node,
+		Protocol: strings.ToLower(a.Protocol)}
+	if a.IP != "" {
+		ip, err := netip.ParseAddr(a.IP)
+		if err != nil {
+			return Filter{}, argErrorf("ip %q is not an IP address", a.IP)
+		}
+		f.IP = ip.Unmap()
+	}
+	if a.Port < 0 || a.Port > 65535 {
+		return Filter{}, argErrorf("port %d is out of range: use 1 to 65535", a.Port)
+	}
+	f.Port = uint16(a.Port)
+	if f.Protocol != "" && !slices.Contains(protocols, f.Protocol) {
+		return Filter{}, argErrorf("protocol %q is not one wirescope dissects: use %s", a.Protocol, strings.Join(protocols, " or "))
+	}
+	return f, nil
+}
+
+// window resolves the window's times (zero means unbounded) and refuses,
+// with a sentence saying what the capture covers, one that holds no
+// captured traffic.
+func (a windowArgs) window(b Backend) (from, to time.Time, err error) {
+	_, last := b.Bounds()
+	ref := last
+	if b.Live() || ref.IsZero() {
+		ref = time.Now()
+	}
+	if from, err = parseTime("from", a.From, ref); err != nil {
+		return
+	}
+	if to, err = parseTime("to", a.To, ref); err != nil {
+		return
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		return from, to, argErrorf("from (%s) must be before to (%s)", stamp(from), stamp(to))
+	}
+	if msg := emptyWindow(b, from, to); msg != "" {
+		return from, to, argError(msg)
+	}
+	return from, to, nil
+}
+
+// parseTime reads RFC 3339, a relative duration ("-15m": before ref) or
+// "now" (ref).
+func parseTime(name, s string, ref time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return time.Time{}, nil
+	case s == "now":
+		return ref, nil
+	case strings.HasPrefix(s, "-"):
+		d, err := time.ParseDuration(s[1:])
+		if err != nil || d <= 0 {
+			return time.Time{}, argErrorf("%s %q is not a duration back from the newest packet, like -15m or -2h", name, s)
+		}
+		return ref.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02T15:04"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, argErrorf("%s %q is not a time: use RFC 3339 (2026-11-21T14:00:00Z) or a duration back from the newest packet (-15m)", name, s)
+}
+
+// stamp formats a time for answers: UTC, to the millisecond.
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000Z")
+}
+
+// describeWindow names a window in a sentence.
+func describeWindow(from, to time.Time) string {
+	switch {
+	case from.IsZero() && to.IsZero():
+		return "all the data"
+	case from.IsZero():
+		return "before " + stamp(to)
+	case to.IsZero():
+		return "after " + stamp(from)
+	}
+	return stamp(from) + " to " + stamp(to)
+}
+
+// emptyWindow says, when [from, to) holds no captured traffic, so and what
+// the capture does cover; "" when the window overlaps the capture.
+func emptyWindow(b Backend, from, to time.Time) string {
+	first, last := b.Bounds()
+	if first.IsZero() {
+		return "no traffic has been captured yet"
+	}
+	if (!to.IsZero() && !to.After(first)) || (!from.IsZero() && from.After(last)) {
+		return fmt.Sprintf("no traffic captured between %s and %s; the capture covers %s to %s",
+			stamp(from), stamp(to), stamp(first), stamp(last))
+	}
+	return ""
+}
+
+// schemaOpts are what struct tags cannot say about a tool's arguments.
+type schemaOpts struct {
+	limit, maxLimit int                 // default and most for "limit"
+	enums           map[string][]string // allowed values by field
+}
+
+// inputSchema generates T's JSON schema and adds bounds, defaults and
+// enums.
+func inputSchema[T any](o schemaOpts) mcp.ToolOption {
+	s, err := jsonschema.For[T](nil)
+	if err != nil {
+		panic(fmt.Sprintf("schema: %v", err)) // a programming error in an argument type
+	}
+	set := func(name string, min, max, def int) {
+		if p := s.Properties[name]; p != nil {
+			fmin, fmax := float64(min), float64(max)
+			p.Minimum, p.Maximum = &fmin, &fmax
+			if def != 0 {
+				p.Default, _ = json.Marshal(def)
+			}
+		}
+	}
+	set("max_tokens", MinMaxTokens, MaxMaxTokens, DefaultMaxTokens)
+	set("limit", 1, o.maxLimit, o.limit)
+	set("port", 1, 65535, 0)
+	for name, values := range o.enums {
+		p := s.Properties[name]
+		if p == nil {
+			panic("schema: no field " + name)
+		}
+		for _, v := range values {
+			p.Enum = append(p.Enum, v)
+		}
+	}
+	raw, err := json.Marshal(s)
+	if err != nil {
+		panic(fmt.Sprintf("schema: %v", err))
+	}
+	return func(t *mcp.Tool) {
+		t.RawInputSchema = raw
+		t.InputSchema = mcp.ToolInputSchema{} // NewTool's default; both set would not encode
+	}
+}
+
+// outputSchema sets the output schema of a tool whose structured result is
+// a T. jsonschema-go makes slices and maps nullable; the handlers always
+// send them (empty when there is nothing), and a type list with "null"
+// trips some clients, so it is dropped.
+func outputSchema[T any]() mcp.ToolOption {
+	s, err := jsonschema.For[T](nil)
+	if err != nil {
+		panic(fmt.Sprintf("schema: %v", err))
+	}
+	for _, p := range s.Properties {
+		if len(p.Types) == 2 && p.Types[0] == "null" {
+			p.Type, p.Types = p.Types[1], nil
+		}
+	}
+	raw, err := json.Marshal(s)
+	if err != nil {
+		panic(fmt.Sprintf("schema: %v", err))
+	}
+	return mcp.WithRawOutputSchema(raw)
+}
+
+// annotations sets all four hints explicitly (mcp-go defaults an unset
+// destructiveHint to true).
+func annotations(title string, readOnly, destructive, idempotent, openWorld bool) []mcp.ToolOption {
+	return []mcp.ToolOption{
+		mcp.WithTitleAnnotation(title),
+		mcp.WithReadOnlyHintAnnotation(readOnly),
+		mcp.WithDestructiveHintAnnotation(destructive),
+		mcp.WithIdempotentHintAnnotation(idempotent),
+		mcp.WithOpenWorldHintAnnotation(openWorld),
+	}
+}

@@ -1,0 +1,276 @@
+package tools
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/wirescope/wirescope/dissect/proto"
+	"github.com/wirescope/wirescope/index"
+)
+
+type searchCallsArgs struct {
+	Query string `json:"query,omitempty" jsonschema:"Bleve query string; empty matches every call. Clauses are optional unless prefixed + (required) or - (excluded); AND, OR and NOT are not operators. Fields: proto method path route status outcome error latency_ms src.* dst.* (ip port pod namespace workload service node); a bare word matches path, route, error, method or status. Examples: outcome:server_error, status:>=500, +dst.service:checkout +latency_ms:>500, path:/api/cart*"`
+	windowArgs
+	filterArgs
+	pageArgs
+	budgetArgs
+}
+
+// SearchCalls is the search_calls tool.
+func SearchCalls(b Backend) Tool {
+	def := mcp.NewTool("search_calls", append([]mcp.ToolOption{
+		mcp.WithDescription("Find API calls (HTTP requests, DNS lookups, …) matching a query, newest first, one line each: time, " +
+			"protocol, method, path, status, latency, client→server and the id get_call takes. outcome is one of ok, client_error, " +
+			"server_error, no_response, incomplete. Times default to all the data; relative times count back from the newest packet. " +
+			"A window not dissected yet is dissected first when small enough, else the answer says so. Secrets in paths are redacted."),
+		inputSchema[searchCallsArgs](schemaOpts{limit: 20, maxLimit: 200}),
+	}, annotations("Search API calls", true, false, true, false)...)...)
+	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a searchCallsArgs) (*mcp.CallToolResult, error) {
+		budgetMax, err := a.maxTokens()
+		if err != nil {
+			return nil, err
+		}
+		limit, err := a.limit(20, 200)
+		if err != nil {
+			return nil, err
+		}
+		f, err := a.filter()
+		if err != nil {
+			return nil, err
+		}
+		from, to, err := a.window(b)
+		if err != nil {
+			return nil, err
+		}
+		note, err := ensureDissected(ctx, b, req, from, to)
+		if err != nil {
+			return nil, err
+		}
+		q := index.Query{From: from, To: to, Text: a.Query, Filter: f.Index(), Limit: limit, Cursor: a.Cursor}
+		res, err := b.Index().Search(ctx, q)
+		if errors.Is(err, index.ErrBadQuery) {
+			msg := strings.TrimPrefix(err.Error(), index.ErrBadQuery.Error()+": ")
+			if strings.HasPrefix(msg, "cursor") {
+				return nil, argError(msg + ": pass the cursor a search_calls answer ended with, with the same query, filters and window")
+			}
+			return nil, argErrorf("query %q: %s (the query argument's description has the syntax)", a.Query, msg)
+		}
+		if err != nil {
+			return nil, err
+		}
+		bud := newBudget(budgetMax, 80)
+		head := fmt.Sprintf("%s calls match in %s", count(res.Total), describeWindow(from, to))
+		if a.Query != "" {
+			head += " for " + strconv.Quote(a.Query)
+		}
+		bud.add(head + ":")
+		if note != "" {
+			bud.add(note)
+		}
+		shown := 0
+		for _, c := range res.Calls {
+			if !bud.add(callLine(c)) {
+				break
+			}
+			shown++
+		}
+		next := res.Next
+		if shown < len(res.Calls) && shown > 0 {
+			// The budget cut the page: the next one starts after the last
+			// call shown, which is where a page of that size ends.
+			q.Limit = shown
+			cut, err := b.Index().Search(ctx, q)
+			if err != nil {
+				return nil, err
+			}
+			next = cut.Next
+		}
+		var closing []string
+		if next != "" {
+			closing = append(closing, fmt.Sprintf("(showing %d of %s: continue with cursor=%s, or narrow the window, the filters or the query)",
+				shown, count(res.Total), next))
+		}
+		return mcp.NewToolResultText(bud.text(closing...)), nil
+	})}
+}
+
+type getCallArgs struct {
+	ID string `json:"id" jsonschema:"the call's id, as search_calls lists it"`
+	budgetArgs
+}
+
+// GetCall is the get_call tool.
+func GetCall(b Backend) Tool {
+	def := mcp.NewTool("get_call", append([]mcp.ToolOption{
+		mcp.WithDescription("One API call in full: both peers with their Kubernetes identities, timing, request and response headers " +
+			"and bodies (content-decoded, cut to fit max_tokens), protocol details. Secrets (Authorization, cookies, password-like " +
+			"fields) are redacted."),
+		inputSchema[getCallArgs](schemaOpts{}),
+	}, annotations("Get one API call", true, false, true, false)...)...)
+	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a getCallArgs) (*mcp.CallToolResult, error) {
+		budgetMax, err := a.maxTokens()
+		if err != nil {
+			return nil, err
+		}
+		if strings.TrimSpace(a.ID) == "" {
+			return nil, argError("id is required: take one from search_calls")
+		}
+		c, err := b.Index().Get(a.ID)
+		if errors.Is(err, index.ErrNotFound) {
+			return nil, argErrorf("no call has id %q: ids come from search_calls (a window dissected again keeps its ids)", a.ID)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return mcp.NewToolResultText(callDetail(c, budgetMax)), nil
+	})}
+}
+
+// callDetail renders a call within max tokens: everything but the bodies,
+// then as much of each body as fits.
+func callDetail(c *proto.Call, max int) string {
+	var lines []string
+	add := func(format string, a ...any) { lines = append(lines, fmt.Sprintf(format, a...)) }
+	add("%s call %s at %s", c.Proto, c.ID, stamp(c.TS))
+	add("%s %s → %s", c.Method, redactText(c.Path), orDash(c.Status))
+	if c.Error != "" {
+		add("error: %s", c.Error)
+	}
+	add("outcome: %s; latency %s (request's last byte to response's first)", c.Outcome(), ms(time.Duration(c.LatencyNS)))
+	add("client: %s", endpointDetail(&c.Src))
+	add("server: %s", endpointDetail(&c.Dst))
+	for _, f := range c.Extra {
+		add("%s: %s", f.Key, clip(redactText(string(proto.AppendValue(nil, f.Value))), 400))
+	}
+	msgLines := func(name string, m *proto.Message) {
+		add("%s: %s body", name, size(uint64(m.BodySize)))
+		for _, h := range redactHeaders(m.Headers) {
+			add("  %s: %s", h.Name, clip(h.Value, 300))
+		}
+	}
+	msgLines("request", &c.Request)
+	msgLines("response", &c.Response)
+	head := strings.Join(lines, "\n")
+	used := Tokens(head)
+	if used >= max {
+		return clipTokens(head, max)
+	}
+	// Share what is left between the two bodies, the response first.
+	var bodies []string
+	left := max - used - 8
+	for _, m := range []struct {
+		name string
+		msg  *proto.Message
+	}{{"response", &c.Response}, {"request", &c.Request}} {
+		if m.msg.Body == "" || left <= 16 {
+			continue
+		}
+		body := redactText(m.msg.Body)
+		label := m.name + " body"
+		if m.msg.BodyEncoding != "" {
+			label += " (" + m.msg.BodyEncoding + ")"
+		}
+		if m.msg.BodyTruncated {
+			label += ", cut by the capture's display limit"
+		}
+		text := clipTokens(label+":\n"+body, left/2+left%2)
+		if Tokens(text) < Tokens(label+":\n"+body) {
+			text += "\n(body cut to fit max_tokens)"
+		}
+		bodies = append(bodies, text)
+		left -= Tokens(text)
+	}
+	out := head
+	if len(bodies) > 0 {
+		out += "\n" + strings.Join(bodies, "\n")
+	}
+	return clipTokens(out, max)
+}
+
+func endpointDetail(e *proto.Endpoint) string {
+	s := addrPort(e.IP, e.Port)
+	var id []string
+	for _, kv := range [][2]string{{"pod", e.Pod}, {"namespace", e.Namespace}, {"workload", e.Workload}, {"service", e.Service}, {"node", e.Node}} {
+		if kv[1] != "" {
+			id = append(id, kv[0]+"="+kv[1])
+		}
+	}
+	if len(id) > 0 {
+		s += " (" + strings.Join(id, " ") + ")"
+	}
+	return s
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// autoDissectPackets bounds the packets a tool dissects on its own before
+// answering about a window; beyond it the answer points to dissect.
+const autoDissectPackets = 5_000_000
+
+// ensureDissected dissects what [from, to) still lacks, when that is small
+// enough, and returns a note for the answer: what was dissected on demand,
+// or what remains undissected.
+func ensureDissected(ctx context.Context, b Backend, req mcp.CallToolRequest, from, to time.Time) (string, error) {
+	missing, packets := b.Undissected(from, to)
+	if len(missing) == 0 {
+		return "", nil
+	}
+	if packets > autoDissectPackets {
+		return fmt.Sprintf("note: %s not dissected yet (%s packets): calls there are missing; run dissect on a narrower window to include them",
+			windowsText(missing), count(packets)), nil
+	}
+	res, err := b.Dissect(ctx, from, to, progressReporter(ctx, req, "dissecting "+describeWindow(from, to)))
+	if err != nil {
+		return "", err
+	}
+	var calls uint64
+	for _, n := range res.Calls {
+		calls += n
+	}
+	return fmt.Sprintf("(dissected %s on demand: %s packets, %s calls)", windowsText(res.Dissected), count(res.Packets), count(calls)), nil
+}
+
+// progressReporter returns a function that sends MCP progress
+// notifications, when the request asked for them with a progress token.
+func progressReporter(ctx context.Context, req mcp.CallToolRequest, message string) func(done, total uint64) {
+	if req.Params.Meta == nil || req.Params.Meta.ProgressToken == nil {
+		return func(uint64, uint64) {}
+	}
+	token := req.Params.Meta.ProgressToken
+	srv := server.ServerFromContext(ctx)
+	var last time.Time
+	return func(done, total uint64) {
+		if srv == nil || (time.Since(last) < 100*time.Millisecond && done < total) {
+			return
+		}
+		last = time.Now()
+		srv.SendNotificationToClient(ctx, string(mcp.MethodNotificationProgress), map[string]any{
+			"progressToken": token, "progress": done, "total": total, "message": message,
+		})
+	}
+}
+
+// handle adapts a typed handler: argument errors become isError results
+// with their sentence; other errors stay errors.
+func handle[T any](fn func(context.Context, mcp.CallToolRequest, T) (*mcp.CallToolResult, error)) server.ToolHandlerFunc {
+	return mcp.NewTypedToolHandler(func(ctx context.Context, req mcp.CallToolRequest, args T) (*mcp.CallToolResult, error) {
+		res, err := fn(ctx, req, args)
+		var ae argError
+		if errors.As(err, &ae) {
+			return mcp.NewToolResultError(string(ae)), nil
+		}
+		return res, err
+	})
+}

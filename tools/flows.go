@@ -1,0 +1,130 @@
+package tools
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+var flowStates = []string{"open", "closed", "reset", "refused", "unanswered"}
+
+type listFlowsArgs struct {
+	State     string `json:"state,omitempty" jsonschema:"only TCP flows in this state: open, closed, reset, refused (SYN answered by RST), unanswered (SYN alone)"`
+	Transport string `json:"transport,omitempty" jsonschema:"only this transport: tcp, udp, icmp, …"`
+	windowArgs
+	filterArgs
+	pageArgs
+	budgetArgs
+}
+
+// ListFlows is the list_flows tool.
+func ListFlows(b Backend) Tool {
+	def := mcp.NewTool("list_flows", append([]mcp.ToolOption{
+		mcp.WithDescription("L4 flows (TCP connections, UDP and other flows) active in a window, largest first: client→server with " +
+			"Kubernetes identities, transport, application protocol (dissected, or guessed from the first bytes with a ?; TLS " +
+			"and other encrypted payloads are marked), packets and bytes each way, duration, TCP state (closed, reset, refused, " +
+			"unanswered, open) and retransmissions. Works without dissection. Times default to all the data; relative times count " +
+			"back from the newest packet."),
+		inputSchema[listFlowsArgs](schemaOpts{limit: 30, maxLimit: 500, enums: map[string][]string{"state": flowStates}}),
+	}, annotations("List flows", true, false, true, false)...)...)
+	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a listFlowsArgs) (*mcp.CallToolResult, error) {
+		budgetMax, err := a.maxTokens()
+		if err != nil {
+			return nil, err
+		}
+		limit, err := a.limit(30, 500)
+		if err != nil {
+			return nil, err
+		}
+		f, err := a.filter()
+		if err != nil {
+			return nil, err
+		}
+		if a.State != "" && !slices.Contains(flowStates, a.State) {
+			return nil, argErrorf("state %q is not one of %s", a.State, strings.Join(flowStates, ", "))
+		}
+		offset := 0
+		if a.Cursor != "" {
+			if offset, err = strconv.Atoi(a.Cursor); err != nil || offset < 0 {
+				return nil, argErrorf("cursor %q is not one list_flows gave", a.Cursor)
+			}
+		}
+		from, to, err := a.window(b)
+		if err != nil {
+			return nil, err
+		}
+		all, err := b.Flows(ctx, from, to, f)
+		if err != nil {
+			return nil, err
+		}
+		flows := all[:0:0]
+		for _, fl := range all {
+			if (a.State == "" || fl.State == a.State) && (a.Transport == "" || strings.EqualFold(fl.Transport, a.Transport)) {
+				flows = append(flows, fl)
+			}
+		}
+		bud := newBudget(budgetMax, 60)
+		bud.add(fmt.Sprintf("%s flows in %s, largest first (client→server, packets and bytes sent each way):", count(len(flows)), describeWindow(from, to)))
+		shown := 0
+		page := flows[min(offset, len(flows)):min(offset+limit, len(flows))]
+		for i := range page {
+			if !bud.add(flowLine(&page[i])) {
+				break
+			}
+			shown++
+		}
+		var closing []string
+		if next := offset + shown; next < len(flows) {
+			closing = append(closing, fmt.Sprintf("(showing %d–%d of %s: continue with cursor=%d, or narrow with state, transport, the filters or the window)",
+				offset+1, next, count(len(flows)), next))
+		}
+		return mcp.NewToolResultText(bud.text(closing...)), nil
+	})}
+}
+
+// flowLine is one flow in a list.
+func flowLine(f *Flow) string {
+	proto := f.Protocol
+	switch {
+	case proto == "":
+		proto = "?"
+	case f.Guessed:
+		proto += "?"
+	}
+	if f.Encrypted {
+		proto += " (encrypted)"
+	}
+	s := fmt.Sprintf("%s %s → %s %s %s/%s pkts %s/%s", f.Transport, peerLabel(&f.Src), peerLabel(&f.Dst), proto,
+		count(f.Packets[0]), count(f.Packets[1]), size(f.Bytes[0]), size(f.Bytes[1]))
+	if d := f.Last.Sub(f.First); d > 0 {
+		s += " " + d.Round(1e6).String()
+	}
+	if f.State != "" {
+		s += " " + f.State
+	}
+	if r := f.Retransmissions[0] + f.Retransmissions[1]; r > 0 {
+		s += fmt.Sprintf(" %s retransmissions", count(r))
+	}
+	if f.Began.Before(f.First) {
+		s += " (began " + stamp(f.Began) + ")"
+	} else {
+		s += " at " + stamp(f.First)
+	}
+	return s
+}
+
+// peerLabel is ip:port, with the Kubernetes identity when known.
+func peerLabel(p *Peer) string {
+	s := addrPort(p.IP, p.Port)
+	switch {
+	case p.Pod != "":
+		s += " (" + p.Namespace + "/" + p.Pod + ")"
+	case p.Service != "":
+		s += " (" + p.Namespace + "/svc/" + p.Service + ")"
+	}
+	return s
+}

@@ -1,0 +1,122 @@
+package tools
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wirescope/wirescope/dissect/proto"
+)
+
+// peer names an endpoint as a model can use it: namespace/pod when known,
+// else namespace/service, else ip:port.
+func peer(e *proto.Endpoint) string {
+	switch {
+	case e.Pod != "":
+		return e.Namespace + "/" + e.Pod
+	case e.Service != "":
+		return e.Namespace + "/svc/" + e.Service
+	}
+	return addrPort(e.IP, e.Port)
+}
+
+func addrPort(ip netip.Addr, port uint16) string {
+	if !ip.IsValid() {
+		return "?"
+	}
+	return netip.AddrPortFrom(ip, port).String()
+}
+
+// ms formats a duration in milliseconds, to a precision that suits it.
+func ms(d time.Duration) string {
+	v := float64(d) / float64(time.Millisecond)
+	switch {
+	case d == 0:
+		return "-"
+	case v < 1:
+		return strconv.FormatFloat(v, 'f', 3, 64) + "ms"
+	case v < 100:
+		return strconv.FormatFloat(v, 'f', 1, 64) + "ms"
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64) + "ms"
+}
+
+// size formats a byte count.
+func size(n uint64) string {
+	switch {
+	case n < 1<<10:
+		return strconv.FormatUint(n, 10) + "B"
+	case n < 1<<20:
+		return strconv.FormatFloat(float64(n)/(1<<10), 'f', 1, 64) + "KiB"
+	case n < 1<<30:
+		return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) + "MiB"
+	}
+	return strconv.FormatFloat(float64(n)/(1<<30), 'f', 2, 64) + "GiB"
+}
+
+// count formats an integer with thousands separators.
+func count[T ~int | ~int64 | ~uint64](n T) string {
+	s := strconv.FormatInt(int64(n), 10)
+	if len(s) <= 4 {
+		return s
+	}
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// percent formats a rate.
+func percent(r float64) string { return strconv.FormatFloat(100*r, 'f', 1, 64) + "%" }
+
+// clip shortens s to n runes.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}
+
+// callLine is one call in a list: time, protocol, call, outcome, latency,
+// the peers and the ID to fetch it with.
+func callLine(c *proto.Call) string {
+	status := c.Status
+	if status == "" {
+		status = "-"
+	}
+	line := fmt.Sprintf("%s %s %s %s → %s %s %s→%s id=%s", stamp(c.TS), c.Proto, c.Method,
+		clip(redactText(c.Path), 120), status, ms(time.Duration(c.LatencyNS)), peer(&c.Src), peer(&c.Dst), c.ID)
+	if c.Error != "" {
+		line += " error=" + strconv.Quote(clip(c.Error, 100))
+	}
+	return line
+}
+
+// windowsText lists windows compactly.
+func windowsText(ws []Window) string {
+	parts := make([]string, len(ws))
+	for i, w := range ws {
+		parts[i] = stamp(w.From) + "–" + stamp(w.To)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// mustJSON encodes v, which is always encodable (tool result types).
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

@@ -1,0 +1,98 @@
+package tools
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/mcp"
+)
+
+type captureStatusArgs struct {
+	budgetArgs
+}
+
+// CaptureStatus is the capture_status tool.
+func CaptureStatus(b Backend) Tool {
+	def := mcp.NewTool("capture_status", append([]mcp.ToolOption{
+		mcp.WithDescription("What wirescope can see: its sources and the time they cover, packets, bytes and drops, which windows " +
+			"are dissected into calls, calls by protocol, flows by application protocol, and what is not visible (encrypted " +
+			"flows, flows no dissector understands, undecodable packets). Call it first: it tells \"no traffic\" from \"not captured\"."),
+		inputSchema[captureStatusArgs](schemaOpts{}),
+	}, annotations("Capture status", true, false, true, false)...)...)
+	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a captureStatusArgs) (*mcp.CallToolResult, error) {
+		budgetMax, err := a.maxTokens()
+		if err != nil {
+			return nil, err
+		}
+		st, err := b.Status(ctx)
+		if err != nil {
+			return nil, err
+		}
+		bud := newBudget(budgetMax, 40)
+		if st.First.IsZero() {
+			bud.add("no traffic captured yet")
+		} else {
+			bud.add(fmt.Sprintf("capture: %s to %s (%s), %s packets, %s, %s dropped", stamp(st.First), stamp(st.Last),
+				st.Last.Sub(st.First).Round(1e6), count(st.Packets), size(st.Bytes), count(st.Drops)))
+		}
+		if len(st.Dissected) == 0 {
+			bud.add("dissected: nothing yet; search_calls and summarize_traffic dissect the window they are asked about (or call dissect)")
+		} else {
+			bud.add("dissected: " + windowsText(st.Dissected))
+		}
+		bud.add("calls: " + counts(st.Calls, "none"))
+		var flows uint64
+		for _, n := range st.Flows {
+			flows += n
+		}
+		undissected := st.Flows[""]
+		known := maps.Clone(st.Flows)
+		delete(known, "")
+		line := fmt.Sprintf("flows: %s (%s); not understood by any dissector: %s; encrypted: %s", count(flows+st.Empty),
+			counts(known, "no protocol recognised"), count(undissected), count(st.Encrypted))
+		if st.Empty > 0 {
+			line += fmt.Sprintf("; without payload (handshakes alone, scans): %s", count(st.Empty))
+		}
+		bud.add(line)
+		if st.NotDecoded > 0 {
+			bud.add(fmt.Sprintf("packets not decoded (not IP, unsupported link type or malformed): %s", count(st.NotDecoded)))
+		}
+		for _, n := range st.Notes {
+			bud.add("note: " + n)
+		}
+		bud.add(fmt.Sprintf("sources (%d):", len(st.Sources)))
+		for _, s := range st.Sources {
+			line := fmt.Sprintf("  %s %s: %s to %s, %s packets, %s", s.Kind, s.Name, stamp(s.First), stamp(s.Last), count(s.Packets), size(s.Bytes))
+			if s.Drops > 0 {
+				line += fmt.Sprintf(", %s dropped", count(s.Drops))
+			}
+			for _, w := range s.Warnings {
+				line += "; warning: " + w
+			}
+			bud.add(line)
+		}
+		var closing []string
+		if bud.omitted > 0 {
+			closing = append(closing, fmt.Sprintf("(%d more lines not shown: raise max_tokens)", bud.omitted))
+		}
+		return mcp.NewToolResultText(bud.text(closing...)), nil
+	})}
+}
+
+// counts renders a map as "http 29, dns 22", biggest first.
+func counts(m map[string]uint64, none string) string {
+	if len(m) == 0 {
+		return none
+	}
+	keys := slices.Collect(maps.Keys(m))
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Or(cmp.Compare(m[b], m[a]), strings.Compare(a, b)) })
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + " " + count(m[k])
+	}
+	return strings.Join(parts, ", ")
+}

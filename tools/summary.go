@@ -1,0 +1,119 @@
+package tools
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/wirescope/wirescope/index"
+)
+
+var groupBys = []string{"endpoint", "service", "workload", "namespace", "pod", "protocol", "status"}
+
+type summarizeArgs struct {
+	GroupBy string `json:"group_by,omitempty" jsonschema:"what to group calls by: endpoint (server and route, the default), service, workload, namespace or pod (of the server side), protocol, status"`
+	windowArgs
+	filterArgs
+	Limit int `json:"limit,omitempty" jsonschema:"most groups to list"`
+	budgetArgs
+}
+
+// SummarizeTraffic is the summarize_traffic tool.
+func SummarizeTraffic(b Backend) Tool {
+	def := mcp.NewTool("summarize_traffic", append([]mcp.ToolOption{
+		mcp.WithDescription("Aggregate API calls in a window into groups, worst first: calls, failed calls and error rate (client " +
+			"errors such as HTTP 4xx or DNS NXDOMAIN, server errors such as 5xx, requests with no response), the top failing " +
+			"statuses with counts, p50/p95/p99 latency and bytes. Start here to see what is failing or slow; then search_calls for " +
+			"examples. Times default to all the data; relative times count back from the newest packet. A window not dissected " +
+			"yet is dissected first when small enough, else the answer says so."),
+		inputSchema[summarizeArgs](schemaOpts{limit: 20, maxLimit: 200, enums: map[string][]string{"group_by": groupBys}}),
+	}, annotations("Summarize traffic", true, false, true, false)...)...)
+	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a summarizeArgs) (*mcp.CallToolResult, error) {
+		budgetMax, err := a.maxTokens()
+		if err != nil {
+			return nil, err
+		}
+		limit, err := pageArgs{Limit: a.Limit}.limit(20, 200)
+		if err != nil {
+			return nil, err
+		}
+		f, err := a.filter()
+		if err != nil {
+			return nil, err
+		}
+		group := strings.ToLower(a.GroupBy)
+		if group == "" {
+			group = "endpoint"
+		}
+		if !slices.Contains(groupBys, group) {
+			return nil, argErrorf("group_by %q is not one of %s", a.GroupBy, strings.Join(groupBys, ", "))
+		}
+		from, to, err := a.window(b)
+		if err != nil {
+			return nil, err
+		}
+		note, err := ensureDissected(ctx, b, req, from, to)
+		if err != nil {
+			return nil, err
+		}
+		sum, err := b.Index().Summarize(ctx, index.SummaryQuery{From: from, To: to, Filter: f.Index(),
+			GroupBy: index.GroupBy(group), Limit: limit, TopErrors: 3})
+		if err != nil {
+			return nil, err
+		}
+		bud := newBudget(budgetMax, 60)
+		var failed uint64
+		for _, g := range sum.Groups {
+			failed += g.Failed
+		}
+		bud.add(fmt.Sprintf("%s calls in %s (%s to %s), %d %s groups, worst first:", count(sum.Calls),
+			describeWindow(from, to), stamp(sum.From), stamp(sum.To), sum.GroupsTotal, group))
+		if note != "" {
+			bud.add(note)
+		}
+		if sum.Calls == 0 {
+			bud.add("no calls: the window holds traffic but no protocol wirescope dissects; list_flows shows the flows")
+		}
+		shown := 0
+		for _, g := range sum.Groups {
+			if !bud.add(groupLine(&g)) {
+				break
+			}
+			shown++
+		}
+		var closing []string
+		if left := sum.GroupsTotal - shown; left > 0 {
+			closing = append(closing, fmt.Sprintf("(%d more groups not shown: raise limit or max_tokens, or narrow with the filters or the window)", left))
+		}
+		return mcp.NewToolResultText(bud.text(closing...)), nil
+	})}
+}
+
+// groupLine is one summary group: its calls and outcomes, latency, bytes.
+func groupLine(g *index.Group) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s calls", g.Key, count(g.Calls))
+	if g.Failed > 0 {
+		fmt.Fprintf(&b, ", %s failed (%s)", count(g.Failed), percent(g.ErrorRate))
+		var errs []string
+		for _, e := range g.TopErrors {
+			errs = append(errs, fmt.Sprintf("%s×%s", e.Value, count(e.Count)))
+		}
+		if len(errs) > 0 {
+			fmt.Fprintf(&b, " [%s]", strings.Join(errs, ", "))
+		}
+	} else {
+		b.WriteString(", no failures")
+	}
+	if n := g.Outcomes["incomplete"]; n > 0 {
+		fmt.Fprintf(&b, ", %s incomplete", count(n))
+	}
+	if g.P50 > 0 {
+		fmt.Fprintf(&b, "; p50 %s p95 %s p99 %s", ms(g.P50), ms(g.P95), ms(g.P99))
+	}
+	fmt.Fprintf(&b, "; %s/%s req/resp bodies", size(g.ReqBytes), size(g.RespBytes))
+	return b.String()
+}

@@ -1,0 +1,190 @@
+// Package tools defines wirescope's MCP tools: their names, arguments,
+// descriptions and handlers, one file per toolset and one constructor per
+// tool, with All as the single list of what exists.
+//
+// Every tool answers within a token budget (max_tokens, counted in
+// o200k_base tokens): it adds rows while they fit and then says how many it
+// left out and which argument narrows the question. Errors take two
+// channels: a question the tool cannot answer as asked (bad arguments, an
+// unknown id, an empty window) is a result with isError set and a sentence
+// the model can act on; a failure inside the server is a Go error.
+//
+// Tools reach the capture, the dissection and the index through Backend,
+// which the server implements.
+package tools
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	"github.com/mark3labs/mcp-go/server"
+
+	"github.com/wirescope/wirescope/index"
+)
+
+// Backend is what the tools need from the server.
+type Backend interface {
+	// Bounds returns the time range of the packets the server holds.
+	Bounds() (first, last time.Time)
+	// Live reports whether data keeps arriving: relative times then count
+	// back from now rather than from the newest packet.
+	Live() bool
+	// Status describes what the server can see.
+	Status(ctx context.Context) (Status, error)
+	// Flows lists the L4 flows active in [from, to) matching f.
+	Flows(ctx context.Context, from, to time.Time, f Filter) ([]Flow, error)
+	// WritePCAP writes the packets in [from, to) matching f (at most
+	// maxPackets) to a PCAP file the server keeps.
+	WritePCAP(ctx context.Context, from, to time.Time, f Filter, maxPackets int) (PCAPFile, error)
+	// ReadPCAP returns a file WritePCAP wrote, by ID, and its bytes when
+	// it is at most limit bytes long (else nil).
+	ReadPCAP(id string, limit int64) (PCAPFile, []byte, error)
+	// Dissect dissects the parts of [from, to) not dissected yet,
+	// reporting progress as it goes.
+	Dissect(ctx context.Context, from, to time.Time, progress func(done, total uint64)) (DissectResult, error)
+	// Undissected returns the parts of [from, to) not dissected yet and
+	// how many packets they hold (an upper bound).
+	Undissected(from, to time.Time) ([]Window, uint64)
+	// Index holds the calls dissected so far.
+	Index() *index.Index
+}
+
+// Window is a time range [From, To).
+type Window struct {
+	From, To time.Time
+}
+
+// Filter narrows packets, flows and calls; empty fields match everything.
+// An endpoint matches when the client or the server side matches every
+// endpoint field set.
+type Filter struct {
+	Namespace, Pod, Workload, Service, Node string
+	IP                                      netip.Addr
+	Port                                    uint16
+	Protocol                                string
+}
+
+// IsZero reports whether the filter matches everything.
+func (f Filter) IsZero() bool { return f == Filter{} }
+
+// Index converts the filter for index queries.
+func (f Filter) Index() index.Filter {
+	x := index.Filter{Namespace: f.Namespace, Pod: f.Pod, Workload: f.Workload, Service: f.Service, Node: f.Node,
+		Port: f.Port, Protocol: f.Protocol}
+	if f.IP.IsValid() {
+		x.IP = f.IP.String()
+	}
+	return x
+}
+
+// Peer is one side of a flow with its identity, when known.
+type Peer struct {
+	IP                                      netip.Addr
+	Port                                    uint16
+	Pod, Namespace, Workload, Service, Node string
+}
+
+// Flow is an L4 flow's activity in a window, client (Src) to server (Dst).
+type Flow struct {
+	Src, Dst  Peer
+	Transport string // tcp, udp, icmp, …
+	// Protocol is the application protocol: as dissected, else guessed
+	// from the first payload bytes (Guessed set), else "".
+	Protocol string
+	Guessed  bool
+	// Encrypted is set for TLS and other encrypted payloads.
+	Encrypted       bool
+	First, Last     time.Time
+	Began           time.Time // the flow's first packet, maybe before the window
+	Packets, Bytes  [2]uint64 // client→server, server→client
+	Retransmissions [2]uint64
+	// State: "open", "closed" (FIN), "reset" (RST), "refused" (SYN answered
+	// by RST), "unanswered" (SYN alone); "" for UDP and others.
+	State string
+}
+
+// PCAPFile is a PCAP file the server wrote.
+type PCAPFile struct {
+	ID          string
+	Path        string
+	Size        int64
+	Packets     uint64
+	SHA256      string
+	First, Last time.Time
+	// Format is "pcap", or "pcapng" when the packets mix link types.
+	Format string
+	// Truncated is set when the packet limit cut the file short.
+	Truncated bool
+}
+
+// DissectResult reports a dissection.
+type DissectResult struct {
+	// Dissected are the windows this call dissected; Skipped those already
+	// dissected before.
+	Dissected, Skipped []Window
+	// Packets counts the packets inside the windows dissected.
+	Packets      uint64
+	Calls        map[string]uint64 // by protocol
+	Unanswered   uint64
+	Truncated    uint64
+	Malformed    uint64
+	MissingBytes uint64
+	Flows        uint64
+	Undissected  uint64 // flows no dissector understood
+	Took         time.Duration
+}
+
+// Source is one input the server reads.
+type Source struct {
+	Name        string
+	Kind        string // "pcap", later "agent"
+	First, Last time.Time
+	Packets     uint64
+	Bytes       uint64
+	Drops       uint64 // packets the capture lost (unknown for files: 0)
+	Warnings    []string
+}
+
+// Status is what capture_status reports.
+type Status struct {
+	Sources     []Source
+	First, Last time.Time
+	Packets     uint64
+	Bytes       uint64
+	Drops       uint64
+	Dissected   []Window
+	// Calls counts dissected calls by protocol.
+	Calls map[string]uint64
+	// Flows counts flows by application protocol ("" undissected and not
+	// guessed), over all the data; flows that carried no payload (a SYN
+	// alone, a scan, ICMP without data) are counted in Empty instead.
+	Flows map[string]uint64
+	Empty uint64
+	// Encrypted counts flows whose payload is encrypted (TLS and the like).
+	Encrypted uint64
+	// NotDecoded counts packets that were not IP or could not be decoded.
+	NotDecoded uint64
+	// Notes say what else limits visibility.
+	Notes []string
+}
+
+// Tool is a tool's definition and handler.
+type Tool struct {
+	Def     mcp.Tool
+	Handler server.ToolHandlerFunc
+}
+
+// All returns every tool, in the order a client lists them.
+func All(b Backend) []Tool {
+	return []Tool{
+		CaptureStatus(b),
+		ListFlows(b),
+		GetPCAP(b),
+		Dissect(b),
+		SearchCalls(b),
+		GetCall(b),
+		SummarizeTraffic(b),
+	}
+}
