@@ -57,6 +57,13 @@ func (c *Conn) Handshake() {
 	c.segment(true, &layers.TCP{ACK: true}, nil)
 }
 
+// SYN sends the client's SYN alone; Reset(false) after it refuses the
+// connection.
+func (c *Conn) SYN() {
+	c.segment(true, &layers.TCP{SYN: true}, nil)
+	c.cseq++
+}
+
 // Send sends data from the client (fromClient) or the server in segments
 // of at most MSS bytes.
 func (c *Conn) Send(fromClient bool, data []byte) {

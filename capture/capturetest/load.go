@@ -57,6 +57,12 @@ type Load struct {
 	Conns, Requests int
 	Server          string // default "10.0.0.80:80"
 	Start           time.Time
+	// RespBody is the size of every response body; default a 36-byte JSON
+	// object.
+	RespBody int
+	// MSS is the segment size (default 1448): a small one makes many
+	// packets per call.
+	MSS int
 }
 
 // loadStatuses are the statuses Load's responses cycle through: most succeed,
@@ -74,9 +80,16 @@ func (l Load) Emit(emit func(capture.Packet)) time.Time {
 		t = time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
 	}
 	body := []byte(`{"id":42,"items":[1,2,3],"ok":true}`)
+	if l.RespBody > 0 {
+		body = make([]byte, l.RespBody)
+		for i := range body {
+			body[i] = 'a' + byte(i%26)
+		}
+	}
 	for i := range l.Conns {
 		client := fmt.Sprintf("10.1.%d.%d:%d", i/250%250, i%250+1, 30000+i%30000)
 		c := NewConn(client, server, t, emit)
+		c.MSS = l.MSS
 		c.Handshake()
 		for j := range l.Requests {
 			c.Send(true, fmt.Appendf(nil, "GET /api/items/%d HTTP/1.1\r\nHost: shop\r\nUser-Agent: load\r\n\r\n", j))
@@ -102,21 +115,41 @@ func statusText(code int) string {
 	return "Service Unavailable"
 }
 
-// WriteLoad writes l's traffic to a pcap file and returns its packet count.
-func WriteLoad(path string, l Load) (int, error) {
+// PCAPFile is a pcap file being written.
+type PCAPFile struct {
+	*PCAPWriter
+	f *os.File
+}
+
+// CreatePCAP creates a pcap file to Emit packets into.
+func CreatePCAP(path string) (*PCAPFile, error) {
 	f, err := os.Create(path)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	w, err := NewPCAPWriter(f)
 	if err != nil {
 		f.Close()
-		return 0, err
+		return nil, err
 	}
-	l.Emit(w.Emit)
-	err = w.Flush()
-	if cerr := f.Close(); err == nil {
+	return &PCAPFile{w, f}, nil
+}
+
+// Close flushes and closes the file.
+func (p *PCAPFile) Close() error {
+	err := p.Flush()
+	if cerr := p.f.Close(); err == nil {
 		err = cerr
 	}
-	return w.Packets, err
+	return err
+}
+
+// WriteLoad writes l's traffic to a pcap file and returns its packet count.
+func WriteLoad(path string, l Load) (int, error) {
+	f, err := CreatePCAP(path)
+	if err != nil {
+		return 0, err
+	}
+	l.Emit(f.Emit)
+	return f.Packets, f.Close()
 }
