@@ -16,15 +16,22 @@ build: ## build bin/wirescope
 	$(GO) build -o $(BIN) ./cmd/wirescope
 
 .PHONY: run
-run: build ## dissect the captures the repository records from real nginx and dnsmasq
-	./$(BIN) dissect --format table dissect/http1/testdata/nginx.pcap dissect/dns/testdata/dnsmasq.pcap
+run: build ## serve the demo capture over MCP at http://127.0.0.1:8898/mcp and print how to connect
+	./$(BIN) hub --demo --token-file .cache/run/token
 
 .PHONY: deps
 deps: ## install the Debian packages the tests use (tshark, tcpdump, nginx, dnsmasq, …)
 	bash scripts/install-deps.sh
 
+.PHONY: npm-deps
+npm-deps: test/mcpclients/node_modules/.package-lock.json ## install the MCP clients the tests drive (TypeScript SDK, Inspector, Node 22)
+
+test/mcpclients/node_modules/.package-lock.json: test/mcpclients/package-lock.json | deps
+	npm ci --prefix test/mcpclients --no-audit --no-fund
+	@touch $@
+
 .PHONY: test
-test: deps ## install what the tests need, then run every test (with the race detector)
+test: deps npm-deps ## install what the tests need, then run every test (with the race detector)
 	$(GO) test -race -timeout 30m ./...
 
 .PHONY: lint

@@ -10,11 +10,15 @@ import (
 
 // TestImportRules keeps dependencies flowing one way (DESIGN.md's package
 // map): capture never reaches the index, the tools, the MCP SDK or Bleve;
-// dissect never reaches the index, the tools or the server.
+// dissect never reaches the index, the tools or the server; the index
+// never reaches the tools, the server or the MCP SDK; the tools never
+// reach the server that implements their Backend.
 func TestImportRules(t *testing.T) {
 	rules := map[string][]string{
 		"./capture/...": {"/index", "/tools", "/server", "mark3labs/mcp-go", "blevesearch", "/dissect"},
 		"./dissect/...": {"/index", "/tools", "/server", "mark3labs/mcp-go", "blevesearch", "k8s.io/"},
+		"./index/...":   {"/tools", "/server", "mark3labs/mcp-go"},
+		"./tools/...":   {"/server"},
 	}
 	for pkgs, banned := range rules {
 		out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", filepath.Join("..", pkgs)).Output()

@@ -3,8 +3,8 @@
 # known, from a real nginx on loopback, and write its ground truth.
 #
 # Outputs (relative to the repository root):
-#   tools/testdata/shop-errors.pcap           nginx on 127.0.0.5:8080, tcpdump -i lo
-#   tools/testdata/shop-errors.expected.json  requests by endpoint and status
+#   internal/demo/shop-errors.pcap           nginx on 127.0.0.5:8080, tcpdump -i lo
+#   internal/demo/shop-errors.expected.json  requests by endpoint and status
 #
 # nginx (own configuration, run from a temporary directory) emulates the API:
 #
@@ -34,7 +34,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-OUT_DIR=$ROOT/tools/testdata
+OUT_DIR=$ROOT/internal/demo
 
 NGINX_ADDR=127.0.0.5
 NGINX_PORT=8080

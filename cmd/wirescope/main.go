@@ -1,5 +1,6 @@
 // Command wirescope is the one wirescope binary: it dissects captures into
-// API calls and, in later subcommands, serves them to MCP clients.
+// API calls (dissect) and serves them to MCP clients (mcp over stdio, hub over
+// streamable HTTP).
 package main
 
 import (
@@ -23,6 +24,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newDissectCmd())
+	root.AddCommand(newDissectCmd(), newMCPCmd(), newHubCmd())
 	return root
 }

@@ -1,0 +1,79 @@
+// Package server is wirescope's MCP server: the tools of package tools over
+// a Backend (a workspace of capture files, later the agents' data), the
+// pcap:// resources get_pcap writes, and the two transports: stdio for a
+// local assistant (wirescope mcp) and streamable HTTP with bearer-token
+// authentication for a shared one (wirescope hub).
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"strings"
+
+	"github.com/mark3labs/mcp-go/mcp"
+	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/wirescope/wirescope/tools"
+)
+
+// Name is the server's name in the MCP handshake.
+const Name = "wirescope"
+
+// MaxResourceBytes bounds a PCAP file served through resources/read; a
+// larger one is read from its path on the server.
+const MaxResourceBytes = 64 << 20
+
+// instructions tell the assistant how the tools fit together.
+const instructions = `wirescope answers questions about network traffic captured as packets: which API calls (HTTP, DNS, …) were made, which failed, between which pods, and the packets themselves.
+Start with capture_status (what is captured, and when), then summarize_traffic for the failing endpoints, then search_calls (for example query "outcome:server_error") and get_call for evidence. list_flows works without dissection, for traffic no dissector understands; get_pcap exports the packets for Wireshark.
+Every tool takes max_tokens and says what it left out; times are RFC 3339 or relative like -15m.`
+
+// Version is the module's version, as the build recorded it.
+func Version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// New returns an MCP server serving the tools over b.
+func New(b tools.Backend) *mcpserver.MCPServer {
+	s := mcpserver.NewMCPServer(Name, Version(),
+		mcpserver.WithTitle("wirescope network investigation"),
+		mcpserver.WithInstructions(instructions),
+		mcpserver.WithToolCapabilities(false),
+		mcpserver.WithResourceCapabilities(false, false),
+		mcpserver.WithRecovery(),
+		mcpserver.WithResourceRecovery(),
+	)
+	for _, t := range tools.All(b) {
+		s.AddTool(t.Def, t.Handler)
+	}
+	s.AddResourceTemplate(mcp.NewResourceTemplate("pcap://{id}", "pcap",
+		mcp.WithTemplateDescription("A PCAP file get_pcap wrote; its id is in get_pcap's result."),
+		mcp.WithTemplateMIMEType(tools.PCAPMediaType("pcap"))),
+		func(_ context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+			return readPCAP(b, req.Params.URI)
+		})
+	return s
+}
+
+// readPCAP serves a pcap:// resource.
+func readPCAP(b tools.Backend, uri string) ([]mcp.ResourceContents, error) {
+	id, ok := strings.CutPrefix(uri, "pcap://")
+	if !ok || id == "" || strings.ContainsAny(id, "/?#") {
+		return nil, fmt.Errorf("%q is not a pcap:// URI get_pcap gave", uri)
+	}
+	file, data, err := b.ReadPCAP(id, MaxResourceBytes)
+	if err != nil {
+		return nil, err
+	}
+	if data == nil {
+		return nil, errors.New("the file is larger than resources/read serves: read " + file.Path + " on the server, or export a narrower window")
+	}
+	return []mcp.ResourceContents{mcp.BlobResourceContents{URI: uri, MIMEType: tools.PCAPMediaType(file.Format),
+		Blob: base64.StdEncoding.EncodeToString(data)}}, nil
+}

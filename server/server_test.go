@@ -1,0 +1,349 @@
+package server_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/wirescope/wirescope/internal/demo"
+	"github.com/wirescope/wirescope/server"
+	"github.com/wirescope/wirescope/server/workspace"
+	"github.com/wirescope/wirescope/tools"
+)
+
+// openDemo opens a workspace over the demo capture.
+func openDemo(t testing.TB) *workspace.Workspace {
+	t.Helper()
+	path, err := demo.WriteTo(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return openWorkspace(t, path)
+}
+
+func openWorkspace(t testing.TB, paths ...string) *workspace.Workspace {
+	t.Helper()
+	ws, err := workspace.Open(workspace.Options{Paths: paths, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	return ws
+}
+
+// connect starts an in-process mcp-go client of a server over b.
+func connect(t testing.TB, b tools.Backend) *client.Client {
+	t.Helper()
+	c, err := client.NewInProcessClient(server.New(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Initialize(ctx, mcp.InitializeRequest{Params: mcp.InitializeParams{
+		ClientInfo: mcp.Implementation{Name: "wirescope-test", Version: "0"}}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// call calls a tool and returns its result's text.
+func call(t testing.TB, c *client.Client, name string, args map[string]any) (string, *mcp.CallToolResult) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	res, err := c.CallTool(ctx, mcp.CallToolRequest{Params: mcp.CallToolParams{Name: name, Arguments: args}})
+	if err != nil {
+		t.Fatalf("%s %v: %v", name, args, err)
+	}
+	var text []string
+	for _, ct := range res.Content {
+		if tc, ok := ct.(mcp.TextContent); ok {
+			text = append(text, tc.Text)
+		}
+	}
+	return strings.Join(text, "\n"), res
+}
+
+// mustCall calls a tool that must succeed.
+func mustCall(t testing.TB, c *client.Client, name string, args map[string]any) string {
+	t.Helper()
+	text, res := call(t, c, name, args)
+	if res.IsError {
+		t.Fatalf("%s %v: isError: %s", name, args, text)
+	}
+	return text
+}
+
+// TestFirstThreeCalls is an assistant's first three calls on a capture of a
+// service whose failures are known: capture_status, summarize_traffic and
+// search_calls for errors must surface the failing endpoints, their
+// statuses and counts, each within 2,000 tokens.
+func TestFirstThreeCalls(t *testing.T) {
+	want, err := demo.Want()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := connect(t, openDemo(t))
+	const budget = 2000
+	within := func(name, text string) {
+		t.Helper()
+		if n := tools.Tokens(text); n > budget {
+			t.Errorf("%s: %d tokens, over %d", name, n, budget)
+		}
+		t.Logf("%s (%d tokens):\n%s", name, tools.Tokens(text), text)
+	}
+
+	status := mustCall(t, c, "capture_status", nil)
+	within("capture_status", status)
+	for _, s := range []string{
+		want.FirstPacket.UTC().Format("2006-01-02T15:04:05.000Z"),
+		fmt.Sprintf("%s packets", thousands(want.Packets)),
+		demo.Name,
+	} {
+		if !strings.Contains(status, s) {
+			t.Errorf("capture_status does not say %q", s)
+		}
+	}
+
+	summary := mustCall(t, c, "summarize_traffic", nil)
+	within("summarize_traffic", summary)
+	if !strings.Contains(summary, fmt.Sprintf("%s calls", thousands(want.Total))) {
+		t.Errorf("summarize_traffic does not count %d calls", want.Total)
+	}
+	lines := strings.Split(summary, "\n")
+	failing := 0
+	for _, e := range want.Endpoints {
+		line := lineWith(lines, e.Method+" "+e.Route+" ")
+		if line == "" {
+			line = lineWith(lines, e.Method+" "+e.Route+":")
+		}
+		if line == "" {
+			t.Errorf("summarize_traffic has no line for %s %s", e.Method, e.Route)
+			continue
+		}
+		if !strings.Contains(line, fmt.Sprintf(": %d calls", e.Requests)) {
+			t.Errorf("%s %s: want %d calls in %q", e.Method, e.Route, e.Requests, line)
+		}
+		if e.Errors == 0 {
+			if !strings.Contains(line, "no failures") {
+				t.Errorf("%s %s: want no failures in %q", e.Method, e.Route, line)
+			}
+			continue
+		}
+		failing++
+		if !strings.Contains(line, fmt.Sprintf("%d failed", e.Errors)) {
+			t.Errorf("%s %s: want %d failed in %q", e.Method, e.Route, e.Errors, line)
+		}
+		for st, n := range e.Statuses {
+			if st[0] >= '4' && !strings.Contains(line, fmt.Sprintf("%s×%d", st, n)) {
+				t.Errorf("%s %s: want %s×%d in %q", e.Method, e.Route, st, n, line)
+			}
+		}
+	}
+	// Worst first: the failing endpoints come before the healthy ones.
+	lastFailing, firstHealthy := -1, len(lines)
+	for _, e := range want.Endpoints {
+		i := lineIndex(lines, e.Method+" "+e.Route+":")
+		if e.Errors > 0 {
+			lastFailing = max(lastFailing, i)
+		} else if i >= 0 {
+			firstHealthy = min(firstHealthy, i)
+		}
+	}
+	if failing == 0 || lastFailing > firstHealthy {
+		t.Errorf("%d failing endpoints, the last on line %d; the first healthy one on line %d", failing, lastFailing, firstHealthy)
+	}
+
+	errs := mustCall(t, c, "search_calls", map[string]any{"query": "outcome:client_error outcome:server_error", "limit": 100})
+	within("search_calls", errs)
+	wantFailed := 0
+	for _, e := range want.Endpoints {
+		wantFailed += e.Errors
+	}
+	if !strings.HasPrefix(errs, fmt.Sprintf("%d calls match", wantFailed)) {
+		t.Errorf("search_calls for errors: want %d calls to match", wantFailed)
+	}
+	shown := 0
+	seen := map[string]bool{}
+	for _, l := range strings.Split(errs, "\n") {
+		if !strings.Contains(l, " id=") {
+			continue
+		}
+		shown++
+		st := regexp.MustCompile(` → (\d{3}) `).FindStringSubmatch(l)
+		if st == nil || st[1] < "400" {
+			t.Errorf("search_calls for errors lists %q", l)
+			continue
+		}
+		seen[st[1]] = true
+	}
+	if shown == 0 || !seen["503"] {
+		t.Errorf("search_calls for errors shows %d calls, statuses %v", shown, seen)
+	}
+}
+
+func lineWith(lines []string, s string) string {
+	if i := lineIndex(lines, s); i >= 0 {
+		return lines[i]
+	}
+	return ""
+}
+
+func lineIndex(lines []string, s string) int {
+	for i, l := range lines {
+		if strings.Contains(l, s) {
+			return i
+		}
+	}
+	return -1
+}
+
+// thousands formats n as the tools do: 1410, 12,345.
+func thousands(n int) string {
+	s := strconv.Itoa(n)
+	if len(s) <= 4 {
+		return s
+	}
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
+}
+
+// TestGetPCAP exports packets, reads them back through resources/read and
+// checks them with tshark.
+func TestGetPCAP(t *testing.T) {
+	tshark, err := exec.LookPath("tshark")
+	if err != nil {
+		t.Fatal("tshark is not installed: make test installs it (scripts/install-deps.sh)")
+	}
+	want, err := demo.Want()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := connect(t, openDemo(t))
+	for _, tc := range []struct {
+		name string
+		args map[string]any
+		// tsharkFilter counts the packets the export must hold.
+		filter string
+	}{
+		{"all", nil, ""},
+		{"one client", map[string]any{"ip": "127.0.0.14"}, "ip.addr==127.0.0.14"},
+		{"port", map[string]any{"port": want.ServerPort}, fmt.Sprintf("tcp.port==%d", want.ServerPort)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			text, res := call(t, c, "get_pcap", tc.args)
+			if res.IsError {
+				t.Fatalf("get_pcap: %s", text)
+			}
+			var info tools.PCAPInfo
+			raw, _ := json.Marshal(res.StructuredContent)
+			if err := json.Unmarshal(raw, &info); err != nil {
+				t.Fatalf("structured content %s: %v", raw, err)
+			}
+			rr, err := c.ReadResource(context.Background(), mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: info.URI}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			blob, ok := rr.Contents[0].(mcp.BlobResourceContents)
+			if !ok {
+				t.Fatalf("resources/read gave %T", rr.Contents[0])
+			}
+			data, err := base64.StdEncoding.DecodeString(blob.Blob)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != info.SHA256 || int64(len(data)) != info.Size {
+				t.Fatalf("read %d bytes, sha256 %x; get_pcap said %d bytes, %s", len(data), sum, info.Size, info.SHA256)
+			}
+			file := filepath.Join(t.TempDir(), "x.pcap")
+			os.WriteFile(file, data, 0o644)
+			got := tsharkCount(t, tshark, file, "")
+			if got != int(info.Packets) {
+				t.Fatalf("tshark reads %d packets, get_pcap said %d", got, info.Packets)
+			}
+			// Exactly the matching packets: as many as tshark finds in the
+			// original capture with the equivalent filter.
+			orig, _ := demo.WriteTo(t.TempDir())
+			if n := tsharkCount(t, tshark, orig, tc.filter); n != got {
+				t.Fatalf("export holds %d packets; tshark finds %d matching %q in the capture", got, n, tc.filter)
+			}
+		})
+	}
+	if text, res := call(t, c, "get_pcap", map[string]any{"ip": "10.9.9.9"}); !res.IsError || !strings.Contains(text, "no packets match") {
+		t.Errorf("get_pcap matching nothing: isError %v, %q", res.IsError, text)
+	}
+	if _, err := c.ReadResource(context.Background(), mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: "pcap://0123456789abcdef"}}); err == nil {
+		t.Error("reading an unknown pcap:// resource succeeded")
+	}
+}
+
+func tsharkCount(t *testing.T, tshark, file, filter string) int {
+	t.Helper()
+	args := []string{"-n", "-r", file, "-T", "fields", "-e", "frame.number"}
+	if filter != "" {
+		args = append(args, "-Y", filter)
+	}
+	out, err := exec.Command(tshark, args...).Output()
+	if err != nil {
+		t.Fatalf("tshark %v: %v", args, err)
+	}
+	return len(strings.Fields(string(out)))
+}
+
+// TestArgumentErrors: questions the tools cannot answer as asked come back
+// as results with isError and a sentence that says what to do.
+func TestArgumentErrors(t *testing.T) {
+	ws := openDemo(t)
+	c := connect(t, ws)
+	first, last := ws.Bounds()
+	for _, tc := range []struct {
+		tool string
+		args map[string]any
+		want string
+	}{
+		{"search_calls", map[string]any{"max_tokens": 10}, "max_tokens 10 is out of range"},
+		{"search_calls", map[string]any{"max_tokens": 100000}, "max_tokens 100000 is out of range"},
+		{"search_calls", map[string]any{"from": "yesterday"}, "from"},
+		{"search_calls", map[string]any{"from": "-1m", "to": "-2m"}, "must be before"},
+		{"search_calls", map[string]any{"query": "colour:red"}, "unknown field \"colour\""},
+		{"search_calls", map[string]any{"query": "status:503 AND method:GET"}, "AND"},
+		{"search_calls", map[string]any{"query": "latency_ms:>slow"}, `query "latency_ms:>slow"`},
+		{"search_calls", map[string]any{"cursor": "bogus"}, "cursor"},
+		{"search_calls", map[string]any{"from": first.Add(-2 * time.Hour).Format(time.RFC3339), "to": first.Add(-time.Hour).Format(time.RFC3339)},
+			"capture covers"},
+		{"search_calls", map[string]any{"ip": "not-an-ip"}, "not an IP address"},
+		{"search_calls", map[string]any{"protocol": "smtp"}, "not one wirescope dissects"},
+		{"summarize_traffic", map[string]any{"group_by": "colour"}, "group_by"},
+		{"list_flows", map[string]any{"state": "sleepy"}, "state"},
+		{"list_flows", map[string]any{"cursor": "x"}, "cursor"},
+		{"get_call", map[string]any{"id": "nope"}, "no call has id"},
+		{"get_call", map[string]any{}, "id is required"},
+		{"get_pcap", map[string]any{"max_packets": -1}, "max_packets"},
+		{"dissect", map[string]any{"from": last.Add(time.Hour).Format(time.RFC3339)}, "capture covers"},
+	} {
+		text, res := call(t, c, tc.tool, tc.args)
+		if !res.IsError || !strings.Contains(text, tc.want) {
+			t.Errorf("%s %v: isError %v, %q; want an error saying %q", tc.tool, tc.args, res.IsError, text, tc.want)
+		}
+	}
+}

@@ -1,0 +1,197 @@
+package workspace
+
+import (
+	"context"
+	"net/netip"
+	"time"
+
+	"github.com/wirescope/wirescope/capture"
+	"github.com/wirescope/wirescope/capture/flowindex"
+	"github.com/wirescope/wirescope/dissect"
+	"github.com/wirescope/wirescope/dissect/proto"
+	"github.com/wirescope/wirescope/tools"
+)
+
+// indexBatch is how many calls are handed to the index at once.
+const indexBatch = 2048
+
+// Undissected implements tools.Backend: the parts of [from, to) not
+// dissected yet and how many packets dissecting them reads at most.
+func (w *Workspace) Undissected(from, to time.Time) ([]tools.Window, uint64) {
+	from, to = w.clamp(from, to)
+	if !from.Before(to) {
+		return nil, 0
+	}
+	w.mu.RLock()
+	gaps, _ := w.covered.split(from, to)
+	w.mu.RUnlock()
+	var n uint64
+	for _, g := range gaps {
+		n += w.set.Count(g.From.Add(-w.opts.Lookback), g.To.Add(w.opts.Lookahead))
+	}
+	return gaps, n
+}
+
+// Dissect implements tools.Backend. It waits for a dissection already
+// running (the window may be the same), then dissects the parts of [from,
+// to) still not dissected. Cancelling ctx stops it between packet batches:
+// parts finished stay dissected, the part being read is dropped.
+func (w *Workspace) Dissect(ctx context.Context, from, to time.Time, progress func(done, total uint64)) (tools.DissectResult, error) {
+	select {
+	case w.busy <- struct{}{}:
+	case <-ctx.Done():
+		return tools.DissectResult{}, ctx.Err()
+	}
+	defer func() { <-w.busy }()
+	start := time.Now()
+	res := tools.DissectResult{Calls: map[string]uint64{}}
+	from, to = w.clamp(from, to)
+	if !from.Before(to) {
+		return res, nil
+	}
+	w.mu.RLock()
+	gaps, covered := w.covered.split(from, to)
+	w.mu.RUnlock()
+	res.Skipped = covered
+	var total, done uint64
+	for _, g := range gaps {
+		total += w.set.Count(g.From.Add(-w.opts.Lookback), g.To.Add(w.opts.Lookahead))
+	}
+	for _, g := range gaps {
+		read, err := w.dissectGap(ctx, g, &res, func(n uint64) {
+			if progress != nil {
+				progress(min(done+n, total), total)
+			}
+		})
+		done += read
+		if err != nil {
+			res.Took = time.Since(start)
+			return res, err
+		}
+		res.Dissected = append(res.Dissected, g)
+	}
+	res.Took = time.Since(start)
+	return res, nil
+}
+
+// dissectGap dissects one window not dissected before and marks it
+// dissected once its calls are indexed, adding what it found to res (the
+// packets inside the window among them). It returns the packets read,
+// the context around the window included.
+func (w *Workspace) dissectGap(ctx context.Context, g tools.Window, res *tools.DissectResult, progress func(uint64)) (uint64, error) {
+	raw, _, err := w.set.Window(g.From.Add(-w.opts.Lookback), g.To.Add(w.opts.Lookahead))
+	if err != nil {
+		return 0, err
+	}
+	src := &counting{Source: raw, from: g.From, to: g.To}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+
+	// The index takes calls on its own goroutine while dissection goes on.
+	batches := make(chan []*proto.Call, 2)
+	indexed := make(chan error, 1)
+	go func() {
+		var err error
+		for b := range batches {
+			if err == nil {
+				if err = w.ix.Add(ctx, b); err != nil {
+					cancel(err)
+				}
+			}
+		}
+		indexed <- err
+	}()
+
+	var (
+		batch  []*proto.Call
+		labels = map[flowindex.Key]string{}
+		part   dissect.Stats // of the calls and flows inside g
+		flows  uint64
+		undis  uint64
+		read   uint64
+	)
+	opts := dissect.Options{
+		Protocols: w.protocols,
+		Identity:  w.opts.Identity,
+		Limits:    w.opts.Limits,
+		OnCall: func(c *dissect.Call) {
+			if c.TS.Before(g.From) || !c.TS.Before(g.To) {
+				return // another window's call
+			}
+			part.CountCall(c)
+			batch = append(batch, c)
+			if len(batch) == indexBatch {
+				batches <- batch
+				batch = nil
+			}
+		},
+		OnFlow: func(f *dissect.Flow) {
+			if f.Last.Before(g.From) || !f.First.Before(g.To) {
+				return
+			}
+			flows++
+			part.MissingBytes += f.MissingBytes
+			if f.Proto == "" {
+				undis++
+				return
+			}
+			if k, ok := flowKey(f); ok {
+				labels[k] = f.Proto
+			}
+		},
+	}
+	_, _, err = dissect.NewParallel(opts, w.opts.Workers).Run(ctx, src, func(n uint64) {
+		read = n
+		progress(n)
+	})
+	if len(batch) > 0 && err == nil {
+		batches <- batch
+	}
+	close(batches)
+	if ierr := <-indexed; ierr != nil {
+		err = ierr // it cancelled the dissection
+	}
+	if err != nil {
+		return read, err
+	}
+	w.mu.Lock()
+	w.covered = w.covered.add(g.From, g.To)
+	for p, n := range part.Calls {
+		w.calls[p] += n
+		res.Calls[p] += n
+	}
+	for k, p := range labels {
+		w.labels[k] = p
+	}
+	w.missing += part.MissingBytes
+	w.mu.Unlock()
+	res.Packets += src.inside
+	res.Unanswered += part.Unanswered
+	res.Truncated += part.Truncated
+	res.Malformed += part.Malformed
+	res.Flows += flows
+	res.Undissected += undis
+	res.MissingBytes += part.MissingBytes
+	return read, nil
+}
+
+// flowKey is the flow index's key of a dissected flow.
+func flowKey(f *dissect.Flow) (flowindex.Key, bool) {
+	p, ok := dissect.TransportProto(f.Transport)
+	return flowindex.NewKey(netip.AddrPortFrom(f.Src.IP, f.Src.Port), netip.AddrPortFrom(f.Dst.IP, f.Dst.Port), p), ok
+}
+
+// counting counts the packets of a source captured inside [from, to).
+type counting struct {
+	capture.Source
+	from, to time.Time
+	inside   uint64
+}
+
+func (c *counting) Next(p *capture.Packet) error {
+	err := c.Source.Next(p)
+	if err == nil && !p.Timestamp.Before(c.from) && p.Timestamp.Before(c.to) {
+		c.inside++
+	}
+	return err
+}

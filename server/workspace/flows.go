@@ -1,0 +1,163 @@
+package workspace
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"net/netip"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/wirescope/wirescope/capture/flowindex"
+	"github.com/wirescope/wirescope/dissect"
+	"github.com/wirescope/wirescope/dissect/proto"
+	"github.com/wirescope/wirescope/tools"
+)
+
+// guessed is a flow's protocol as guessed from its first bytes.
+type guessed struct {
+	name      string
+	encrypted bool
+}
+
+// guessAll guesses the protocol of every flow of x that has payload.
+func guessAll(protocols []proto.Protocol, x *flowindex.Index) map[flowindex.Key]guessed {
+	out := map[flowindex.Key]guessed{}
+	for _, s := range x.Query(time.Time{}, time.Time{}, nil) {
+		if name, enc := guess(protocols, &s); name != "" {
+			out[s.Key()] = guessed{name, enc}
+		}
+	}
+	return out
+}
+
+// guess names a flow's application protocol from the first bytes each side
+// sent: as the dissectors' own detectors judge them, else by the opening of
+// an encrypted protocol no dissector reads (TLS, SSH, QUIC).
+func guess(protocols []proto.Protocol, s *flowindex.Summary) (name string, encrypted bool) {
+	for side, head := range s.Head {
+		if len(head) == 0 {
+			continue
+		}
+		sport, dport := s.Src.Port(), s.Dst.Port()
+		if side == 1 {
+			sport, dport = dport, sport
+		}
+		if name := encryptedOpening(head, s.Proto); name != "" {
+			return name, true
+		}
+		for _, p := range protocols {
+			var v proto.Verdict
+			switch d := p.(type) {
+			case proto.StreamProtocol:
+				if s.Proto == layers.IPProtocolTCP {
+					v, _ = d.DetectStream(head, sport, dport)
+				}
+			case proto.DatagramProtocol:
+				if s.Proto == layers.IPProtocolUDP {
+					v, _ = d.DetectDatagram(head, sport, dport)
+				}
+			}
+			if v == proto.Yes {
+				return p.Name(), false
+			}
+		}
+	}
+	return "", false
+}
+
+// encryptedOpening recognises the first bytes of TLS (a handshake record),
+// SSH (its version banner) and QUIC (a long-header packet of version 1 or
+// 2).
+func encryptedOpening(b []byte, p layers.IPProtocol) string {
+	switch p {
+	case layers.IPProtocolTCP:
+		switch {
+		case len(b) >= 3 && b[0] == 0x16 && b[1] == 0x03 && b[2] <= 0x04:
+			return "tls"
+		case bytes.HasPrefix(b, []byte("SSH-")):
+			return "ssh"
+		}
+	case layers.IPProtocolUDP:
+		if len(b) >= 5 && b[0]&0xc0 == 0xc0 {
+			switch binary.BigEndian.Uint32(b[1:5]) {
+			case 0x00000001, 0x6b3343cf:
+				return "quic"
+			}
+		}
+	}
+	return ""
+}
+
+// Flows implements tools.Backend: the flows active in [from, to) that
+// match f, largest first.
+func (w *Workspace) Flows(_ context.Context, from, to time.Time, f tools.Filter) ([]tools.Flow, error) {
+	sums := w.set.Flows().Query(from, to, nil)
+	flowindex.SortByBytes(sums)
+	var out []tools.Flow
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	for i := range sums {
+		s := &sums[i]
+		fl := tools.Flow{
+			Src: w.peer(s.Src, s.First), Dst: w.peer(s.Dst, s.First),
+			Transport: dissect.TransportName(s.Proto),
+			First:     s.First, Last: s.Last, Began: s.Began,
+			Packets: s.Packets, Bytes: s.Bytes, Retransmissions: s.Retransmissions,
+			State: tcpState(s),
+		}
+		fl.Protocol, fl.Guessed, fl.Encrypted = w.protocolOf(s)
+		if matchFlow(&f, &fl) {
+			out = append(out, fl)
+		}
+	}
+	return out, nil
+}
+
+// peer is an endpoint with its identity at t.
+func (w *Workspace) peer(ap netip.AddrPort, t time.Time) tools.Peer {
+	p := tools.Peer{IP: ap.Addr(), Port: ap.Port()}
+	if w.opts.Identity != nil {
+		if id, ok := w.opts.Identity.Identify(p.IP, t); ok {
+			p.Pod, p.Namespace, p.Workload, p.Service, p.Node = id.Pod, id.Namespace, id.Workload, id.Service, id.Node
+		}
+	}
+	return p
+}
+
+// tcpState says how a TCP flow stands at the end of the window, from the
+// flags each side sent in it.
+func tcpState(s *flowindex.Summary) string {
+	if s.Proto != layers.IPProtocolTCP {
+		return ""
+	}
+	c, v := s.Flags[0], s.Flags[1]
+	switch {
+	case c&flowindex.FlagSYN != 0 && v&flowindex.FlagSYNACK == 0 && v&flowindex.FlagRST != 0:
+		return "refused"
+	case (c|v)&flowindex.FlagRST != 0:
+		return "reset"
+	case c&flowindex.FlagSYN != 0 && s.Packets[1] == 0:
+		return "unanswered"
+	case (c|v)&flowindex.FlagFIN != 0:
+		return "closed"
+	}
+	return "open"
+}
+
+// matchFlow reports whether a flow matches the filter: its protocol, and
+// every endpoint field set on one side or the other.
+func matchFlow(f *tools.Filter, fl *tools.Flow) bool {
+	if f.Protocol != "" && f.Protocol != fl.Protocol {
+		return false
+	}
+	return matchPeer(f, &fl.Src) || matchPeer(f, &fl.Dst)
+}
+
+func matchPeer(f *tools.Filter, p *tools.Peer) bool {
+	return (!f.IP.IsValid() || f.IP == p.IP.Unmap()) && (f.Port == 0 || f.Port == p.Port) &&
+		(f.Namespace == "" || f.Namespace == p.Namespace) && (f.Pod == "" || f.Pod == p.Pod) &&
+		(f.Workload == "" || f.Workload == p.Workload) && (f.Service == "" || f.Service == p.Service) &&
+		(f.Node == "" || f.Node == p.Node)
+}

@@ -1,0 +1,297 @@
+package workspace
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/wirescope/wirescope/capture"
+	"github.com/wirescope/wirescope/capture/flowindex"
+	"github.com/wirescope/wirescope/dissect"
+	"github.com/wirescope/wirescope/tools"
+)
+
+// ErrNoPCAP is returned for a PCAP ID the workspace does not hold.
+var ErrNoPCAP = errors.New("no such PCAP file (it may have been removed to bound disk use)")
+
+// snapLen is the snap length written in PCAP headers: packets are copied
+// as captured, so no larger than any capture's.
+const snapLen = 262144
+
+// idLen is how many hex digits of a file's SHA-256 make its ID.
+const idLen = 16
+
+// WritePCAP implements tools.Backend. The packets of [from, to) that belong
+// to flows matching f are written in time order, as captured, to
+// <dir>/pcaps/<sha256>.pcap (pcapng when the window mixes link types). IP
+// fragments are kept with a matching flow when their addresses are its
+// hosts'. A file with the same content is written once.
+func (w *Workspace) WritePCAP(ctx context.Context, from, to time.Time, f tools.Filter, maxPackets int) (tools.PCAPFile, error) {
+	var keep func(*capture.Decoded) bool
+	var keepPair func(a, b netip.Addr) bool
+	if !f.IsZero() {
+		flows, err := w.Flows(ctx, from, to, f)
+		if err != nil {
+			return tools.PCAPFile{}, err
+		}
+		keys := make(map[flowindex.Key]bool, len(flows))
+		pairs := map[[2]netip.Addr]bool{}
+		for _, fl := range flows {
+			p, _ := dissect.TransportProto(fl.Transport)
+			keys[flowindex.NewKey(netip.AddrPortFrom(fl.Src.IP, fl.Src.Port), netip.AddrPortFrom(fl.Dst.IP, fl.Dst.Port), p)] = true
+			pairs[addrPair(fl.Src.IP, fl.Dst.IP)] = true
+		}
+		if len(keys) == 0 {
+			return tools.PCAPFile{}, nil
+		}
+		keep = func(d *capture.Decoded) bool {
+			return keys[flowindex.NewKey(netip.AddrPortFrom(d.Src, d.SrcPort), netip.AddrPortFrom(d.Dst, d.DstPort), d.Proto)]
+		}
+		keepPair = func(a, b netip.Addr) bool { return pairs[addrPair(a, b)] }
+	}
+
+	tmp, err := os.CreateTemp(filepath.Join(w.dir, "pcaps"), "export-*.tmp")
+	if err != nil {
+		return tools.PCAPFile{}, err
+	}
+	defer os.Remove(tmp.Name()) // after the rename, a no-op
+	file, err := w.export(ctx, tmp, from, to, keep, keepPair, maxPackets)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil || file.Packets == 0 {
+		return tools.PCAPFile{}, err
+	}
+	file.ID = file.SHA256[:idLen]
+	file.Path = filepath.Join(w.dir, "pcaps", file.SHA256+"."+file.Format)
+	if err := os.Rename(tmp.Name(), file.Path); err != nil {
+		return tools.PCAPFile{}, err
+	}
+	w.mu.Lock()
+	w.pcaps = slices.DeleteFunc(w.pcaps, func(p tools.PCAPFile) bool { return p.ID == file.ID })
+	w.pcaps = append(w.pcaps, file)
+	w.prunePCAPs()
+	w.mu.Unlock()
+	return file, nil
+}
+
+// export writes the selected packets to out.
+func (w *Workspace) export(ctx context.Context, out io.Writer, from, to time.Time, keep func(*capture.Decoded) bool,
+	keepPair func(a, b netip.Addr) bool, maxPackets int) (tools.PCAPFile, error) {
+	var file tools.PCAPFile
+	var links []layers.LinkType
+	for _, fi := range w.set.Files() {
+		if (to.IsZero() || fi.First.Before(to)) && (from.IsZero() || !fi.Last.Before(from)) {
+			for _, lt := range fi.LinkTypes {
+				if !slices.Contains(links, lt) {
+					links = append(links, lt)
+				}
+			}
+		}
+	}
+	if len(links) == 0 {
+		return file, nil
+	}
+	src, _, err := w.set.Window(from, to)
+	if err != nil {
+		return file, err
+	}
+	defer src.Close()
+
+	sum := sha256.New()
+	var size counter
+	buf := bufio.NewWriterSize(io.MultiWriter(out, sum, &size), 1<<20)
+	var write func(ci gopacket.CaptureInfo, data []byte, lt layers.LinkType) error
+	flush := buf.Flush
+	if len(links) == 1 {
+		file.Format = "pcap"
+		pw := pcapgo.NewWriterNanos(buf)
+		if err := pw.WriteFileHeader(snapLen, links[0]); err != nil {
+			return file, err
+		}
+		write = func(ci gopacket.CaptureInfo, data []byte, _ layers.LinkType) error { return pw.WritePacket(ci, data) }
+	} else {
+		file.Format = "pcapng"
+		nw, err := pcapgo.NewNgWriterInterface(buf, pcapgo.NgInterface{LinkType: links[0], SnapLength: snapLen},
+			pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{Application: "wirescope"}})
+		if err != nil {
+			return file, err
+		}
+		for _, lt := range links[1:] {
+			if _, err := nw.AddInterface(pcapgo.NgInterface{LinkType: lt, SnapLength: snapLen}); err != nil {
+				return file, err
+			}
+		}
+		write = func(ci gopacket.CaptureInfo, data []byte, lt layers.LinkType) error {
+			ci.InterfaceIndex = slices.Index(links, lt)
+			return nw.WritePacket(ci, data)
+		}
+		flush = func() error {
+			if err := nw.Flush(); err != nil {
+				return err
+			}
+			return buf.Flush()
+		}
+	}
+
+	dec := capture.NewDecoder()
+	var d capture.Decoded
+	var p capture.Packet
+	for n := 0; ; n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
+			return file, ctx.Err()
+		}
+		if err := src.Next(&p); err != nil {
+			if err == io.EOF {
+				break
+			}
+			return file, err
+		}
+		if keep != nil {
+			err := dec.Decode(p.LinkType, p.Data, p.Length, p.Timestamp, &d)
+			switch {
+			case err == nil:
+				if !keep(&d) {
+					continue
+				}
+			case errors.Is(err, capture.ErrFragment):
+				if a, b, ok := fragmentHosts(&p); !ok || !keepPair(a, b) {
+					continue
+				}
+			default:
+				continue
+			}
+		}
+		if file.Packets == uint64(maxPackets) {
+			file.Truncated = true
+			break
+		}
+		ci := gopacket.CaptureInfo{Timestamp: p.Timestamp, CaptureLength: len(p.Data), Length: p.Length}
+		if err := write(ci, p.Data, p.LinkType); err != nil {
+			return file, err
+		}
+		if file.Packets == 0 {
+			file.First = p.Timestamp
+		}
+		file.Last = p.Timestamp
+		file.Packets++
+	}
+	if err := flush(); err != nil {
+		return file, err
+	}
+	file.Size = int64(size)
+	file.SHA256 = hex.EncodeToString(sum.Sum(nil))
+	return file, nil
+}
+
+// counter counts the bytes written to it.
+type counter int64
+
+func (c *counter) Write(b []byte) (int, error) {
+	*c += counter(len(b))
+	return len(b), nil
+}
+
+// addrPair is a host pair in either direction.
+func addrPair(a, b netip.Addr) [2]netip.Addr {
+	a, b = a.Unmap(), b.Unmap()
+	if a.Compare(b) > 0 {
+		a, b = b, a
+	}
+	return [2]netip.Addr{a, b}
+}
+
+// fragmentHosts returns the addresses of an IP fragment, which the Decoder
+// holds back until its datagram is whole.
+func fragmentHosts(p *capture.Packet) (a, b netip.Addr, ok bool) {
+	pkt := gopacket.NewPacket(p.Data, p.LinkType, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
+	nl := pkt.NetworkLayer()
+	if nl == nil {
+		return a, b, false
+	}
+	nf := nl.NetworkFlow()
+	a, okA := netip.AddrFromSlice(nf.Src().Raw())
+	b, okB := netip.AddrFromSlice(nf.Dst().Raw())
+	return a.Unmap(), b.Unmap(), okA && okB
+}
+
+// ReadPCAP implements tools.Backend.
+func (w *Workspace) ReadPCAP(id string, limit int64) (tools.PCAPFile, []byte, error) {
+	w.mu.RLock()
+	i := slices.IndexFunc(w.pcaps, func(p tools.PCAPFile) bool { return p.ID == id })
+	var file tools.PCAPFile
+	if i >= 0 {
+		file = w.pcaps[i]
+	}
+	w.mu.RUnlock()
+	if i < 0 {
+		return file, nil, fmt.Errorf("%w: %q", ErrNoPCAP, id)
+	}
+	if file.Size > limit {
+		return file, nil, nil
+	}
+	data, err := os.ReadFile(file.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return file, nil, fmt.Errorf("%w: %q", ErrNoPCAP, id)
+	}
+	return file, data, err
+}
+
+// loadPCAPs lists the files an earlier run exported, oldest first, so that
+// their URIs keep working and they count towards the bounds.
+func (w *Workspace) loadPCAPs() {
+	entries, _ := os.ReadDir(filepath.Join(w.dir, "pcaps"))
+	type found struct {
+		file tools.PCAPFile
+		mod  time.Time
+	}
+	var all []found
+	for _, e := range entries {
+		name, format, _ := strings.Cut(e.Name(), ".")
+		if format != "pcap" && format != "pcapng" {
+			continue
+		}
+		if _, err := hex.DecodeString(name); err != nil || len(name) != 2*sha256.Size {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			continue
+		}
+		all = append(all, found{tools.PCAPFile{ID: name[:idLen], Path: filepath.Join(w.dir, "pcaps", e.Name()),
+			Size: info.Size(), SHA256: name, Format: format}, info.ModTime()})
+	}
+	slices.SortFunc(all, func(a, b found) int { return a.mod.Compare(b.mod) })
+	for _, f := range all {
+		w.pcaps = append(w.pcaps, f.file)
+	}
+	w.prunePCAPs()
+}
+
+// prunePCAPs removes the oldest exported files past the bounds; the newest
+// stays whatever its size. Callers hold mu (or own w).
+func (w *Workspace) prunePCAPs() {
+	var total int64
+	for _, p := range w.pcaps {
+		total += p.Size
+	}
+	for len(w.pcaps) > 1 && (len(w.pcaps) > w.opts.KeepPCAPs || total > w.opts.KeepPCAPBytes) {
+		os.Remove(w.pcaps[0].Path)
+		total -= w.pcaps[0].Size
+		w.pcaps = w.pcaps[1:]
+	}
+}

@@ -1,0 +1,233 @@
+// Package workspace serves captured data to the MCP tools on one machine:
+// a set of capture files, the Kubernetes identities of their addresses, the
+// windows dissected so far with their calls in a Bleve index, and the PCAP
+// files exported from them. A Workspace implements tools.Backend.
+//
+// Dissection is lazy. Opening a workspace only scans the files (time
+// ranges, checkpoints, the flow index); a window is dissected the first time
+// a tool asks about it, and only the parts of it not dissected before. Each
+// part is read with some packets before it (Lookback), so that connections
+// already open are picked up mid-stream, and after it (Lookahead), so that
+// requests near its end find their responses; only calls whose request
+// falls inside the part are indexed, so adjacent parts never index a call
+// twice, and a call's ID does not depend on the window that found it.
+package workspace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/wirescope/wirescope/capture/fileset"
+	"github.com/wirescope/wirescope/capture/flowindex"
+	"github.com/wirescope/wirescope/dissect"
+	"github.com/wirescope/wirescope/dissect/proto"
+	"github.com/wirescope/wirescope/index"
+	"github.com/wirescope/wirescope/tools"
+)
+
+// Options configure a Workspace. Zero fields take defaults.
+type Options struct {
+	// Paths are the capture files (pcap, pcapng, gzipped).
+	Paths []string
+	// Identity resolves addresses to Kubernetes identities; nil leaves
+	// endpoints as bare addresses.
+	Identity dissect.Identifier
+	// Dir holds the index and the exported PCAP files. Empty means a
+	// temporary directory that Close removes.
+	Dir string
+	// Index configures the call index.
+	Index index.Options
+	// Logger receives what the index repairs; nil discards it.
+	Logger *slog.Logger
+	// Workers is how many shards dissect in parallel. Default GOMAXPROCS.
+	Workers int
+	// Lookback and Lookahead widen the packets read around a window
+	// (defaults 10s and 2m); see the package documentation.
+	Lookback, Lookahead time.Duration
+	// FlowSpan is the flow index's bucket span. Default 10s.
+	FlowSpan time.Duration
+	// KeepPCAPs and KeepPCAPBytes bound the exported PCAP files kept: past
+	// either, the oldest are removed. Defaults 64 files and 1 GiB.
+	KeepPCAPs     int
+	KeepPCAPBytes int64
+	// Limits bound what parsers keep per message.
+	Limits proto.Limits
+}
+
+// Workspace is captured data being investigated. It is safe for concurrent
+// use; dissections run one at a time.
+type Workspace struct {
+	opts      Options
+	set       *fileset.Set
+	ix        *index.Index
+	dir       string
+	temp      bool // dir is ours to remove
+	protocols []proto.Protocol
+	guesses   map[flowindex.Key]guessed // flows' protocols guessed from their first bytes
+	busy      chan struct{}             // held by the dissection running
+
+	mu      sync.RWMutex
+	covered coverage                 // windows dissected
+	labels  map[flowindex.Key]string // flows' protocols, as dissected
+	calls   map[string]uint64        // calls indexed, by protocol
+	pcaps   []tools.PCAPFile         // exported files, oldest first
+	missing uint64                   // TCP payload bytes the capture lacks, in dissected windows
+}
+
+// Open scans the capture files and opens (or creates) the index in the data
+// directory.
+func Open(opts Options) (*Workspace, error) {
+	if len(opts.Paths) == 0 {
+		return nil, errors.New("workspace: no capture files")
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	if opts.Lookback <= 0 {
+		opts.Lookback = 10 * time.Second
+	}
+	if opts.Lookahead <= 0 {
+		opts.Lookahead = 2 * time.Minute
+	}
+	if opts.FlowSpan <= 0 {
+		opts.FlowSpan = 10 * time.Second
+	}
+	if opts.KeepPCAPs <= 0 {
+		opts.KeepPCAPs = 64
+	}
+	if opts.KeepPCAPBytes <= 0 {
+		opts.KeepPCAPBytes = 1 << 30
+	}
+	set, err := fileset.Open(opts.Paths, opts.FlowSpan)
+	if err != nil {
+		return nil, err
+	}
+	w := &Workspace{opts: opts, set: set, dir: opts.Dir, protocols: dissect.All(), busy: make(chan struct{}, 1),
+		labels: map[flowindex.Key]string{}, calls: map[string]uint64{}}
+	if w.dir == "" {
+		if w.dir, err = os.MkdirTemp("", "wirescope-"); err != nil {
+			return nil, err
+		}
+		w.temp = true
+	}
+	if err := os.MkdirAll(filepath.Join(w.dir, "pcaps"), 0o755); err != nil {
+		w.removeTemp()
+		return nil, err
+	}
+	// An index from an earlier run may hold calls of other captures: the
+	// coverage that says which windows it holds is not kept, so start
+	// afresh rather than answer from calls we cannot vouch for.
+	ixDir := filepath.Join(w.dir, "index")
+	if err := os.RemoveAll(ixDir); err != nil {
+		w.removeTemp()
+		return nil, err
+	}
+	if w.ix, err = index.Open(ixDir, opts.Logger, &opts.Index); err != nil {
+		w.removeTemp()
+		return nil, fmt.Errorf("workspace: %w", err)
+	}
+	w.guesses = guessAll(w.protocols, set.Flows())
+	w.loadPCAPs()
+	return w, nil
+}
+
+// Close closes the index and removes a temporary data directory.
+func (w *Workspace) Close() error {
+	err := w.ix.Close()
+	w.removeTemp()
+	return err
+}
+
+func (w *Workspace) removeTemp() {
+	if w.temp {
+		os.RemoveAll(w.dir)
+	}
+}
+
+// Dir returns the data directory.
+func (w *Workspace) Dir() string { return w.dir }
+
+// Bounds implements tools.Backend.
+func (w *Workspace) Bounds() (first, last time.Time) { return w.set.Bounds() }
+
+// Live implements tools.Backend: files do not grow.
+func (w *Workspace) Live() bool { return false }
+
+// Index implements tools.Backend.
+func (w *Workspace) Index() *index.Index { return w.ix }
+
+// clamp limits [from, to) (zero: unbounded) to the data.
+func (w *Workspace) clamp(from, to time.Time) (time.Time, time.Time) {
+	first, last := w.set.Bounds()
+	end := last.Add(time.Nanosecond)
+	if from.IsZero() || from.Before(first) {
+		from = first
+	}
+	if to.IsZero() || to.After(end) {
+		to = end
+	}
+	return from, to
+}
+
+// Status implements tools.Backend.
+func (w *Workspace) Status(context.Context) (tools.Status, error) {
+	st := tools.Status{Flows: map[string]uint64{}}
+	st.First, st.Last = w.set.Bounds()
+	st.Packets, st.Bytes = w.set.Packets()
+	for _, f := range w.set.Files() {
+		src := tools.Source{Name: f.Name, Kind: "pcap", First: f.First, Last: f.Last, Packets: f.Packets, Bytes: f.Bytes}
+		for _, warn := range f.Warnings {
+			src.Warnings = append(src.Warnings, warn.String())
+		}
+		st.Sources = append(st.Sources, src)
+	}
+	d := w.set.DecodeStats()
+	st.NotDecoded = d.UnsupportedLink + d.NotIP + d.Malformed + d.FragmentsDropped
+	w.mu.RLock()
+	st.Dissected = w.covered.clone()
+	st.Calls = maps.Clone(w.calls)
+	missing := w.missing
+	for _, s := range w.set.Flows().Query(time.Time{}, time.Time{}, nil) {
+		if s.Payload[0]+s.Payload[1] == 0 {
+			st.Empty++
+			continue
+		}
+		name, _, encrypted := w.protocolOf(&s)
+		st.Flows[name]++
+		if encrypted {
+			st.Encrypted++
+		}
+	}
+	w.mu.RUnlock()
+	if w.opts.Identity == nil {
+		st.Notes = append(st.Notes, "no cluster file: endpoints are addresses without Kubernetes identities")
+	}
+	if missing > 0 {
+		st.Notes = append(st.Notes, fmt.Sprintf("%d bytes of TCP payload in dissected windows were not captured (gaps): calls across them are marked truncated", missing))
+	}
+	if d.FragmentsDropped > 0 {
+		st.Notes = append(st.Notes, fmt.Sprintf("%d IP fragments were dropped waiting for the rest of their datagrams", d.FragmentsDropped))
+	}
+	return st, nil
+}
+
+// protocolOf names a flow's application protocol: as dissected, else as
+// guessed. Callers hold mu.
+func (w *Workspace) protocolOf(s *flowindex.Summary) (name string, guess, encrypted bool) {
+	k := s.Key()
+	if name, ok := w.labels[k]; ok {
+		return name, false, false
+	}
+	if g, ok := w.guesses[k]; ok {
+		return g.name, true, g.encrypted
+	}
+	return "", false, false
+}
