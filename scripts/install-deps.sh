@@ -15,6 +15,8 @@ declare -A need=(
 	[curl]=curl
 	[nc]=netcat-openbsd
 	[jq]=jq
+	[node]=nodejs              # MCP clients the tests drive (test/mcpclients: TypeScript SDK, Inspector)
+	[npm]=npm
 )
 missing=()
 for cmd in "${!need[@]}"; do
