@@ -21,6 +21,7 @@ import (
 
 	"github.com/wirescope/wirescope/internal/demo"
 	"github.com/wirescope/wirescope/server"
+	"github.com/wirescope/wirescope/server/identity"
 	"github.com/wirescope/wirescope/server/workspace"
 	"github.com/wirescope/wirescope/tools"
 )
@@ -344,6 +345,58 @@ func TestArgumentErrors(t *testing.T) {
 		text, res := call(t, c, tc.tool, tc.args)
 		if !res.IsError || !strings.Contains(text, tc.want) {
 			t.Errorf("%s %v: isError %v, %q; want an error saying %q", tc.tool, tc.args, res.IsError, text, tc.want)
+		}
+	}
+}
+
+// TestIdentities: with a cluster file, answers name pods, services and
+// workloads, and the filters select by them.
+func TestIdentities(t *testing.T) {
+	path, err := demo.WriteTo(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := identity.New(identity.ClusterFile{
+		Services: []identity.Service{{Name: "shop-api", Namespace: "shop", ClusterIP: "10.96.0.10", Selector: map[string]string{"app": "shop-api"}}},
+		Pods: []identity.Pod{
+			{Name: "shop-api-7c4b8d9f6-m8wzt", Namespace: "shop", Node: "node-b", IP: "127.0.0.5", Labels: map[string]string{"app": "shop-api"}},
+			{Name: "web-5b7d9f8c4-abcde", Namespace: "edge", Node: "node-a", IP: "127.0.0.11", Labels: map[string]string{"app": "web"}},
+			{Name: "kubelet-probe", Namespace: "kube-system", Node: "node-b", IP: "127.0.0.14", Labels: map[string]string{"app": "probe"}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := workspace.Open(workspace.Options{Paths: []string{path}, Dir: t.TempDir(), Identity: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	c := connect(t, ws)
+	sum := mustCall(t, c, "summarize_traffic", map[string]any{"group_by": "service"})
+	if !strings.Contains(sum, "shop/shop-api: 288 calls") && !strings.Contains(sum, "shop-api: 288 calls") {
+		t.Errorf("summarize_traffic by service:\n%s", sum)
+	}
+	web := mustCall(t, c, "search_calls", map[string]any{"pod": "web-5b7d9f8c4-abcde", "limit": 1})
+	if !strings.HasPrefix(web, "100 calls match") {
+		t.Errorf("search_calls for the web pod's calls:\n%s", web)
+	}
+	probe := mustCall(t, c, "search_calls", map[string]any{"namespace": "kube-system", "query": "path:/healthz", "limit": 1})
+	if !strings.HasPrefix(probe, "36 calls match") {
+		t.Errorf("search_calls for the probe's health checks:\n%s", probe)
+	}
+	flows := mustCall(t, c, "list_flows", map[string]any{"workload": "web", "limit": 1})
+	if !strings.HasPrefix(flows, "15 flows") || !strings.Contains(flows, "(edge/web-5b7d9f8c4-abcde)") || !strings.Contains(flows, "(shop/shop-api-7c4b8d9f6-m8wzt)") {
+		t.Errorf("list_flows for the web workload:\n%s", flows)
+	}
+	m := regexp.MustCompile(`id=(\S+)`).FindStringSubmatch(web)
+	if m == nil {
+		t.Fatal("no call id")
+	}
+	detail := mustCall(t, c, "get_call", map[string]any{"id": m[1]})
+	for _, want := range []string{"pod=web-5b7d9f8c4-abcde namespace=edge workload=web node=node-a", "pod=shop-api-7c4b8d9f6-m8wzt namespace=shop workload=shop-api service=shop-api node=node-b"} {
+		if !strings.Contains(detail, want) {
+			t.Errorf("get_call does not show %q:\n%s", want, detail)
 		}
 	}
 }
