@@ -38,7 +38,7 @@ func (f *sourceFlags) register(cmd *cobra.Command) {
 	fl.StringSliceVar(&f.pcaps, "pcap", nil, "capture file to serve (pcap, pcapng, gzipped); repeat or separate with commas")
 	fl.BoolVar(&f.demo, "demo", false, "serve the capture built into the binary: a shop API with failing endpoints")
 	fl.StringVar(&f.cluster, "cluster", "", "cluster file (services and pods) to name the peers of each call")
-	fl.StringVar(&f.dataDir, "data-dir", "", "where the index and exported PCAP files go (default: a temporary directory removed on exit)")
+	fl.StringVar(&f.dataDir, "data-dir", "", "where the index and exported PCAP files go; started again on the same captures, the server keeps what it dissected (default: a temporary directory removed on exit)")
 }
 
 // open opens the workspace the flags describe.

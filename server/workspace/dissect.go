@@ -164,6 +164,11 @@ func (w *Workspace) dissectGap(ctx context.Context, g tools.Window, res *tools.D
 		w.labels[k] = p
 	}
 	w.missing += part.MissingBytes
+	if err := w.saveState(); err != nil {
+		// The calls are indexed; a later run on this directory will
+		// dissect the window again.
+		w.opts.Logger.Warn("saving the workspace state", "err", err)
+	}
 	w.mu.Unlock()
 	res.Packets += src.inside
 	res.Unanswered += part.Unanswered

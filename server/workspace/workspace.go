@@ -11,6 +11,10 @@
 // requests near its end find their responses; only calls whose request
 // falls inside the part are indexed, so adjacent parts never index a call
 // twice, and a call's ID does not depend on the window that found it.
+//
+// A workspace opened again on the same captures and data directory keeps
+// what an earlier run dissected (the index and a state file saying which
+// windows it holds); one opened on other captures starts afresh.
 package workspace
 
 import (
@@ -69,7 +73,8 @@ type Workspace struct {
 	set       *fileset.Set
 	ix        *index.Index
 	dir       string
-	temp      bool // dir is ours to remove
+	temp      bool   // dir is ours to remove
+	fp        string // the captures' fingerprint (state.go)
 	protocols []proto.Protocol
 	guesses   map[flowindex.Key]guessed // flows' protocols guessed from their first bytes
 	busy      chan struct{}             // held by the dissection running
@@ -106,6 +111,9 @@ func Open(opts Options) (*Workspace, error) {
 	if opts.KeepPCAPBytes <= 0 {
 		opts.KeepPCAPBytes = 1 << 30
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
 	set, err := fileset.Open(opts.Paths, opts.FlowSpan)
 	if err != nil {
 		return nil, err
@@ -122,13 +130,19 @@ func Open(opts Options) (*Workspace, error) {
 		w.removeTemp()
 		return nil, err
 	}
-	// An index from an earlier run may hold calls of other captures: the
-	// coverage that says which windows it holds is not kept, so start
-	// afresh rather than answer from calls we cannot vouch for.
+	// An index an earlier run left is kept when its state says it holds
+	// these captures' calls; otherwise it holds calls we cannot vouch for
+	// (other captures, another build), and goes.
 	ixDir := filepath.Join(w.dir, "index")
-	if err := os.RemoveAll(ixDir); err != nil {
-		w.removeTemp()
-		return nil, err
+	w.fp = w.fingerprint()
+	if !w.loadState() {
+		os.Remove(filepath.Join(w.dir, stateFile))
+		if err := os.RemoveAll(ixDir); err != nil {
+			w.removeTemp()
+			return nil, err
+		}
+	} else {
+		opts.Logger.Info("reusing the index of an earlier run", "dir", ixDir, "dissected", len(w.covered))
 	}
 	if w.ix, err = index.Open(ixDir, opts.Logger, &opts.Index); err != nil {
 		w.removeTemp()

@@ -291,3 +291,62 @@ func TestPCAPRetention(t *testing.T) {
 }
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+// TestReopen: a workspace reopened on the same captures and data
+// directory keeps what was dissected; on other captures it starts afresh.
+func TestReopen(t *testing.T) {
+	dir := t.TempDir()
+	path := demoPath(t)
+	ctx := context.Background()
+	ws, err := workspace.Open(workspace.Options{Paths: []string{path}, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := ws.Bounds()
+	half := first.Add(30 * time.Second)
+	res, err := ws.Dissect(ctx, time.Time{}, half, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := calls(t, ws)
+	if err := ws.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	ws = open(t, workspace.Options{Paths: []string{path}, Dir: dir})
+	if gaps, _ := ws.Undissected(time.Time{}, half); len(gaps) != 0 {
+		t.Errorf("reopened: %v still undissected", gaps)
+	}
+	if got := calls(t, ws); !slices.Equal(got, before) {
+		t.Errorf("reopened: %d calls, %d before", len(got), len(before))
+	}
+	st, _ := ws.Status(ctx)
+	if st.Calls["http"] != res.Calls["http"] {
+		t.Errorf("reopened: status counts %v, dissection found %v", st.Calls, res.Calls)
+	}
+	flows, _ := ws.Flows(ctx, time.Time{}, first.Add(10*time.Second), tools.Filter{Protocol: "http"})
+	if len(flows) == 0 || flows[0].Guessed {
+		t.Errorf("reopened: flows dissected before are guessed again (%d flows)", len(flows))
+	}
+	res, err = ws.Dissect(ctx, time.Time{}, time.Time{}, nil)
+	if err != nil || len(res.Skipped) != 1 || len(res.Dissected) != 1 {
+		t.Fatalf("dissecting the rest: %+v, %v", res, err)
+	}
+	if n := len(calls(t, ws)); n != 288 {
+		t.Errorf("after the rest: %d calls", n)
+	}
+
+	// Other captures in the same directory: nothing carries over.
+	other := filepath.Join(t.TempDir(), "other.pcap")
+	if _, err := capturetest.WriteLoad(other, capturetest.Load{Conns: 2, Requests: 2}); err != nil {
+		t.Fatal(err)
+	}
+	ws.Close()
+	ws = open(t, workspace.Options{Paths: []string{other}, Dir: dir})
+	if n := ws.Index().Stats().Calls; n != 0 {
+		t.Errorf("other captures: the index holds %d calls of the earlier ones", n)
+	}
+	if gaps, _ := ws.Undissected(time.Time{}, time.Time{}); len(gaps) != 1 {
+		t.Errorf("other captures: undissected %v", gaps)
+	}
+}

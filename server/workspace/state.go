@@ -1,0 +1,111 @@
+package workspace
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/wirescope/wirescope/capture/flowindex"
+	"github.com/wirescope/wirescope/tools"
+)
+
+// stateFile, in the data directory, says what the index there holds, so
+// that a workspace reopened on the same captures answers from the calls
+// dissected before instead of dissecting again.
+const stateFile = "state.json"
+
+// stateVersion changes when what dissection produces changes in a way that
+// makes calls indexed before wrong.
+const stateVersion = 1
+
+// state is stateFile's content.
+type state struct {
+	// Captures fingerprints the capture files and the build that dissected
+	// them: the index is reused only for the same.
+	Captures string            `json:"captures"`
+	Covered  []tools.Window    `json:"covered"`
+	Calls    map[string]uint64 `json:"calls"`
+	Missing  uint64            `json:"missing_bytes"`
+	Labels   []label           `json:"labels"`
+}
+
+// label is a flow's dissected protocol.
+type label struct {
+	A     netip.AddrPort `json:"a"`
+	B     netip.AddrPort `json:"b"`
+	Proto uint8          `json:"ip_proto"`
+	Name  string         `json:"proto"`
+}
+
+// fingerprint identifies the captures (each file's path, size in packets
+// and bytes, and time range) and the dissecting build.
+func (w *Workspace) fingerprint() string {
+	h := sha256.New()
+	fmt.Fprintf(h, "state %d\n", stateVersion)
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		fmt.Fprintf(h, "build %s", bi.Main.Version)
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" || s.Key == "vcs.modified" {
+				fmt.Fprintf(h, " %s=%s", s.Key, s.Value)
+			}
+		}
+		fmt.Fprintln(h)
+	}
+	for _, f := range w.set.Files() {
+		abs, _ := filepath.Abs(f.Path)
+		fmt.Fprintf(h, "%s %d %d %d %d\n", abs, f.Packets, f.Bytes, f.First.UnixNano(), f.Last.UnixNano())
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// loadState restores what an earlier run dissected into dir's index, and
+// reports whether the index is theirs to keep: false when there is no
+// state, or it is of other captures, or it cannot be read.
+func (w *Workspace) loadState() bool {
+	b, err := os.ReadFile(filepath.Join(w.dir, stateFile))
+	if err != nil {
+		return false
+	}
+	var st state
+	if json.Unmarshal(b, &st) != nil || st.Captures != w.fp {
+		return false
+	}
+	for _, c := range st.Covered {
+		w.covered = w.covered.add(c.From, c.To)
+	}
+	for p, n := range st.Calls {
+		w.calls[p] = n
+	}
+	w.missing = st.Missing
+	for _, l := range st.Labels {
+		w.labels[flowindex.NewKey(l.A, l.B, layers.IPProtocol(l.Proto))] = l.Name
+	}
+	return true
+}
+
+// saveState records what the index holds. Callers hold mu.
+func (w *Workspace) saveState() error {
+	if w.temp {
+		return nil // removed on Close: nothing to reopen
+	}
+	st := state{Captures: w.fp, Covered: w.covered, Calls: w.calls, Missing: w.missing}
+	for k, name := range w.labels {
+		st.Labels = append(st.Labels, label{A: k.A, B: k.B, Proto: uint8(k.Proto), Name: name})
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(w.dir, stateFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(w.dir, stateFile))
+}
