@@ -18,18 +18,25 @@ const indexBatch = 2048
 // Undissected implements tools.Backend: the parts of [from, to) not
 // dissected yet and how many packets dissecting them reads at most.
 func (w *Workspace) Undissected(from, to time.Time) ([]tools.Window, uint64) {
+	gaps, _, packets := w.plan(from, to)
+	return gaps, packets
+}
+
+// plan splits [from, to), limited to the data, into the parts not
+// dissected yet (gaps) and those dissected before (covered), and bounds
+// the packets dissecting the gaps reads, the context around them included.
+func (w *Workspace) plan(from, to time.Time) (gaps, covered []tools.Window, packets uint64) {
 	from, to = w.clamp(from, to)
 	if !from.Before(to) {
-		return nil, 0
+		return nil, nil, 0
 	}
 	w.mu.RLock()
-	gaps, _ := w.covered.split(from, to)
+	gaps, covered = w.covered.split(from, to)
 	w.mu.RUnlock()
-	var n uint64
 	for _, g := range gaps {
-		n += w.set.Count(g.From.Add(-w.opts.Lookback), g.To.Add(w.opts.Lookahead))
+		packets += w.set.Count(g.From.Add(-w.opts.Lookback), g.To.Add(w.opts.Lookahead))
 	}
-	return gaps, n
+	return gaps, covered, packets
 }
 
 // Dissect implements tools.Backend. It waits for a dissection already
@@ -44,19 +51,9 @@ func (w *Workspace) Dissect(ctx context.Context, from, to time.Time, progress fu
 	}
 	defer func() { <-w.busy }()
 	start := time.Now()
-	res := tools.DissectResult{Calls: map[string]uint64{}}
-	from, to = w.clamp(from, to)
-	if !from.Before(to) {
-		return res, nil
-	}
-	w.mu.RLock()
-	gaps, covered := w.covered.split(from, to)
-	w.mu.RUnlock()
-	res.Skipped = covered
-	var total, done uint64
-	for _, g := range gaps {
-		total += w.set.Count(g.From.Add(-w.opts.Lookback), g.To.Add(w.opts.Lookahead))
-	}
+	gaps, covered, total := w.plan(from, to)
+	res := tools.DissectResult{Calls: map[string]uint64{}, Skipped: covered}
+	var done uint64
 	for _, g := range gaps {
 		read, err := w.dissectGap(ctx, g, &res, func(n uint64) {
 			if progress != nil {
