@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"net/netip"
 	"os"
 	"sync"
 
@@ -32,8 +33,11 @@ type aggregates struct {
 	protos  map[uint32]uint64
 }
 
-// ident is an endpoint's Kubernetes identity as interned strings.
-type ident struct{ namespace, workload, service, pod, node uint32 }
+// ident is an endpoint's Kubernetes identity as interned strings. addr
+// is set only for an endpoint without one (no pod, workload or service),
+// so that summaries can still tell such peers apart: the IP of a client,
+// ip:port of a server.
+type ident struct{ namespace, workload, service, pod, node, addr uint32 }
 
 // aggKey says what an entry counts. errText is set only for failed calls
 // without a status (no response): their error is what summaries report.
@@ -77,8 +81,15 @@ func (a *aggregates) intern(s string) uint32 {
 	return id
 }
 
-func (a *aggregates) ident(e *proto.Endpoint) uint32 {
-	k := ident{a.intern(e.Namespace), a.intern(e.Workload), a.intern(e.Service), a.intern(e.Pod), a.intern(e.Node)}
+func (a *aggregates) ident(e *proto.Endpoint, server bool) uint32 {
+	k := ident{a.intern(e.Namespace), a.intern(e.Workload), a.intern(e.Service), a.intern(e.Pod), a.intern(e.Node), 0}
+	if e.Pod == "" && e.Workload == "" && e.Service == "" && e.IP.IsValid() {
+		if server {
+			k.addr = a.intern(netip.AddrPortFrom(e.IP, e.Port).String())
+		} else {
+			k.addr = a.intern(e.IP.String())
+		}
+	}
 	if id, ok := a.identID[k]; ok {
 		return id
 	}
@@ -108,7 +119,7 @@ func (a *aggregates) addLocked(c *proto.Call) {
 	ns := c.TS.UnixNano()
 	o := c.Outcome()
 	k := aggKey{minute: int32(unixMinute(ns)), proto: a.intern(c.Proto), method: a.intern(c.Method),
-		route: a.intern(Route(c)), status: a.intern(c.Status), src: a.ident(&c.Src), dst: a.ident(&c.Dst), outcome: o}
+		route: a.intern(Route(c)), status: a.intern(c.Status), src: a.ident(&c.Src, false), dst: a.ident(&c.Dst, true), outcome: o}
 	if c.Status == "" && o.Failed() {
 		k.errText = a.intern(c.Error)
 	}
@@ -143,7 +154,7 @@ func (a *aggregates) byProto(m map[string]uint64) {
 }
 
 // The aggregates file: see FORMAT.md.
-const aggsMagic = "WSAGGS\x01\x00"
+const aggsMagic = "WSAGGS\x02\x00"
 
 // save writes the aggregates, which count the call store up to offset
 // counted, to path (through a temporary file renamed over it).
@@ -159,7 +170,7 @@ func (a *aggregates) save(path string, counted int64) error {
 	}
 	b = binary.AppendUvarint(b, uint64(len(a.idents)-1))
 	for _, id := range a.idents[1:] {
-		for _, v := range [5]uint32{id.namespace, id.workload, id.service, id.pod, id.node} {
+		for _, v := range [6]uint32{id.namespace, id.workload, id.service, id.pod, id.node, id.addr} {
 			b = binary.AppendUvarint(b, uint64(v))
 		}
 	}
@@ -266,11 +277,11 @@ func loadAggregates(path string) (*aggregates, int64, error) {
 		return nil, 0, errAggsCorrupt
 	}
 	for range ni {
-		var v [5]uint32
+		var v [6]uint32
 		for j := range v {
 			v[j] = r.id(len(a.strs))
 		}
-		k := ident{v[0], v[1], v[2], v[3], v[4]}
+		k := ident{v[0], v[1], v[2], v[3], v[4], v[5]}
 		a.identID[k] = uint32(len(a.idents))
 		a.idents = append(a.idents, k)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -143,21 +144,30 @@ func inWindow(c *proto.Call, from, to time.Time) bool {
 
 // bruteGroupKey is the brute-force group key of a call.
 func bruteGroupKey(c *proto.Call, by GroupBy) string {
+	// A server with no identity at all is named by its address.
+	orAddr := func(v string) string {
+		if v == "" && c.Dst.Pod == "" && c.Dst.Workload == "" && c.Dst.Service == "" && c.Dst.IP.IsValid() {
+			return netip.AddrPortFrom(c.Dst.IP, c.Dst.Port).String()
+		}
+		return v
+	}
 	switch by {
 	case ByService:
-		return c.Dst.Service
+		return orAddr(c.Dst.Service)
 	case ByWorkload:
-		return c.Dst.Workload
+		return orAddr(c.Dst.Workload)
 	case ByNamespace:
 		return c.Dst.Namespace
 	case ByPod:
-		return c.Dst.Pod
+		return orAddr(c.Dst.Pod)
 	case ByEndpoint:
 		s := c.Dst.Service
 		if s == "" {
-			s = c.Dst.Workload
+			s = orAddr(c.Dst.Workload)
 		}
 		return strings.TrimSpace(s + " " + Route(c))
+	case ByEdge:
+		return brutePeer(c.Src, false) + " → " + brutePeer(c.Dst, true) + " " + c.Proto
 	case ByProtocol:
 		return c.Proto
 	case ByStatus:
@@ -168,6 +178,25 @@ func bruteGroupKey(c *proto.Call, by GroupBy) string {
 		return kind
 	}
 	return ""
+}
+
+// brutePeer names one side of an edge.
+func brutePeer(e proto.Endpoint, server bool) string {
+	for _, v := range []string{e.Workload, e.Service, e.Pod} {
+		if v != "" {
+			if e.Namespace != "" {
+				return e.Namespace + "/" + v
+			}
+			return v
+		}
+	}
+	switch {
+	case !e.IP.IsValid():
+		return "unknown"
+	case server:
+		return netip.AddrPortFrom(e.IP, e.Port).String()
+	}
+	return e.IP.String()
 }
 
 // bruteSummary computes a summary from calls directly; quantiles are

@@ -33,6 +33,11 @@ const (
 	// no service) and the call's Route: "checkout GET /api/orders/{id}".
 	ByEndpoint GroupBy = "endpoint"
 	ByProtocol GroupBy = "protocol"
+	// ByEdge groups by who calls whom: the client's workload, the
+	// server's and the protocol (Group.Client, Server and Proto say
+	// which). A peer without a workload is named by its service, its pod
+	// or, without any identity, its address.
+	ByEdge GroupBy = "edge"
 	// ByStatus groups by status; calls without one by the kind of error
 	// ("no response", "truncated").
 	ByStatus GroupBy = "status"
@@ -40,7 +45,7 @@ const (
 
 // GroupBys lists the groupings Summarize accepts.
 func GroupBys() []GroupBy {
-	return []GroupBy{ByNone, ByService, ByWorkload, ByNamespace, ByPod, ByEndpoint, ByProtocol, ByStatus}
+	return []GroupBy{ByNone, ByService, ByWorkload, ByNamespace, ByPod, ByEndpoint, ByProtocol, ByStatus, ByEdge}
 }
 
 // SummaryQuery asks for a summary of the calls in [From, To) matching
@@ -69,8 +74,10 @@ type Summary struct {
 
 // Group aggregates the calls of one group.
 type Group struct {
-	Key   string
-	Calls uint64
+	Key string
+	// Client, Server and Proto are the parts of an edge's key (ByEdge).
+	Client, Server, Proto string
+	Calls                 uint64
 	// Outcomes counts calls by proto.Outcome.String(): ok, client_error,
 	// server_error, no_response, incomplete.
 	Outcomes map[string]uint64
@@ -127,7 +134,7 @@ func (ix *Index) summarize(ctx context.Context, q SummaryQuery, scan bool) (Summ
 	}
 	defer ix.ops.RUnlock()
 	if !slices.Contains(GroupBys(), q.GroupBy) {
-		return sum, badQuery("cannot group by %q; groupings are service, workload, namespace, pod, endpoint, protocol, status", q.GroupBy)
+		return sum, badQuery("cannot group by %q; groupings are service, workload, namespace, pod, endpoint, protocol, status, edge", q.GroupBy)
 	}
 	if q.Limit <= 0 {
 		q.Limit = DefaultGroups
@@ -229,6 +236,7 @@ type groupAcc struct {
 	first, last         int64
 	lat                 sketch.Sketch
 	errs                map[string]uint64
+	edge                [3]string // client, server, proto (ByEdge)
 }
 
 func newGroupAcc() *groupAcc {
@@ -250,8 +258,8 @@ func (g *groupAcc) merge(o *groupAcc) {
 }
 
 func (g *groupAcc) group(key string, topErrors int) Group {
-	out := Group{Key: key, Calls: g.calls, Outcomes: map[string]uint64{}, ReqBytes: g.reqBytes, RespBytes: g.respBytes,
-		First: time.Unix(0, g.first).UTC(), Last: time.Unix(0, g.last).UTC()}
+	out := Group{Key: key, Client: g.edge[0], Server: g.edge[1], Proto: g.edge[2], Calls: g.calls, Outcomes: map[string]uint64{},
+		ReqBytes: g.reqBytes, RespBytes: g.respBytes, First: time.Unix(0, g.first).UTC(), Last: time.Unix(0, g.last).UTC()}
 	for o, n := range g.outcomes {
 		if n > 0 {
 			out.Outcomes[proto.Outcome(o).String()] = n
@@ -296,7 +304,7 @@ func (a *aggregates) summarize(w window, f Filter, by GroupBy) map[string]*group
 			return nil
 		}
 	}
-	type localKey struct{ a, b uint32 }
+	type localKey struct{ a, b, c uint32 }
 	local := map[localKey]*groupAcc{}
 	names := map[localKey]string{}
 	for i := range a.entries {
@@ -313,30 +321,45 @@ func (a *aggregates) summarize(w window, f Filter, by GroupBy) map[string]*group
 		}
 		var lk localKey
 		dst := &a.idents[k.dst]
+		// A server without the identity grouped by is named by its
+		// address, if it has no identity at all.
+		orAddr := func(v uint32) uint32 {
+			if v == 0 {
+				return dst.addr
+			}
+			return v
+		}
 		switch by {
 		case ByService:
-			lk.a = dst.service
+			lk.a = orAddr(dst.service)
 		case ByWorkload:
-			lk.a = dst.workload
+			lk.a = orAddr(dst.workload)
 		case ByNamespace:
 			lk.a = dst.namespace
 		case ByPod:
-			lk.a = dst.pod
+			lk.a = orAddr(dst.pod)
 		case ByEndpoint:
 			lk.a, lk.b = dst.service, k.route
 			if lk.a == 0 {
-				lk.a = dst.workload
+				lk.a = orAddr(dst.workload)
 			}
 		case ByProtocol:
 			lk.a = k.proto
 		case ByStatus:
 			lk.a, lk.b = k.status, k.errText
+		case ByEdge:
+			lk.a, lk.b, lk.c = k.src, k.dst, k.proto
 		}
 		g := local[lk]
 		if g == nil {
 			g = newGroupAcc()
 			local[lk] = g
-			names[lk] = a.groupName(by, lk.a, lk.b)
+			if by == ByEdge {
+				g.edge = [3]string{a.peerName(lk.a), a.peerName(lk.b), a.strs[lk.c]}
+				names[lk] = g.edge[0] + " → " + g.edge[1] + " " + g.edge[2]
+			} else {
+				names[lk] = a.groupName(by, lk.a, lk.b)
+			}
 		}
 		g.calls += e.calls
 		g.outcomes[k.outcome] += e.calls
@@ -362,6 +385,24 @@ func (a *aggregates) summarize(w window, f Filter, by GroupBy) map[string]*group
 		}
 	}
 	return out
+}
+
+// peerName names an identity for an edge: namespace/workload, else
+// namespace/service, else namespace/pod, else the address.
+func (a *aggregates) peerName(id uint32) string {
+	p := &a.idents[id]
+	for _, v := range []uint32{p.workload, p.service, p.pod} {
+		if v != 0 {
+			if p.namespace != 0 {
+				return a.strs[p.namespace] + "/" + a.strs[v]
+			}
+			return a.strs[v]
+		}
+	}
+	if p.addr != 0 {
+		return a.strs[p.addr]
+	}
+	return "unknown"
 }
 
 func (a *aggregates) groupName(by GroupBy, x, y uint32) string {
