@@ -224,6 +224,20 @@ func bruteSummary(calls []*proto.Call, q SummaryQuery) Summary {
 		a := groups[k]
 		if a == nil {
 			a = &acc{g: Group{Key: k, Outcomes: map[string]uint64{}, First: c.TS, Last: c.TS}, errs: map[string]uint64{}}
+			switch q.GroupBy {
+			case ByEdge:
+				a.g.Client, a.g.Server, a.g.Proto = brutePeer(c.Src, false), brutePeer(c.Dst, true), c.Proto
+			case ByEndpoint:
+				a.g.Server, a.g.Route = strings.TrimSuffix(strings.TrimSuffix(k, Route(c)), " "), Route(c)
+				switch {
+				case c.Dst.Service != "":
+					a.g.ServerField = "service"
+				case c.Dst.Workload != "":
+					a.g.ServerField = "workload"
+				case c.Dst.IP.IsValid():
+					a.g.ServerField = "address"
+				}
+			}
 			groups[k] = a
 		}
 		o := c.Outcome()
@@ -312,7 +326,8 @@ func compareSummary(t testing.TB, what string, got, want Summary, tol float64) {
 	}
 	for i := range want.Groups {
 		g, w := got.Groups[i], want.Groups[i]
-		if g.Key != w.Key || g.Calls != w.Calls || g.Failed != w.Failed || g.ReqBytes != w.ReqBytes ||
+		if g.Key != w.Key || g.Client != w.Client || g.Server != w.Server || g.Proto != w.Proto || g.Route != w.Route ||
+			g.ServerField != w.ServerField || g.Calls != w.Calls || g.Failed != w.Failed || g.ReqBytes != w.ReqBytes ||
 			g.RespBytes != w.RespBytes || !g.First.Equal(w.First) || !g.Last.Equal(w.Last) ||
 			math.Abs(g.ErrorRate-w.ErrorRate) > 1e-12 {
 			t.Errorf("%s: group %d:\n got %+v\nwant %+v", what, i, g, w)

@@ -76,7 +76,11 @@ type Summary struct {
 type Group struct {
 	Key string
 	// Client, Server and Proto are the parts of an edge's key (ByEdge).
+	// For ByEndpoint, Server is the server's name, ServerField what it
+	// names ("service", "workload" or "address", as ip:port) and Route the
+	// route.
 	Client, Server, Proto string
+	ServerField, Route    string
 	Calls                 uint64
 	// Outcomes counts calls by proto.Outcome.String(): ok, client_error,
 	// server_error, no_response, incomplete.
@@ -236,7 +240,8 @@ type groupAcc struct {
 	first, last         int64
 	lat                 sketch.Sketch
 	errs                map[string]uint64
-	edge                [3]string // client, server, proto (ByEdge)
+	parts               [4]string // the Group fields the key is made of: Client, Server, Proto, Route (ByEdge, ByEndpoint)
+	serverField         string
 }
 
 func newGroupAcc() *groupAcc {
@@ -258,7 +263,8 @@ func (g *groupAcc) merge(o *groupAcc) {
 }
 
 func (g *groupAcc) group(key string, topErrors int) Group {
-	out := Group{Key: key, Client: g.edge[0], Server: g.edge[1], Proto: g.edge[2], Calls: g.calls, Outcomes: map[string]uint64{},
+	out := Group{Key: key, Client: g.parts[0], Server: g.parts[1], Proto: g.parts[2], Route: g.parts[3], ServerField: g.serverField,
+		Calls: g.calls, Outcomes: map[string]uint64{},
 		ReqBytes: g.reqBytes, RespBytes: g.respBytes, First: time.Unix(0, g.first).UTC(), Last: time.Unix(0, g.last).UTC()}
 	for o, n := range g.outcomes {
 		if n > 0 {
@@ -354,10 +360,22 @@ func (a *aggregates) summarize(w window, f Filter, by GroupBy) map[string]*group
 		if g == nil {
 			g = newGroupAcc()
 			local[lk] = g
-			if by == ByEdge {
-				g.edge = [3]string{a.peerName(lk.a), a.peerName(lk.b), a.strs[lk.c]}
-				names[lk] = g.edge[0] + " → " + g.edge[1] + " " + g.edge[2]
-			} else {
+			switch by {
+			case ByEdge:
+				g.parts = [4]string{a.peerName(lk.a), a.peerName(lk.b), a.strs[lk.c], ""}
+				names[lk] = g.parts[0] + " → " + g.parts[1] + " " + g.parts[2]
+			case ByEndpoint:
+				g.parts[1], g.parts[3] = a.strs[lk.a], a.strs[lk.b]
+				switch {
+				case dst.service != 0:
+					g.serverField = "service"
+				case dst.workload != 0:
+					g.serverField = "workload"
+				case dst.addr != 0:
+					g.serverField = "address"
+				}
+				names[lk] = a.groupName(by, lk.a, lk.b)
+			default:
 				names[lk] = a.groupName(by, lk.a, lk.b)
 			}
 		}

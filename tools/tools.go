@@ -49,6 +49,25 @@ type Backend interface {
 	Undissected(from, to time.Time) ([]Window, uint64)
 	// Index holds the calls dissected so far.
 	Index() *index.Index
+	// Pods lists the pods the server knows of (from the cluster file or
+	// the API server), whether or not they were seen in traffic; nil when
+	// it knows none.
+	Pods() []Pod
+}
+
+// Pod is a Kubernetes pod as the server knows it.
+type Pod struct {
+	Name, Namespace, Workload, Service, Node string
+	IPs                                      []netip.Addr
+	Labels                                   map[string]string
+	// Start and End bound when the pod held its addresses; zero is
+	// unbounded.
+	Start, End time.Time
+}
+
+// Alive reports whether the pod existed at t.
+func (p *Pod) Alive(t time.Time) bool {
+	return (p.Start.IsZero() || !t.Before(p.Start)) && (p.End.IsZero() || t.Before(p.End))
 }
 
 // Window is a time range [From, To).

@@ -9,6 +9,8 @@
 package identity
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -46,11 +48,33 @@ type Pod struct {
 	// Workload names the pod's owner; empty means derived from its name
 	// (WorkloadOf).
 	Workload string `json:"workload,omitempty"`
+	// StartTime and DeletionTime bound when the pod held its addresses;
+	// unset means always (before and after). A rollout's old and new pods
+	// may then reuse an address.
+	StartTime    *time.Time `json:"startTime,omitempty"`
+	DeletionTime *time.Time `json:"deletionTime,omitempty"`
+	// Service is the service selecting the pod; Static.Pods fills it in.
+	Service string `json:"-"`
 }
 
-// Static answers from a cluster file; identities do not change over time.
+// alive reports whether the pod existed at t.
+func (p *Pod) alive(t time.Time) bool {
+	return (p.StartTime == nil || !t.Before(*p.StartTime)) && (p.DeletionTime == nil || t.Before(*p.DeletionTime))
+}
+
+// Static answers from a cluster file. Pods with StartTime or DeletionTime
+// own their addresses only while they exist; services always.
 type Static struct {
-	byIP map[netip.Addr]dissect.Identity
+	byIP map[netip.Addr][]owner
+	pods []Pod
+	fp   string
+}
+
+// owner is one holder of an address: a pod (index into pods) or, pod -1,
+// a service.
+type owner struct {
+	id  dissect.Identity
+	pod int
 }
 
 // LoadFile reads and indexes a cluster file.
@@ -72,10 +96,16 @@ func LoadFile(path string) (*Static, error) {
 
 // New indexes a cluster file. A pod gets the service whose selector matches
 // its labels (the first by name when several do); a service's cluster IP
-// resolves to the service alone. An address given twice keeps its first
-// owner.
+// resolves to the service alone. An address given twice belongs to the
+// first owner alive at the time asked.
 func New(cf ClusterFile) (*Static, error) {
-	s := &Static{byIP: map[netip.Addr]dissect.Identity{}}
+	s := &Static{byIP: map[netip.Addr][]owner{}}
+	canon, err := json.Marshal(cf)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(canon)
+	s.fp = hex.EncodeToString(sum[:])
 	svcs := slices.Clone(cf.Services)
 	slices.SortFunc(svcs, func(a, b Service) int {
 		if a.Namespace != b.Namespace {
@@ -97,6 +127,11 @@ func New(cf ClusterFile) (*Static, error) {
 				break
 			}
 		}
+		if p.StartTime != nil && p.DeletionTime != nil && !p.StartTime.Before(*p.DeletionTime) {
+			return nil, fmt.Errorf("pod %s/%s: deletionTime is not after startTime", p.Namespace, p.Name)
+		}
+		p.Workload, p.Service = id.Workload, id.Service
+		s.pods = append(s.pods, p)
 		for _, ip := range append([]string{p.IP}, p.IPs...) {
 			if ip == "" {
 				continue
@@ -105,9 +140,7 @@ func New(cf ClusterFile) (*Static, error) {
 			if err != nil {
 				return nil, fmt.Errorf("pod %s/%s: %w", p.Namespace, p.Name, err)
 			}
-			if _, dup := s.byIP[a]; !dup {
-				s.byIP[a] = id
-			}
+			s.byIP[a] = append(s.byIP[a], owner{id, len(s.pods) - 1})
 		}
 	}
 	for _, svc := range cf.Services {
@@ -119,9 +152,7 @@ func New(cf ClusterFile) (*Static, error) {
 			if err != nil {
 				return nil, fmt.Errorf("service %s/%s: %w", svc.Namespace, svc.Name, err)
 			}
-			if _, dup := s.byIP[a]; !dup {
-				s.byIP[a] = dissect.Identity{Namespace: svc.Namespace, Service: svc.Name}
-			}
+			s.byIP[a] = append(s.byIP[a], owner{dissect.Identity{Namespace: svc.Namespace, Service: svc.Name}, -1})
 		}
 	}
 	return s, nil
@@ -178,11 +209,23 @@ func selects(sel, labels map[string]string) bool {
 	return true
 }
 
-// Identify implements dissect.Identifier.
-func (s *Static) Identify(a netip.Addr, _ time.Time) (dissect.Identity, bool) {
-	id, ok := s.byIP[a.Unmap()]
-	return id, ok
+// Identify implements dissect.Identifier: the first owner of the address
+// in the file that existed at t.
+func (s *Static) Identify(a netip.Addr, at time.Time) (dissect.Identity, bool) {
+	for _, o := range s.byIP[a.Unmap()] {
+		if o.pod < 0 || s.pods[o.pod].alive(at) {
+			return o.id, true
+		}
+	}
+	return dissect.Identity{}, false
 }
 
 // Len returns how many addresses the file maps.
 func (s *Static) Len() int { return len(s.byIP) }
+
+// Fingerprint identifies the identities the file gives: dissections made
+// with another file are not reused.
+func (s *Static) Fingerprint() string { return s.fp }
+
+// Pods returns the file's pods, with Workload and Service filled in.
+func (s *Static) Pods() []Pod { return slices.Clone(s.pods) }

@@ -48,6 +48,57 @@ func TestStatic(t *testing.T) {
 	}
 }
 
+// TestRollout: pods with start and deletion times own an address only
+// while they exist, so a rollout's old and new pods can share one.
+func TestRollout(t *testing.T) {
+	const file = `{"services":[{"name":"cart","namespace":"shop","selector":{"app":"cart"}}],
+	 "pods":[
+	  {"name":"cart-5d8f7b6c4-aaaaa","namespace":"shop","ip":"10.0.1.10","labels":{"app":"cart","version":"1.4.0"},
+	   "deletionTime":"2026-03-02T14:02:00Z"},
+	  {"name":"cart-6f7d8c9b5-p4x2n","namespace":"shop","ip":"10.0.1.10","labels":{"app":"cart","version":"1.5.0"},
+	   "startTime":"2026-03-02T14:02:00Z","deletionTime":"2026-03-02T15:00:00Z"}]}`
+	p := filepath.Join(t.TempDir(), "cluster.json")
+	if err := os.WriteFile(p, []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := LoadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := netip.MustParseAddr("10.0.1.10")
+	rollout := time.Date(2026, 3, 2, 14, 2, 0, 0, time.UTC)
+	for _, c := range []struct {
+		at   time.Time
+		want string
+	}{
+		{rollout.Add(-time.Hour), "cart-5d8f7b6c4-aaaaa"},
+		{rollout.Add(-time.Nanosecond), "cart-5d8f7b6c4-aaaaa"},
+		{rollout, "cart-6f7d8c9b5-p4x2n"},
+		{rollout.Add(57 * time.Minute), "cart-6f7d8c9b5-p4x2n"},
+		{rollout.Add(58 * time.Minute), ""}, // both gone
+	} {
+		id, ok := s.Identify(ip, c.at)
+		if id.Pod != c.want || ok != (c.want != "") {
+			t.Errorf("at %v: %q (%v), want %q", c.at, id.Pod, ok, c.want)
+		}
+		if ok && (id.Service != "cart" || id.Workload != "cart") {
+			t.Errorf("at %v: %+v, want service and workload cart", c.at, id)
+		}
+	}
+	pods := s.Pods()
+	if len(pods) != 2 || pods[1].Labels["version"] != "1.5.0" || pods[1].Service != "cart" || pods[1].Workload != "cart" ||
+		!pods[1].StartTime.Equal(rollout) {
+		t.Errorf("Pods: %+v", pods)
+	}
+	bad := `{"pods":[{"name":"a","ip":"10.0.0.1","startTime":"2026-03-02T14:02:00Z","deletionTime":"2026-03-02T14:00:00Z"}]}`
+	if err := os.WriteFile(p, []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadFile(p); err == nil || !strings.Contains(err.Error(), "deletionTime") {
+		t.Errorf("deletion before start: %v", err)
+	}
+}
+
 func TestLoadFileErrors(t *testing.T) {
 	dir := t.TempDir()
 	for name, body := range map[string]string{

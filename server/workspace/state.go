@@ -45,7 +45,8 @@ type label struct {
 }
 
 // fingerprint identifies the captures (each file's path, size in packets
-// and bytes, and time range) and the dissecting build.
+// and bytes, and time range), the identities (the cluster file) and the
+// dissecting build.
 func (w *Workspace) fingerprint() string {
 	h := sha256.New()
 	fmt.Fprintf(h, "state %d\n", stateVersion)
@@ -57,6 +58,11 @@ func (w *Workspace) fingerprint() string {
 			}
 		}
 		fmt.Fprintln(h)
+	}
+	if id, ok := w.opts.Identity.(interface{ Fingerprint() string }); ok {
+		fmt.Fprintf(h, "identity %s\n", id.Fingerprint())
+	} else if w.opts.Identity != nil {
+		fmt.Fprintf(h, "identity %T\n", w.opts.Identity)
 	}
 	for _, f := range w.set.Files() {
 		abs, _ := filepath.Abs(f.Path)

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -34,6 +35,7 @@ import (
 	"github.com/wirescope/wirescope/dissect"
 	"github.com/wirescope/wirescope/dissect/proto"
 	"github.com/wirescope/wirescope/index"
+	"github.com/wirescope/wirescope/server/identity"
 	"github.com/wirescope/wirescope/tools"
 )
 
@@ -177,6 +179,33 @@ func (w *Workspace) Live() bool { return false }
 
 // Index implements tools.Backend.
 func (w *Workspace) Index() *index.Index { return w.ix }
+
+// Pods lists the pods of the identity source, when it can list them (a
+// cluster file can).
+func (w *Workspace) Pods() []tools.Pod {
+	src, ok := w.opts.Identity.(interface{ Pods() []identity.Pod })
+	if !ok {
+		return nil
+	}
+	var out []tools.Pod
+	for _, p := range src.Pods() {
+		tp := tools.Pod{Name: p.Name, Namespace: p.Namespace, Workload: p.Workload, Service: p.Service, Node: p.Node,
+			Labels: p.Labels}
+		for _, ip := range append([]string{p.IP}, p.IPs...) {
+			if a, err := netip.ParseAddr(ip); err == nil {
+				tp.IPs = append(tp.IPs, a.Unmap())
+			}
+		}
+		if p.StartTime != nil {
+			tp.Start = *p.StartTime
+		}
+		if p.DeletionTime != nil {
+			tp.End = *p.DeletionTime
+		}
+		out = append(out, tp)
+	}
+	return out
+}
 
 // clamp limits [from, to) (zero: unbounded) to the data.
 func (w *Workspace) clamp(from, to time.Time) (time.Time, time.Time) {
