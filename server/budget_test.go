@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wirescope/wirescope/internal/corpus"
 	"github.com/wirescope/wirescope/tools"
@@ -49,6 +50,16 @@ func TestBudgets(t *testing.T) {
 				{"summarize_traffic", map[string]any{"limit": 200}},
 				{"summarize_traffic", map[string]any{"group_by": "status"}},
 				{"summarize_traffic", map[string]any{"group_by": "service"}},
+				{"service_map", map[string]any{"limit": 500}},
+				{"service_map", map[string]any{"order": "bytes"}},
+				{"list_workloads", map[string]any{"limit": 500}},
+			}
+			if first, last := ws.Bounds(); last.After(first) {
+				mid := first.Add(last.Sub(first) / 2).Format(time.RFC3339Nano)
+				variants = append(variants, struct {
+					tool string
+					args map[string]any
+				}{"compare_windows", map[string]any{"rollout_at": mid}})
 			}
 			if id != "" {
 				variants = append(variants, struct {

@@ -28,8 +28,8 @@ const MaxResourceBytes = 64 << 20
 
 // instructions tell the assistant how the tools fit together.
 const instructions = `wirescope answers questions about network traffic captured as packets: which API calls (HTTP, DNS, …) were made, which failed, between which pods, and the packets themselves.
-Start with capture_status (what is captured, and when), then summarize_traffic for the failing endpoints, then search_calls (for example query "outcome:server_error") and get_call for evidence. list_flows works without dissection, for traffic no dissector understands; get_pcap exports the packets for Wireshark.
-Every tool takes max_tokens and says what it left out; times are RFC 3339 or relative like -15m.`
+Start with capture_status (what is captured, and when), then summarize_traffic for the failing endpoints, then search_calls (for example query "outcome:server_error") and get_call for evidence. After a deploy, compare_windows with rollout_at gives a verdict and the evidence; service_map and list_workloads show who calls whom and which pods are behind an address. list_flows works without dissection, for traffic no dissector understands; get_pcap exports the packets for Wireshark.
+Every tool takes max_tokens and says what it left out; times are RFC 3339 or relative like -15m (from the newest packet when serving capture files), and no window means all the data.`
 
 // Version is the module's version, as the build recorded it.
 func Version() string {
@@ -46,11 +46,15 @@ func New(b tools.Backend) *mcpserver.MCPServer {
 		mcpserver.WithInstructions(instructions),
 		mcpserver.WithToolCapabilities(false),
 		mcpserver.WithResourceCapabilities(false, false),
+		mcpserver.WithPromptCapabilities(false),
 		mcpserver.WithRecovery(),
 		mcpserver.WithResourceRecovery(),
 	)
 	for _, t := range tools.All(b) {
 		s.AddTool(t.Def, t.Handler)
+	}
+	for _, p := range tools.Prompts() {
+		s.AddPrompt(p.Def, p.Handler)
 	}
 	s.AddResourceTemplate(mcp.NewResourceTemplate("pcap://{id}", "pcap",
 		mcp.WithTemplateDescription("A PCAP file get_pcap wrote; its id is in get_pcap's result."),

@@ -205,5 +205,8 @@ func All(b Backend) []Tool {
 		SearchCalls(b),
 		GetCall(b),
 		SummarizeTraffic(b),
+		CompareWindows(b),
+		ServiceMap(b),
+		ListWorkloads(b),
 	}
 }

@@ -1,6 +1,7 @@
 package tools_test
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -8,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/wirescope/wirescope/dissect"
 	"github.com/wirescope/wirescope/tools"
@@ -80,7 +83,8 @@ type schema struct {
 func TestInventory(t *testing.T) {
 	all := tools.All(nil)
 	seen := map[string]bool{}
-	for _, want := range []string{"capture_status", "list_flows", "get_pcap", "dissect", "search_calls", "get_call", "summarize_traffic"} {
+	for _, want := range []string{"capture_status", "list_flows", "get_pcap", "dissect", "search_calls", "get_call", "summarize_traffic",
+		"compare_windows", "service_map", "list_workloads"} {
 		seen[want] = false
 	}
 	for _, tool := range all {
@@ -206,5 +210,66 @@ func TestReadmeToolTable(t *testing.T) {
 		}) {
 			t.Errorf("the table has no row for %s", tool.Def.Name)
 		}
+	}
+}
+
+// TestPrompts: the prompts name only tools that exist, list their
+// arguments, refuse a missing required one and fill in the others.
+func TestPrompts(t *testing.T) {
+	names := map[string]bool{}
+	for _, tool := range tools.All(nil) {
+		names[tool.Def.Name] = true
+	}
+	want := []string{"investigate_incident", "verify_rollout", "map_dependencies"}
+	var got []string
+	toolWord := regexp.MustCompile(`\b[a-z]+_[a-z_]+\b`)
+	for _, p := range tools.Prompts() {
+		got = append(got, p.Def.Name)
+		if p.Def.Description == "" {
+			t.Errorf("%s: no description", p.Def.Name)
+		}
+		args := map[string]string{}
+		for _, a := range p.Def.Arguments {
+			if a.Description == "" {
+				t.Errorf("%s.%s: no description", p.Def.Name, a.Name)
+			}
+			if a.Required {
+				var req mcp.GetPromptRequest
+				req.Params.Name = p.Def.Name
+				if _, err := p.Handler(context.Background(), req); err == nil || !strings.Contains(err.Error(), a.Name) {
+					t.Errorf("%s: without %s: %v, want an error naming it", p.Def.Name, a.Name, err)
+				}
+				args[a.Name] = "2026-11-21T14:02:00Z"
+			}
+		}
+		var req mcp.GetPromptRequest
+		req.Params.Name, req.Params.Arguments = p.Def.Name, args
+		res, err := p.Handler(context.Background(), req)
+		if err != nil {
+			t.Fatalf("%s: %v", p.Def.Name, err)
+		}
+		text := res.Messages[0].Content.(mcp.TextContent).Text
+		if strings.Contains(text, "{") {
+			t.Errorf("%s: an argument was not filled in:\n%s", p.Def.Name, text)
+		}
+		used := 0
+		for _, w := range toolWord.FindAllString(text, -1) {
+			if names[w] {
+				used++
+			} else if !slices.Contains([]string{"rollout_at", "group_by", "server_error", "client_error", "no_response"}, w) {
+				t.Errorf("%s names %q, which is no tool or argument", p.Def.Name, w)
+			}
+		}
+		if used < 3 {
+			t.Errorf("%s names %d tools; a playbook names the tools in order:\n%s", p.Def.Name, used, text)
+		}
+		for _, v := range args {
+			if !strings.Contains(text, v) {
+				t.Errorf("%s: the argument %q is not in the text", p.Def.Name, v)
+			}
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("prompts %v, want %v", got, want)
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/wirescope/wirescope/tools"
 )
 
 var (
@@ -90,7 +92,7 @@ func TestMCPStdio(t *testing.T) {
 	defer c.Close()
 	initialize(ctx, t, c)
 	tl, err := c.ListTools(ctx, mcp.ListToolsRequest{})
-	if err != nil || len(tl.Tools) != 7 {
+	if err != nil || len(tl.Tools) != len(tools.All(nil)) {
 		t.Fatalf("tools/list: %v, %d tools", err, len(tl.Tools))
 	}
 	if text := toolText(ctx, t, c, "summarize_traffic", nil); !strings.Contains(text, "GET /api/recommendations") || !strings.Contains(text, "503×37") {

@@ -28,10 +28,12 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 
-const TOOLS = ["capture_status", "list_flows", "get_pcap", "dissect", "search_calls", "get_call", "summarize_traffic"];
+const TOOLS = ["capture_status", "list_flows", "get_pcap", "dissect", "search_calls", "get_call", "summarize_traffic",
+  "compare_windows", "service_map", "list_workloads"];
+const PROMPTS = ["investigate_incident", "verify_rollout", "map_dependencies"];
 const HINTS = ["readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"];
 // What the built-in capture holds (internal/demo/shop-errors.expected.json).
-const DEMO = { calls: 288, status503: 37, path503: "/api/recommendations" };
+const DEMO = { calls: 288, status503: 37, path503: "/api/recommendations", server: "127.0.0.5:8080" };
 
 class Failure extends Error {}
 
@@ -253,6 +255,34 @@ async function demoSuite(client, o) {
   check(/\b50[03]\b/.test(one.text), `get_call ${id} (a server error) shows no 500 or 503:\n${one.text}`);
   const sum = await call(client, "summarize_traffic", { max_tokens: 4000 });
   check(sum.text.includes(DEMO.path503), `summarize_traffic does not name ${DEMO.path503}:\n${sum.text}`);
+
+  // The investigation tools. The demo's failures are steady, so comparing
+  // its halves finds nothing; the eval scenarios test regressions.
+  const cmp = await call(client, "compare_windows", { rollout_at: mid });
+  check(/^verdict: (ok|inconclusive) — /.test(cmp.text), `compare_windows over the steady demo capture:\n${cmp.text}`);
+  const map = await call(client, "service_map", {});
+  const edges = map.text.split("\n").filter((l) => / → \S+ http:/.test(l));
+  check(edges.length === 4 && edges.every((l) => l.includes(`→ ${DEMO.server} http`)),
+    `service_map over the demo capture: want 4 client edges to ${DEMO.server}:\n${map.text}`);
+  const wl = await call(client, "list_workloads", { ip: "127.0.0.5" });
+  check(wl.text.includes("127.0.0.5 (no Kubernetes identity)"), `list_workloads ip=127.0.0.5:\n${wl.text}`);
+  await prompts(client);
+}
+
+// prompts lists the prompts and gets each with its required arguments.
+async function prompts(client) {
+  const list = await client.listPrompts();
+  const names = list.prompts.map((p) => p.name);
+  for (const want of PROMPTS) check(names.includes(want), `prompts/list lacks ${want}: it lists ${names.join(", ")}`);
+  for (const p of list.prompts) {
+    const args = {};
+    for (const a of p.arguments ?? []) if (a.required) args[a.name] = "2026-11-21T14:02:00Z";
+    const got = await client.getPrompt({ name: p.name, arguments: args });
+    const text = got.messages?.[0]?.content?.text ?? "";
+    check(got.messages?.[0]?.role === "user" && /\b[a-z]+_[a-z]+\b/.test(text), `prompts/get ${p.name}: ${JSON.stringify(got)}`);
+    for (const v of Object.values(args)) check(text.includes(v), `prompts/get ${p.name}: the argument ${v} is not in the text:\n${text}`);
+  }
+  log(`prompts/list: ${names.join(", ")}; prompts/get answered each`);
 }
 
 async function cancelSuite(client) {
