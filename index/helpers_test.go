@@ -228,7 +228,7 @@ func bruteSummary(calls []*proto.Call, q SummaryQuery) Summary {
 			case ByEdge:
 				a.g.Client, a.g.Server, a.g.Proto = brutePeer(c.Src, false), brutePeer(c.Dst, true), c.Proto
 			case ByEndpoint:
-				a.g.Server, a.g.Route = strings.TrimSuffix(strings.TrimSuffix(k, Route(c)), " "), Route(c)
+				a.g.Server, a.g.Route, a.g.Proto = strings.TrimSuffix(strings.TrimSuffix(k, Route(c)), " "), Route(c), c.Proto
 				switch {
 				case c.Dst.Service != "":
 					a.g.ServerField = "service"

@@ -77,8 +77,8 @@ type Group struct {
 	Key string
 	// Client, Server and Proto are the parts of an edge's key (ByEdge).
 	// For ByEndpoint, Server is the server's name, ServerField what it
-	// names ("service", "workload" or "address", as ip:port) and Route the
-	// route.
+	// names ("service", "workload" or "address", as ip:port), Route the
+	// route and Proto the protocol (of the first call seen).
 	Client, Server, Proto string
 	ServerField, Route    string
 	Calls                 uint64
@@ -365,7 +365,7 @@ func (a *aggregates) summarize(w window, f Filter, by GroupBy) map[string]*group
 				g.parts = [4]string{a.peerName(lk.a), a.peerName(lk.b), a.strs[lk.c], ""}
 				names[lk] = g.parts[0] + " → " + g.parts[1] + " " + g.parts[2]
 			case ByEndpoint:
-				g.parts[1], g.parts[3] = a.strs[lk.a], a.strs[lk.b]
+				g.parts[1], g.parts[2], g.parts[3] = a.strs[lk.a], a.strs[k.proto], a.strs[lk.b]
 				switch {
 				case dst.service != 0:
 					g.serverField = "service"
