@@ -31,8 +31,17 @@ test/mcpclients/node_modules/.package-lock.json: test/mcpclients/package-lock.js
 	@touch $@
 
 .PHONY: test
-test: deps npm-deps ## install what the tests need, then run every test (with the race detector)
+test: deps npm-deps ## install what the tests need, run every test (with the race detector), then the eval pack
 	$(GO) test -race -timeout 30m ./...
+	$(MAKE) eval
+
+.PHONY: eval
+eval: build ## score the tools on the incident questions of evals/scenarios (fails below 1.0)
+	./$(BIN) eval --min-score 1 evals/scenarios/*/scenario.json
+
+.PHONY: scenarios
+scenarios: deps ## re-record the eval scenarios from real servers (needs root)
+	bash scripts/record-scenarios.sh
 
 .PHONY: lint
 lint: ## gofmt and go vet

@@ -341,6 +341,20 @@ func TestArgumentErrors(t *testing.T) {
 		{"get_call", map[string]any{}, "id is required"},
 		{"get_pcap", map[string]any{"max_packets": -1}, "max_packets"},
 		{"dissect", map[string]any{"from": last.Add(time.Hour).Format(time.RFC3339)}, "capture covers"},
+		{"compare_windows", map[string]any{}, "say what to compare"},
+		{"compare_windows", map[string]any{"rollout_at": "-30s", "candidate_from": "-10s"}, "not both"},
+		{"compare_windows", map[string]any{"rollout_at": last.Add(time.Hour).Format(time.RFC3339)}, "outside the capture"},
+		{"compare_windows", map[string]any{"rollout_at": "-30s", "window": "soon"}, "window \"soon\""},
+		{"compare_windows", map[string]any{"window": "5m"}, "window goes with rollout_at"},
+		{"compare_windows", map[string]any{"candidate_from": "-10s", "candidate_to": "-20s"}, "must be before"},
+		{"compare_windows", map[string]any{"candidate_from": "-10s", "baseline_from": first.Add(-2 * time.Hour).Format(time.RFC3339),
+			"baseline_to": first.Add(-time.Hour).Format(time.RFC3339)}, "the baseline window: no traffic captured"},
+		{"compare_windows", map[string]any{"rollout_at": "-30s", "label": "app"}, "not key=value"},
+		{"compare_windows", map[string]any{"rollout_at": "-30s", "label": "app=cart"}, "no pods are known"},
+		{"service_map", map[string]any{"order": "alphabetical"}, "order"},
+		{"service_map", map[string]any{"cursor": "x"}, "cursor"},
+		{"list_workloads", map[string]any{"at": "-1m"}, "at goes with ip"},
+		{"list_workloads", map[string]any{"ip": "127.0.0.5", "at": "lunchtime"}, "at \"lunchtime\""},
 	} {
 		text, res := call(t, c, tc.tool, tc.args)
 		if !res.IsError || !strings.Contains(text, tc.want) {

@@ -134,6 +134,11 @@ func TestInventory(t *testing.T) {
 		if hasFrom != hasTo {
 			t.Errorf("%s: from and to go together", d.Name)
 		}
+		// How windows default and what relative times count from, said
+		// where the model reads it.
+		if hasFrom && (!strings.Contains(d.Description, "all the data") || !strings.Contains(d.Description, "newest packet")) {
+			t.Errorf("%s: the description must say a missing window means all the data and relative times count back from the newest packet", d.Name)
+		}
 		if _, ok := s.Properties["limit"]; ok {
 			if _, ok := s.Properties["cursor"]; !ok && d.Name != "summarize_traffic" {
 				t.Errorf("%s: a list tool takes limit and cursor", d.Name)

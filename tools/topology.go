@@ -585,8 +585,11 @@ func workloadLine(w *workload) string {
 		fmt.Fprintf(&b, " labels %s;", strings.Join(ls, " "))
 	}
 	fmt.Fprintf(&b, " %s conns as client, %s as server, %s", count(w.conns[0]), count(w.conns[1]), size(w.bytes))
-	if w.callsIn+w.callsOut > 0 {
-		fmt.Fprintf(&b, "; calls served %s (%s failed), made %s", count(w.callsIn), count(w.failedIn), count(w.callsOut))
+	if w.callsIn > 0 {
+		fmt.Fprintf(&b, "; calls served %s (%s failed)", count(w.callsIn), count(w.failedIn))
+	}
+	if w.callsOut > 0 {
+		fmt.Fprintf(&b, "; calls made %s", count(w.callsOut))
 	}
 	return b.String()
 }
