@@ -401,13 +401,15 @@ func BenchmarkSummarize1M(b *testing.B) {
 	ix, calls := bench1M(b)
 	ctx := context.Background()
 	cases := map[string]SummaryQuery{
-		"day/by=service":       {GroupBy: ByService},
-		"day/by=endpoint":      {GroupBy: ByEndpoint},
-		"day/by=pod":           {GroupBy: ByPod},
-		"day/by=status":        {GroupBy: ByStatus},
-		"day/namespace=shop":   {GroupBy: ByWorkload, Filter: Filter{Namespace: "shop"}},
-		"6h/by=service":        {GroupBy: ByService, From: day0.Add(6 * time.Hour), To: day0.Add(12 * time.Hour)},
-		"1h/ip=pod/by=service": {GroupBy: ByService, From: day0.Add(6 * time.Hour), To: day0.Add(7 * time.Hour), Filter: Filter{IP: calls[0].Dst.IP.String()}},
+		"day/by=service":     {GroupBy: ByService},
+		"day/by=endpoint":    {GroupBy: ByEndpoint},
+		"day/by=pod":         {GroupBy: ByPod},
+		"day/by=status":      {GroupBy: ByStatus},
+		"day/namespace=shop": {GroupBy: ByWorkload, Filter: Filter{Namespace: "shop"}},
+		"6h/by=service":      {GroupBy: ByService, From: day0.Add(6 * time.Hour), To: day0.Add(12 * time.Hour)},
+		// Bounds inside minutes: the edges are read from the call store.
+		"6h-mid-minute/by=service": {GroupBy: ByService, From: day0.Add(6*time.Hour + 17*time.Second), To: day0.Add(12*time.Hour + 43*time.Second)},
+		"1h/ip=pod/by=service":     {GroupBy: ByService, From: day0.Add(6 * time.Hour), To: day0.Add(7 * time.Hour), Filter: Filter{IP: calls[0].Dst.IP.String()}},
 	}
 	names := make([]string, 0, len(cases))
 	for n := range cases {

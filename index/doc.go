@@ -66,11 +66,13 @@
 //
 // # Summaries
 //
-// Summarize counts whole minutes: SummaryQuery.From is rounded down and To
-// up to the minute. IP and Port are not dimensions of the aggregates: a
-// summary filtered by either searches the matching calls and aggregates
-// them from the call stores, in the same minute-rounded window, which takes
-// time proportional to the number of calls matching.
+// Summarize merges the per-minute aggregates of the minutes wholly inside
+// the window, and aggregates the calls of the parts of minutes at its edges
+// from the call stores (found by search): windows are exact, as in Search,
+// at the cost of reading up to two minutes of calls. IP and Port are not
+// dimensions of the aggregates: a summary filtered by either searches the
+// matching calls of the whole window and aggregates them from the call
+// stores, which takes time proportional to the number of calls matching.
 //
 // # Crash safety
 //

@@ -313,6 +313,15 @@ func unixMinute(ns int64) int64 {
 	return m
 }
 
+// ceilMinute returns the first Unix minute starting at or after ns.
+func ceilMinute(ns int64) int64 {
+	m := unixMinute(ns)
+	if ns != m*int64(time.Minute) {
+		m++
+	}
+	return m
+}
+
 // minuteValue is the _minute value of Unix minute m.
 func minuteValue(m int64) string { return string(appendHex(nil, uint64(uint32(m)), 8)) }
 

@@ -203,12 +203,6 @@ func brutePeer(e proto.Endpoint, server bool) string {
 // exact.
 func bruteSummary(calls []*proto.Call, q SummaryQuery) Summary {
 	from, to := q.From, q.To
-	if !from.IsZero() {
-		from = from.Truncate(time.Minute)
-	}
-	if !to.IsZero() && !to.Equal(to.Truncate(time.Minute)) {
-		to = to.Truncate(time.Minute).Add(time.Minute)
-	}
 	type acc struct {
 		g    Group
 		lats []float64

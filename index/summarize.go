@@ -49,8 +49,7 @@ func GroupBys() []GroupBy {
 }
 
 // SummaryQuery asks for a summary of the calls in [From, To) matching
-// Filter. Summaries count whole minutes: From is rounded down and To up
-// to a minute.
+// Filter.
 type SummaryQuery struct {
 	From, To time.Time
 	Filter   Filter
@@ -117,10 +116,12 @@ const (
 // Summarize aggregates the calls in a window by group.
 //
 // It merges the aggregates counted at ingest (per minute and per
-// dimension) without visiting calls. IP and Port are not dimensions of
-// the aggregates: with either in the filter, Summarize searches the
-// matching calls (in the same minute-rounded window) and aggregates them
-// from the call store instead, which is slower.
+// dimension) without visiting calls, for the minutes wholly inside the
+// window; the calls in the parts of minutes at its edges are found by
+// search and read from the call store, so the window is exact. IP and Port
+// are not dimensions of the aggregates: with either in the filter,
+// Summarize searches and reads all the matching calls instead, which is
+// slower.
 func (ix *Index) Summarize(ctx context.Context, q SummaryQuery) (Summary, error) {
 	return ix.summarize(ctx, q, q.Filter.hasAddress())
 }
@@ -146,49 +147,68 @@ func (ix *Index) summarize(ctx context.Context, q SummaryQuery, scan bool) (Summ
 	if q.TopErrors <= 0 {
 		q.TopErrors = DefaultTopErrors
 	}
-	// Whole minutes.
-	from, to := q.From, q.To
-	if !from.IsZero() {
-		from = time.Unix(0, unixMinute(from.UnixNano())*int64(time.Minute))
+	// The minutes wholly inside the window come from the aggregates; the
+	// parts of minutes at its edges (and the whole window, with an address
+	// filter) from the calls, found by search: the window is exact.
+	type source struct {
+		a *aggregates
+		w window
+		f Filter
 	}
-	if !to.IsZero() {
-		m := unixMinute(to.UnixNano())
-		if to.UnixNano() != m*int64(time.Minute) {
-			m++
-		}
-		to = time.Unix(0, m*int64(time.Minute))
-	}
-	var sources []*aggregates
-	var filter Filter
-	if scan {
+	all := window{from: minInt64, to: maxInt64}
+	var sources []source
+	scanned := func(from, to time.Time) error {
 		aggs, err := ix.aggregateMatching(ctx, q.Filter, from, to)
-		if err != nil {
+		if err == nil {
+			sources = append(sources, source{aggs, all, Filter{}})
+		}
+		return err
+	}
+	inner := all
+	if !q.From.IsZero() {
+		inner.from = ceilMinute(q.From.UnixNano())
+	}
+	if !q.To.IsZero() {
+		inner.to = unixMinute(q.To.UnixNano())
+	}
+	minuteTime := func(m int64) time.Time { return time.Unix(0, m*int64(time.Minute)) }
+	switch {
+	case scan || inner.from >= inner.to:
+		if err := scanned(q.From, q.To); err != nil {
 			return sum, err
 		}
-		sources = []*aggregates{aggs}
-	} else {
-		for _, p := range ix.partitionsIn(from, to) {
-			sources = append(sources, p.aggs)
+	default:
+		if !q.From.IsZero() && q.From.UnixNano() != inner.from*int64(time.Minute) {
+			if err := scanned(q.From, minuteTime(inner.from)); err != nil {
+				return sum, err
+			}
 		}
-		filter = q.Filter
-	}
-	w := window{from: minInt64, to: maxInt64}
-	if !from.IsZero() {
-		w.from = unixMinute(from.UnixNano())
-	}
-	if !to.IsZero() {
-		w.to = unixMinute(to.UnixNano())
+		if !q.To.IsZero() && q.To.UnixNano() != inner.to*int64(time.Minute) {
+			if err := scanned(minuteTime(inner.to), q.To); err != nil {
+				return sum, err
+			}
+		}
+		var from, to time.Time
+		if inner.from != minInt64 {
+			from = minuteTime(inner.from)
+		}
+		if inner.to != maxInt64 {
+			to = minuteTime(inner.to)
+		}
+		for _, p := range ix.partitionsIn(from, to) {
+			sources = append(sources, source{p.aggs, inner, q.Filter})
+		}
 	}
 	// Each source in parallel, then merged by group key.
 	results := make([]map[string]*groupAcc, len(sources))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, ix.opts.Workers)
-	for i, a := range sources {
+	for i, src := range sources {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			results[i] = a.summarize(w, filter, q.GroupBy)
+			results[i] = src.a.summarize(src.w, src.f, q.GroupBy)
 		}()
 	}
 	wg.Wait()

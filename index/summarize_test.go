@@ -28,8 +28,11 @@ func TestSummarize(t *testing.T) {
 	queries := []SummaryQuery{
 		{},
 		{From: day0.Add(30 * time.Minute), To: day0.Add(95 * time.Minute)},
-		// Mid-minute bounds round outwards.
+		// Mid-minute bounds are exact.
 		{From: day0.Add(10*time.Minute + 17*time.Second), To: day0.Add(70*time.Minute + time.Nanosecond)},
+		// Within one minute, and across one minute boundary.
+		{From: day0.Add(10*time.Minute + 17*time.Second), To: day0.Add(10*time.Minute + 45*time.Second)},
+		{From: day0.Add(10*time.Minute + 17*time.Second), To: day0.Add(11*time.Minute + 45*time.Second)},
 		{Filter: Filter{Namespace: "payments"}},
 		{Filter: Filter{Service: "Checkout"}, From: day0.Add(time.Hour)},
 		{Filter: Filter{Pod: pod}},
