@@ -3,10 +3,12 @@ package server_test
 import (
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/wirescope/wirescope/capture/capturetest"
 	"github.com/wirescope/wirescope/internal/corpus"
 	"github.com/wirescope/wirescope/tools"
 )
@@ -91,4 +93,59 @@ func TestBudgets(t *testing.T) {
 	if cut == 0 {
 		t.Error("no answer came near its budget: the corpus did not exercise cutting")
 	}
+}
+
+// TestBudgetsManyPeers: on traffic from 3,000 clients, the lists of the
+// investigation tools are cut to the budget and say how to go on.
+func TestBudgetsManyPeers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "load.pcap")
+	if _, err := capturetest.WriteLoad(path, capturetest.Load{Conns: 3000, Requests: 3}); err != nil {
+		t.Fatal(err)
+	}
+	ws := openWorkspace(t, path)
+	c := connect(t, ws)
+	first, last := ws.Bounds()
+	mid := first.Add(last.Sub(first) / 2).Format(time.RFC3339Nano)
+	for _, v := range []struct {
+		tool string
+		args map[string]any
+		cut  string // what a cut answer says
+	}{
+		{"service_map", map[string]any{"limit": 500}, "continue with cursor="},
+		{"list_workloads", map[string]any{"limit": 500}, "continue with cursor="},
+		{"compare_windows", map[string]any{"rollout_at": mid}, "verdict: "},
+	} {
+		for _, max := range []int{256, 1000, 4000} {
+			args := map[string]any{"max_tokens": max}
+			for k, val := range v.args {
+				args[k] = val
+			}
+			text := mustCall(t, c, v.tool, args)
+			if n := tools.Tokens(text); n > max {
+				t.Errorf("%s %v: %d tokens", v.tool, args, n)
+			}
+			if !strings.Contains(text, v.cut) {
+				t.Errorf("%s %v: no %q in\n%s", v.tool, args, v.cut, text)
+			}
+		}
+	}
+	// The cursor continues where the cut answer stopped.
+	text := mustCall(t, c, "service_map", map[string]any{"max_tokens": 1000, "order": "calls"})
+	m := regexp.MustCompile(`showing 1–(\d+) of 3000 edges: continue with cursor=(\d+)`).FindStringSubmatch(text)
+	if m == nil || m[1] != m[2] {
+		t.Fatalf("service_map's closing line:\n%s", text)
+	}
+	next := mustCall(t, c, "service_map", map[string]any{"max_tokens": 1000, "order": "calls", "cursor": m[2]})
+	if !strings.Contains(next, "showing "+thousands(mustAtoi(t, m[2])+1)+"–") {
+		t.Errorf("the next page does not start after %s:\n%s", m[2], next)
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
