@@ -12,27 +12,36 @@ import (
 //
 //  1. capture_status: what is visible and when;
 //  2. compare_windows around the rollout, or around a clock time the
-//     question names ("since about 14:05"), when there is one;
-//  3. summarize_traffic by endpoint: what fails or is slow;
+//     question names ("since about 14:05") when it falls inside the
+//     capture, else with no time (the tool finds when the error rate
+//     rose);
+//  3. summarize_traffic by endpoint (what fails or is slow), then by
+//     status (every status and rcode seen, good ones too);
 //  4. search_calls for failed calls;
 //  5. get_call on the most telling failed call (the example compare_windows
 //     pointed to, else the newest failure);
 //  6. service_map: who calls whom, and which edges fail;
-//  7. list_flows of refused connections.
+//  7. list_workloads: the pods behind each workload;
+//  8. list_flows of refused connections.
 //
 // Each step gets a share of the budget; a step with nothing to do is
-// skipped and its share left to the rest.
+// skipped.
 type Playbook struct{}
 
-// share is each step's most tokens.
+// share is each step's most tokens (at least tools.MinMaxTokens each).
+// They add up to more than the usual 4,000-token budget: most answers are
+// shorter than their share, and a step finding less left than
+// tools.MinMaxTokens is skipped.
 var share = map[string]int{
 	"capture_status":    300,
-	"compare_windows":   1100,
-	"summarize_traffic": 650,
-	"search_calls":      550,
-	"get_call":          500,
-	"service_map":       500,
-	"list_flows":        350,
+	"compare_windows":   900,
+	"summarize_traffic": 550,
+	"summarize_status":  350,
+	"search_calls":      450,
+	"get_call":          430,
+	"service_map":       400,
+	"list_workloads":    500,
+	"list_flows":        256,
 }
 
 var (
@@ -53,16 +62,21 @@ func (Playbook) Investigate(ctx context.Context, s *Session, q Brief) error {
 		at = clockTime(q.Ask, status)
 	}
 	example := ""
+	args := map[string]any{}
 	if at != "" {
-		text, isErr, err := s.Call(ctx, "compare_windows", map[string]any{"rollout_at": at}, share["compare_windows"])
-		if err != nil {
-			return err
-		}
-		if m := exampleRe.FindStringSubmatch(text); m != nil && !isErr {
-			example = m[1]
-		}
+		args["rollout_at"] = at
+	}
+	text, isErr, err := s.Call(ctx, "compare_windows", args, share["compare_windows"])
+	if err != nil {
+		return err
+	}
+	if m := exampleRe.FindStringSubmatch(text); m != nil && !isErr {
+		example = m[1]
 	}
 	if _, _, err := s.Call(ctx, "summarize_traffic", map[string]any{"group_by": "endpoint"}, share["summarize_traffic"]); err != nil {
+		return err
+	}
+	if _, _, err := s.Call(ctx, "summarize_traffic", map[string]any{"group_by": "status"}, share["summarize_status"]); err != nil {
 		return err
 	}
 	failures, _, err := s.Call(ctx, "search_calls", map[string]any{
@@ -81,6 +95,9 @@ func (Playbook) Investigate(ctx context.Context, s *Session, q Brief) error {
 		}
 	}
 	if _, _, err := s.Call(ctx, "service_map", nil, share["service_map"]); err != nil {
+		return err
+	}
+	if _, _, err := s.Call(ctx, "list_workloads", nil, share["list_workloads"]); err != nil {
 		return err
 	}
 	_, _, err = s.Call(ctx, "list_flows", map[string]any{"state": "refused", "limit": 10}, share["list_flows"])

@@ -341,7 +341,7 @@ func TestArgumentErrors(t *testing.T) {
 		{"get_call", map[string]any{}, "id is required"},
 		{"get_pcap", map[string]any{"max_packets": -1}, "max_packets"},
 		{"dissect", map[string]any{"from": last.Add(time.Hour).Format(time.RFC3339)}, "capture covers"},
-		{"compare_windows", map[string]any{}, "say what to compare"},
+		{"compare_windows", map[string]any{"candidate_to": "-5s"}, "give candidate_from"},
 		{"compare_windows", map[string]any{"rollout_at": "-30s", "candidate_from": "-10s"}, "not both"},
 		{"compare_windows", map[string]any{"rollout_at": last.Add(time.Hour).Format(time.RFC3339)}, "outside the capture"},
 		{"compare_windows", map[string]any{"rollout_at": "-30s", "window": "soon"}, "window \"soon\""},

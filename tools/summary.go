@@ -102,7 +102,7 @@ func groupLine(g *index.Group) string {
 		for _, e := range g.TopErrors {
 			errs = append(errs, fmt.Sprintf("%s×%s", e.Value, count(e.Count)))
 		}
-		if len(errs) > 0 {
+		if len(errs) > 0 && !(len(g.TopErrors) == 1 && g.TopErrors[0].Value == g.Key) { // by status: the key says it
 			fmt.Fprintf(&b, " [%s]", strings.Join(errs, ", "))
 		}
 	} else {

@@ -34,6 +34,7 @@ type edge struct {
 	calls          *index.Group // nil when no calls were dissected on it
 	conns          uint64
 	failedConns    map[string]uint64 // by state
+	failedPairs    map[string]int    // failed connections by "client pod → server pod"
 	bytes          uint64            // on the wire, both ways
 	flowProto      string            // for edges without calls: the flows' protocol (guessed or not)
 	encrypted      bool
@@ -147,7 +148,7 @@ func serviceEdges(ctx context.Context, b Backend, from, to time.Time, f Filter) 
 		k := [2]string{client, server}
 		e := byKey[k]
 		if e == nil {
-			e = &edge{client: client, server: server, failedConns: map[string]uint64{}}
+			e = &edge{client: client, server: server, failedConns: map[string]uint64{}, failedPairs: map[string]int{}}
 			byKey[k] = e
 		}
 		return e
@@ -174,6 +175,7 @@ func serviceEdges(ctx context.Context, b Backend, from, to time.Time, f Filter) 
 		switch fl.State {
 		case "refused", "reset", "unanswered":
 			e.failedConns[fl.State]++
+			e.failedPairs[podOrAddr(&fl.Src, false)+" → "+podOrAddr(&fl.Dst, true)]++
 		}
 		if e.flowProto == "" && fl.Protocol != "" {
 			e.flowProto = fl.Protocol
@@ -232,6 +234,18 @@ func workloadName(p *Peer, server bool) string {
 		return "unknown"
 	case server:
 		return netip.AddrPortFrom(p.IP, p.Port).String()
+	}
+	return p.IP.String()
+}
+
+// podOrAddr names a peer by its pod, else its address (a server's with
+// its port).
+func podOrAddr(p *Peer, server bool) string {
+	switch {
+	case p.Pod != "":
+		return p.Pod
+	case server:
+		return addrPort(p.IP, p.Port)
 	}
 	return p.IP.String()
 }
@@ -309,7 +323,7 @@ func edgeLine(e *edge, names map[string]string) string {
 			}
 		}
 		if len(states) > 0 {
-			b.WriteString(" (" + strings.Join(states, ", ") + ")")
+			b.WriteString(" (" + strings.Join(states, ", ") + ": " + topCounts(e.failedPairs, 2) + ")")
 		}
 	}
 	return b.String()

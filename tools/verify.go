@@ -58,7 +58,7 @@ type compareArgs struct {
 func CompareWindows(b Backend) Tool {
 	def := mcp.NewTool("compare_windows", append([]mcp.ToolOption{
 		mcp.WithDescription("Verify a deploy or find what changed: compare a candidate window with a baseline (or the spans before and " +
-			"after rollout_at) and answer with a verdict — regressed, ok, or inconclusive and why — then the evidence, most " +
+			"after rollout_at; with neither, the moment the error rate rose most in all the data) and answer with a verdict — regressed, ok, or inconclusive and why — then the evidence, most " +
 			"significant first: new error statuses and error-rate changes per endpoint (with counts; significance accounts for " +
 			"volume), latency shifts (p50/p95/p99 before → after), endpoints that appeared or vanished, new DNS failures, new " +
 			"connection failures (refused, reset, unanswered), each naming the pods on both sides and the search_calls or " +
@@ -78,11 +78,30 @@ func CompareWindows(b Backend) Tool {
 		if f, err = withLabel(b, f, a.Label); err != nil {
 			return nil, err
 		}
+		var notes []string
+		if a.RolloutAt == "" && a.Window == "" && a.BaselineFrom == "" && a.BaselineTo == "" && a.CandidateFrom == "" && a.CandidateTo == "" {
+			// Nothing to compare named: find when the error rate changed.
+			if msg := emptyWindow(b, time.Time{}, time.Time{}); msg != "" {
+				return nil, argError(msg)
+			}
+			note, err := ensureDissected(ctx, b, req, time.Time{}, time.Time{})
+			if err != nil {
+				return nil, err
+			}
+			if note != "" {
+				notes = append(notes, note)
+			}
+			at, why, err := changePoint(ctx, b, f)
+			if err != nil {
+				return nil, err
+			}
+			a.RolloutAt = at.Format(time.RFC3339Nano)
+			notes = append(notes, why)
+		}
 		base, cand, err := a.windows(b)
 		if err != nil {
 			return nil, err
 		}
-		var notes []string
 		for _, w := range []Window{base, cand} {
 			note, err := ensureDissected(ctx, b, req, w.From, w.To)
 			if err != nil {
@@ -192,7 +211,7 @@ func (a compareArgs) windows(b Backend) (base, cand Window, err error) {
 	case a.Window != "":
 		return base, cand, argError("window goes with rollout_at; with explicit windows give their from and to")
 	case a.CandidateFrom == "":
-		return base, cand, argError("say what to compare: rollout_at (the time of the change), or candidate_from (and optionally candidate_to, baseline_from, baseline_to)")
+		return base, cand, argError("give candidate_from with the other windows (or rollout_at, or nothing to find when the error rate changed)")
 	default:
 		if cand.From, err = parse("candidate_from", a.CandidateFrom); err != nil {
 			return
@@ -233,6 +252,48 @@ func (a compareArgs) windows(b Backend) (base, cand Window, err error) {
 	return base, cand, nil
 }
 
+// changePoints is how many moments changePoint tries.
+const changePoints = 24
+
+// changePoint finds the moment the error rate rose most significantly:
+// at each of changePoints evenly spaced moments it compares the calls
+// before with those after. Without a significant rise it takes the
+// middle of the data. why says which, for the answer.
+func changePoint(ctx context.Context, b Backend, f Filter) (at time.Time, why string, err error) {
+	first, last := b.Bounds()
+	end := last.Add(time.Nanosecond)
+	span := end.Sub(first)
+	bestZ := 0.0
+	var bestB, bestC index.Group
+	for i := 1; i < changePoints; i++ {
+		p := first.Add(span * time.Duration(i) / changePoints)
+		var g [2]index.Group
+		for j, w := range []Window{{first, p}, {p, end}} {
+			sum, err := b.Index().Summarize(ctx, index.SummaryQuery{From: w.From, To: w.To, Filter: f.Index(), GroupBy: index.ByNone, Limit: 1})
+			if err != nil {
+				return at, "", err
+			}
+			if len(sum.Groups) > 0 {
+				g[j] = sum.Groups[0]
+			}
+		}
+		nb, nc := answered(&g[0]), answered(&g[1])
+		if nb < minCalls || nc < minCalls {
+			continue
+		}
+		if z := zTwoProportions(g[0].Failed, nb, g[1].Failed, nc); z > bestZ {
+			bestZ, at, bestB, bestC = z, p, g[0], g[1]
+		}
+	}
+	if bestZ < zSignificant {
+		at = first.Add(span / 2)
+		return at, fmt.Sprintf("no rollout_at or windows given, and the error rate does not change significantly at any of %d moments tried: comparing the two halves of the data at %s",
+			changePoints-1, stamp(at)), nil
+	}
+	return at, fmt.Sprintf("no rollout_at or windows given: the error rate rose most significantly at about %s (%s of %s calls failed before, %s of %s after; z=%.1f over %d moments tried), compared there",
+		stamp(at), count(bestB.Failed), count(answered(&bestB)), count(bestC.Failed), count(answered(&bestC)), bestZ, changePoints-1), nil
+}
+
 // side is one window's summaries.
 type side struct {
 	w         Window
@@ -265,6 +326,10 @@ type evidence struct {
 	significant bool
 	headline    string   // one line
 	details     []string // pods, examples, pointers
+	// For latency: the time added per call, and the pods of the example
+	// calls, to tell a slow dependency from the callers it slows.
+	added            time.Duration
+	clients, servers map[string]int
 }
 
 func summaries(ctx context.Context, ix *index.Index, w Window, f Filter) (*side, error) {
@@ -330,6 +395,55 @@ func compare(ctx context.Context, b Backend, base, cand Window, f Filter) (*comp
 		}
 	}
 	c.connections(scale)
+	c.rank()
+	c.explainLatency()
+	c.byPodLine = c.podLines()
+	return c, nil
+}
+
+// explainLatency finds slow endpoints whose added time is explained by a
+// slower dependency: the dependency's example calls come from the slow
+// endpoint's server pods, and it added at least half as much per call. The
+// dependency then comes first, and the caller says it follows from it.
+func (c *comparison) explainLatency() {
+	var slow []int
+	for i, e := range c.evidence {
+		if e.kind == "latency" {
+			slow = append(slow, i)
+		}
+	}
+	moved := false
+	for _, ci := range slow {
+		caller := &c.evidence[ci]
+		for _, di := range slow {
+			dep := &c.evidence[di]
+			if di == ci || dep.added*2 < caller.added {
+				continue
+			}
+			calledFrom := false
+			for pod := range caller.servers {
+				calledFrom = calledFrom || dep.clients[pod] > 0
+			}
+			if !calledFrom {
+				continue
+			}
+			name, _, _ := strings.Cut(strings.TrimPrefix(dep.headline, "slower: "), " p50")
+			caller.headline += fmt.Sprintf(" — its calls to %s got %s slower: that dependency explains it", name, ms(dep.added))
+			if dep.impact <= caller.impact {
+				dep.impact = caller.impact * 1.001 // the cause before what it causes
+				moved = true
+			}
+			break
+		}
+	}
+	if moved {
+		c.rank()
+	}
+}
+
+// rank orders the evidence: significant first, failures before slowness
+// before volume, then by impact.
+func (c *comparison) rank() {
 	slices.SortStableFunc(c.evidence, func(x, y evidence) int {
 		if x.significant != y.significant {
 			if x.significant {
@@ -339,8 +453,6 @@ func compare(ctx context.Context, b Backend, base, cand Window, f Filter) (*comp
 		}
 		return cmp.Or(cmp.Compare(kindRank[x.kind], kindRank[y.kind]), cmp.Compare(y.impact, x.impact))
 	})
-	c.byPodLine = c.podLines()
-	return c, nil
 }
 
 // kindRank orders significant evidence: failures before slowness before
@@ -495,11 +607,11 @@ func (c *comparison) endpoint(ctx context.Context, b Backend, key string, bg, cg
 	if !median {
 		slow = max(bg.P99, bg.P95)
 	}
-	details, err := c.examples(ctx, b, g, "", "latency_ms:>="+strconv.FormatFloat(float64(slow)/1e6, 'f', 1, 64))
+	details, clients, servers, err := c.examplesPods(ctx, b, g, "", "latency_ms:>="+strconv.FormatFloat(float64(slow)/1e6, 'f', 1, 64))
 	if err != nil {
 		return err
 	}
-	e.details = details
+	e.details, e.added, e.clients, e.servers = details, added, clients, servers
 	c.evidence = append(c.evidence, e)
 	return nil
 }
@@ -575,6 +687,11 @@ func quoteValue(v string) string {
 // status, or matching an extra clause) and names the pods on both sides,
 // an example id and the search_calls arguments that list them.
 func (c *comparison) examples(ctx context.Context, b Backend, g *index.Group, status, extra string) ([]string, error) {
+	out, _, _, err := c.examplesPods(ctx, b, g, status, extra)
+	return out, err
+}
+
+func (c *comparison) examplesPods(ctx context.Context, b Backend, g *index.Group, status, extra string) ([]string, map[string]int, map[string]int, error) {
 	q := endpointQuery(g)
 	if status != "" {
 		q += " +status:" + quoteValue(status)
@@ -584,7 +701,7 @@ func (c *comparison) examples(ctx context.Context, b Backend, g *index.Group, st
 	}
 	res, err := b.Index().Search(ctx, index.Query{From: c.cand.w.From, To: c.cand.w.To, Text: q, Filter: c.f.Index(), Limit: 200})
 	if err != nil {
-		return nil, err
+		return nil, nil, nil, err
 	}
 	clients, servers := map[string]int{}, map[string]int{}
 	for _, call := range res.Calls {
@@ -601,7 +718,7 @@ func (c *comparison) examples(ctx context.Context, b Backend, g *index.Group, st
 		out = append(out, fmt.Sprintf("examples: search_calls query=%s from=%s to=%s; get_call id=%s", strconv.Quote(q),
 			stamp(c.cand.w.From), stamp(c.cand.w.To), res.Calls[len(res.Calls)-1].ID))
 	}
-	return out, nil
+	return out, clients, servers, nil
 }
 
 // topCounts lists the most frequent names with their counts.
