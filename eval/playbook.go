@@ -11,10 +11,10 @@ import (
 // question, as an on-call engineer would start any incident —
 //
 //  1. capture_status: what is visible and when;
-//  2. compare_windows around the rollout, or around a clock time the
-//     question names ("since about 14:05") when it falls inside the
-//     capture, else with no time (the tool finds when the error rate
-//     rose);
+//  2. compare_windows: around the rollout; or, when the question names a
+//     clock time inside the capture ("since about 14:05"), from then on
+//     against as long before; else with no time (the tool finds when the
+//     error rate rose);
 //  3. summarize_traffic by endpoint (what fails or is slow), then by
 //     status (every status and rcode seen, good ones too);
 //  4. search_calls for failed calls;
@@ -57,15 +57,13 @@ func (Playbook) Investigate(ctx context.Context, s *Session, q Brief) error {
 	if err != nil {
 		return err
 	}
-	at := q.RolloutAt
-	if at == "" {
-		at = clockTime(q.Ask, status)
+	args := map[string]any{}
+	if q.RolloutAt != "" {
+		args["rollout_at"] = q.RolloutAt
+	} else if at := clockTime(q.Ask, status); at != "" {
+		args["candidate_from"] = at // "since about 14:05": from then to now, against as long before
 	}
 	example := ""
-	args := map[string]any{}
-	if at != "" {
-		args["rollout_at"] = at
-	}
 	text, isErr, err := s.Call(ctx, "compare_windows", args, share["compare_windows"])
 	if err != nil {
 		return err
