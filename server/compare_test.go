@@ -196,6 +196,15 @@ func TestCompareWindows(t *testing.T) {
 			details: []string{"list_flows state=refused"},
 		},
 		{
+			name: "a caller stopped calling",
+			r: rollout{
+				before: mix(calls(200, "GET", "/api/cart", 0, 0, fast), calls(100, "POST", "/api/cart/items", 0, 0, fast)),
+				after:  mix(calls(200, "GET", "/api/cart", 0, 0, fast), calls(3, "POST", "/api/cart/items", 0, 0, fast)),
+			},
+			verdict: "regressed",
+			want:    []string{"fell: cart POST /api/cart/items had 100 calls before, 3 after (about 100 expected)"},
+		},
+		{
 			name: "nothing changed",
 			r: rollout{
 				before: mix(calls(300, "GET", "/api/cart", 3, 404, fast), calls(100, "POST", "/api/cart/items", 0, 0, fast)),

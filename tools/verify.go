@@ -40,6 +40,9 @@ const (
 	// An endpoint vanished when the baseline predicts at least
 	// minVanished calls in the candidate window and it had none.
 	minVanished = 10
+	// An endpoint's traffic fell when the candidate has less than
+	// dropFraction of the calls the baseline predicts (and significantly).
+	dropFraction = 0.25
 )
 
 type compareArgs struct {
@@ -60,7 +63,7 @@ func CompareWindows(b Backend) Tool {
 		mcp.WithDescription("Verify a deploy or find what changed: compare a candidate window with a baseline (or the spans before and " +
 			"after rollout_at; with neither, the moment the error rate rose most in all the data) and answer with a verdict — regressed, ok, or inconclusive and why — then the evidence, most " +
 			"significant first: new error statuses and error-rate changes per endpoint (with counts; significance accounts for " +
-			"volume), latency shifts (p50/p95/p99 before → after), endpoints that appeared or vanished, new DNS failures, new " +
+			"volume), latency shifts (p50/p95/p99 before → after), endpoints that appeared, vanished or fell silent, new DNS failures, new " +
 			"connection failures (refused, reset, unanswered), each naming the pods on both sides and the search_calls or " +
 			"list_flows arguments that show examples. Relative times count back from the newest packet; windows not dissected " +
 			"yet are dissected first when small enough."),
@@ -535,6 +538,15 @@ func (c *comparison) endpoint(ctx context.Context, b Backend, key string, bg, cg
 		return nil
 	case bg == nil:
 		c.appeared = append(c.appeared, fmt.Sprintf("%s (%s calls)", key, count(cg.Calls)))
+	default:
+		// Traffic that fell to a fraction of what the baseline predicts
+		// (a caller that stopped calling) is as telling as errors.
+		expected := float64(bg.Calls) * scale
+		if expected >= minVanished && float64(cg.Calls) < expected*dropFraction &&
+			(expected-float64(cg.Calls))/math.Sqrt(expected) >= zSignificant {
+			c.evidence = append(c.evidence, evidence{kind: "vanished", significant: true, impact: expected - float64(cg.Calls),
+				headline: fmt.Sprintf("fell: %s had %s calls before, %s after (about %.0f expected)", key, count(bg.Calls), count(cg.Calls), expected)})
+		}
 	}
 	// Error rate.
 	if fc > 0 {
@@ -872,6 +884,14 @@ func (c *comparison) render(max int, notes []string) string {
 	for _, n := range notes {
 		bud.add(n)
 	}
+	// Every headline matters more than the details of any but the first
+	// piece of evidence, and than the lines after the evidence: those are
+	// optional, dropped from the end until the rest fits.
+	type line struct {
+		text     string
+		optional bool
+	}
+	var lines []line
 	n := 0
 	for _, e := range c.evidence {
 		if !e.significant {
@@ -879,23 +899,39 @@ func (c *comparison) render(max int, notes []string) string {
 		}
 		n++
 		if n == 1 {
-			bud.add("evidence, most significant first:")
+			lines = append(lines, line{"evidence, most significant first:", false})
 		}
-		bud.add(fmt.Sprintf("%d. %s", n, e.headline))
+		lines = append(lines, line{fmt.Sprintf("%d. %s", n, e.headline), false})
 		for _, d := range e.details {
-			bud.add("   " + d)
+			lines = append(lines, line{"   " + d, n > 1})
 		}
 	}
 	if len(c.byPodLine) > 0 {
-		bud.add("server pods: " + strings.Join(c.byPodLine, "; "))
+		lines = append(lines, line{"server pods: " + strings.Join(c.byPodLine, "; "), true})
 	}
 	if len(c.appeared) > 0 {
-		bud.add("appeared after: " + strings.Join(c.appeared, ", "))
+		lines = append(lines, line{"appeared after: " + strings.Join(c.appeared, ", "), true})
 	}
 	if len(c.weak) > 0 {
-		bud.add("not significant for their volume: " + strings.Join(c.weak, "; "))
+		lines = append(lines, line{"not significant for their volume: " + strings.Join(c.weak, "; "), true})
 	}
-	bud.add(fmt.Sprintf("%d endpoints compared.", c.compared))
+	lines = append(lines, line{fmt.Sprintf("%d endpoints compared.", c.compared), true})
+	total := 0
+	for _, l := range lines {
+		total += Tokens(l.text + "\n")
+	}
+	dropped := 0
+	for i := len(lines) - 1; i >= 0 && total > max-bud.used-bud.reserve; i-- {
+		if lines[i].optional {
+			total -= Tokens(lines[i].text + "\n")
+			lines = slices.Delete(lines, i, i+1)
+			dropped++
+		}
+	}
+	for _, l := range lines {
+		bud.add(l.text)
+	}
+	bud.omitted += dropped
 	var closing []string
 	if bud.omitted > 0 {
 		closing = append(closing, fmt.Sprintf("(%d lines not shown: raise max_tokens or narrow with the filters)", bud.omitted))
