@@ -18,9 +18,16 @@ declare -A need=(
 	[node]=nodejs              # MCP clients the tests drive (test/mcpclients: TypeScript SDK, Inspector)
 	[npm]=npm
 )
+# file → Debian package, for what is not a command
+declare -A need_file=(
+	[/usr/share/nginx/modules/ngx_http_echo_module.so]=libnginx-mod-http-echo # echo_sleep etc. in the eval scenario recordings
+)
 missing=()
 for cmd in "${!need[@]}"; do
 	command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
+done
+for file in "${!need_file[@]}"; do
+	[ -e "$file" ] || missing+=("${need_file[$file]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 mapfile -t pkgs < <(printf '%s\n' "${missing[@]}" | sort -u)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -241,6 +242,31 @@ func TestTypeScriptSDK(t *testing.T) {
 	t.Run("http/cancel", func(t *testing.T) {
 		url, token := startClientHub(t, ctx, bin, "--pcap", big)
 		sdkTest(t, "--suite", "cancel", "--http", url, "--token", token)
+	})
+	// A recorded rollout that broke an endpoint: the investigation tools
+	// through a third-party client.
+	sc, err := filepath.Abs(filepath.Join("..", "..", "evals", "scenarios", "cart-rollout-errors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scenario struct {
+		RolloutAt string `json:"rollout_at"`
+	}
+	raw, err := os.ReadFile(filepath.Join(sc, "scenario.json"))
+	if err == nil {
+		err = json.Unmarshal(raw, &scenario)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	rollout := []string{"--suite", "rollout", "--rollout-at", scenario.RolloutAt, "--expect", "/api/cart/items,502,cart-"}
+	serve := []string{"--pcap", filepath.Join(sc, "capture.pcap"), "--cluster", filepath.Join(sc, "cluster.json")}
+	t.Run("stdio/rollout", func(t *testing.T) {
+		sdkTest(t, append(append(rollout, "--stdio", bin, "mcp", "--data-dir", t.TempDir()), serve...)...)
+	})
+	t.Run("http/rollout", func(t *testing.T) {
+		url, token := startClientHub(t, ctx, bin, serve...)
+		sdkTest(t, append(rollout, "--http", url, "--token", token)...)
 	})
 }
 

@@ -12,6 +12,10 @@
 //          tools/list (names, annotations, schemas), every tool called once,
 //          get_pcap's file read back with resources/read and checked with tshark,
 //          dissect's progress notifications.
+//   rollout the server serves an eval scenario's capture and cluster file:
+//          compare_windows at --rollout-at must say regressed and name each
+//          --expect string (comma-separated) in its first evidence; get_call
+//          on its example, service_map and list_workloads answer.
 //   cancel the server serves a capture large enough that dissecting it takes
 //          seconds: dissect is aborted after its first progress notification,
 //          then the server must still answer, and a new dissect of the same
@@ -67,7 +71,13 @@ function parseArgs(argv) {
     switch (a) {
       case "--suite":
         o.suite = value();
-        if (!["demo", "cancel"].includes(o.suite)) usage(`unknown suite ${o.suite}`);
+        if (!["demo", "cancel", "rollout"].includes(o.suite)) usage(`unknown suite ${o.suite}`);
+        break;
+      case "--rollout-at":
+        o.rolloutAt = value();
+        break;
+      case "--expect":
+        o.expect = value().split(",");
         break;
       case "--tshark":
         o.tshark = value();
@@ -285,6 +295,32 @@ async function prompts(client) {
   log(`prompts/list: ${names.join(", ")}; prompts/get answered each`);
 }
 
+// rolloutSuite verifies a recorded rollout that broke an endpoint (an eval
+// scenario served with its cluster file): compare_windows must say
+// regressed and name, in its first evidence, every --expect string (the
+// endpoint, the status, a new pod); service_map and list_workloads must
+// name the workloads with their pods.
+async function rolloutSuite(client, o) {
+  check(o.rolloutAt && o.expect?.length, "the rollout suite needs --rollout-at and --expect");
+  await listTools(client);
+  const cmp = await call(client, "compare_windows", { rollout_at: o.rolloutAt, max_tokens: 4000 });
+  check(cmp.text.startsWith("verdict: regressed — "), `compare_windows rollout_at=${o.rolloutAt} did not say regressed:\n${cmp.text}`);
+  const lines = cmp.text.split("\n");
+  const i = lines.indexOf("evidence, most significant first:");
+  check(i >= 0 && lines[i + 1]?.startsWith("1. "), `compare_windows gave no evidence:\n${cmp.text}`);
+  const first = lines.slice(i + 1, i + 3).join("\n");
+  for (const want of o.expect) check(first.includes(want), `the first evidence does not name ${want}:\n${first}`);
+  const id = first.match(/get_call id=(\S+)/)?.[1] ?? cmp.text.match(/get_call id=(\S+)/)?.[1];
+  check(id, `compare_windows points to no get_call example:\n${cmp.text}`);
+  const example = await call(client, "get_call", { id });
+  check(example.text.includes(id), `get_call ${id}:\n${example.text}`);
+  const map = await call(client, "service_map", { max_tokens: 4000 });
+  check(/ → \S+\/\S+ http: \d+ calls, \d+ failed/.test(map.text), `service_map shows no failing workload edge:\n${map.text}`);
+  const wl = await call(client, "list_workloads", { max_tokens: 4000 });
+  check(/: pods [a-z0-9-]+/.test(wl.text) && wl.text.includes("labels "), `list_workloads names no pods or labels:\n${wl.text}`);
+  log(`rollout verified: ${lines[0]}`);
+}
+
 async function cancelSuite(client) {
   await listTools(client);
   await call(client, "capture_status", {});
@@ -369,6 +405,7 @@ async function main() {
   const client = await connect(o);
   try {
     if (o.suite === "demo") await demoSuite(client, o);
+    else if (o.suite === "rollout") await rolloutSuite(client, o);
     else await cancelSuite(client);
   } finally {
     await client.close().catch(() => {});
