@@ -202,7 +202,7 @@ type Result struct {
 	FactsTotal int      `json:"facts_total"`
 	Tokens     int      `json:"tokens"`
 	Missing    []string `json:"missing"`
-	Calls      []Call   `json:"calls"`
+	Calls      []Call   `json:"calls,omitempty"`
 }
 
 // ScenarioResult is a scenario's questions' scores.

@@ -270,6 +270,11 @@ func changePoint(ctx context.Context, b Backend, f Filter) (at time.Time, why st
 	var bestB, bestC index.Group
 	for i := 1; i < changePoints; i++ {
 		p := first.Add(span * time.Duration(i) / changePoints)
+		if span >= 2*changePoints*time.Minute {
+			// Whole minutes: summaries then need no call read from the
+			// store at the edges.
+			p = p.Truncate(time.Minute)
+		}
 		var g [2]index.Group
 		for j, w := range []Window{{first, p}, {p, end}} {
 			sum, err := b.Index().Summarize(ctx, index.SummaryQuery{From: w.From, To: w.To, Filter: f.Index(), GroupBy: index.ByNone, Limit: 1})
