@@ -132,14 +132,30 @@ func (ix *Index) summarizeByScan(ctx context.Context, q SummaryQuery) (Summary, 
 	return ix.summarize(ctx, q, true)
 }
 
+// SummarizeBy summarizes the window once per grouping in bys (q.GroupBy is
+// ignored), sharing the work: the calls read at the window's edges are read
+// once for all of them.
+func (ix *Index) SummarizeBy(ctx context.Context, q SummaryQuery, bys ...GroupBy) ([]Summary, error) {
+	return ix.summarizeMany(ctx, q, bys, q.Filter.hasAddress())
+}
+
 func (ix *Index) summarize(ctx context.Context, q SummaryQuery, scan bool) (Summary, error) {
-	var sum Summary
+	sums, err := ix.summarizeMany(ctx, q, []GroupBy{q.GroupBy}, scan)
+	if err != nil {
+		return Summary{}, err
+	}
+	return sums[0], nil
+}
+
+func (ix *Index) summarizeMany(ctx context.Context, q SummaryQuery, bys []GroupBy, scan bool) ([]Summary, error) {
 	if err := ix.begin(); err != nil {
-		return sum, err
+		return nil, err
 	}
 	defer ix.ops.RUnlock()
-	if !slices.Contains(GroupBys(), q.GroupBy) {
-		return sum, badQuery("cannot group by %q; groupings are service, workload, namespace, pod, endpoint, protocol, status, edge", q.GroupBy)
+	for _, by := range bys {
+		if !slices.Contains(GroupBys(), by) {
+			return nil, badQuery("cannot group by %q; groupings are service, workload, namespace, pod, endpoint, protocol, status, edge", by)
+		}
 	}
 	if q.Limit <= 0 {
 		q.Limit = DefaultGroups
@@ -175,17 +191,17 @@ func (ix *Index) summarize(ctx context.Context, q SummaryQuery, scan bool) (Summ
 	switch {
 	case scan || inner.from >= inner.to:
 		if err := scanned(q.From, q.To); err != nil {
-			return sum, err
+			return nil, err
 		}
 	default:
 		if !q.From.IsZero() && q.From.UnixNano() != inner.from*int64(time.Minute) {
 			if err := scanned(q.From, minuteTime(inner.from)); err != nil {
-				return sum, err
+				return nil, err
 			}
 		}
 		if !q.To.IsZero() && q.To.UnixNano() != inner.to*int64(time.Minute) {
 			if err := scanned(minuteTime(inner.to), q.To); err != nil {
-				return sum, err
+				return nil, err
 			}
 		}
 		var from, to time.Time
@@ -199,22 +215,35 @@ func (ix *Index) summarize(ctx context.Context, q SummaryQuery, scan bool) (Summ
 			sources = append(sources, source{p.aggs, inner, q.Filter})
 		}
 	}
-	// Each source in parallel, then merged by group key.
-	results := make([]map[string]*groupAcc, len(sources))
+	// Each source and grouping in parallel, then merged by group key.
+	results := make([][]map[string]*groupAcc, len(bys))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, ix.opts.Workers)
-	for i, src := range sources {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			results[i] = src.a.summarize(src.w, src.f, q.GroupBy)
-		}()
+	for b, by := range bys {
+		results[b] = make([]map[string]*groupAcc, len(sources))
+		for i, src := range sources {
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				results[b][i] = src.a.summarize(src.w, src.f, by)
+			}()
+		}
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
-		return sum, err
+		return nil, err
 	}
+	sums := make([]Summary, len(bys))
+	for b := range bys {
+		sums[b] = summaryOf(results[b], q)
+	}
+	return sums, nil
+}
+
+// summaryOf merges the sources' groups of one grouping into a summary.
+func summaryOf(results []map[string]*groupAcc, q SummaryQuery) Summary {
+	var sum Summary
 	groups := map[string]*groupAcc{}
 	for _, r := range results {
 		for k, g := range r {
@@ -241,7 +270,7 @@ func (ix *Index) summarize(ctx context.Context, q SummaryQuery, scan bool) (Summ
 	if len(sum.Groups) > q.Limit {
 		sum.Groups = sum.Groups[:q.Limit]
 	}
-	return sum, nil
+	return sum
 }
 
 const (

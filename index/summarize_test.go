@@ -2,6 +2,7 @@ package index
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -56,6 +57,19 @@ func TestSummarize(t *testing.T) {
 				t.Errorf("%s: vacuous: no calls", what)
 			}
 		}
+		// All groupings at once give what each gives alone.
+		all, err := ix.SummarizeBy(context.Background(), q, GroupBys()...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, by := range GroupBys() {
+			q := q
+			q.GroupBy = by
+			compareSummary(t, fmt.Sprintf("SummarizeBy %+v", q), all[i], bruteSummary(calls, q), 0.02)
+		}
+	}
+	if _, err := ix.SummarizeBy(context.Background(), SummaryQuery{}, ByPod, "colour"); !errors.Is(err, ErrBadQuery) {
+		t.Errorf("SummarizeBy with a bad grouping: %v", err)
 	}
 }
 

@@ -320,3 +320,28 @@ func TestCompareLabel(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCompareWindows times compare_windows over 200,000 calls (one
+// dissection, then the tool alone): around a given rollout time, and with
+// no time (the search for when the error rate rose).
+func BenchmarkCompareWindows(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "load.pcap")
+	if _, err := capturetest.WriteLoad(path, capturetest.Load{Conns: 5000, Requests: 10}); err != nil {
+		b.Fatal(err)
+	}
+	ws := openWorkspace(b, path)
+	c := connect(b, ws)
+	mustCall(b, c, "dissect", nil)
+	first, last := ws.Bounds()
+	mid := first.Add(last.Sub(first) / 2).Format(time.RFC3339Nano)
+	for _, bc := range []struct {
+		name string
+		args map[string]any
+	}{{"rollout_at", map[string]any{"rollout_at": mid}}, {"change-point", nil}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for b.Loop() {
+				mustCall(b, c, "compare_windows", bc.args)
+			}
+		})
+	}
+}

@@ -260,37 +260,36 @@ const changePoints = 24
 
 // changePoint finds the moment the error rate rose most significantly:
 // at each of changePoints evenly spaced moments it compares the calls
-// before with those after. Without a significant rise it takes the
-// middle of the data. why says which, for the answer.
+// before with those after, counted by the index (no call is read).
+// Without a significant rise it takes the middle of the data. why says
+// which, for the answer.
 func changePoint(ctx context.Context, b Backend, f Filter) (at time.Time, why string, err error) {
 	first, last := b.Bounds()
 	end := last.Add(time.Nanosecond)
 	span := end.Sub(first)
+	total := func(from, to time.Time, text string) (uint64, error) {
+		res, err := b.Index().Search(ctx, index.Query{From: from, To: to, Text: text, Filter: f.Index(), Limit: 1})
+		return res.Total, err
+	}
+	const failedQuery = "outcome:server_error outcome:client_error outcome:no_response"
 	bestZ := 0.0
-	var bestB, bestC index.Group
+	var best [4]uint64 // failed and calls before, after
 	for i := 1; i < changePoints; i++ {
 		p := first.Add(span * time.Duration(i) / changePoints)
-		if span >= 2*changePoints*time.Minute {
-			// Whole minutes: summaries then need no call read from the
-			// store at the edges.
-			p = p.Truncate(time.Minute)
-		}
-		var g [2]index.Group
-		for j, w := range []Window{{first, p}, {p, end}} {
-			sum, err := b.Index().Summarize(ctx, index.SummaryQuery{From: w.From, To: w.To, Filter: f.Index(), GroupBy: index.ByNone, Limit: 1})
-			if err != nil {
+		var n [4]uint64
+		for j, q := range []struct {
+			from, to time.Time
+			text     string
+		}{{first, p, failedQuery}, {first, p, ""}, {p, end, failedQuery}, {p, end, ""}} {
+			if n[j], err = total(q.from, q.to, q.text); err != nil {
 				return at, "", err
 			}
-			if len(sum.Groups) > 0 {
-				g[j] = sum.Groups[0]
-			}
 		}
-		nb, nc := answered(&g[0]), answered(&g[1])
-		if nb < minCalls || nc < minCalls {
+		if n[1] < minCalls || n[3] < minCalls {
 			continue
 		}
-		if z := zTwoProportions(g[0].Failed, nb, g[1].Failed, nc); z > bestZ {
-			bestZ, at, bestB, bestC = z, p, g[0], g[1]
+		if z := zTwoProportions(n[0], n[1], n[2], n[3]); z > bestZ {
+			bestZ, at, best = z, p, n
 		}
 	}
 	if bestZ < zSignificant {
@@ -299,7 +298,7 @@ func changePoint(ctx context.Context, b Backend, f Filter) (at time.Time, why st
 			changePoints-1, stamp(at)), nil
 	}
 	return at, fmt.Sprintf("no rollout_at or windows given: the error rate rose most significantly at about %s (%s of %s calls failed before, %s of %s after; z=%.1f over %d moments tried), compared there",
-		stamp(at), count(bestB.Failed), count(answered(&bestB)), count(bestC.Failed), count(answered(&bestC)), bestZ, changePoints-1), nil
+		stamp(at), count(best[0]), count(best[1]), count(best[2]), count(best[3]), bestZ, changePoints-1), nil
 }
 
 // side is one window's summaries.
@@ -343,11 +342,13 @@ type evidence struct {
 func summaries(ctx context.Context, ix *index.Index, w Window, f Filter) (*side, error) {
 	s := &side{w: w, endpoints: map[string]*index.Group{}, workloads: map[string]*index.Group{}, pods: map[string]*index.Group{},
 		connFails: map[connKey]uint64{}}
-	for _, by := range []index.GroupBy{index.ByNone, index.ByEndpoint, index.ByWorkload, index.ByPod} {
-		sum, err := ix.Summarize(ctx, index.SummaryQuery{From: w.From, To: w.To, Filter: f.Index(), GroupBy: by, Limit: 2000, TopErrors: 5})
-		if err != nil {
-			return nil, err
-		}
+	bys := []index.GroupBy{index.ByNone, index.ByEndpoint, index.ByWorkload, index.ByPod}
+	sums, err := ix.SummarizeBy(ctx, index.SummaryQuery{From: w.From, To: w.To, Filter: f.Index(), Limit: 2000, TopErrors: 5}, bys...)
+	if err != nil {
+		return nil, err
+	}
+	for b, by := range bys {
+		sum := sums[b]
 		for i := range sum.Groups {
 			g := &sum.Groups[i]
 			switch by {
