@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -79,6 +80,35 @@ func (a pageArgs) limit(def, most int) (int, error) {
 		return 0, argErrorf("limit %d is out of range: use 1 to %d", a.Limit, most)
 	}
 	return a.Limit, nil
+}
+
+// offset reads the cursor of a list whose pages are positions in one
+// ordering: the index of the next row, as the tool's closing line gave it.
+func (a pageArgs) offset(tool string) (int, error) {
+	if a.Cursor == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(a.Cursor)
+	if err != nil || n < 0 {
+		return 0, argErrorf("cursor %q is not one %s gave", a.Cursor, tool)
+	}
+	return n, nil
+}
+
+// pageOf returns the rows of the page starting at offset.
+func pageOf[T any](rows []T, offset, limit int) []T {
+	return rows[min(offset, len(rows)):min(offset+limit, len(rows))]
+}
+
+// nextPage is the closing line of a list page that stopped before the end
+// (shown rows from offset, of total): where to continue, and what
+// narrows; "" when the list is complete.
+func nextPage(offset, shown, total int, rows, narrow string) string {
+	next := offset + shown
+	if next >= total {
+		return ""
+	}
+	return fmt.Sprintf("(showing %d–%d of %s%s: continue with cursor=%d, or narrow with %s)", offset+1, next, count(total), rows, next, narrow)
 }
 
 // filter validates the filters.

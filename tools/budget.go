@@ -2,6 +2,7 @@ package tools
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -71,6 +72,7 @@ func (b *budget) add(line string) bool {
 // and trims lines from the end until the whole counts within max: counting
 // lines one by one is close to, not exactly, counting their join.
 func (b *budget) text(closing ...string) string {
+	closing = slices.DeleteFunc(closing, func(s string) bool { return s == "" })
 	for {
 		all := append(append([]string(nil), b.lines...), closing...)
 		s := strings.Join(all, "\n")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -47,11 +46,9 @@ func ListFlows(b Backend) Tool {
 		if a.State != "" && !slices.Contains(flowStates, a.State) {
 			return nil, argErrorf("state %q is not one of %s", a.State, strings.Join(flowStates, ", "))
 		}
-		offset := 0
-		if a.Cursor != "" {
-			if offset, err = strconv.Atoi(a.Cursor); err != nil || offset < 0 {
-				return nil, argErrorf("cursor %q is not one list_flows gave", a.Cursor)
-			}
+		offset, err := a.offset("list_flows")
+		if err != nil {
+			return nil, err
 		}
 		from, to, err := a.window(b)
 		if err != nil {
@@ -70,18 +67,14 @@ func ListFlows(b Backend) Tool {
 		bud := newBudget(budgetMax, 60)
 		bud.add(fmt.Sprintf("%s flows in %s, largest first (client→server, packets and bytes sent each way):", count(len(flows)), describeWindow(from, to)))
 		shown := 0
-		page := flows[min(offset, len(flows)):min(offset+limit, len(flows))]
+		page := pageOf(flows, offset, limit)
 		for i := range page {
 			if !bud.add(flowLine(&page[i])) {
 				break
 			}
 			shown++
 		}
-		var closing []string
-		if next := offset + shown; next < len(flows) {
-			closing = append(closing, fmt.Sprintf("(showing %d–%d of %s: continue with cursor=%d, or narrow with state, transport, the filters or the window)",
-				offset+1, next, count(len(flows)), next))
-		}
+		closing := []string{nextPage(offset, shown, len(flows), "", "state, transport, the filters or the window")}
 		return mcp.NewToolResultText(bud.text(closing...)), nil
 	})}
 }

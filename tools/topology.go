@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -70,11 +69,9 @@ func ServiceMap(b Backend) Tool {
 		if err != nil {
 			return nil, err
 		}
-		offset := 0
-		if a.Cursor != "" {
-			if offset, err = strconv.Atoi(a.Cursor); err != nil || offset < 0 {
-				return nil, argErrorf("cursor %q is not one service_map gave", a.Cursor)
-			}
+		offset, err := a.offset("service_map")
+		if err != nil {
+			return nil, err
 		}
 		order := strings.ToLower(a.Order)
 		if order == "" {
@@ -120,17 +117,13 @@ func ServiceMap(b Backend) Tool {
 			bud.add(note)
 		}
 		shown := 0
-		for _, e := range edges[min(offset, len(edges)):min(offset+limit, len(edges))] {
+		for _, e := range pageOf(edges, offset, limit) {
 			if !bud.add(edgeLine(e, names)) {
 				break
 			}
 			shown++
 		}
-		var closing []string
-		if next := offset + shown; next < len(edges) {
-			closing = append(closing, fmt.Sprintf("(showing %d–%d of %d edges: continue with cursor=%d, or narrow with the filters, label or the window)",
-				offset+1, next, len(edges), next))
-		}
+		closing := []string{nextPage(offset, shown, len(edges), " edges", "the filters, label or the window")}
 		return mcp.NewToolResultText(bud.text(closing...)), nil
 	})}
 }
@@ -427,11 +420,9 @@ func ListWorkloads(b Backend) Tool {
 		if err != nil {
 			return nil, err
 		}
-		offset := 0
-		if a.Cursor != "" {
-			if offset, err = strconv.Atoi(a.Cursor); err != nil || offset < 0 {
-				return nil, argErrorf("cursor %q is not one list_workloads gave", a.Cursor)
-			}
+		offset, err := a.offset("list_workloads")
+		if err != nil {
+			return nil, err
 		}
 		f, err := a.filter()
 		if err != nil {
@@ -469,18 +460,14 @@ func ListWorkloads(b Backend) Tool {
 		}
 		bud.add(fmt.Sprintf("%d workloads and addresses in traffic in %s, busiest first:", len(wls), describeWindow(from, to)))
 		shown := 0
-		page := wls[min(offset, len(wls)):min(offset+limit, len(wls))]
+		page := pageOf(wls, offset, limit)
 		for _, w := range page {
 			if !bud.add(workloadLine(w)) {
 				break
 			}
 			shown++
 		}
-		var closing []string
-		if next := offset + shown; next < len(wls) {
-			closing = append(closing, fmt.Sprintf("(showing %d–%d of %d: continue with cursor=%d, or narrow with the filters or the window)",
-				offset+1, next, len(wls), next))
-		}
+		closing := []string{nextPage(offset, shown, len(wls), "", "the filters or the window")}
 		if idle := idleWorkloads(b, wls, from, to); len(idle) > 0 && offset == 0 {
 			closing = append(closing, fmt.Sprintf("known but without traffic in the window: %s", strings.Join(idle, ", ")))
 		}
