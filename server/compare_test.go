@@ -172,6 +172,7 @@ func TestCompareWindows(t *testing.T) {
 			want:    []string{"errors: cart POST /api/cart/items", "60 of 200 failed after", "502×60 (new)", "0 of 200 failed before"},
 			details: []string{"server pods: shop/" + newCartPod + "×60; clients: shop/frontend-7b9c6d5f4-k2j8h×60",
 				`search_calls query="+dst.service:cart +route:\"POST /api/cart/items\" +status:502"`,
+				"server workloads: cart: 0 of 400 failed before, 60 of 400 after (significant)",
 				"server pods: " + oldCartPod + " (gone): 400 calls before, 0 failed; " + newCartPod + " (new): 400 calls, 60 failed"},
 		},
 		{

@@ -320,15 +320,17 @@ type comparison struct {
 	f          Filter
 	evidence   []evidence
 	// weak are changes not significant for their volume.
-	weak      []string
-	compared  int // endpoints compared
-	appeared  []string
-	byPodLine []string
+	weak     []string
+	compared int // endpoints compared
+	appeared []string
+	// byWorkload and byPod compare the servers' failures.
+	byWorkload, byPod []string
 }
 
 // evidence is one finding.
 type evidence struct {
 	kind        string  // errors, latency, dns, connections, vanished
+	key         string  // the endpoint (or connection) it is about
 	impact      float64 // for ranking within significant findings: excess failures, added seconds, …
 	significant bool
 	headline    string   // one line
@@ -406,7 +408,8 @@ func compare(ctx context.Context, b Backend, base, cand Window, f Filter) (*comp
 	c.connections(scale)
 	c.rank()
 	c.explainLatency()
-	c.byPodLine = c.podLines()
+	c.byWorkload = changeLines(c.base.workloads, c.cand.workloads)
+	c.byPod = changeLines(c.base.pods, c.cand.pods)
 	return c, nil
 }
 
@@ -436,8 +439,7 @@ func (c *comparison) explainLatency() {
 			if !calledFrom {
 				continue
 			}
-			name, _, _ := strings.Cut(strings.TrimPrefix(dep.headline, "slower: "), " p50")
-			caller.headline += fmt.Sprintf(" — its calls to %s got %s slower: that dependency explains it", name, ms(dep.added))
+			caller.headline += fmt.Sprintf(" — its calls to %s got %s slower: that dependency explains it", dep.key, ms(dep.added))
 			if dep.impact <= caller.impact {
 				dep.impact = caller.impact * 1.001 // the cause before what it causes
 				moved = true
@@ -618,7 +620,7 @@ func (c *comparison) endpoint(ctx context.Context, b Backend, key string, bg, cg
 	if !median {
 		added = (cg.P95 - bg.P95) / 20 // the slowest 5%
 	}
-	e := evidence{kind: "latency", significant: true, impact: added.Seconds() * float64(sc),
+	e := evidence{kind: "latency", key: key, significant: true, impact: added.Seconds() * float64(sc),
 		headline: fmt.Sprintf("slower: %s p50 %s → %s, p95 %s → %s, p99 %s → %s (%s calls before, %s after)", key,
 			ms(bg.P50), ms(cg.P50), ms(bg.P95), ms(cg.P95), ms(bg.P99), ms(cg.P99), count(sb), count(sc))}
 	slow := bg.P95
@@ -832,23 +834,29 @@ func parseConnKey(s string) connKey {
 	return connKey{p[0], p[1], p[2]}
 }
 
-// podLines compares the server pods: which served failures after, and
-// which are new or gone.
-func (c *comparison) podLines() []string {
+// changeLines compares one grouping of the servers (workloads or pods):
+// those that are new, gone, or served failures on either side, with the
+// failures before and after (and whether the change is significant for
+// the volume).
+func changeLines(base, cand map[string]*index.Group) []string {
 	var lines []string
-	for _, k := range unionKeys(c.base.pods, c.cand.pods) {
+	for _, k := range unionKeys(base, cand) {
 		if k == "" {
 			continue
 		}
-		bg, cg := c.base.pods[k], c.cand.pods[k]
+		bg, cg := base[k], cand[k]
 		switch {
 		case bg == nil:
 			lines = append(lines, fmt.Sprintf("%s (new): %s calls, %s failed", k, count(cg.Calls), count(cg.Failed)))
 		case cg == nil:
 			lines = append(lines, fmt.Sprintf("%s (gone): %s calls before, %s failed", k, count(bg.Calls), count(bg.Failed)))
 		case cg.Failed > 0 || bg.Failed > 0:
-			lines = append(lines, fmt.Sprintf("%s: %s of %s failed before, %s of %s after", k, count(bg.Failed), count(bg.Calls),
-				count(cg.Failed), count(cg.Calls)))
+			line := fmt.Sprintf("%s: %s of %s failed before, %s of %s after", k, count(bg.Failed), count(bg.Calls),
+				count(cg.Failed), count(cg.Calls))
+			if zTwoProportions(bg.Failed, answered(bg), cg.Failed, answered(cg)) >= zSignificant {
+				line += " (significant)"
+			}
+			lines = append(lines, line)
 		}
 	}
 	return lines
@@ -912,8 +920,11 @@ func (c *comparison) render(max int, notes []string) string {
 			lines = append(lines, line{"   " + d, n > 1})
 		}
 	}
-	if len(c.byPodLine) > 0 {
-		lines = append(lines, line{"server pods: " + strings.Join(c.byPodLine, "; "), true})
+	if len(c.byWorkload) > 0 {
+		lines = append(lines, line{"server workloads: " + strings.Join(c.byWorkload, "; "), true})
+	}
+	if len(c.byPod) > 0 {
+		lines = append(lines, line{"server pods: " + strings.Join(c.byPod, "; "), true})
 	}
 	if len(c.appeared) > 0 {
 		lines = append(lines, line{"appeared after: " + strings.Join(c.appeared, ", "), true})
