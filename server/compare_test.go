@@ -322,7 +322,8 @@ func TestCompareLabel(t *testing.T) {
 	}
 }
 
-// BenchmarkCompareWindows times compare_windows over 200,000 calls (one
+// BenchmarkCompareWindows times compare_windows over 50,000 calls within a
+// few seconds of traffic, so every window edge is read from the call store (one
 // dissection, then the tool alone): around a given rollout time, and with
 // no time (the search for when the error rate rose).
 func BenchmarkCompareWindows(b *testing.B) {
