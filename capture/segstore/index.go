@@ -1,0 +1,276 @@
+package segstore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/wirescope/wirescope/capture/flowindex"
+)
+
+// indexMagic starts a flow index file (FORMAT.md).
+const indexMagic = "WSFLOWS\x01"
+
+// Bounds on what an index file may claim, so that a damaged one is
+// refused rather than believed.
+const (
+	maxIndexFlows   = 1 << 24
+	maxIndexStrings = 1 << 16
+	maxStringLen    = 1 << 10
+)
+
+// writeIndex writes a segment's flow index: to a temporary file, synced,
+// then renamed over path, and the directory synced.
+func writeIndex(path string, g *segment) error {
+	var ifaces []string
+	ifaceID := map[string]uint64{}
+	id := func(s string) uint64 {
+		if n, ok := ifaceID[s]; ok {
+			return n
+		}
+		ifaceID[s] = uint64(len(ifaces))
+		ifaces = append(ifaces, s)
+		return ifaceID[s]
+	}
+	id("")
+	for _, fl := range g.order {
+		id(fl.Interface)
+	}
+	b := []byte(indexMagic)
+	b = binary.AppendUvarint(b, g.Seq)
+	b = binary.AppendUvarint(b, uint64(g.LinkType))
+	b = binary.AppendVarint(b, g.First.UnixNano())
+	b = binary.AppendVarint(b, g.Last.UnixNano())
+	b = binary.AppendUvarint(b, g.Packets)
+	b = binary.AppendUvarint(b, g.Other)
+	b = binary.AppendUvarint(b, uint64(len(ifaces)))
+	for _, s := range ifaces {
+		b = appendString(b, s)
+	}
+	b = binary.AppendUvarint(b, uint64(len(g.order)))
+	base := g.First.UnixNano()
+	for _, fl := range g.order {
+		b = append(b, byte(fl.Proto))
+		b = appendAddrPort(b, fl.Src)
+		b = appendAddrPort(b, fl.Dst)
+		b = binary.AppendVarint(b, fl.First.UnixNano()-base)
+		b = binary.AppendVarint(b, fl.Last.UnixNano()-fl.First.UnixNano())
+		for i := range 2 {
+			b = binary.AppendUvarint(b, fl.Packets[i])
+			b = binary.AppendUvarint(b, fl.Bytes[i])
+		}
+		b = append(b, fl.Flags[0], fl.Flags[1])
+		b = binary.AppendUvarint(b, ifaceID[fl.Interface])
+		b = binary.AppendUvarint(b, uint64(fl.PID))
+		b = appendString(b, fl.Comm)
+		b = binary.AppendUvarint(b, fl.CgroupID)
+	}
+	b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
+
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendAddrPort(b []byte, ap netip.AddrPort) []byte {
+	a := ap.Addr()
+	switch {
+	case a.Is4():
+		b = append(b, 4)
+		v := a.As4()
+		b = append(b, v[:]...)
+	case a.IsValid():
+		b = append(b, 16)
+		v := a.As16()
+		b = append(b, v[:]...)
+	default:
+		b = append(b, 0)
+	}
+	return binary.BigEndian.AppendUint16(b, ap.Port())
+}
+
+// errIndex is a damaged index.
+var errIndex = errors.New("damaged flow index")
+
+// indexReader reads an index's fields, failing once on the first problem.
+type indexReader struct {
+	b   []byte
+	err error
+}
+
+func (r *indexReader) fail(what string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: %s", errIndex, what)
+	}
+}
+
+func (r *indexReader) uvarint(what string) uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail(what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *indexReader) varint(what string) int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail(what)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *indexReader) bytes(n int, what string) []byte {
+	if n < 0 || len(r.b) < n {
+		r.fail(what)
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *indexReader) string(what string) string {
+	n := r.uvarint(what)
+	if n > maxStringLen {
+		r.fail(what + " too long")
+		return ""
+	}
+	return string(r.bytes(int(n), what))
+}
+
+func (r *indexReader) addrPort(what string) netip.AddrPort {
+	l := r.bytes(1, what)
+	if l == nil {
+		return netip.AddrPort{}
+	}
+	var a netip.Addr
+	switch l[0] {
+	case 4:
+		if v := r.bytes(4, what); v != nil {
+			a = netip.AddrFrom4([4]byte(v))
+		}
+	case 16:
+		if v := r.bytes(16, what); v != nil {
+			a = netip.AddrFrom16([16]byte(v))
+		}
+	case 0:
+	default:
+		r.fail(what)
+	}
+	p := r.bytes(2, what)
+	if p == nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(a, binary.BigEndian.Uint16(p))
+}
+
+// readIndex reads a flow index written by writeIndex, checking its
+// checksum and bounds.
+func readIndex(path string) (*segment, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if len(b) < len(indexMagic)+4 || string(b[:len(indexMagic)]) != indexMagic {
+		return nil, fmt.Errorf("%w: not a flow index", errIndex)
+	}
+	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
+	if crc32.ChecksumIEEE(body) != sum {
+		return nil, fmt.Errorf("%w: checksum", errIndex)
+	}
+	r := &indexReader{b: body[len(indexMagic):]}
+	g := newSegment(r.uvarint("seq"), layers.LinkType(r.uvarint("link type")))
+	g.First = time.Unix(0, r.varint("first")).UTC()
+	g.Last = time.Unix(0, r.varint("last")).UTC()
+	g.Packets = r.uvarint("packets")
+	g.Other = r.uvarint("other")
+	nif := r.uvarint("interfaces")
+	if nif > maxIndexStrings {
+		r.fail("interfaces")
+	}
+	var ifaces []string
+	for i := uint64(0); i < nif && r.err == nil; i++ {
+		ifaces = append(ifaces, r.string("interface"))
+	}
+	n := r.uvarint("flows")
+	if n > maxIndexFlows {
+		r.fail("flows")
+	}
+	base := g.First.UnixNano()
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		fl := &Flow{}
+		if p := r.bytes(1, "proto"); p != nil {
+			fl.Proto = layers.IPProtocol(p[0])
+		}
+		fl.Src = r.addrPort("src")
+		fl.Dst = r.addrPort("dst")
+		first := base + r.varint("first")
+		fl.First, fl.Last = time.Unix(0, first).UTC(), time.Unix(0, first+r.varint("last")).UTC()
+		for d := range 2 {
+			fl.Packets[d] = r.uvarint("packets")
+			fl.Bytes[d] = r.uvarint("bytes")
+		}
+		if f := r.bytes(2, "flags"); f != nil {
+			fl.Flags = [2]uint8{f[0], f[1]}
+		}
+		if iface := r.uvarint("interface"); iface < uint64(len(ifaces)) {
+			fl.Interface = ifaces[iface]
+		} else {
+			r.fail("interface")
+		}
+		fl.PID = uint32(r.uvarint("pid"))
+		fl.Comm = r.string("comm")
+		fl.CgroupID = r.uvarint("cgroup")
+		g.flows[flowindex.NewKey(fl.Src, fl.Dst, fl.Proto)] = fl
+		g.order = append(g.order, fl)
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.fail("trailing bytes")
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return g, nil
+}

@@ -1,0 +1,876 @@
+// Package segstore keeps captured packets on disk as a rolling series of
+// PCAP segments, each with a compact flow index, for a node agent to record
+// everything it sees within a bounded amount of disk.
+//
+// A segment is a classic PCAP file (nanosecond timestamps) that Wireshark
+// and tshark open as it is, of one link type. Segments rotate by size and
+// age; whole segments are deleted, oldest first, to keep the store within
+// its byte and age limits. When a segment closes, its flow index is written
+// beside it: for every flow, the 5-tuple, first and last time, packets and
+// bytes each way, the TCP flags seen, the interface, and the process and
+// cgroup when known. FORMAT.md has the bytes.
+//
+// Crash safety: a closed segment is synced before its index is written, and
+// the index is written to a temporary file, synced and renamed. After a
+// crash (kill -9, power loss) every closed segment is intact; the segment
+// that was open is readable up to its last whole packet, and Open rebuilds
+// the index of any segment that lacks one from the PCAP itself.
+//
+// A full disk stops writing cleanly: the open segment is cut back to its
+// last whole packet and closed, Write reports ErrFull and counts what it
+// drops, and writing resumes when space comes back. Nothing already written
+// is damaged.
+//
+// Snapshots freeze a time range against deletion by hard-linking its
+// segments into a directory of their own, which costs no copy.
+package segstore
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/wirescope/wirescope/capture"
+	"github.com/wirescope/wirescope/capture/flowindex"
+)
+
+// Defaults of Options.
+const (
+	DefaultSegmentBytes = 64 << 20
+	DefaultSegmentAge   = 5 * time.Minute
+	DefaultSnapLen      = 262144
+	DefaultFlushEvery   = time.Second
+	// retryFull is how often a full store tries to write again.
+	retryFull = 5 * time.Second
+)
+
+// ErrFull is returned by Write while the disk is full: the packet is
+// dropped and counted.
+var ErrFull = errors.New("segment store: disk full, packet dropped")
+
+// Options configure a Store. Zero fields take defaults.
+type Options struct {
+	// SegmentBytes and SegmentAge rotate the open segment when it would
+	// grow past SegmentBytes or has been open for SegmentAge.
+	SegmentBytes int64
+	SegmentAge   time.Duration
+	// MaxBytes and MaxAge bound what is kept: past either, the oldest
+	// closed segments are deleted. Zero is unbounded.
+	MaxBytes int64
+	MaxAge   time.Duration
+	// SnapLen is written into each segment's header as the snap length.
+	SnapLen int
+	// FlushEvery bounds how long written packets may wait in memory
+	// before reaching the file (Write flushes when it is due; Flush
+	// flushes now).
+	FlushEvery time.Duration
+	// Now is the clock for segment and retention ages; default time.Now.
+	Now func() time.Time
+	// Logger receives what recovery and retention do; nil discards it.
+	Logger *slog.Logger
+}
+
+// Flow is one flow of a segment. Src is the side that opened it: the
+// sender of its first packet, or of the SYN when the first packet seen
+// was a SYN-ACK.
+type Flow struct {
+	Proto       layers.IPProtocol
+	Src, Dst    netip.AddrPort
+	First, Last time.Time
+	// Packets and Bytes (frame lengths on the wire) are Src→Dst, then
+	// Dst→Src; Flags are the flowindex TCP flags (FlagSYN, …) each side
+	// sent.
+	Packets, Bytes [2]uint64
+	Flags          [2]uint8
+	// Interface is where the flow's first packet was captured.
+	Interface string
+	// PID, Comm and CgroupID name the process, when known (eBPF).
+	PID      uint32
+	Comm     string
+	CgroupID uint64
+}
+
+// Segment describes one segment.
+type Segment struct {
+	Seq      uint64
+	Path     string // the PCAP file
+	LinkType layers.LinkType
+	// First and Last are the times of its first and last packets.
+	First, Last time.Time
+	Packets     uint64
+	Size        int64 // bytes of the file
+	// Other counts packets that are in the file but in no flow (not IP,
+	// or not decodable).
+	Other  uint64
+	Closed bool
+}
+
+// Stats is what a store has done.
+type Stats struct {
+	// Packets and Bytes count what was written (frames, file bytes).
+	Packets uint64
+	Bytes   uint64
+	// Dropped counts packets Write could not store (disk full).
+	Dropped  uint64
+	Segments int
+	// Oldest and Newest bound the packets held.
+	Oldest, Newest time.Time
+	// DiskBytes is what the segments take, and SnapshotBytes what
+	// snapshots alone keep (segments retention already deleted).
+	DiskBytes, SnapshotBytes int64
+	// Full is set while the disk is full; LastError says what failed last.
+	Full      bool
+	LastError string
+}
+
+// Store is a directory of segments. Write is for one goroutine at a time;
+// everything else is safe for concurrent use.
+type Store struct {
+	dir  string
+	opts Options
+	log  *slog.Logger
+	lock *os.File
+
+	mu      sync.Mutex
+	closed  []*segment // oldest first
+	open    map[layers.LinkType]*segment
+	nextSeq uint64
+	dec     *capture.Decoder
+	decoded capture.Decoded
+	stats   Stats
+	full    time.Time // when the disk filled; zero when not full
+	done    bool
+}
+
+// segment is a segment's state: its file while open, and its flows.
+type segment struct {
+	Segment
+	flows map[flowindex.Key]*Flow
+	order []*Flow // flows in order of first packet
+	// prev is the segment before it while it is written: a connection
+	// continuing from it keeps its orientation.
+	prev *segment
+
+	// While open:
+	f        *os.File
+	cw       *countingWriter
+	bw       *bufio.Writer
+	pw       *pcapgo.Writer
+	opened   time.Time
+	logical  int64   // bytes written to bw, header included
+	pending  []int64 // ends of packets not known to be on disk yet
+	durable  int64   // the last packet end known to be on disk
+	lastSync time.Time
+}
+
+// countingWriter counts the bytes that reached the file.
+type countingWriter struct {
+	f *os.File
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.f.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+var segName = regexp.MustCompile(`^(\d{12})-lt(\d+)\.pcap$`)
+
+// Open opens (creating it if needed) the store in dir, taking an exclusive
+// lock on it, and recovers from an earlier crash: indexes missing or
+// damaged are rebuilt from their segments.
+func Open(dir string, o Options) (*Store, error) {
+	if o.SegmentBytes <= 0 {
+		o.SegmentBytes = DefaultSegmentBytes
+	}
+	if o.SegmentAge <= 0 {
+		o.SegmentAge = DefaultSegmentAge
+	}
+	if o.SnapLen <= 0 {
+		o.SnapLen = DefaultSnapLen
+	}
+	if o.FlushEvery <= 0 {
+		o.FlushEvery = DefaultFlushEvery
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	for _, d := range []string{dir, filepath.Join(dir, "segments"), filepath.Join(dir, "snapshots")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	lock, err := lockFile(filepath.Join(dir, "LOCK"))
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{dir: dir, opts: o, log: log, lock: lock, open: map[layers.LinkType]*segment{}, nextSeq: 1, dec: capture.NewDecoder()}
+	if err := s.recover(); err != nil {
+		s.unlock()
+		return nil, err
+	}
+	s.retain()
+	return s, nil
+}
+
+// recover loads every segment's index, rebuilding those missing or
+// damaged.
+func (s *Store) recover() error {
+	segDir := filepath.Join(s.dir, "segments")
+	entries, err := os.ReadDir(segDir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasSuffix(name, ".tmp") {
+			os.Remove(filepath.Join(segDir, name)) // an index being written when the process died
+			continue
+		}
+		m := segName.FindStringSubmatch(name)
+		if m == nil {
+			continue
+		}
+		seq, _ := strconv.ParseUint(m[1], 10, 64)
+		lt, _ := strconv.ParseUint(m[2], 10, 16)
+		path := filepath.Join(segDir, name)
+		seg, err := readIndex(indexPath(path))
+		if err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				s.log.Warn("segment index damaged: rebuilding it from the segment", "segment", path, "err", err)
+			}
+			if fi, err := os.Stat(path); err == nil && fi.Size() <= pcapHeaderLen {
+				// Created, not written to: nothing to keep.
+				os.Remove(path)
+				continue
+			}
+			if seg, err = rebuild(path, seq, layers.LinkType(lt), nil); err != nil {
+				s.log.Error("segment unreadable: left as it is", "segment", path, "err", err)
+				continue
+			}
+			if err := writeIndex(indexPath(path), seg); err != nil {
+				s.log.Warn("cannot write the rebuilt index; it is rebuilt again at the next start", "segment", path, "err", err)
+			} else {
+				s.log.Info("segment index rebuilt", "segment", path, "packets", seg.Packets, "flows", len(seg.order))
+			}
+		}
+		seg.Path, seg.Closed = path, true
+		if fi, err := os.Stat(path); err == nil {
+			seg.Size = fi.Size()
+		}
+		s.closed = append(s.closed, seg)
+		s.nextSeq = max(s.nextSeq, seq+1)
+	}
+	slices.SortFunc(s.closed, func(a, b *segment) int { return cmpUint(a.Seq, b.Seq) })
+	return nil
+}
+
+func cmpUint(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func indexPath(pcap string) string { return strings.TrimSuffix(pcap, ".pcap") + ".flows" }
+
+// pcapHeaderLen is the size of a PCAP file header.
+const pcapHeaderLen = 24
+
+// rebuild reads a segment's packets to make its index; a damaged tail
+// ends the reading (it is what a crash leaves). prev, when known, is the
+// segment before it, whose flows say which side opened a connection.
+func rebuild(path string, seq uint64, lt layers.LinkType, prev *segment) (*segment, error) {
+	f, err := capture.OpenFile(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	seg := newSegment(seq, lt)
+	seg.prev = prev
+	defer func() { seg.prev = nil }()
+	dec := capture.NewDecoder()
+	var d capture.Decoded
+	var p capture.Packet
+	for {
+		if err := f.Next(&p); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, err
+		}
+		seg.count(dec, &d, &p, "")
+	}
+	return seg, nil
+}
+
+// opener says which side opened a flow whose first packet in a segment
+// goes from src to dst: the side the previous segment says, else the
+// sender of a SYN (the receiver of a SYN-ACK), else the side with the
+// higher port (clients use ephemeral ports), else src.
+func opener(prev *segment, k flowindex.Key, d *capture.Decoded, src, dst netip.AddrPort) netip.AddrPort {
+	if prev != nil {
+		if fl := prev.flows[k]; fl != nil {
+			return fl.Src
+		}
+	}
+	if t := d.TCP; t != nil && t.SYN {
+		if t.ACK {
+			return dst
+		}
+		return src
+	}
+	if dst.Port() > src.Port() {
+		return dst
+	}
+	return src
+}
+
+func newSegment(seq uint64, lt layers.LinkType) *segment {
+	return &segment{Segment: Segment{Seq: seq, LinkType: lt}, flows: map[flowindex.Key]*Flow{}}
+}
+
+// count adds a packet to the segment's counts and flows.
+func (g *segment) count(dec *capture.Decoder, d *capture.Decoded, p *capture.Packet, iface string) {
+	if g.Packets == 0 || p.Timestamp.Before(g.First) {
+		g.First = p.Timestamp
+	}
+	if p.Timestamp.After(g.Last) {
+		g.Last = p.Timestamp
+	}
+	g.Packets++
+	if err := dec.Decode(p.LinkType, p.Data, p.Length, p.Timestamp, d); err != nil || !d.Src.IsValid() {
+		g.Other++
+		return
+	}
+	src, dst := netip.AddrPortFrom(d.Src, d.SrcPort), netip.AddrPortFrom(d.Dst, d.DstPort)
+	k := flowindex.NewKey(src, dst, d.Proto)
+	fl := g.flows[k]
+	if fl == nil {
+		fl = &Flow{Proto: d.Proto, Src: src, Dst: dst, First: p.Timestamp, Interface: iface}
+		if opener(g.prev, k, d, src, dst) == dst {
+			fl.Src, fl.Dst = dst, src
+		}
+		g.flows[k] = fl
+		g.order = append(g.order, fl)
+	}
+	dir := 0
+	if src != fl.Src {
+		dir = 1
+	}
+	fl.Packets[dir]++
+	fl.Bytes[dir] += uint64(p.Length)
+	if p.Timestamp.Before(fl.First) {
+		fl.First = p.Timestamp
+	}
+	if p.Timestamp.After(fl.Last) {
+		fl.Last = p.Timestamp
+	}
+	if t := d.TCP; t != nil {
+		switch {
+		case t.SYN && t.ACK:
+			fl.Flags[dir] |= flowindex.FlagSYNACK
+		case t.SYN:
+			fl.Flags[dir] |= flowindex.FlagSYN
+		}
+		if t.FIN {
+			fl.Flags[dir] |= flowindex.FlagFIN
+		}
+		if t.RST {
+			fl.Flags[dir] |= flowindex.FlagRST
+		}
+	}
+}
+
+// Write appends a packet to the open segment of its link type, rotating
+// and deleting old segments as the options say. iface names where it was
+// captured. While the disk is full it returns ErrFull.
+func (s *Store) Write(p *capture.Packet, iface string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return errors.New("segment store: closed")
+	}
+	now := s.opts.Now()
+	if !s.full.IsZero() {
+		if now.Sub(s.full) < retryFull {
+			s.stats.Dropped++
+			return ErrFull
+		}
+		s.full = time.Time{} // try again
+	}
+	rec := int64(16 + len(p.Data))
+	seg := s.open[p.LinkType]
+	var prev *segment
+	if seg != nil && (seg.logical+rec > s.opts.SegmentBytes && seg.Packets > 0 || now.Sub(seg.opened) >= s.opts.SegmentAge) {
+		if err := s.closeSegment(seg); err != nil {
+			return s.writeFailed(err, true)
+		}
+		seg, prev = nil, seg
+	}
+	if seg == nil {
+		var err error
+		if seg, err = s.newOpenSegment(p.LinkType, now); err != nil {
+			return s.writeFailed(err, true)
+		}
+		seg.prev = prev
+	}
+	ci := gopacket.CaptureInfo{Timestamp: p.Timestamp, CaptureLength: len(p.Data), Length: max(p.Length, len(p.Data))}
+	if err := seg.pw.WritePacket(ci, p.Data); err != nil {
+		s.abandon(seg)
+		return s.writeFailed(err, true)
+	}
+	seg.logical += rec
+	seg.pending = append(seg.pending, seg.logical)
+	seg.settle()
+	seg.count(s.dec, &s.decoded, p, iface)
+	s.stats.Packets++
+	s.stats.Bytes += uint64(rec)
+	if now.Sub(seg.lastSync) >= s.opts.FlushEvery {
+		if err := seg.flush(now); err != nil {
+			s.abandon(seg) // counts the packets lost, this one too
+			return s.writeFailed(err, false)
+		}
+	}
+	return nil
+}
+
+// settle drops the packet ends already on disk, keeping the last as
+// durable.
+func (g *segment) settle() {
+	i := 0
+	for i < len(g.pending) && g.pending[i] <= g.cw.n {
+		g.durable = g.pending[i]
+		i++
+	}
+	if i > 0 {
+		g.pending = append(g.pending[:0], g.pending[i:]...)
+	}
+}
+
+func (g *segment) flush(now time.Time) error {
+	g.lastSync = now
+	if err := g.bw.Flush(); err != nil {
+		return err
+	}
+	g.settle()
+	return nil
+}
+
+// Flush writes what Write buffered to the files.
+func (s *Store) Flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.opts.Now()
+	for _, seg := range s.open {
+		if err := seg.flush(now); err != nil {
+			s.abandon(seg)
+			return s.writeFailed(err, false)
+		}
+	}
+	return nil
+}
+
+func (s *Store) newOpenSegment(lt layers.LinkType, now time.Time) (*segment, error) {
+	seq := s.nextSeq
+	path := filepath.Join(s.dir, "segments", fmt.Sprintf("%012d-lt%d.pcap", seq, lt))
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	s.nextSeq++
+	seg := newSegment(seq, lt)
+	seg.Path, seg.f, seg.opened, seg.lastSync = path, f, now, now
+	seg.cw = &countingWriter{f: f}
+	seg.bw = bufio.NewWriterSize(seg.cw, 256<<10)
+	seg.pw = pcapgo.NewWriterNanos(seg.bw)
+	if err := seg.pw.WriteFileHeader(uint32(s.opts.SnapLen), lt); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	if err := seg.bw.Flush(); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	seg.logical, seg.durable = pcapHeaderLen, pcapHeaderLen
+	s.open[lt] = seg
+	return seg, nil
+}
+
+// writeFailed reports a write error in Stats (counting the packet being
+// written as dropped, when drop is set); on a full disk the store stops
+// writing for a while.
+func (s *Store) writeFailed(err error, drop bool) error {
+	s.stats.LastError = err.Error()
+	if drop {
+		s.stats.Dropped++
+	}
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		s.full = s.opts.Now()
+		s.log.Error("disk full: writing stopped; it resumes when space is freed", "dir", s.dir, "err", err)
+		return ErrFull
+	}
+	return fmt.Errorf("segment store: %w", err)
+}
+
+// abandon closes a segment whose writing failed: it is truncated to its
+// last whole packet on disk and indexed from what it holds; the packets
+// that did not reach the disk are counted as dropped.
+func (s *Store) abandon(seg *segment) {
+	delete(s.open, seg.LinkType)
+	seg.settle()
+	if err := seg.f.Truncate(seg.durable); err != nil {
+		s.log.Error("cannot cut the segment back to its last whole packet", "segment", seg.Path, "err", err)
+	}
+	seg.f.Sync()
+	seg.f.Close()
+	rebuilt, err := rebuild(seg.Path, seg.Seq, seg.LinkType, seg.prev)
+	if err != nil {
+		s.log.Error("segment unreadable after a write error", "segment", seg.Path, "err", err)
+		return
+	}
+	rebuilt.Path, rebuilt.Closed, rebuilt.Size = seg.Path, true, seg.durable
+	lost := seg.Packets - rebuilt.Packets
+	s.stats.Dropped += lost
+	s.stats.Packets -= lost
+	s.stats.Bytes -= uint64(seg.logical - seg.durable)
+	if err := writeIndex(indexPath(seg.Path), rebuilt); err != nil {
+		s.log.Warn("cannot write the index (rebuilt at the next start)", "segment", seg.Path, "err", err)
+	}
+	s.closed = append(s.closed, rebuilt)
+}
+
+// closeSegment flushes, syncs and closes an open segment, then writes its
+// index and applies retention. When the flush fails, the segment is
+// abandoned and the error returned.
+func (s *Store) closeSegment(seg *segment) error {
+	if err := seg.bw.Flush(); err != nil {
+		s.abandon(seg)
+		return err
+	}
+	delete(s.open, seg.LinkType)
+	seg.settle()
+	if err := seg.f.Sync(); err != nil {
+		s.log.Warn("sync segment", "segment", seg.Path, "err", err)
+	}
+	if err := seg.f.Close(); err != nil {
+		s.log.Warn("close segment", "segment", seg.Path, "err", err)
+	}
+	seg.Size, seg.Closed = seg.cw.n, true
+	seg.f, seg.cw, seg.bw, seg.pw, seg.pending, seg.prev = nil, nil, nil, nil, nil, nil
+	if err := writeIndex(indexPath(seg.Path), seg); err != nil {
+		s.stats.LastError = err.Error()
+		s.log.Warn("cannot write the segment index (rebuilt at the next start)", "segment", seg.Path, "err", err)
+	}
+	s.closed = append(s.closed, seg)
+	s.retain()
+	return nil
+}
+
+// retain deletes the oldest closed segments while the store is over its
+// byte or age limit. Callers hold mu (or own the store).
+func (s *Store) retain() {
+	total := int64(0)
+	for _, g := range s.closed {
+		total += g.Size
+	}
+	for _, g := range s.open {
+		total += g.logical
+	}
+	cutoff := time.Time{}
+	if s.opts.MaxAge > 0 {
+		cutoff = s.opts.Now().Add(-s.opts.MaxAge)
+	}
+	for len(s.closed) > 0 {
+		g := s.closed[0]
+		over := s.opts.MaxBytes > 0 && total > s.opts.MaxBytes
+		old := !cutoff.IsZero() && g.Last.Before(cutoff)
+		if !over && !old {
+			break
+		}
+		if err := os.Remove(g.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			s.log.Warn("retention: cannot delete segment", "segment", g.Path, "err", err)
+			break
+		}
+		os.Remove(indexPath(g.Path))
+		total -= g.Size
+		s.closed = s.closed[1:]
+		s.log.Debug("retention: segment deleted", "segment", g.Path, "over_bytes", over, "too_old", old)
+	}
+}
+
+// Rotate closes the open segments (the next packet starts new ones).
+func (s *Store) Rotate() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var first error
+	for _, seg := range s.openSorted() {
+		if err := s.closeSegment(seg); err != nil && first == nil {
+			first = s.writeFailed(err, false)
+		}
+	}
+	return first
+}
+
+// Close closes the open segments, writing their indexes, and releases the
+// store.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done {
+		return nil
+	}
+	var first error
+	for _, seg := range s.openSorted() {
+		if err := s.closeSegment(seg); err != nil && first == nil {
+			first = s.writeFailed(err, false)
+		}
+	}
+	s.done = true
+	s.unlock()
+	return first
+}
+
+func (s *Store) unlock() {
+	_ = syscall.Flock(int(s.lock.Fd()), syscall.LOCK_UN)
+	_ = s.lock.Close()
+}
+
+func lockFile(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock store: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("lock store: %s is in use by another process", filepath.Dir(path))
+		}
+		return nil, fmt.Errorf("lock store: %w", err)
+	}
+	return f, nil
+}
+
+// Segments lists the segments, oldest first; open ones last, with what is
+// on disk so far.
+func (s *Store) Segments() []Segment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Segment
+	for _, g := range s.closed {
+		out = append(out, g.Segment)
+	}
+	for _, g := range s.openSorted() {
+		seg := g.Segment
+		seg.Size = g.cw.n
+		out = append(out, seg)
+	}
+	return out
+}
+
+func (s *Store) openSorted() []*segment {
+	var open []*segment
+	for _, g := range s.open {
+		open = append(open, g)
+	}
+	slices.SortFunc(open, func(a, b *segment) int { return cmpUint(a.Seq, b.Seq) })
+	return open
+}
+
+// Flows returns the flows of the segments that hold packets in [from, to)
+// (zero is unbounded), per segment, oldest first; a flow spanning several
+// segments appears once per segment.
+func (s *Store) Flows(from, to time.Time) []Flow {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Flow
+	for _, g := range append(slices.Clone(s.closed), s.openSorted()...) {
+		for _, fl := range g.order {
+			if (to.IsZero() || fl.First.Before(to)) && (from.IsZero() || !fl.Last.Before(from)) {
+				out = append(out, *fl)
+			}
+		}
+	}
+	return out
+}
+
+// Stats reports what the store holds and has done.
+func (s *Store) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	st.Full = !s.full.IsZero()
+	all := append(slices.Clone(s.closed), s.openSorted()...)
+	st.Segments = len(all)
+	for _, g := range all {
+		if g.Packets > 0 {
+			if st.Oldest.IsZero() || g.First.Before(st.Oldest) {
+				st.Oldest = g.First
+			}
+			if g.Last.After(st.Newest) {
+				st.Newest = g.Last
+			}
+		}
+		if g.Closed {
+			st.DiskBytes += g.Size
+		} else {
+			st.DiskBytes += g.cw.n
+		}
+	}
+	st.SnapshotBytes = s.snapshotOnlyBytes()
+	return st
+}
+
+// Snapshot is a frozen time range.
+type Snapshot struct {
+	Name     string    `json:"name"`
+	From     time.Time `json:"from"`
+	To       time.Time `json:"to"`
+	Created  time.Time `json:"created"`
+	Segments []string  `json:"segments"` // file names, in the snapshot's directory
+	Dir      string    `json:"-"`
+}
+
+var snapName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
+
+// Snapshot freezes the segments holding packets in [from, to) under name:
+// they are hard-linked into snapshots/NAME, so retention deleting them
+// from the store keeps them there. Open segments in the range are closed
+// first.
+func (s *Store) Snapshot(name string, from, to time.Time) (Snapshot, error) {
+	if !snapName.MatchString(name) {
+		return Snapshot{}, fmt.Errorf("snapshot name %q: use letters, digits, '.', '_' and '-'", name)
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		return Snapshot{}, errors.New("snapshot: from must be before to")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dir := filepath.Join(s.dir, "snapshots", name)
+	if _, err := os.Stat(dir); err == nil {
+		return Snapshot{}, fmt.Errorf("snapshot %q exists", name)
+	}
+	overlaps := func(g *segment) bool {
+		return g.Packets > 0 && (to.IsZero() || g.First.Before(to)) && (from.IsZero() || !g.Last.Before(from))
+	}
+	for _, g := range s.openSorted() {
+		if overlaps(g) {
+			if err := s.closeSegment(g); err != nil {
+				return Snapshot{}, fmt.Errorf("snapshot %s: closing the open segment: %w", name, s.writeFailed(err, false))
+			}
+		}
+	}
+	tmp := dir + ".tmp"
+	os.RemoveAll(tmp)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return Snapshot{}, err
+	}
+	snap := Snapshot{Name: name, From: from, To: to, Created: s.opts.Now().UTC(), Segments: []string{}}
+	for _, g := range s.closed {
+		if !overlaps(g) {
+			continue
+		}
+		for _, p := range []string{g.Path, indexPath(g.Path)} {
+			if err := os.Link(p, filepath.Join(tmp, filepath.Base(p))); err != nil && !errors.Is(err, os.ErrNotExist) {
+				os.RemoveAll(tmp)
+				return Snapshot{}, fmt.Errorf("snapshot %s: %w", name, err)
+			}
+		}
+		snap.Segments = append(snap.Segments, filepath.Base(g.Path))
+	}
+	b, _ := json.MarshalIndent(snap, "", "  ")
+	if err := os.WriteFile(filepath.Join(tmp, "snapshot.json"), b, 0o644); err != nil {
+		os.RemoveAll(tmp)
+		return Snapshot{}, err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		os.RemoveAll(tmp)
+		return Snapshot{}, err
+	}
+	snap.Dir = dir
+	return snap, nil
+}
+
+// Snapshots lists the snapshots, by name.
+func (s *Store) Snapshots() ([]Snapshot, error) {
+	root := filepath.Join(s.dir, "snapshots")
+	entries, err := os.ReadDir(root)
+	if err != nil {
+		return nil, err
+	}
+	var out []Snapshot
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasSuffix(e.Name(), ".tmp") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(root, e.Name(), "snapshot.json"))
+		if err != nil {
+			continue
+		}
+		var snap Snapshot
+		if json.Unmarshal(b, &snap) != nil {
+			continue
+		}
+		snap.Dir = filepath.Join(root, e.Name())
+		out = append(out, snap)
+	}
+	return out, nil
+}
+
+// DeleteSnapshot removes a snapshot; segments the store still holds stay.
+func (s *Store) DeleteSnapshot(name string) error {
+	if !snapName.MatchString(name) {
+		return fmt.Errorf("snapshot name %q is not valid", name)
+	}
+	dir := filepath.Join(s.dir, "snapshots", name)
+	if _, err := os.Stat(dir); err != nil {
+		return fmt.Errorf("snapshot %q: %w", name, err)
+	}
+	return os.RemoveAll(dir)
+}
+
+// snapshotOnlyBytes is what snapshot files take whose segment the store
+// no longer holds (their only link is the snapshot's). Callers hold mu.
+func (s *Store) snapshotOnlyBytes() int64 {
+	var n int64
+	filepath.WalkDir(filepath.Join(s.dir, "snapshots"), func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Nlink == 1 {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n
+}

@@ -1,0 +1,547 @@
+package segstore_test
+
+import (
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/wirescope/wirescope/capture"
+	"github.com/wirescope/wirescope/capture/capturetest"
+	"github.com/wirescope/wirescope/capture/segstore"
+)
+
+// traffic returns the packets of n HTTP connections (copies, to keep).
+func traffic(n int, start time.Time) []capture.Packet {
+	var out []capture.Packet
+	capturetest.Load{Conns: n, Requests: 4, Start: start}.Emit(func(p capture.Packet) {
+		p.Data = slices.Clone(p.Data)
+		out = append(out, p)
+	})
+	return out
+}
+
+var t0 = time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
+
+// clock is a settable clock for ages.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func open(t *testing.T, dir string, o segstore.Options) *segstore.Store {
+	t.Helper()
+	s, err := segstore.Open(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func write(t *testing.T, s *segstore.Store, pkts []capture.Packet, iface string) {
+	t.Helper()
+	for i := range pkts {
+		if err := s.Write(&pkts[i], iface); err != nil {
+			t.Fatalf("write packet %d: %v", i, err)
+		}
+	}
+}
+
+// readAll reads every packet of the store's segments, oldest first, and
+// fails on any damage.
+func readAll(t *testing.T, segs []segstore.Segment) []capture.Packet {
+	t.Helper()
+	var out []capture.Packet
+	for _, g := range segs {
+		f, err := capture.OpenFile(g.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p capture.Packet
+		n := 0
+		for {
+			if err := f.Next(&p); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			p.Data = slices.Clone(p.Data)
+			out = append(out, p)
+			n++
+		}
+		if w := f.Warnings(); len(w) > 0 {
+			t.Errorf("%s: %v", g.Path, w)
+		}
+		if uint64(n) != g.Packets {
+			t.Errorf("%s: %d packets, the store says %d", g.Path, n, g.Packets)
+		}
+		f.Close()
+	}
+	return out
+}
+
+func samePackets(t *testing.T, got, want []capture.Packet) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d packets, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !got[i].Timestamp.Equal(want[i].Timestamp) || string(got[i].Data) != string(want[i].Data) || got[i].Length != want[i].Length ||
+			got[i].LinkType != want[i].LinkType {
+			t.Fatalf("packet %d differs: %v %d bytes, want %v %d bytes", i, got[i].Timestamp, len(got[i].Data), want[i].Timestamp, len(want[i].Data))
+		}
+	}
+}
+
+// TestRotateAndRead: segments rotate by size; every packet written is in
+// them, in order, whole; each segment's flow index agrees with its
+// packets, and tshark reads every segment.
+func TestRotateAndRead(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t0}
+	s := open(t, dir, segstore.Options{SegmentBytes: 64 << 10, Now: c.now})
+	pkts := traffic(300, t0)
+	write(t, s, pkts, "veth1")
+	s.Rotate()
+	segs := s.Segments()
+	if len(segs) < 5 {
+		t.Fatalf("%d segments for %d packets of 64 KiB segments", len(segs), len(pkts))
+	}
+	for _, g := range segs {
+		if g.Size > 64<<10 || !g.Closed {
+			t.Errorf("segment %d: %d bytes, closed %v", g.Seq, g.Size, g.Closed)
+		}
+	}
+	samePackets(t, readAll(t, segs), pkts)
+	checkFlows(t, s.Flows(time.Time{}, time.Time{}), pkts, "veth1")
+
+	st := s.Stats()
+	if st.Packets != uint64(len(pkts)) || st.Segments != len(segs) || !st.Oldest.Equal(pkts[0].Timestamp) ||
+		!st.Newest.Equal(pkts[len(pkts)-1].Timestamp) || st.Dropped != 0 || st.Full {
+		t.Errorf("stats %+v", st)
+	}
+	if tshark, err := exec.LookPath("tshark"); err == nil {
+		for _, g := range segs {
+			out, err := exec.Command(tshark, "-r", g.Path, "-T", "fields", "-e", "frame.number").Output()
+			if err != nil {
+				t.Fatalf("tshark -r %s: %v", g.Path, err)
+			}
+			if n := strings.Count(string(out), "\n"); uint64(n) != g.Packets {
+				t.Errorf("tshark reads %d packets from %s, the store wrote %d", n, g.Path, g.Packets)
+			}
+		}
+	} else {
+		t.Log("tshark not installed: segments checked with wirescope's reader only")
+	}
+
+	// Reopened, the store has the same segments and flows, from the
+	// indexes.
+	s.Close()
+	s2 := open(t, dir, segstore.Options{SegmentBytes: 64 << 10, Now: c.now})
+	if got := s2.Segments(); !reflect.DeepEqual(got, segs) {
+		t.Errorf("reopened: %+v\nwant %+v", got, segs)
+	}
+	checkFlows(t, s2.Flows(time.Time{}, time.Time{}), pkts, "veth1")
+}
+
+// checkFlows compares the index's flows, summed over segments, with the
+// packets: per connection, packets and bytes each way, first and last.
+func checkFlows(t *testing.T, flows []segstore.Flow, pkts []capture.Packet, iface string) {
+	t.Helper()
+	type sums struct {
+		packets, bytes [2]uint64
+		first, last    time.Time
+	}
+	want := map[[2]netip.AddrPort]*sums{}
+	d := capture.NewDecoder()
+	var dec capture.Decoded
+	for _, p := range pkts {
+		if err := d.Decode(p.LinkType, p.Data, p.Length, p.Timestamp, &dec); err != nil {
+			t.Fatal(err)
+		}
+		src, dst := netip.AddrPortFrom(dec.Src, dec.SrcPort), netip.AddrPortFrom(dec.Dst, dec.DstPort)
+		dir := 0
+		k := [2]netip.AddrPort{src, dst}
+		if dec.SrcPort == 80 {
+			k, dir = [2]netip.AddrPort{dst, src}, 1
+		}
+		w := want[k]
+		if w == nil {
+			w = &sums{first: p.Timestamp}
+			want[k] = w
+		}
+		w.packets[dir]++
+		w.bytes[dir] += uint64(p.Length)
+		w.last = p.Timestamp
+	}
+	got := map[[2]netip.AddrPort]*sums{}
+	for _, fl := range flows {
+		if fl.Interface != iface || fl.Proto != layers.IPProtocolTCP {
+			t.Errorf("flow %v: interface %q proto %v", fl.Src, fl.Interface, fl.Proto)
+		}
+		k := [2]netip.AddrPort{fl.Src, fl.Dst}
+		g := got[k]
+		if g == nil {
+			g = &sums{first: fl.First}
+			got[k] = g
+		}
+		for i := range 2 {
+			g.packets[i] += fl.Packets[i]
+			g.bytes[i] += fl.Bytes[i]
+		}
+		if fl.First.Before(g.first) {
+			g.first = fl.First
+		}
+		if fl.Last.After(g.last) {
+			g.last = fl.Last
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d flows in the index, %d connections in the packets", len(got), len(want))
+	}
+	for k, w := range want {
+		g := got[k]
+		if g == nil || g.packets != w.packets || g.bytes != w.bytes || !g.first.Equal(w.first) || !g.last.Equal(w.last) {
+			t.Errorf("flow %v: index %+v, packets %+v", k, g, w)
+		}
+	}
+}
+
+// TestRetention: past MaxBytes the oldest segments go; past MaxAge too.
+func TestRetention(t *testing.T) {
+	c := &clock{t0}
+	s := open(t, t.TempDir(), segstore.Options{SegmentBytes: 32 << 10, MaxBytes: 160 << 10, MaxAge: 10 * time.Minute, Now: c.now})
+	pkts := traffic(600, t0)
+	write(t, s, pkts, "eth0")
+	s.Rotate()
+	segs := s.Segments()
+	var total int64
+	for _, g := range segs {
+		total += g.Size
+	}
+	if total > 160<<10 || total < 160<<10-2*(32<<10) {
+		t.Errorf("%d bytes kept, want at most 160 KiB and not much less", total)
+	}
+	// What is kept is the newest: the last packet written is in the
+	// last segment, and the first kept segment is not the first written.
+	kept := readAll(t, segs)
+	if !kept[len(kept)-1].Timestamp.Equal(pkts[len(pkts)-1].Timestamp) || segs[0].Seq == 1 {
+		t.Errorf("kept segments %d… end at %v", segs[0].Seq, kept[len(kept)-1].Timestamp)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(segs[0].Path))
+	if len(entries) != 2*len(segs) {
+		t.Errorf("%d files in segments/, want a pcap and an index for each of %d segments", len(entries), len(segs))
+	}
+	// Age: eleven minutes later, a new packet closes nothing old by
+	// itself, but rotation applies retention and everything before goes.
+	c.t = pkts[len(pkts)-1].Timestamp.Add(11 * time.Minute)
+	late := traffic(1, c.t)
+	write(t, s, late, "eth0")
+	s.Rotate()
+	if segs := s.Segments(); len(segs) != 1 || !segs[0].First.Equal(late[0].Timestamp) {
+		t.Errorf("after MaxAge: %+v", segs)
+	}
+}
+
+// TestAgeRotation: a segment open for SegmentAge is closed at the next
+// packet.
+func TestAgeRotation(t *testing.T) {
+	c := &clock{t0}
+	s := open(t, t.TempDir(), segstore.Options{SegmentAge: time.Minute, Now: c.now})
+	pkts := traffic(10, t0)
+	write(t, s, pkts[:5], "lo")
+	c.t = c.t.Add(61 * time.Second)
+	write(t, s, pkts[5:], "lo")
+	segs := s.Segments()
+	if len(segs) != 2 || segs[0].Packets != 5 || !segs[0].Closed || segs[1].Closed {
+		t.Errorf("segments %+v", segs)
+	}
+}
+
+// TestLinkTypes: packets of another link type go to a segment of their
+// own, since a PCAP file has one.
+func TestLinkTypes(t *testing.T) {
+	s := open(t, t.TempDir(), segstore.Options{})
+	pkts := traffic(2, t0)
+	raw := slices.Clone(pkts)
+	for i := range raw {
+		raw[i].Data, raw[i].LinkType = raw[i].Data[14:], layers.LinkTypeRaw // strip Ethernet
+		raw[i].Length -= 14
+	}
+	write(t, s, pkts, "eth0")
+	write(t, s, raw, "tun0")
+	s.Rotate()
+	segs := s.Segments()
+	if len(segs) != 2 || segs[0].LinkType != layers.LinkTypeEthernet || segs[1].LinkType != layers.LinkTypeRaw {
+		t.Fatalf("segments %+v", segs)
+	}
+	samePackets(t, readAll(t, segs[1:]), raw)
+}
+
+// TestIndexRebuilt: a missing or damaged index is rebuilt from its
+// segment, the same as it was.
+func TestIndexRebuilt(t *testing.T) {
+	dir := t.TempDir()
+	s := open(t, dir, segstore.Options{SegmentBytes: 64 << 10})
+	pkts := traffic(100, t0)
+	write(t, s, pkts, "")
+	s.Close()
+	s = open(t, dir, segstore.Options{SegmentBytes: 64 << 10})
+	want := s.Flows(time.Time{}, time.Time{})
+	segs := s.Segments()
+	s.Close()
+	idx := strings.TrimSuffix(segs[0].Path, ".pcap") + ".flows"
+	if err := os.Remove(idx); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(strings.TrimSuffix(segs[1].Path, ".pcap") + ".flows")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(strings.TrimSuffix(segs[1].Path, ".pcap")+".flows", b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir, segstore.Options{SegmentBytes: 64 << 10})
+	if got := s.Flows(time.Time{}, time.Time{}); !reflect.DeepEqual(got, want) {
+		t.Errorf("rebuilt flows differ: %d flows, want %d", len(got), len(want))
+	}
+	if _, err := os.Stat(idx); err != nil {
+		t.Errorf("the rebuilt index was not written: %v", err)
+	}
+	if got := s.Segments(); !reflect.DeepEqual(got, segs) {
+		t.Errorf("segments %+v\nwant %+v", got, segs)
+	}
+}
+
+// TestSnapshot: a snapshot keeps its segments when retention deletes them
+// from the store, and deleting it removes only it.
+func TestSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t0}
+	s := open(t, dir, segstore.Options{SegmentBytes: 32 << 10, MaxBytes: 96 << 10, Now: c.now})
+	first := traffic(25, t0) // fits in MaxBytes
+	write(t, s, first, "eth0")
+	from, to := first[0].Timestamp, first[len(first)-1].Timestamp.Add(time.Nanosecond)
+	snap, err := s.Snapshot("incident-42", from, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frozen []segstore.Segment
+	for _, g := range s.Segments() {
+		if g.First.Before(to) {
+			frozen = append(frozen, g)
+		}
+	}
+	if len(snap.Segments) != len(frozen) || len(frozen) == 0 {
+		t.Fatalf("snapshot of %d segments, %d hold the range", len(snap.Segments), len(frozen))
+	}
+	// Much more traffic: retention deletes the frozen segments from the
+	// store.
+	write(t, s, traffic(400, to.Add(time.Second)), "eth0")
+	s.Rotate()
+	for _, g := range s.Segments() {
+		if g.First.Before(to) {
+			t.Fatalf("segment %d of the frozen range is still in the store: retention did not run", g.Seq)
+		}
+	}
+	var inSnap []segstore.Segment
+	for i, name := range snap.Segments {
+		g := frozen[i]
+		g.Path = filepath.Join(snap.Dir, name)
+		inSnap = append(inSnap, g)
+	}
+	samePackets(t, readAll(t, inSnap), first)
+	if st := s.Stats(); st.SnapshotBytes == 0 {
+		t.Error("the snapshot's bytes are not reported once the store deleted its segments")
+	}
+	list, err := s.Snapshots()
+	if err != nil || len(list) != 1 || list[0].Name != "incident-42" || !list[0].From.Equal(from) {
+		t.Errorf("snapshots %+v %v", list, err)
+	}
+	for _, bad := range []string{"", "../x", "a/b", ".hidden"} {
+		if _, err := s.Snapshot(bad, time.Time{}, time.Time{}); err == nil {
+			t.Errorf("snapshot name %q accepted", bad)
+		}
+	}
+	if _, err := s.Snapshot("incident-42", time.Time{}, time.Time{}); err == nil {
+		t.Error("a second snapshot of the same name was accepted")
+	}
+	if err := s.DeleteSnapshot("incident-42"); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := s.Snapshots(); len(list) != 0 {
+		t.Errorf("after delete: %+v", list)
+	}
+	if _, err := os.Stat(snap.Dir); !os.IsNotExist(err) {
+		t.Errorf("snapshot directory still there: %v", err)
+	}
+}
+
+// TestLock: a store is opened by one process at a time.
+func TestLock(t *testing.T) {
+	dir := t.TempDir()
+	open(t, dir, segstore.Options{})
+	if _, err := segstore.Open(dir, segstore.Options{}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("second open: %v", err)
+	}
+}
+
+// TestCrash kills a process writing a store (kill -9) mid-write, three
+// times: every closed segment and its index are intact, the open one is
+// readable up to its last whole packet, and the store opens again with
+// the index of that segment rebuilt.
+func TestCrash(t *testing.T) {
+	if os.Getenv("SEGSTORE_CRASH_DIR") != "" {
+		crashWriter(os.Getenv("SEGSTORE_CRASH_DIR"))
+		return
+	}
+	for round := range 3 {
+		dir := t.TempDir()
+		cmd := exec.Command(os.Args[0], "-test.run=^TestCrash$")
+		cmd.Env = append(os.Environ(), "SEGSTORE_CRASH_DIR="+dir)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Wait until a few segments exist, then kill.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			entries, _ := filepath.Glob(filepath.Join(dir, "segments", "*.flows"))
+			if len(entries) >= 3+round || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		time.Sleep(time.Duration(round*7) * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+
+		pcaps, _ := filepath.Glob(filepath.Join(dir, "segments", "*.pcap"))
+		indexes, _ := filepath.Glob(filepath.Join(dir, "segments", "*.flows"))
+		if len(pcaps) < 3 || len(indexes) < len(pcaps)-1 {
+			t.Fatalf("round %d: %d segments, %d indexes", round, len(pcaps), len(indexes))
+		}
+		s, err := segstore.Open(dir, segstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		segs := s.Segments()
+		if len(segs) != len(pcaps) {
+			t.Errorf("round %d: %d segments open, %d files", round, len(segs), len(pcaps))
+		}
+		for i, g := range segs {
+			f, err := capture.OpenFile(g.Path)
+			if err != nil {
+				t.Fatalf("round %d: segment %d: %v", round, g.Seq, err)
+			}
+			var p capture.Packet
+			n := uint64(0)
+			for f.Next(&p) == nil {
+				n++
+			}
+			if w := f.Warnings(); len(w) > 0 && i < len(segs)-1 {
+				t.Errorf("round %d: closed segment %d damaged: %v", round, g.Seq, w)
+			}
+			if n != g.Packets || n == 0 && i < len(segs)-1 {
+				t.Errorf("round %d: segment %d holds %d whole packets, its index says %d", round, g.Seq, n, g.Packets)
+			}
+			f.Close()
+		}
+		t.Logf("round %d: %d segments after kill -9; the last holds %d packets", round, len(segs), segs[len(segs)-1].Packets)
+		s.Close()
+	}
+}
+
+// crashWriter writes packets into a store until it is killed.
+func crashWriter(dir string) {
+	s, err := segstore.Open(dir, segstore.Options{SegmentBytes: 48 << 10, FlushEvery: time.Millisecond})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	pkts := traffic(2000, t0)
+	for i := 0; ; i++ {
+		p := pkts[i%len(pkts)]
+		p.Timestamp = p.Timestamp.Add(time.Duration(i/len(pkts)) * time.Hour)
+		if err := s.Write(&p, "eth0"); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		if i%64 == 0 {
+			time.Sleep(100 * time.Microsecond)
+		}
+	}
+}
+
+// TestDiskFull writes into a store on a 2 MiB tmpfs until the disk is
+// full: Write reports ErrFull and counts drops, every segment is whole
+// and readable, and writing resumes once space is freed.
+func TestDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounting a small tmpfs needs root")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", dir).Run() })
+	c := &clock{t0}
+	s, err := segstore.Open(dir, segstore.Options{SegmentBytes: 256 << 10, FlushEvery: time.Nanosecond, Now: c.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pkts := traffic(2000, t0)
+	written, full := 0, 0
+	for i := range pkts {
+		err := s.Write(&pkts[i], "eth0")
+		switch {
+		case err == nil && full == 0:
+			written++
+		case err == segstore.ErrFull:
+			full++
+		case err != nil:
+			t.Fatalf("packet %d: %v", i, err)
+		}
+	}
+	st := s.Stats()
+	if full == 0 || !st.Full || st.Dropped < uint64(full) || !strings.Contains(st.LastError, "no space") {
+		t.Fatalf("the disk did not fill, or it was not reported: %d written, %d refused, stats %+v", written, full, st)
+	}
+	segs := s.Segments()
+	got := readAll(t, segs) // fails on any damaged segment
+	if len(got) == 0 || len(got) > written {
+		t.Errorf("%d packets on disk, %d accepted before the disk filled", len(got), written)
+	}
+	samePackets(t, got, pkts[:len(got)])
+	// What Stats says is stored is what is on disk; every other packet is
+	// counted as dropped: refused, or accepted but lost with the buffer.
+	if st.Packets != uint64(len(got)) || st.Packets+st.Dropped != uint64(len(pkts)) {
+		t.Errorf("stats: %d stored, %d dropped; on disk %d of %d", st.Packets, st.Dropped, len(got), len(pkts))
+	}
+	t.Logf("%d packets accepted, %d on disk in %d segments, %d refused, %d dropped in all", written, len(got), len(segs), full, st.Dropped)
+
+	// Free space (delete the oldest segment) and wait out the retry: the
+	// store writes again.
+	for _, g := range segs[:len(segs)-1] {
+		os.Remove(g.Path)
+	}
+	c.t = c.t.Add(10 * time.Second)
+	p := traffic(1, t0.Add(time.Hour))
+	if err := s.Write(&p[0], "eth0"); err != nil {
+		t.Fatalf("after space was freed: %v", err)
+	}
+	if s.Stats().Full {
+		t.Error("still full after a successful write")
+	}
+}
