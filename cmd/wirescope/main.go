@@ -24,6 +24,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newDissectCmd(), newMCPCmd(), newHubCmd(), newEvalCmd())
+	root.AddCommand(newDissectCmd(), newMCPCmd(), newHubCmd(), newEvalCmd(), newAgentCmd())
 	return root
 }

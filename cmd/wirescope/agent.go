@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wirescope/wirescope/capture"
+	"github.com/wirescope/wirescope/capture/live"
+	"github.com/wirescope/wirescope/capture/segstore"
+)
+
+func newAgentCmd() *cobra.Command {
+	var (
+		ifaces       []string
+		dataDir      string
+		segmentBytes int64
+		segmentAge   time.Duration
+		maxBytes     int64
+		maxAge       time.Duration
+		filter       string
+		snapLen      int
+		dedupWindow  time.Duration
+		statsEvery   time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "agent --iface IF... --data-dir DIR",
+		Short: "Capture every packet on a node's interfaces into rolling PCAP segments",
+		Long: `agent captures with AF_PACKET TPACKET_V3 rings on the interfaces it is given
+(names or globs such as veth*, or any) into a segment store under --data-dir:
+PCAP segments rotated by size and age, each with a flow index, the oldest
+deleted past --max-bytes or --max-age. A packet seen on two interfaces (a
+pod's veth and the bridge) is stored once. New interfaces matching a glob are
+picked up as they appear. It needs CAP_NET_RAW (root).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(ifaces) == 0 || dataDir == "" {
+				return errors.New("--iface and --data-dir are required")
+			}
+			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			store, err := segstore.Open(dataDir, segstore.Options{SegmentBytes: segmentBytes, SegmentAge: segmentAge,
+				MaxBytes: maxBytes, MaxAge: maxAge, SnapLen: snapLen, Logger: logger})
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			src, err := live.Open(live.Options{Interfaces: ifaces, SnapLen: snapLen, Filter: filter, DedupWindow: dedupWindow})
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			logger.Info("capturing", "interfaces", src.Interfaces(), "store", dataDir, "filter", filter)
+			go agentHousekeeping(ctx, src, store, logger, statsEvery)
+			err = src.Run(ctx, func(p *capture.Packet, iface string) error {
+				if err := store.Write(p, iface); err != nil && !errors.Is(err, segstore.ErrFull) {
+					return err
+				}
+				return nil
+			})
+			closeErr := store.Close()
+			logAgentStats(logger, src, store)
+			return errors.Join(err, closeErr)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringSliceVar(&ifaces, "iface", nil, "interface to capture on: a name, a glob (veth*) or any; repeat or separate with commas")
+	fl.StringVar(&dataDir, "data-dir", "", "the segment store's directory")
+	fl.Int64Var(&segmentBytes, "segment-bytes", segstore.DefaultSegmentBytes, "rotate segments at this size")
+	fl.DurationVar(&segmentAge, "segment-age", segstore.DefaultSegmentAge, "rotate segments open this long")
+	fl.Int64Var(&maxBytes, "max-bytes", 0, "delete the oldest segments past this many bytes in all (0: no limit)")
+	fl.DurationVar(&maxAge, "max-age", 0, "delete segments older than this (0: no limit)")
+	fl.StringVar(&filter, "filter", "", "BPF filter (tcpdump syntax) run in the kernel")
+	fl.IntVar(&snapLen, "snaplen", 0, "keep at most this many bytes of each packet (0: whole packets)")
+	fl.DurationVar(&dedupWindow, "dedup-window", capture.DefaultDedupWindow, "a packet seen again on another interface within this time is stored once")
+	fl.DurationVar(&statsEvery, "stats-every", time.Minute, "log capture statistics this often")
+	return cmd
+}
+
+// agentHousekeeping flushes the store every second, picks up new
+// interfaces and logs statistics.
+func agentHousekeeping(ctx context.Context, src *live.Source, store *segstore.Store, logger *slog.Logger, statsEvery time.Duration) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	lastStats := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if err := store.Flush(); err != nil {
+			logger.Error("flush", "err", err)
+		}
+		if added, err := src.Rescan(); err != nil {
+			logger.Warn("rescan interfaces", "err", err)
+		} else if len(added) > 0 {
+			logger.Info("capturing on new interfaces", "interfaces", added)
+		}
+		if statsEvery > 0 && time.Since(lastStats) >= statsEvery {
+			lastStats = time.Now()
+			logAgentStats(logger, src, store)
+		}
+	}
+}
+
+func logAgentStats(logger *slog.Logger, src *live.Source, store *segstore.Store) {
+	st := store.Stats()
+	var kernel, drops uint64
+	for _, i := range src.Stats() {
+		kernel += i.Packets
+		drops += i.Drops
+	}
+	logger.Info("capture", "stored_packets", st.Packets, "stored_bytes", st.Bytes, "kernel_packets", kernel, "kernel_drops", drops,
+		"duplicates", src.Duplicates(), "store_dropped", st.Dropped, "segments", st.Segments, "disk_bytes", st.DiskBytes,
+		"full", st.Full, "oldest", st.Oldest.Format(time.RFC3339Nano), "newest", st.Newest.Format(time.RFC3339Nano),
+		"last_error", fmt.Sprint(st.LastError))
+}
