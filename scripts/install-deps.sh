@@ -15,6 +15,8 @@ declare -A need=(
 	[curl]=curl
 	[nc]=netcat-openbsd
 	[jq]=jq
+	[ip]=iproute2              # network namespaces and veth pairs for the agent's tests
+	[sysctl]=procps
 	[node]=nodejs              # MCP clients the tests drive (test/mcpclients: TypeScript SDK, Inspector)
 	[npm]=npm
 )
