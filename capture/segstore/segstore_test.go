@@ -426,7 +426,13 @@ func TestCrash(t *testing.T) {
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 
-		pcaps, _ := filepath.Glob(filepath.Join(dir, "segments", "*.pcap"))
+		all, _ := filepath.Glob(filepath.Join(dir, "segments", "*.pcap"))
+		var pcaps []string // a segment killed before its first packet holds a header alone, and Open deletes it
+		for _, p := range all {
+			if fi, err := os.Stat(p); err == nil && fi.Size() > 24 {
+				pcaps = append(pcaps, p)
+			}
+		}
 		indexes, _ := filepath.Glob(filepath.Join(dir, "segments", "*.flows"))
 		if len(pcaps) < 3 || len(indexes) < len(pcaps)-1 {
 			t.Fatalf("round %d: %d segments, %d indexes", round, len(pcaps), len(indexes))
