@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -454,20 +455,39 @@ func (a *aggregates) summarize(w window, f Filter, by GroupBy) map[string]*group
 	return out
 }
 
-// peerName names an identity for an edge: namespace/workload, else
-// namespace/service, else namespace/pod, else the address.
+// peerName names an identity for an edge (EdgePeer).
 func (a *aggregates) peerName(id uint32) string {
 	p := &a.idents[id]
-	for _, v := range []uint32{p.workload, p.service, p.pod} {
-		if v != 0 {
-			if p.namespace != 0 {
-				return a.strs[p.namespace] + "/" + a.strs[v]
+	return edgePeer(a.strs[p.namespace], a.strs[p.workload], a.strs[p.service], a.strs[p.pod], a.strs[p.addr])
+}
+
+// EdgePeer names one side of a call or flow as ByEdge groups name it:
+// namespace/workload, else namespace/service, else namespace/pod, else its
+// address (a server's with its port), else "unknown". Callers naming
+// flows the same way can merge them with edges.
+func EdgePeer(namespace, workload, service, pod string, ip netip.Addr, port uint16, server bool) string {
+	addr := ""
+	switch {
+	case !ip.IsValid():
+	case server:
+		addr = netip.AddrPortFrom(ip, port).String()
+	default:
+		addr = ip.String()
+	}
+	return edgePeer(namespace, workload, service, pod, addr)
+}
+
+func edgePeer(namespace, workload, service, pod, addr string) string {
+	for _, v := range []string{workload, service, pod} {
+		if v != "" {
+			if namespace != "" {
+				return namespace + "/" + v
 			}
-			return a.strs[v]
+			return v
 		}
 	}
-	if p.addr != 0 {
-		return a.strs[p.addr]
+	if addr != "" {
+		return addr
 	}
 	return "unknown"
 }

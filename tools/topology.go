@@ -210,25 +210,10 @@ func mergeGroups(a, b *index.Group) *index.Group {
 	return &m
 }
 
-// workloadName names a flow's peer as the index names edge peers:
-// namespace/workload, else namespace/service, else namespace/pod, else the
-// address (a server's with its port).
+// workloadName names a flow's peer as the index names edge peers, so that
+// flows and calls merge into the same edges.
 func workloadName(p *Peer, server bool) string {
-	for _, v := range []string{p.Workload, p.Service, p.Pod} {
-		if v != "" {
-			if p.Namespace != "" {
-				return p.Namespace + "/" + v
-			}
-			return v
-		}
-	}
-	switch {
-	case !p.IP.IsValid():
-		return "unknown"
-	case server:
-		return netip.AddrPortFrom(p.IP, p.Port).String()
-	}
-	return p.IP.String()
+	return index.EdgePeer(p.Namespace, p.Workload, p.Service, p.Pod, p.IP, p.Port, server)
 }
 
 // podOrAddr names a peer by its pod, else its address (a server's with
