@@ -59,33 +59,20 @@ die() {
 	exit 1
 }
 
-# stop PID: TERM a process this script started (and its children) and reap it.
-stop() {
-	local pid=$1
-	[[ -n $pid ]] || return 0
-	if kill -0 "$pid" 2>/dev/null; then
-		pkill -TERM -P "$pid" 2>/dev/null || true
-		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-	fi
-	wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/lib/proc.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/proc.sh"
 
 cleanup() {
 	local rc=$? pid
 	set +e
 	for pid in "${CLIENT_PIDS[@]}"; do
-		stop "$pid"
+		stop_pid "$pid"
 	done
 	if [[ -n $TCPDUMP_PID ]]; then
 		kill -INT "$TCPDUMP_PID" 2>/dev/null
 		wait "$TCPDUMP_PID" 2>/dev/null
 	fi
-	stop "$NGINX_PID"
+	stop_pid "$NGINX_PID"
 	if [[ $rc -ne 0 && $rc -ne 130 && $rc -ne 143 && -n $WORK && -d $WORK/logs ]]; then
 		printf 'record-shop-errors: failed; logs follow\n' >&2
 		tail -n 20 "$WORK"/logs/* >&2 2>/dev/null
@@ -375,7 +362,7 @@ sleep 1 # let the last packets reach the capture file
 kill -INT "$TCPDUMP_PID"
 wait "$TCPDUMP_PID" || true
 TCPDUMP_PID=
-stop "$NGINX_PID"
+stop_pid "$NGINX_PID"
 NGINX_PID=
 
 ###############################################################################

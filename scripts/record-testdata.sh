@@ -41,20 +41,8 @@ die() {
 	exit 1
 }
 
-# stop PID: TERM a process this script started and reap it.
-stop() {
-	local pid=$1
-	[[ -n $pid ]] || return 0
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-	fi
-	wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/lib/proc.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/proc.sh"
 
 cleanup() {
 	local rc=$?
@@ -63,9 +51,9 @@ cleanup() {
 		kill -INT "$TCPDUMP_PID" 2>/dev/null
 		wait "$TCPDUMP_PID" 2>/dev/null
 	fi
-	stop "$NGINX_PID"
-	stop "$DNSMASQ_PID"
-	stop "$DNSMASQ_BACKEND_PID"
+	stop_pid "$NGINX_PID"
+	stop_pid "$DNSMASQ_PID"
+	stop_pid "$DNSMASQ_BACKEND_PID"
 	if [[ $rc -ne 0 && $rc -ne 130 && $rc -ne 143 && -n $WORK && -d $WORK/logs ]]; then
 		printf 'record-testdata: failed; server logs follow\n' >&2
 		tail -n 20 "$WORK"/logs/* >&2 2>/dev/null
@@ -341,7 +329,7 @@ EOF
 	grep -a '^HTTP/' "$WORK/req/pipeline.out" | sed 's/^/    pipelined: /' >&2
 
 	stop_capture
-	stop "$NGINX_PID"
+	stop_pid "$NGINX_PID"
 	NGINX_PID=
 
 	log "verifying $pcap"
@@ -480,9 +468,9 @@ record_dns() {
 	dig @"$DNS_DEAD_ADDR" +tries=1 +timeout=1 nothere.example A >/dev/null 2>&1 || true
 
 	stop_capture
-	stop "$DNSMASQ_PID"
+	stop_pid "$DNSMASQ_PID"
 	DNSMASQ_PID=
-	stop "$DNSMASQ_BACKEND_PID"
+	stop_pid "$DNSMASQ_BACKEND_PID"
 	DNSMASQ_BACKEND_PID=
 
 	log "verifying $pcap"

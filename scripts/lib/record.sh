@@ -65,35 +65,21 @@ die() {
 	exit 1
 }
 
-# rec_stop PID: TERM a process this script started (and its children), wait
-# up to 5 s, KILL it if needed, and reap it.
-rec_stop() {
-	local pid=$1
-	[[ -n $pid ]] || return 0
-	if kill -0 "$pid" 2>/dev/null; then
-		pkill -TERM -P "$pid" 2>/dev/null || true
-		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 50); do
-			kill -0 "$pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
-	fi
-	wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/lib/proc.sh
+source "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 
 _rec_cleanup() {
 	local rc=$? pid id
 	set +e
 	for pid in "${REC_CLIENT_PIDS[@]}"; do
-		rec_stop "$pid"
+		stop_pid "$pid"
 	done
 	if [[ -n $TCPDUMP_PID ]]; then
 		kill -INT "$TCPDUMP_PID" 2>/dev/null
 		wait "$TCPDUMP_PID" 2>/dev/null
 	fi
 	for id in "${!REC_SERVER_PIDS[@]}"; do
-		rec_stop "${REC_SERVER_PIDS[$id]}"
+		stop_pid "${REC_SERVER_PIDS[$id]}"
 	done
 	if [[ $rc -ne 0 && $rc -ne 130 && $rc -ne 143 && -n $WORK && -d $WORK/logs ]]; then
 		printf 'record %s: failed; logs follow\n' "$REC_NAME" >&2
@@ -245,7 +231,7 @@ dnsmasq_start() {
 # (SIGTERM: nginx closes its listening sockets, so new connections are
 # refused).
 server_stop() {
-	rec_stop "${REC_SERVER_PIDS[$1]:-}"
+	stop_pid "${REC_SERVER_PIDS[$1]:-}"
 	unset "REC_SERVER_PIDS[$1]"
 }
 
