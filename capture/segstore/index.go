@@ -16,32 +16,40 @@ import (
 )
 
 // indexMagic starts a flow index file (FORMAT.md).
-const indexMagic = "WSFLOWS\x01"
+const indexMagic = "WSFLOWS\x02"
 
 // Bounds on what an index file may claim, so that a damaged one is
 // refused rather than believed.
 const (
 	maxIndexFlows   = 1 << 24
-	maxIndexStrings = 1 << 16
+	maxIndexStrings = 1 << 20
 	maxStringLen    = 1 << 10
 )
 
 // writeIndex writes a segment's flow index: to a temporary file, synced,
 // then renamed over path, and the directory synced.
 func writeIndex(path string, g *segment) error {
-	var ifaces []string
-	ifaceID := map[string]uint64{}
+	// One table holds every string (interface names, process names,
+	// cgroup paths, …); flows refer to it by number, 0 being "".
+	var strs []string
+	strID := map[string]uint64{}
 	id := func(s string) uint64 {
-		if n, ok := ifaceID[s]; ok {
+		if n, ok := strID[s]; ok {
 			return n
 		}
-		ifaceID[s] = uint64(len(ifaces))
-		ifaces = append(ifaces, s)
-		return ifaceID[s]
+		strID[s] = uint64(len(strs))
+		strs = append(strs, s)
+		return strID[s]
 	}
 	id("")
 	for _, fl := range g.order {
 		id(fl.Interface)
+		for _, p := range fl.Procs {
+			id(p.Comm)
+			id(p.Cgroup)
+			id(p.ContainerID)
+			id(p.PodUID)
+		}
 	}
 	b := []byte(indexMagic)
 	b = binary.AppendUvarint(b, g.Seq)
@@ -50,8 +58,8 @@ func writeIndex(path string, g *segment) error {
 	b = binary.AppendVarint(b, g.Last.UnixNano())
 	b = binary.AppendUvarint(b, g.Packets)
 	b = binary.AppendUvarint(b, g.Other)
-	b = binary.AppendUvarint(b, uint64(len(ifaces)))
-	for _, s := range ifaces {
+	b = binary.AppendUvarint(b, uint64(len(strs)))
+	for _, s := range strs {
 		b = appendString(b, s)
 	}
 	b = binary.AppendUvarint(b, uint64(len(g.order)))
@@ -67,10 +75,14 @@ func writeIndex(path string, g *segment) error {
 			b = binary.AppendUvarint(b, fl.Bytes[i])
 		}
 		b = append(b, fl.Flags[0], fl.Flags[1])
-		b = binary.AppendUvarint(b, ifaceID[fl.Interface])
-		b = binary.AppendUvarint(b, uint64(fl.PID))
-		b = appendString(b, fl.Comm)
-		b = binary.AppendUvarint(b, fl.CgroupID)
+		b = binary.AppendUvarint(b, strID[fl.Interface])
+		for _, p := range fl.Procs {
+			b = binary.AppendUvarint(b, uint64(p.PID))
+			b = binary.AppendUvarint(b, p.CgroupID)
+			for _, s := range []string{p.Comm, p.Cgroup, p.ContainerID, p.PodUID} {
+				b = binary.AppendUvarint(b, strID[s])
+			}
+		}
 	}
 	b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
 
@@ -226,13 +238,20 @@ func readIndex(path string) (*segment, error) {
 	g.Last = time.Unix(0, r.varint("last")).UTC()
 	g.Packets = r.uvarint("packets")
 	g.Other = r.uvarint("other")
-	nif := r.uvarint("interfaces")
-	if nif > maxIndexStrings {
-		r.fail("interfaces")
+	nstr := r.uvarint("strings")
+	if nstr > maxIndexStrings || nstr == 0 {
+		r.fail("strings")
 	}
-	var ifaces []string
-	for i := uint64(0); i < nif && r.err == nil; i++ {
-		ifaces = append(ifaces, r.string("interface"))
+	var strs []string
+	for i := uint64(0); i < nstr && r.err == nil; i++ {
+		strs = append(strs, r.string("string"))
+	}
+	str := func(what string) string {
+		if n := r.uvarint(what); n < uint64(len(strs)) {
+			return strs[n]
+		}
+		r.fail(what)
+		return ""
 	}
 	n := r.uvarint("flows")
 	if n > maxIndexFlows {
@@ -255,14 +274,17 @@ func readIndex(path string) (*segment, error) {
 		if f := r.bytes(2, "flags"); f != nil {
 			fl.Flags = [2]uint8{f[0], f[1]}
 		}
-		if iface := r.uvarint("interface"); iface < uint64(len(ifaces)) {
-			fl.Interface = ifaces[iface]
-		} else {
-			r.fail("interface")
+		fl.Interface = str("interface")
+		for i := range fl.Procs {
+			p := &fl.Procs[i]
+			if pid := r.uvarint("pid"); pid <= 1<<32-1 {
+				p.PID = uint32(pid)
+			} else {
+				r.fail("pid")
+			}
+			p.CgroupID = r.uvarint("cgroup id")
+			p.Comm, p.Cgroup, p.ContainerID, p.PodUID = str("comm"), str("cgroup"), str("container"), str("pod")
 		}
-		fl.PID = uint32(r.uvarint("pid"))
-		fl.Comm = r.string("comm")
-		fl.CgroupID = r.uvarint("cgroup")
 		g.flows[flowindex.NewKey(fl.Src, fl.Dst, fl.Proto)] = fl
 		g.order = append(g.order, fl)
 	}

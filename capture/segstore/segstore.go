@@ -85,6 +85,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives what recovery and retention do; nil discards it.
 	Logger *slog.Logger
+	// Attribute, when set, names the processes of each flow's sockets;
+	// Store.Attribute asks it about new flows, and a closing segment about
+	// those not asked yet.
+	Attribute Attributor
 }
 
 // Flow is one flow of a segment. Src is the side that opened it: the
@@ -101,11 +105,28 @@ type Flow struct {
 	Flags          [2]uint8
 	// Interface is where the flow's first packet was captured.
 	Interface string
-	// PID, Comm and CgroupID name the process, when known (eBPF).
-	PID      uint32
-	Comm     string
-	CgroupID uint64
+	// Procs are the processes holding the flow's sockets on this node,
+	// Src's then Dst's, where known (Options.Attribute); zero otherwise.
+	Procs [2]Proc
 }
+
+// Proc is a process holding a socket, with its cgroup and, when the cgroup
+// is a container's, the container and Kubernetes pod.
+type Proc struct {
+	PID         uint32 `json:"pid,omitempty"`
+	Comm        string `json:"comm,omitempty"`
+	CgroupID    uint64 `json:"cgroup_id,omitempty"`
+	Cgroup      string `json:"cgroup,omitempty"`
+	ContainerID string `json:"container_id,omitempty"`
+	PodUID      string `json:"pod_uid,omitempty"`
+}
+
+// IsZero reports whether nothing is known of the process.
+func (p Proc) IsZero() bool { return p == Proc{} }
+
+// Attributor names the process holding the socket at local talking to
+// remote, if it knows it.
+type Attributor func(proto layers.IPProtocol, local, remote netip.AddrPort) (Proc, bool)
 
 // Segment describes one segment.
 type Segment struct {
@@ -148,9 +169,12 @@ type Store struct {
 	log  *slog.Logger
 	lock *os.File
 
-	mu      sync.Mutex
-	closed  []*segment // oldest first
-	open    map[layers.LinkType]*segment
+	mu     sync.Mutex
+	closed []*segment // oldest first
+	open   map[layers.LinkType]*segment
+	// last holds the flows of the segment closed last, per link type,
+	// until the next segment of that link type opens and takes them.
+	last    map[layers.LinkType]map[flowindex.Key]*Flow
 	nextSeq uint64
 	dec     *capture.Decoder
 	decoded capture.Decoded
@@ -164,9 +188,11 @@ type segment struct {
 	Segment
 	flows map[flowindex.Key]*Flow
 	order []*Flow // flows in order of first packet
-	// prev is the segment before it while it is written: a connection
-	// continuing from it keeps its orientation.
-	prev *segment
+	// prev holds the flows of the segment before it while it is written:
+	// a connection continuing from it keeps its orientation.
+	prev map[flowindex.Key]*Flow
+	// asked counts the flows of order whose processes were asked for.
+	asked int
 
 	// While open:
 	f        *os.File
@@ -226,7 +252,8 @@ func Open(dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{dir: dir, opts: o, log: log, lock: lock, open: map[layers.LinkType]*segment{}, nextSeq: 1, dec: capture.NewDecoder()}
+	s := &Store{dir: dir, opts: o, log: log, lock: lock, open: map[layers.LinkType]*segment{}, last: map[layers.LinkType]map[flowindex.Key]*Flow{},
+		nextSeq: 1, dec: capture.NewDecoder()}
 	if err := s.recover(); err != nil {
 		s.unlock()
 		return nil, err
@@ -243,6 +270,7 @@ func (s *Store) recover() error {
 	if err != nil {
 		return err
 	}
+	var loaded []*segment
 	for _, e := range entries {
 		name := e.Name()
 		if strings.HasSuffix(name, ".tmp") {
@@ -280,10 +308,13 @@ func (s *Store) recover() error {
 		if fi, err := os.Stat(path); err == nil {
 			seg.Size = fi.Size()
 		}
-		s.closed = append(s.closed, seg)
+		loaded = append(loaded, seg)
 		s.nextSeq = max(s.nextSeq, seq+1)
 	}
-	slices.SortFunc(s.closed, func(a, b *segment) int { return cmpUint(a.Seq, b.Seq) })
+	slices.SortFunc(loaded, func(a, b *segment) int { return cmpUint(a.Seq, b.Seq) })
+	for _, seg := range loaded {
+		s.retire(seg)
+	}
 	return nil
 }
 
@@ -305,7 +336,7 @@ const pcapHeaderLen = 24
 // rebuild reads a segment's packets to make its index; a damaged tail
 // ends the reading (it is what a crash leaves). prev, when known, is the
 // segment before it, whose flows say which side opened a connection.
-func rebuild(path string, seq uint64, lt layers.LinkType, prev *segment) (*segment, error) {
+func rebuild(path string, seq uint64, lt layers.LinkType, prev map[flowindex.Key]*Flow) (*segment, error) {
 	f, err := capture.OpenFile(path)
 	if err != nil {
 		return nil, err
@@ -332,11 +363,9 @@ func rebuild(path string, seq uint64, lt layers.LinkType, prev *segment) (*segme
 // goes from src to dst: the side the previous segment says, else the
 // sender of a SYN (the receiver of a SYN-ACK), else the side with the
 // higher port (clients use ephemeral ports), else src.
-func opener(prev *segment, k flowindex.Key, d *capture.Decoded, src, dst netip.AddrPort) netip.AddrPort {
-	if prev != nil {
-		if fl := prev.flows[k]; fl != nil {
-			return fl.Src
-		}
+func opener(prev map[flowindex.Key]*Flow, k flowindex.Key, d *capture.Decoded, src, dst netip.AddrPort) netip.AddrPort {
+	if fl := prev[k]; fl != nil {
+		return fl.Src
 	}
 	if t := d.TCP; t != nil && t.SYN {
 		if t.ACK {
@@ -425,19 +454,17 @@ func (s *Store) Write(p *capture.Packet, iface string) error {
 	}
 	rec := int64(16 + len(p.Data))
 	seg := s.open[p.LinkType]
-	var prev *segment
 	if seg != nil && (seg.logical+rec > s.opts.SegmentBytes && seg.Packets > 0 || now.Sub(seg.opened) >= s.opts.SegmentAge) {
 		if err := s.closeSegment(seg); err != nil {
 			return s.writeFailed(err, true)
 		}
-		seg, prev = nil, seg
+		seg = nil
 	}
 	if seg == nil {
 		var err error
 		if seg, err = s.newOpenSegment(p.LinkType, now); err != nil {
 			return s.writeFailed(err, true)
 		}
-		seg.prev = prev
 	}
 	ci := gopacket.CaptureInfo{Timestamp: p.Timestamp, CaptureLength: len(p.Data), Length: max(p.Length, len(p.Data))}
 	if err := seg.pw.WritePacket(ci, p.Data); err != nil {
@@ -519,6 +546,8 @@ func (s *Store) newOpenSegment(lt layers.LinkType, now time.Time) (*segment, err
 		return nil, err
 	}
 	seg.logical, seg.durable = pcapHeaderLen, pcapHeaderLen
+	seg.prev = s.last[lt]
+	delete(s.last, lt)
 	s.open[lt] = seg
 	return seg, nil
 }
@@ -556,6 +585,7 @@ func (s *Store) abandon(seg *segment) {
 		return
 	}
 	rebuilt.Path, rebuilt.Closed, rebuilt.Size = seg.Path, true, seg.durable
+	rebuilt.Procs(s.opts.Attribute, 0)
 	lost := seg.Packets - rebuilt.Packets
 	s.stats.Dropped += lost
 	s.stats.Packets -= lost
@@ -563,7 +593,7 @@ func (s *Store) abandon(seg *segment) {
 	if err := writeIndex(indexPath(seg.Path), rebuilt); err != nil {
 		s.log.Warn("cannot write the index (rebuilt at the next start)", "segment", seg.Path, "err", err)
 	}
-	s.closed = append(s.closed, rebuilt)
+	s.retire(rebuilt)
 }
 
 // closeSegment flushes, syncs and closes an open segment, then writes its
@@ -584,13 +614,93 @@ func (s *Store) closeSegment(seg *segment) error {
 	}
 	seg.Size, seg.Closed = seg.cw.n, true
 	seg.f, seg.cw, seg.bw, seg.pw, seg.pending, seg.prev = nil, nil, nil, nil, nil, nil
+	seg.Procs(s.opts.Attribute, seg.asked)
 	if err := writeIndex(indexPath(seg.Path), seg); err != nil {
 		s.stats.LastError = err.Error()
 		s.log.Warn("cannot write the segment index (rebuilt at the next start)", "segment", seg.Path, "err", err)
 	}
-	s.closed = append(s.closed, seg)
+	s.retire(seg)
 	s.retain()
 	return nil
+}
+
+// retire adds a segment whose index is written to the closed ones. Its
+// flows leave memory (Flows reads them back from the index), except that
+// the next segment of its link type keeps them to orient connections
+// that continue.
+func (s *Store) retire(seg *segment) {
+	s.last[seg.LinkType] = seg.flows
+	seg.flows, seg.order = nil, nil
+	s.closed = append(s.closed, seg)
+}
+
+// Procs asks attr about the processes of the segment's flows from the
+// from-th on. Callers hold the store's lock (or own the segment).
+func (g *segment) Procs(attr Attributor, from int) {
+	if attr == nil {
+		return
+	}
+	for _, fl := range g.order[min(from, len(g.order)):] {
+		fl.attribute(attr)
+	}
+	g.asked = len(g.order)
+}
+
+// attribute fills in the processes of the flow's sides not known yet.
+func (fl *Flow) attribute(attr Attributor) {
+	if fl.Procs[0].IsZero() {
+		if p, ok := attr(fl.Proto, fl.Src, fl.Dst); ok {
+			fl.Procs[0] = p
+		}
+	}
+	if fl.Procs[1].IsZero() {
+		if p, ok := attr(fl.Proto, fl.Dst, fl.Src); ok {
+			fl.Procs[1] = p
+		}
+	}
+}
+
+// Attribute asks Options.Attribute about the processes of the flows that
+// appeared in the open segments since the last call; the asking happens
+// without holding up Write. The agent calls it every second or so.
+func (s *Store) Attribute() {
+	attr := s.opts.Attribute
+	if attr == nil {
+		return
+	}
+	type ask struct {
+		fl    *Flow
+		key   [2]netip.AddrPort
+		proto layers.IPProtocol
+		got   [2]Proc
+	}
+	var asks []ask
+	s.mu.Lock()
+	for _, g := range s.open {
+		for _, fl := range g.order[g.asked:] {
+			asks = append(asks, ask{fl: fl, key: [2]netip.AddrPort{fl.Src, fl.Dst}, proto: fl.Proto})
+		}
+		g.asked = len(g.order)
+	}
+	s.mu.Unlock()
+	if len(asks) == 0 {
+		return
+	}
+	for i := range asks {
+		a := &asks[i]
+		a.got[0], _ = attr(a.proto, a.key[0], a.key[1])
+		a.got[1], _ = attr(a.proto, a.key[1], a.key[0])
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range asks {
+		// A flow of a segment closed meanwhile was asked again at its close.
+		for i := range 2 {
+			if a.fl.Procs[i].IsZero() {
+				a.fl.Procs[i] = a.got[i]
+			}
+		}
+	}
 }
 
 // retain deletes the oldest closed segments while the store is over its
@@ -677,8 +787,9 @@ func lockFile(path string) (*os.File, error) {
 	return f, nil
 }
 
-// Segments lists the segments, oldest first; open ones last, with what is
-// on disk so far.
+// Segments lists the segments, oldest first; open ones last, with Size
+// the bytes up to their last whole packet known to be on disk (a reader
+// reading that far reads whole packets only).
 func (s *Store) Segments() []Segment {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -688,7 +799,7 @@ func (s *Store) Segments() []Segment {
 	}
 	for _, g := range s.openSorted() {
 		seg := g.Segment
-		seg.Size = g.cw.n
+		seg.Size = g.durable
 		out = append(out, seg)
 	}
 	return out
@@ -703,21 +814,77 @@ func (s *Store) openSorted() []*segment {
 	return open
 }
 
-// Flows returns the flows of the segments that hold packets in [from, to)
-// (zero is unbounded), per segment, oldest first; a flow spanning several
-// segments appears once per segment.
-func (s *Store) Flows(from, to time.Time) []Flow {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// Flows returns the flows active in [from, to) (zero is unbounded), per
+// segment, oldest first; a flow spanning several segments appears once per
+// segment. It reads closed segments' indexes; see EachFlow.
+func (s *Store) Flows(from, to time.Time) ([]Flow, error) {
 	var out []Flow
-	for _, g := range append(slices.Clone(s.closed), s.openSorted()...) {
+	err := s.EachFlow(from, to, func(seg Segment, fl *Flow) bool {
+		out = append(out, *fl)
+		return true
+	})
+	return out, err
+}
+
+// EachFlow calls fn with the flows active in [from, to), segment by
+// segment (oldest first, open segments last), until fn returns false. fn
+// runs without the store's lock held, so a slow caller never holds up
+// Write; closed segments' flows are read from their indexes, so only one
+// segment's flows are in memory at a time. A segment deleted by retention
+// meanwhile is skipped; an index that cannot be read is an error naming it
+// (after the flows of the segments before it).
+func (s *Store) EachFlow(from, to time.Time, fn func(Segment, *Flow) bool) error {
+	in := func(fl *Flow) bool {
+		return (to.IsZero() || fl.First.Before(to)) && (from.IsZero() || !fl.Last.Before(from))
+	}
+	s.mu.Lock()
+	var closed []Segment
+	for _, g := range s.closed {
+		if g.Packets > 0 && (to.IsZero() || g.First.Before(to)) && (from.IsZero() || !g.Last.Before(from)) {
+			closed = append(closed, g.Segment)
+		}
+	}
+	s.mu.Unlock()
+	for _, seg := range closed {
+		g, err := readIndex(indexPath(seg.Path))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // deleted by retention since
+		}
+		if err != nil {
+			return fmt.Errorf("segment %s: %w", seg.Path, err)
+		}
 		for _, fl := range g.order {
-			if (to.IsZero() || fl.First.Before(to)) && (from.IsZero() || !fl.Last.Before(from)) {
-				out = append(out, *fl)
+			if in(fl) && !fn(seg, fl) {
+				return nil
 			}
 		}
 	}
-	return out
+	// The open segments' flows change as packets come: copy those wanted.
+	type openSeg struct {
+		seg   Segment
+		flows []Flow
+	}
+	var open []openSeg
+	s.mu.Lock()
+	for _, g := range s.openSorted() {
+		o := openSeg{seg: g.Segment}
+		o.seg.Size = g.durable
+		for _, fl := range g.order {
+			if in(fl) {
+				o.flows = append(o.flows, *fl)
+			}
+		}
+		open = append(open, o)
+	}
+	s.mu.Unlock()
+	for _, o := range open {
+		for i := range o.flows {
+			if !fn(o.seg, &o.flows[i]) {
+				return nil
+			}
+		}
+	}
+	return nil
 }
 
 // Stats reports what the store holds and has done.

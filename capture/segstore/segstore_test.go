@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -123,7 +124,7 @@ func TestRotateAndRead(t *testing.T) {
 		}
 	}
 	samePackets(t, readAll(t, segs), pkts)
-	checkFlows(t, s.Flows(time.Time{}, time.Time{}), pkts, "veth1")
+	checkFlows(t, allFlows(t, s), pkts, "veth1")
 
 	st := s.Stats()
 	if st.Packets != uint64(len(pkts)) || st.Segments != len(segs) || !st.Oldest.Equal(pkts[0].Timestamp) ||
@@ -151,7 +152,7 @@ func TestRotateAndRead(t *testing.T) {
 	if got := s2.Segments(); !reflect.DeepEqual(got, segs) {
 		t.Errorf("reopened: %+v\nwant %+v", got, segs)
 	}
-	checkFlows(t, s2.Flows(time.Time{}, time.Time{}), pkts, "veth1")
+	checkFlows(t, allFlows(t, s2), pkts, "veth1")
 }
 
 // checkFlows compares the index's flows, summed over segments, with the
@@ -297,7 +298,7 @@ func TestIndexRebuilt(t *testing.T) {
 	write(t, s, pkts, "")
 	s.Close()
 	s = open(t, dir, segstore.Options{SegmentBytes: 64 << 10})
-	want := s.Flows(time.Time{}, time.Time{})
+	want := allFlows(t, s)
 	segs := s.Segments()
 	s.Close()
 	idx := strings.TrimSuffix(segs[0].Path, ".pcap") + ".flows"
@@ -313,7 +314,7 @@ func TestIndexRebuilt(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = open(t, dir, segstore.Options{SegmentBytes: 64 << 10})
-	if got := s.Flows(time.Time{}, time.Time{}); !reflect.DeepEqual(got, want) {
+	if got := allFlows(t, s); !reflect.DeepEqual(got, want) {
 		t.Errorf("rebuilt flows differ: %d flows, want %d", len(got), len(want))
 	}
 	if _, err := os.Stat(idx); err != nil {
@@ -549,5 +550,65 @@ func TestDiskFull(t *testing.T) {
 	}
 	if s.Stats().Full {
 		t.Error("still full after a successful write")
+	}
+}
+
+func allFlows(t *testing.T, s *segstore.Store) []segstore.Flow {
+	t.Helper()
+	flows, err := s.Flows(time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return flows
+}
+
+// TestAttribution: the processes an Attributor names are kept per side
+// in the index (whether asked by Attribute while the segment is open or
+// at its close) and read back after a restart.
+func TestAttribution(t *testing.T) {
+	dir := t.TempDir()
+	asked := map[[2]netip.AddrPort]int{}
+	var mu sync.Mutex
+	attr := func(proto layers.IPProtocol, local, remote netip.AddrPort) (segstore.Proc, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		asked[[2]netip.AddrPort{local, remote}]++
+		if proto != layers.IPProtocolTCP {
+			return segstore.Proc{}, false
+		}
+		// The capturetest load's servers listen on port 80.
+		if local.Port() == 80 {
+			return segstore.Proc{PID: 7, Comm: "nginx", CgroupID: 99, Cgroup: "/kubepods.slice/x.scope", PodUID: "1b6e0c0e-0000-4000-8000-000000000001", ContainerID: "abc"}, true
+		}
+		return segstore.Proc{PID: 1000 + uint32(local.Port()%7), Comm: "curl", CgroupID: 5}, true
+	}
+	s := open(t, dir, segstore.Options{SegmentBytes: 64 << 10, Attribute: attr})
+	pkts := traffic(40, t0)
+	write(t, s, pkts[:len(pkts)/2], "veth1")
+	s.Attribute() // the first half is asked now, the rest at close
+	write(t, s, pkts[len(pkts)/2:], "veth1")
+	s.Close()
+	s = open(t, dir, segstore.Options{SegmentBytes: 64 << 10})
+	flows := allFlows(t, s)
+	if len(flows) < 40 {
+		t.Fatalf("%d flows", len(flows))
+	}
+	for _, fl := range flows {
+		if fl.Dst.Port() != 80 {
+			t.Fatalf("flow %v → %v: the client is not the opener", fl.Src, fl.Dst)
+		}
+		if c, srv := fl.Procs[0], fl.Procs[1]; c.Comm != "curl" || c.PID != 1000+uint32(fl.Src.Port()%7) || srv.Comm != "nginx" ||
+			srv.PodUID != "1b6e0c0e-0000-4000-8000-000000000001" || srv.Cgroup != "/kubepods.slice/x.scope" || srv.ContainerID != "abc" || srv.CgroupID != 99 {
+			t.Errorf("flow %v → %v: processes %+v", fl.Src, fl.Dst, fl.Procs)
+		}
+	}
+	// Each side of each flow was asked about once per segment it is in,
+	// not once per packet.
+	mu.Lock()
+	defer mu.Unlock()
+	for ap, n := range asked {
+		if n > len(s.Segments()) {
+			t.Errorf("%v → %v asked about %d times", ap[0], ap[1], n)
+		}
 	}
 }
