@@ -1,7 +1,6 @@
 package workspace
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,9 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 
 	"github.com/wirescope/wirescope/capture"
 	"github.com/wirescope/wirescope/capture/flowindex"
@@ -41,27 +38,20 @@ const idLen = 16
 // fragments are kept with a matching flow when their addresses are its
 // hosts'. A file with the same content is written once.
 func (w *Workspace) WritePCAP(ctx context.Context, from, to time.Time, f tools.Filter, maxPackets int) (tools.PCAPFile, error) {
-	var keep func(*capture.Decoded) bool
-	var keepPair func(a, b netip.Addr) bool
+	var sel *flowindex.Selector
 	if !f.IsZero() {
 		flows, err := w.Flows(ctx, from, to, f)
 		if err != nil {
 			return tools.PCAPFile{}, err
 		}
-		keys := make(map[flowindex.Key]bool, len(flows))
-		pairs := map[[2]netip.Addr]bool{}
+		sel = flowindex.NewSelector()
 		for _, fl := range flows {
 			p, _ := dissect.TransportProto(fl.Transport)
-			keys[flowindex.NewKey(netip.AddrPortFrom(fl.Src.IP, fl.Src.Port), netip.AddrPortFrom(fl.Dst.IP, fl.Dst.Port), p)] = true
-			pairs[addrPair(fl.Src.IP, fl.Dst.IP)] = true
+			sel.Add(netip.AddrPortFrom(fl.Src.IP, fl.Src.Port), netip.AddrPortFrom(fl.Dst.IP, fl.Dst.Port), p)
 		}
-		if len(keys) == 0 {
+		if sel.Len() == 0 {
 			return tools.PCAPFile{}, nil
 		}
-		keep = func(d *capture.Decoded) bool {
-			return keys[flowindex.NewKey(netip.AddrPortFrom(d.Src, d.SrcPort), netip.AddrPortFrom(d.Dst, d.DstPort), d.Proto)]
-		}
-		keepPair = func(a, b netip.Addr) bool { return pairs[addrPair(a, b)] }
 	}
 
 	tmp, err := os.CreateTemp(filepath.Join(w.dir, "pcaps"), "export-*.tmp")
@@ -69,7 +59,7 @@ func (w *Workspace) WritePCAP(ctx context.Context, from, to time.Time, f tools.F
 		return tools.PCAPFile{}, err
 	}
 	defer os.Remove(tmp.Name()) // after the rename, a no-op
-	file, err := w.export(ctx, tmp, from, to, keep, keepPair, maxPackets)
+	file, err := w.export(ctx, tmp, from, to, sel, maxPackets)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
@@ -89,9 +79,9 @@ func (w *Workspace) WritePCAP(ctx context.Context, from, to time.Time, f tools.F
 	return file, nil
 }
 
-// export writes the selected packets to out.
-func (w *Workspace) export(ctx context.Context, out io.Writer, from, to time.Time, keep func(*capture.Decoded) bool,
-	keepPair func(a, b netip.Addr) bool, maxPackets int) (tools.PCAPFile, error) {
+// export writes the packets of [from, to) that sel keeps (all when nil)
+// to out.
+func (w *Workspace) export(ctx context.Context, out io.Writer, from, to time.Time, sel *flowindex.Selector, maxPackets int) (tools.PCAPFile, error) {
 	var file tools.PCAPFile
 	var links []layers.LinkType
 	for _, fi := range w.set.Files() {
@@ -114,42 +104,11 @@ func (w *Workspace) export(ctx context.Context, out io.Writer, from, to time.Tim
 
 	sum := sha256.New()
 	var size counter
-	buf := bufio.NewWriterSize(io.MultiWriter(out, sum, &size), 1<<20)
-	var write func(ci gopacket.CaptureInfo, data []byte, lt layers.LinkType) error
-	flush := buf.Flush
-	if len(links) == 1 {
-		file.Format = "pcap"
-		pw := pcapgo.NewWriterNanos(buf)
-		if err := pw.WriteFileHeader(snapLen, links[0]); err != nil {
-			return file, err
-		}
-		write = func(ci gopacket.CaptureInfo, data []byte, _ layers.LinkType) error { return pw.WritePacket(ci, data) }
-	} else {
-		file.Format = "pcapng"
-		nw, err := pcapgo.NewNgWriterInterface(buf, pcapgo.NgInterface{LinkType: links[0], SnapLength: snapLen},
-			pcapgo.NgWriterOptions{SectionInfo: pcapgo.NgSectionInfo{Application: "wirescope"}})
-		if err != nil {
-			return file, err
-		}
-		for _, lt := range links[1:] {
-			if _, err := nw.AddInterface(pcapgo.NgInterface{LinkType: lt, SnapLength: snapLen}); err != nil {
-				return file, err
-			}
-		}
-		write = func(ci gopacket.CaptureInfo, data []byte, lt layers.LinkType) error {
-			ci.InterfaceIndex = slices.Index(links, lt)
-			return nw.WritePacket(ci, data)
-		}
-		flush = func() error {
-			if err := nw.Flush(); err != nil {
-				return err
-			}
-			return buf.Flush()
-		}
+	pw, err := capture.NewWriter(io.MultiWriter(out, sum, &size), links, snapLen)
+	if err != nil {
+		return file, err
 	}
-
-	dec := capture.NewDecoder()
-	var d capture.Decoded
+	file.Format = pw.Format
 	var p capture.Packet
 	for n := 0; ; n++ {
 		if n%4096 == 0 && ctx.Err() != nil {
@@ -161,27 +120,14 @@ func (w *Workspace) export(ctx context.Context, out io.Writer, from, to time.Tim
 			}
 			return file, err
 		}
-		if keep != nil {
-			err := dec.Decode(p.LinkType, p.Data, p.Length, p.Timestamp, &d)
-			switch {
-			case err == nil:
-				if !keep(&d) {
-					continue
-				}
-			case errors.Is(err, capture.ErrFragment):
-				if a, b, ok := fragmentHosts(&p); !ok || !keepPair(a, b) {
-					continue
-				}
-			default:
-				continue
-			}
+		if sel != nil && !sel.Keep(&p) {
+			continue
 		}
 		if file.Packets == uint64(maxPackets) {
 			file.Truncated = true
 			break
 		}
-		ci := gopacket.CaptureInfo{Timestamp: p.Timestamp, CaptureLength: len(p.Data), Length: p.Length}
-		if err := write(ci, p.Data, p.LinkType); err != nil {
+		if err := pw.Write(&p); err != nil {
 			return file, err
 		}
 		if file.Packets == 0 {
@@ -190,7 +136,7 @@ func (w *Workspace) export(ctx context.Context, out io.Writer, from, to time.Tim
 		file.Last = p.Timestamp
 		file.Packets++
 	}
-	if err := flush(); err != nil {
+	if err := pw.Flush(); err != nil {
 		return file, err
 	}
 	file.Size = int64(size)
@@ -204,29 +150,6 @@ type counter int64
 func (c *counter) Write(b []byte) (int, error) {
 	*c += counter(len(b))
 	return len(b), nil
-}
-
-// addrPair is a host pair in either direction.
-func addrPair(a, b netip.Addr) [2]netip.Addr {
-	a, b = a.Unmap(), b.Unmap()
-	if a.Compare(b) > 0 {
-		a, b = b, a
-	}
-	return [2]netip.Addr{a, b}
-}
-
-// fragmentHosts returns the addresses of an IP fragment, which the Decoder
-// holds back until its datagram is whole.
-func fragmentHosts(p *capture.Packet) (a, b netip.Addr, ok bool) {
-	pkt := gopacket.NewPacket(p.Data, p.LinkType, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
-	nl := pkt.NetworkLayer()
-	if nl == nil {
-		return a, b, false
-	}
-	nf := nl.NetworkFlow()
-	a, okA := netip.AddrFromSlice(nf.Src().Raw())
-	b, okB := netip.AddrFromSlice(nf.Dst().Raw())
-	return a.Unmap(), b.Unmap(), okA && okB
 }
 
 // ReadPCAP implements tools.Backend.
