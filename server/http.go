@@ -3,17 +3,16 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"time"
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
+
+	"github.com/wirescope/wirescope/internal/bearer"
 )
 
 // HTTPOptions configure the streamable HTTP transport.
@@ -59,17 +58,7 @@ func Handler(s *mcpserver.MCPServer, o HTTPOptions) (http.Handler, error) {
 	)
 	mux := http.NewServeMux()
 	mux.Handle(o.Path, mcpHTTP)
-	want := sha256.Sum256([]byte("Bearer " + o.Token))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Compare digests so that the time taken says nothing about the
-		// token, not even its length.
-		got := sha256.Sum256([]byte(strings.TrimSpace(r.Header.Get("Authorization"))))
-		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
-			o.Logger.Info("refused: no valid bearer token", "remote", r.RemoteAddr, "path", r.URL.Path)
-			w.Header().Set("WWW-Authenticate", `Bearer realm="wirescope"`)
-			w.WriteHeader(http.StatusUnauthorized)
-			return
-		}
+	return bearer.Require(o.Token, o.Logger, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Method == http.MethodPost {
 			if r.ContentLength > o.MaxBody {
 				tooLarge(w, o, r)
@@ -88,7 +77,7 @@ func Handler(s *mcpserver.MCPServer, o HTTPOptions) (http.Handler, error) {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 		}
 		mux.ServeHTTP(w, r)
-	}), nil
+	})), nil
 }
 
 func tooLarge(w http.ResponseWriter, o HTTPOptions, r *http.Request) {
