@@ -41,7 +41,7 @@ func Version() string {
 
 // New returns an MCP server serving the tools over b.
 func New(b tools.Backend) *mcpserver.MCPServer {
-	s := mcpserver.NewMCPServer(Name, Version(),
+	opts := []mcpserver.ServerOption{
 		mcpserver.WithTitle("wirescope network investigation"),
 		mcpserver.WithInstructions(instructions),
 		mcpserver.WithToolCapabilities(false),
@@ -49,7 +49,11 @@ func New(b tools.Backend) *mcpserver.MCPServer {
 		mcpserver.WithPromptCapabilities(false),
 		mcpserver.WithRecovery(),
 		mcpserver.WithResourceRecovery(),
-	)
+	}
+	if h, ok := b.(Holder); ok {
+		opts = append(opts, mcpserver.WithToolHandlerMiddleware(hold(h)))
+	}
+	s := mcpserver.NewMCPServer(Name, Version(), opts...)
 	for _, t := range tools.All(b) {
 		s.AddTool(t.Def, t.Handler)
 	}
@@ -63,6 +67,27 @@ func New(b tools.Backend) *mcpserver.MCPServer {
 			return readPCAP(b, req.Params.URI)
 		})
 	return s
+}
+
+// Holder is a backend whose data changes between tool calls (a growing
+// capture): Hold keeps it as it is for one call, or says why there is
+// nothing to answer from.
+type Holder interface {
+	Hold() (release func(), err error)
+}
+
+// hold runs each tool call with the backend held.
+func hold(h Holder) mcpserver.ToolHandlerMiddleware {
+	return func(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
+		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			release, err := h.Hold()
+			if err != nil {
+				return mcp.NewToolResultError(err.Error()), nil
+			}
+			defer release()
+			return next(ctx, req)
+		}
+	}
 }
 
 // readPCAP serves a pcap:// resource.

@@ -1,0 +1,236 @@
+package workspace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/wirescope/wirescope/index"
+	"github.com/wirescope/wirescope/tools"
+)
+
+// ErrNothingYet is what a Growing workspace answers before it holds any
+// packets.
+var ErrNothingYet = errors.New("nothing captured yet: ask again once there has been some traffic")
+
+// Growing serves captures that keep growing: a segment store an agent (or
+// this process) writes into. Before a tool call, when at least Every has
+// passed since it last looked, it lists the captures again; when they
+// changed it opens a workspace over them afresh (dissection starts over,
+// on demand as ever; a window near the end of the data would otherwise
+// hold calls cut short by the end). A tool call runs against one
+// workspace from start to end: Hold keeps the swap out while calls run.
+// Growing implements tools.Backend.
+type Growing struct {
+	opts   Options
+	list   func() ([]string, error)
+	every  time.Duration
+	source string // what is captured, for Status
+
+	swap    sync.RWMutex // read-held by tool calls, write-held by a swap
+	ws      atomic.Pointer[Workspace]
+	mu      sync.Mutex // guards what follows
+	paths   []string
+	checked time.Time
+	opens   int
+	lastErr string
+}
+
+// OpenGrowing serves the captures list returns (it is called again at
+// most every every); source says what they are, for capture_status.
+func OpenGrowing(opts Options, source string, list func() ([]string, error), every time.Duration) (*Growing, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Dir == "" {
+		return nil, errors.New("workspace: a growing capture needs a data directory")
+	}
+	g := &Growing{opts: opts, list: list, every: every, source: source}
+	g.refresh(true)
+	return g, nil
+}
+
+// Hold refreshes the workspace if it is due, then keeps it from being
+// swapped until release is called. The MCP server holds it around every
+// tool call. Before anything was captured it returns ErrNothingYet (and
+// holds nothing).
+func (g *Growing) Hold() (release func(), err error) {
+	g.mu.Lock()
+	due := time.Since(g.checked) >= g.every
+	g.mu.Unlock()
+	if due {
+		g.refresh(false)
+	}
+	g.swap.RLock()
+	if _, err := g.cur(); err != nil {
+		g.swap.RUnlock()
+		return nil, err
+	}
+	return g.swap.RUnlock, nil
+}
+
+// refresh lists the captures and, when they changed, swaps in a
+// workspace over them.
+func (g *Growing) refresh(first bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.checked = time.Now()
+	paths, err := g.list()
+	if err != nil {
+		g.lastErr = err.Error()
+		g.opts.Logger.Warn("listing the captures", "err", err)
+		return
+	}
+	if slices.Equal(paths, g.paths) && !first {
+		return
+	}
+	g.swap.Lock()
+	defer g.swap.Unlock()
+	if old := g.ws.Swap(nil); old != nil {
+		old.Close()
+	}
+	g.paths = paths
+	if len(paths) == 0 {
+		return
+	}
+	o := g.opts
+	o.Paths = paths
+	ws, err := Open(o)
+	if err != nil {
+		g.lastErr = err.Error()
+		g.opts.Logger.Warn("opening the captures", "files", len(paths), "err", err)
+		return
+	}
+	g.opens++
+	g.lastErr = ""
+	g.ws.Store(ws)
+	first2, last := ws.Bounds()
+	g.opts.Logger.Info("captures read again", "files", len(paths), "first", first2, "last", last)
+}
+
+// Close closes the current workspace.
+func (g *Growing) Close() error {
+	g.swap.Lock()
+	defer g.swap.Unlock()
+	if ws := g.ws.Swap(nil); ws != nil {
+		return ws.Close()
+	}
+	return nil
+}
+
+func (g *Growing) cur() (*Workspace, error) {
+	if ws := g.ws.Load(); ws != nil {
+		return ws, nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.lastErr != "" {
+		return nil, fmt.Errorf("%w (%s; last error: %s)", ErrNothingYet, g.source, g.lastErr)
+	}
+	return nil, fmt.Errorf("%w (%s)", ErrNothingYet, g.source)
+}
+
+// Bounds implements tools.Backend.
+func (g *Growing) Bounds() (first, last time.Time) {
+	if ws, err := g.cur(); err == nil {
+		return ws.Bounds()
+	}
+	return time.Time{}, time.Time{}
+}
+
+// Live implements tools.Backend: data keeps arriving.
+func (g *Growing) Live() bool { return true }
+
+// Status implements tools.Backend.
+func (g *Growing) Status(ctx context.Context) (tools.Status, error) {
+	ws, err := g.cur()
+	if err != nil {
+		return tools.Status{}, err
+	}
+	st, err := ws.Status(ctx)
+	if err != nil {
+		return st, err
+	}
+	g.mu.Lock()
+	st.Notes = append(st.Notes, fmt.Sprintf("live: %s; the captures are read again when they changed, at most every %s, and windows are then dissected afresh (read %d times so far)",
+		g.source, g.every, g.opens))
+	if g.lastErr != "" {
+		st.Notes = append(st.Notes, "last error reading the captures: "+g.lastErr)
+	}
+	g.mu.Unlock()
+	return st, nil
+}
+
+// Flows implements tools.Backend.
+func (g *Growing) Flows(ctx context.Context, from, to time.Time, f tools.Filter) ([]tools.Flow, error) {
+	ws, err := g.cur()
+	if err != nil {
+		return nil, err
+	}
+	return ws.Flows(ctx, from, to, f)
+}
+
+// WritePCAP implements tools.Backend.
+func (g *Growing) WritePCAP(ctx context.Context, from, to time.Time, f tools.Filter, maxPackets int) (tools.PCAPFile, error) {
+	ws, err := g.cur()
+	if err != nil {
+		return tools.PCAPFile{}, err
+	}
+	return ws.WritePCAP(ctx, from, to, f, maxPackets)
+}
+
+// ReadPCAP implements tools.Backend.
+func (g *Growing) ReadPCAP(id string, limit int64) (tools.PCAPFile, []byte, error) {
+	ws, err := g.cur()
+	if err != nil {
+		return tools.PCAPFile{}, nil, err
+	}
+	return ws.ReadPCAP(id, limit)
+}
+
+// Dissect implements tools.Backend.
+func (g *Growing) Dissect(ctx context.Context, from, to time.Time, progress func(done, total uint64)) (tools.DissectResult, error) {
+	ws, err := g.cur()
+	if err != nil {
+		return tools.DissectResult{}, err
+	}
+	return ws.Dissect(ctx, from, to, progress)
+}
+
+// Undissected implements tools.Backend.
+func (g *Growing) Undissected(from, to time.Time) ([]tools.Window, uint64) {
+	ws, err := g.cur()
+	if err != nil {
+		return nil, 0
+	}
+	return ws.Undissected(from, to)
+}
+
+// Index implements tools.Backend; nil before anything was captured.
+func (g *Growing) Index() *index.Index {
+	ws, err := g.cur()
+	if err != nil {
+		return nil
+	}
+	return ws.Index()
+}
+
+// Pods implements tools.Backend.
+func (g *Growing) Pods() []tools.Pod {
+	if ws, err := g.cur(); err == nil {
+		return ws.Pods()
+	}
+	return nil
+}
+
+// Paths lists the captures the current workspace reads.
+func (g *Growing) Paths() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.paths)
+}
