@@ -16,8 +16,11 @@ build: ## build bin/wirescope
 	$(GO) build -o $(BIN) ./cmd/wirescope
 
 .PHONY: run
-run: build ## serve the demo capture over MCP at http://127.0.0.1:8898/mcp and print how to connect
-	./$(BIN) hub --demo --token-file .cache/run/token
+run: build ## serve over MCP at http://127.0.0.1:8898/mcp and print how to connect: as root, what this machine captures live; else the demo capture
+	@if [ "$$(id -u)" -eq 0 ]; then \
+		echo "root: capturing on every interface into .cache/run/data (not the hub's own port 8898); make run as a user serves the demo capture"; \
+		./$(BIN) hub --iface any --filter 'not port 8898' --data-dir .cache/run/data --token-file .cache/run/token; \
+	else ./$(BIN) hub --demo --token-file .cache/run/token; fi
 
 .PHONY: deps
 deps: ## install the Debian packages the tests use (tshark, tcpdump, nginx, dnsmasq, …)
@@ -47,6 +50,10 @@ scenarios: deps ## re-record the eval scenarios from real servers (needs root)
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+.PHONY: generate
+generate: ## rebuild the eBPF objects (bpf2go; needs clang, libbpf-dev)
+	$(GO) generate ./bpf/...
 
 .PHONY: bench
 bench: deps ## Go benchmarks, then wirescope against tshark on a 50,000-pair HTTP capture

@@ -19,10 +19,14 @@ declare -A need=(
 	[sysctl]=procps
 	[node]=nodejs              # MCP clients the tests drive (test/mcpclients: TypeScript SDK, Inspector)
 	[npm]=npm
+	[clang]=clang              # make generate: bpf2go compiles bpf/attrib.bpf.c
+	[llvm-strip]=llvm          # make generate: bpf2go strips DWARF from the eBPF objects
 )
 # file → Debian package, for what is not a command
 declare -A need_file=(
 	[/usr/share/nginx/modules/ngx_http_echo_module.so]=libnginx-mod-http-echo # echo_sleep etc. in the eval scenario recordings
+	[/usr/include/bpf/bpf_helpers.h]=libbpf-dev # make generate: the eBPF helper declarations
+	[/usr/include/linux/bpf.h]=linux-libc-dev   # make generate: the eBPF UAPI
 )
 missing=()
 for cmd in "${!need[@]}"; do
