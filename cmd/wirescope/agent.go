@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -13,8 +14,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wirescope/wirescope/capture"
+	"github.com/wirescope/wirescope/capture/agentapi"
 	"github.com/wirescope/wirescope/capture/live"
 	"github.com/wirescope/wirescope/capture/segstore"
+	"github.com/wirescope/wirescope/server"
 )
 
 func newAgentCmd() *cobra.Command {
@@ -29,6 +32,8 @@ func newAgentCmd() *cobra.Command {
 		snapLen      int
 		dedupWindow  time.Duration
 		statsEvery   time.Duration
+		listen       string
+		tokenFile    string
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --iface IF... --data-dir DIR",
@@ -38,15 +43,29 @@ func newAgentCmd() *cobra.Command {
 PCAP segments rotated by size and age, each with a flow index, the oldest
 deleted past --max-bytes or --max-age. A packet seen on two interfaces (a
 pod's veth and the bridge) is stored once. New interfaces matching a glob are
-picked up as they appear. It needs CAP_NET_RAW (root).`,
+picked up as they appear. It needs CAP_NET_RAW (root).
+
+With --listen it serves its API over HTTP to clients presenting the bearer
+token (from WIRESCOPE_TOKEN or --token-file, created if missing): flows and
+the PCAP of matching packets in a time range, statistics, snapshots, and
+Prometheus metrics at /metrics. See the agentapi package for the endpoints.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(ifaces) == 0 || dataDir == "" {
 				return errors.New("--iface and --data-dir are required")
 			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			var token string
+			if listen != "" {
+				var err error
+				if token, err = loadToken(tokenFile); err != nil {
+					return err
+				}
+			}
+			attr := openAttribution(logger)
+			defer attr.Close()
 			store, err := segstore.Open(dataDir, segstore.Options{SegmentBytes: segmentBytes, SegmentAge: segmentAge,
-				MaxBytes: maxBytes, MaxAge: maxAge, SnapLen: snapLen, Logger: logger})
+				MaxBytes: maxBytes, MaxAge: maxAge, SnapLen: snapLen, Logger: logger, Attribute: attr.Attribute()})
 			if err != nil {
 				return err
 			}
@@ -58,14 +77,21 @@ picked up as they appear. It needs CAP_NET_RAW (root).`,
 			defer src.Close()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			logger.Info("capturing", "interfaces", src.Interfaces(), "store", dataDir, "filter", filter)
-			go agentHousekeeping(ctx, src, store, logger, statsEvery)
-			err = src.Run(ctx, func(p *capture.Packet, iface string) error {
-				if err := store.Write(p, iface); err != nil && !errors.Is(err, segstore.ErrFull) {
+			if listen != "" {
+				l, err := net.Listen("tcp", listen)
+				if err != nil {
 					return err
 				}
-				return nil
-			})
+				h, err := agentapi.Handler(agentapi.Options{Store: store, Token: token, Logger: logger,
+					Capture: func() agentapi.Capture { return captureState(src, attr) }})
+				if err != nil {
+					return err
+				}
+				go server.ServeHTTP(ctx, l, h)
+				logger.Info("agent API listening", "url", "http://"+l.Addr().String()+"/v1/stats")
+			}
+			logger.Info("capturing", "interfaces", src.Interfaces(), "store", dataDir, "filter", filter, "attribution", attr.Status())
+			err = runCapture(ctx, src, store, logger, statsEvery)
 			closeErr := store.Close()
 			logAgentStats(logger, src, store)
 			return errors.Join(err, closeErr)
@@ -82,11 +108,25 @@ picked up as they appear. It needs CAP_NET_RAW (root).`,
 	fl.IntVar(&snapLen, "snaplen", 0, "keep at most this many bytes of each packet (0: whole packets)")
 	fl.DurationVar(&dedupWindow, "dedup-window", capture.DefaultDedupWindow, "a packet seen again on another interface within this time is stored once")
 	fl.DurationVar(&statsEvery, "stats-every", time.Minute, "log capture statistics this often")
+	fl.StringVar(&listen, "listen", "", "serve the agent API on this address (host:port)")
+	fl.StringVar(&tokenFile, "token-file", "", "file holding the API's bearer token (created with a random one if missing)")
 	return cmd
 }
 
-// agentHousekeeping flushes the store every second, picks up new
-// interfaces and logs statistics.
+// runCapture writes what src captures into store until ctx ends, with
+// the housekeeping running beside it.
+func runCapture(ctx context.Context, src *live.Source, store *segstore.Store, logger *slog.Logger, statsEvery time.Duration) error {
+	go agentHousekeeping(ctx, src, store, logger, statsEvery)
+	return src.Run(ctx, func(p *capture.Packet, iface string) error {
+		if err := store.Write(p, iface); err != nil && !errors.Is(err, segstore.ErrFull) {
+			return err
+		}
+		return nil
+	})
+}
+
+// agentHousekeeping flushes the store every second, asks eBPF about new
+// flows' processes, picks up new interfaces and logs statistics.
 func agentHousekeeping(ctx context.Context, src *live.Source, store *segstore.Store, logger *slog.Logger, statsEvery time.Duration) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -100,6 +140,7 @@ func agentHousekeeping(ctx context.Context, src *live.Source, store *segstore.St
 		if err := store.Flush(); err != nil {
 			logger.Error("flush", "err", err)
 		}
+		store.Attribute()
 		if added, err := src.Rescan(); err != nil {
 			logger.Warn("rescan interfaces", "err", err)
 		} else if len(added) > 0 {
@@ -123,4 +164,13 @@ func logAgentStats(logger *slog.Logger, src *live.Source, store *segstore.Store)
 		"duplicates", src.Duplicates(), "store_dropped", st.Dropped, "segments", st.Segments, "disk_bytes", st.DiskBytes,
 		"full", st.Full, "oldest", st.Oldest.Format(time.RFC3339Nano), "newest", st.Newest.Format(time.RFC3339Nano),
 		"last_error", fmt.Sprint(st.LastError))
+}
+
+// captureState is what the agent API reports of the capture.
+func captureState(src *live.Source, attr *attribution) agentapi.Capture {
+	c := agentapi.Capture{Duplicates: src.Duplicates(), Attribution: attr.Status(), AttributionOn: attr.On()}
+	for _, i := range src.Stats() {
+		c.Interfaces = append(c.Interfaces, agentapi.Interface{Name: i.Name, Packets: i.Packets, Drops: i.Drops})
+	}
+	return c
 }

@@ -245,7 +245,7 @@ func TestAgentCapturesWhatTcpdumpSees(t *testing.T) {
 	// The flow index agrees with the segments, both directions summed
 	// over segments.
 	idx := map[flowKey]flowSums{}
-	for _, fl := range s.Flows(time.Time{}, time.Time{}) {
+	for _, fl := range allFlows(t, s) {
 		if fl.Interface != n.hostIf {
 			t.Errorf("flow %v: interface %q", fl.Src, fl.Interface)
 		}
@@ -295,7 +295,7 @@ func TestAgentFilter(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	flows := s.Flows(time.Time{}, time.Time{})
+	flows := allFlows(t, s)
 	for _, fl := range flows {
 		if fl.Proto != 6 || fl.Dst.Port() != 8080 {
 			t.Errorf("flow %v → %v (proto %d) passed the filter", fl.Src, fl.Dst, fl.Proto)
@@ -307,4 +307,13 @@ func TestAgentFilter(t *testing.T) {
 	if _, err := exec.Command(wirescopeBinary(t), "agent", "--iface", n.hostIf, "--data-dir", t.TempDir(), "--filter", "tcp port").CombinedOutput(); err == nil {
 		t.Error("a filter that does not compile was accepted")
 	}
+}
+
+func allFlows(t *testing.T, s *segstore.Store) []segstore.Flow {
+	t.Helper()
+	flows, err := s.Flows(time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return flows
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -19,6 +20,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wirescope/wirescope/capture"
+	"github.com/wirescope/wirescope/capture/agentapi"
+	"github.com/wirescope/wirescope/capture/segstore"
 	"github.com/wirescope/wirescope/dissect"
 	"github.com/wirescope/wirescope/dissect/proto"
 	"github.com/wirescope/wirescope/server/identity"
@@ -35,12 +38,14 @@ type dissectFlags struct {
 	pagesTotal   int
 	cpuProfile   string
 	maxFlows     int
+	store        string
+	from, to     string
 }
 
 func newDissectCmd() *cobra.Command {
 	var f dissectFlags
 	cmd := &cobra.Command{
-		Use:   "dissect FILE...",
+		Use:   "dissect FILE... | --store DIR [--from T --to T]",
 		Short: "Turn pcap/pcapng captures into API calls (JSONL or a table)",
 		Long: `Dissect reads pcap or pcapng files (gzip-compressed too; several files are
 merged by timestamp), reassembles TCP, detects protocols from payload and prints
@@ -48,11 +53,27 @@ one API call per line. A summary goes to stderr: packets, flows, calls by
 protocol, unanswered requests, truncated calls and bytes dropped to bound memory.
 
 A damaged file yields every packet before the damage and a warning naming the
-byte offset; a file that cannot be read at all is an error.`,
+byte offset; a file that cannot be read at all is an error.
+
+--store reads an agent's segment store instead (it may be capturing into it
+meanwhile): the segments holding packets in [--from, --to), in time order.
+Times are RFC 3339 or a negative duration back from now (-15m).`,
 		Example: `  wirescope dissect capture.pcap
   wirescope dissect --cluster cluster.json --format table node-a.pcap node-b.pcap
-  wirescope dissect --flows capture.pcapng | jq 'select(.kind=="flow")'`,
-		Args: cobra.MinimumNArgs(1),
+  wirescope dissect --flows capture.pcapng | jq 'select(.kind=="flow")'
+  wirescope dissect --store /var/lib/wirescope --from -10m -o table`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if f.store != "" {
+				if len(args) > 0 {
+					return errors.New("give capture files or --store, not both")
+				}
+				return nil
+			}
+			if f.from != "" || f.to != "" {
+				return errors.New("--from and --to go with --store")
+			}
+			return cobra.MinimumNArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDissect(cmd.OutOrStdout(), cmd.ErrOrStderr(), args, f)
 		},
@@ -67,6 +88,9 @@ byte offset; a file that cannot be read at all is an error.`,
 	fl.IntVar(&f.pagesPerConn, "max-pages-per-conn", 0, "out-of-order buffer per TCP connection, in 1900-byte pages (default 1024)")
 	fl.IntVar(&f.pagesTotal, "max-pages", 0, "out-of-order buffer in total, in 1900-byte pages (default 8192)")
 	fl.IntVar(&f.maxFlows, "max-flows", 0, "TCP connections, and UDP flows, tracked at once; past it the least active end early (default 262144)")
+	fl.StringVar(&f.store, "store", "", "read the segment store in this directory (as `wirescope agent --data-dir` writes)")
+	fl.StringVar(&f.from, "from", "", "with --store: the start of the window (RFC 3339, or -15m back from now)")
+	fl.StringVar(&f.to, "to", "", "with --store: the end of the window")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	fl.MarkHidden("cpuprofile")
 	return cmd
@@ -112,6 +136,14 @@ func runDissect(stdout, stderr io.Writer, files []string, f dissectFlags) error 
 			return err
 		}
 		srcs = append(srcs, s)
+	}
+	if f.store != "" {
+		s, err := storeSource(f.store, f.from, f.to, time.Now())
+		if err != nil {
+			return err
+		}
+		srcs = append(srcs, s)
+		files = []string{f.store}
 	}
 	// Reading the capture (a Batcher), dissecting (one shard per CPU) and
 	// encoding the records (asyncOut) run on goroutines of their own.
@@ -339,4 +371,27 @@ func counts(m map[string]uint64) string {
 		parts[i] = k + " " + strconv.FormatUint(m[k], 10)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// storeSource reads the packets of a segment store in [from, to).
+func storeSource(dir, from, to string, now time.Time) (capture.Source, error) {
+	segs, err := segstore.List(dir)
+	if err != nil {
+		return nil, err
+	}
+	f, err := agentapi.ParseTime(from, now)
+	if err != nil {
+		return nil, fmt.Errorf("--from: %w", err)
+	}
+	t, err := agentapi.ParseTime(to, now)
+	if err != nil {
+		return nil, fmt.Errorf("--to: %w", err)
+	}
+	if !f.IsZero() && !t.IsZero() && !f.Before(t) {
+		return nil, fmt.Errorf("--from %s is not before --to %s", f.Format(time.RFC3339Nano), t.Format(time.RFC3339Nano))
+	}
+	if len(segs) == 0 {
+		return nil, fmt.Errorf("the store in %s holds no segments yet", dir)
+	}
+	return segstore.Packets(segs, f, t), nil
 }

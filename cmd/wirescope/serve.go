@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
 	"github.com/spf13/cobra"
@@ -23,14 +24,20 @@ import (
 	"github.com/wirescope/wirescope/server"
 	"github.com/wirescope/wirescope/server/identity"
 	"github.com/wirescope/wirescope/server/workspace"
+	"github.com/wirescope/wirescope/tools"
 )
 
 // sourceFlags choose what a server serves.
 type sourceFlags struct {
-	pcaps   []string
-	demo    bool
-	cluster string
-	dataDir string
+	pcaps    []string
+	demo     bool
+	cluster  string
+	dataDir  string
+	store    string
+	ifaces   []string
+	maxBytes int64
+	refresh  time.Duration
+	filter   string
 }
 
 func (f *sourceFlags) register(cmd *cobra.Command) {
@@ -38,11 +45,39 @@ func (f *sourceFlags) register(cmd *cobra.Command) {
 	fl.StringSliceVar(&f.pcaps, "pcap", nil, "capture file to serve (pcap, pcapng, gzipped); repeat or separate with commas")
 	fl.BoolVar(&f.demo, "demo", false, "serve the capture built into the binary: a shop API with failing endpoints")
 	fl.StringVar(&f.cluster, "cluster", "", "cluster file (services and pods) to name the peers of each call")
-	fl.StringVar(&f.dataDir, "data-dir", "", "where the index and exported PCAP files go; started again on the same captures, the server keeps what it dissected (default: a temporary directory removed on exit)")
+	fl.StringVar(&f.dataDir, "data-dir", "", "where the index and exported PCAP files go (and, with --iface, the captured segments); started again on the same captures, the server keeps what it dissected (default: a temporary directory removed on exit)")
+	fl.StringVar(&f.store, "store", "", "serve the segment store in this directory (as `wirescope agent --data-dir` writes it), read again as it grows")
+	fl.StringSliceVar(&f.ifaces, "iface", nil, "capture on these interfaces (names, globs, any) into a segment store under --data-dir and serve it (needs root)")
+	fl.StringVar(&f.filter, "filter", "", "with --iface: BPF filter (tcpdump syntax) run in the kernel")
+	fl.Int64Var(&f.maxBytes, "max-bytes", 1<<30, "with --iface: delete the oldest segments past this many bytes")
+	fl.DurationVar(&f.refresh, "refresh", 5*time.Second, "with --store or --iface: look for new packets at most this often (before a tool call)")
 }
 
-// open opens the workspace the flags describe.
-func (f *sourceFlags) open(logger *slog.Logger) (*workspace.Workspace, func(), error) {
+// backend is what the servers serve: a workspace over files, or one over
+// a growing store.
+type backend interface {
+	tools.Backend
+	Close() error
+}
+
+// open opens the workspace the flags describe; with --iface, capture runs
+// until ctx ends.
+func (f *sourceFlags) open(ctx context.Context, logger *slog.Logger) (backend, func(), error) {
+	kinds := 0
+	for _, set := range []bool{len(f.pcaps) > 0 || f.demo, f.store != "", len(f.ifaces) > 0} {
+		if set {
+			kinds++
+		}
+	}
+	if kinds > 1 {
+		return nil, nil, errors.New("serve one thing: --pcap/--demo, --store or --iface")
+	}
+	switch {
+	case f.store != "":
+		return f.openStore(logger)
+	case len(f.ifaces) > 0:
+		return f.openCapture(ctx, logger)
+	}
 	paths := append([]string(nil), f.pcaps...)
 	cleanup := func() {}
 	if f.demo {
@@ -59,17 +94,14 @@ func (f *sourceFlags) open(logger *slog.Logger) (*workspace.Workspace, func(), e
 		paths = append(paths, p)
 	}
 	if len(paths) == 0 {
-		return nil, nil, errors.New("nothing to serve: give --pcap FILE (or --demo for the built-in capture)")
+		return nil, nil, errors.New("nothing to serve: give --pcap FILE, --store DIR or --iface IF (or --demo for the built-in capture)")
 	}
-	opts := workspace.Options{Paths: paths, Dir: f.dataDir}
-	if f.cluster != "" {
-		id, err := identity.LoadFile(f.cluster)
-		if err != nil {
-			cleanup()
-			return nil, nil, err
-		}
-		opts.Identity = id
+	opts, err := f.options()
+	if err != nil {
+		cleanup()
+		return nil, nil, err
 	}
+	opts.Paths = paths
 	ws, err := workspace.Open(opts)
 	if err != nil {
 		cleanup()
@@ -80,6 +112,19 @@ func (f *sourceFlags) open(logger *slog.Logger) (*workspace.Workspace, func(), e
 	return ws, func() { ws.Close(); cleanup() }, nil
 }
 
+// options are the workspace options the flags give.
+func (f *sourceFlags) options() (workspace.Options, error) {
+	opts := workspace.Options{Dir: f.dataDir}
+	if f.cluster != "" {
+		id, err := identity.LoadFile(f.cluster)
+		if err != nil {
+			return opts, err
+		}
+		opts.Identity = id
+	}
+	return opts, nil
+}
+
 func newMCPCmd() *cobra.Command {
 	var f sourceFlags
 	cmd := &cobra.Command{
@@ -87,19 +132,25 @@ func newMCPCmd() *cobra.Command {
 		Short: "Serve captures to an MCP client over stdio",
 		Long: `mcp serves capture files to the MCP client that started it, over stdin and
 stdout. The files are scanned at start; a window is dissected into calls the
-first time a tool asks about it. Logs go to stderr.`,
+first time a tool asks about it. Logs go to stderr.
+
+--store serves an agent's segment store, and --iface captures on this machine
+into a store under --data-dir and serves it (so a laptop runs the whole
+product); both are read again as they grow.`,
 		Example: `  wirescope mcp --pcap capture.pcap
+  sudo wirescope mcp --iface any --data-dir ~/.cache/wirescope
+  wirescope mcp --store /var/lib/wirescope
   claude mcp add wirescope -- wirescope mcp --pcap /path/to/capture.pcap --cluster cluster.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
-			ws, closeWS, err := f.open(logger)
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			ws, closeWS, err := f.open(ctx, logger)
 			if err != nil {
 				return err
 			}
 			defer closeWS()
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
 			stdio := mcpserver.NewStdioServer(server.New(ws))
 			err = stdio.Listen(ctx, cmd.InOrStdin(), cmd.OutOrStdout())
 			if errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) {
@@ -150,7 +201,9 @@ func runHub(cmd *cobra.Command, f *hubFlags) error {
 	if err != nil {
 		return err
 	}
-	ws, closeWS, err := f.open(logger)
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ws, closeWS, err := f.open(ctx, logger)
 	if err != nil {
 		return err
 	}
@@ -166,8 +219,6 @@ func runHub(cmd *cobra.Command, f *hubFlags) error {
 	url := "http://" + l.Addr().String() + "/mcp"
 	fmt.Fprint(cmd.OutOrStdout(), clientConfig(url, token, f.tokenFile))
 	logger.Info("listening", "url", url)
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	return server.ServeHTTP(ctx, l, h)
 }
 
