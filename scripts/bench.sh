@@ -42,3 +42,8 @@ go test -run '^$' -bench . -benchmem -count 1 ./...
 echo
 echo "== wirescope vs tshark"
 go run ./scripts/benchcmp "$@"
+
+echo
+# wirescope agent against tcpdump -w on the same veth traffic (needs root;
+# it says so and skips otherwise). See scripts/bench-agent.sh -h.
+bash scripts/bench-agent.sh
