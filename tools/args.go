@@ -13,6 +13,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/wirescope/wirescope/dissect"
+	"github.com/wirescope/wirescope/internal/when"
 )
 
 // windowArgs select a time range.
@@ -159,23 +160,12 @@ func (a windowArgs) window(b Backend) (from, to time.Time, err error) {
 // parseTime reads RFC 3339, a relative duration ("-15m": before ref) or
 // "now" (ref).
 func parseTime(name, s string, ref time.Time) (time.Time, error) {
-	s = strings.TrimSpace(s)
-	switch {
-	case s == "":
-		return time.Time{}, nil
-	case s == "now":
-		return ref, nil
-	case strings.HasPrefix(s, "-"):
-		d, err := time.ParseDuration(s[1:])
-		if err != nil || d <= 0 {
-			return time.Time{}, argErrorf("%s %q is not a duration back from the newest packet, like -15m or -2h", name, s)
-		}
-		return ref.Add(-d), nil
+	t, ok := when.Parse(s, ref)
+	if ok {
+		return t, nil
 	}
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02 15:04:05", "2006-01-02T15:04"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			return t.UTC(), nil
-		}
+	if strings.HasPrefix(strings.TrimSpace(s), "-") {
+		return time.Time{}, argErrorf("%s %q is not a duration back from the newest packet, like -15m or -2h", name, s)
 	}
 	return time.Time{}, argErrorf("%s %q is not a time: use RFC 3339 (2026-11-21T14:00:00Z) or a duration back from the newest packet (-15m)", name, s)
 }

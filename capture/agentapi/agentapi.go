@@ -50,6 +50,7 @@ import (
 	"github.com/wirescope/wirescope/capture/flowindex"
 	"github.com/wirescope/wirescope/capture/segstore"
 	"github.com/wirescope/wirescope/internal/bearer"
+	"github.com/wirescope/wirescope/internal/when"
 )
 
 // Capture is what the capturing side reports.
@@ -207,37 +208,6 @@ func (f Filter) Match(fl *segstore.Flow) bool {
 	return true
 }
 
-// Query renders the filter as the API's query parameters.
-func (f Filter) Query() string {
-	q := make([]string, 0, 8)
-	add := func(k, v string) { q = append(q, k+"="+v) }
-	if !f.From.IsZero() {
-		add("from", f.From.UTC().Format(time.RFC3339Nano))
-	}
-	if !f.To.IsZero() {
-		add("to", f.To.UTC().Format(time.RFC3339Nano))
-	}
-	for _, ip := range f.IPs {
-		add("ip", ip.String())
-	}
-	for _, p := range f.Ports {
-		add("port", strconv.Itoa(int(p)))
-	}
-	if f.HasProto {
-		add("proto", strconv.Itoa(int(f.Proto)))
-	}
-	for k, v := range map[string]string{"iface": f.Iface, "comm": f.Comm, "pod_uid": f.PodUID, "container_id": f.ContainerID} {
-		if v != "" {
-			add(k, v)
-		}
-	}
-	if f.PID != 0 {
-		add("pid", strconv.FormatUint(uint64(f.PID), 10))
-	}
-	slices.Sort(q)
-	return strings.Join(q, "&")
-}
-
 var protoNames = map[string]layers.IPProtocol{"tcp": layers.IPProtocolTCP, "udp": layers.IPProtocolUDP,
 	"icmp": layers.IPProtocolICMPv4, "icmpv6": layers.IPProtocolICMPv6, "sctp": layers.IPProtocolSCTP}
 
@@ -303,23 +273,13 @@ func ParseFilter(q map[string][]string, now time.Time) (Filter, error) {
 	return f, nil
 }
 
-// ParseTime reads a time given as RFC 3339 or as a negative duration back
-// from now; "" is unbounded (zero).
+// ParseTime reads a time given as RFC 3339, as a duration back from now
+// (-15m) or as "now"; "" is unbounded (zero).
 func ParseTime(s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
+	if t, ok := when.Parse(s, now); ok {
+		return t, nil
 	}
-	if d, err := time.ParseDuration(s); err == nil {
-		if d > 0 {
-			return time.Time{}, fmt.Errorf("%q: a duration counts back from now, so it takes a minus sign (-%s)", s, s)
-		}
-		return now.Add(d), nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time (2026-11-21T14:00:00Z) nor a duration back from now (-15m)", s)
-	}
-	return t, nil
+	return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time (2026-11-21T14:00:00Z) nor a duration back from now (-15m)", s)
 }
 
 // Flow is a flow as /v1/flows streams it.
@@ -492,7 +452,7 @@ func (a *api) pcap(w http.ResponseWriter, r *http.Request) {
 	segs := a.o.Store.Segments()
 	var links []layers.LinkType
 	for _, g := range segs {
-		if g.Packets > 0 && (f.To.IsZero() || g.First.Before(f.To)) && (f.From.IsZero() || !g.Last.Before(f.From)) && !slices.Contains(links, g.LinkType) {
+		if g.Overlaps(f.From, f.To) && !slices.Contains(links, g.LinkType) {
 			links = append(links, g.LinkType)
 		}
 	}

@@ -53,13 +53,14 @@ func List(dir string) ([]Segment, error) {
 	return out, nil
 }
 
-// overlaps reports whether the segment may hold packets in [from, to):
-// one whose times are unknown may.
-func (g Segment) overlaps(from, to time.Time) bool {
-	if g.First.IsZero() {
-		return !g.Closed || g.Packets > 0
+// Overlaps reports whether the segment may hold packets in [from, to)
+// (zero is unbounded): one whose times are unknown (an open segment List
+// found without an index) may; one without packets does not.
+func (g Segment) Overlaps(from, to time.Time) bool {
+	if g.First.IsZero() && !g.Closed {
+		return true
 	}
-	return (to.IsZero() || g.First.Before(to)) && (from.IsZero() || !g.Last.Before(from))
+	return g.Packets > 0 && (to.IsZero() || g.First.Before(to)) && (from.IsZero() || !g.Last.Before(from))
 }
 
 // ReorderHorizon is how far back in time Packets looks to put packets in
@@ -82,7 +83,7 @@ func Packets(segs []Segment, from, to time.Time) capture.Source {
 	byLink := map[layers.LinkType][]Segment{}
 	var links []layers.LinkType
 	for _, g := range segs {
-		if !g.overlaps(from, to) {
+		if !g.Overlaps(from, to) {
 			continue
 		}
 		if _, ok := byLink[g.LinkType]; !ok {

@@ -585,7 +585,7 @@ func (s *Store) abandon(seg *segment) {
 		return
 	}
 	rebuilt.Path, rebuilt.Closed, rebuilt.Size = seg.Path, true, seg.durable
-	rebuilt.Procs(s.opts.Attribute, 0)
+	rebuilt.askProcs(s.opts.Attribute, 0)
 	lost := seg.Packets - rebuilt.Packets
 	s.stats.Dropped += lost
 	s.stats.Packets -= lost
@@ -614,7 +614,7 @@ func (s *Store) closeSegment(seg *segment) error {
 	}
 	seg.Size, seg.Closed = seg.cw.n, true
 	seg.f, seg.cw, seg.bw, seg.pw, seg.pending, seg.prev = nil, nil, nil, nil, nil, nil
-	seg.Procs(s.opts.Attribute, seg.asked)
+	seg.askProcs(s.opts.Attribute, seg.asked)
 	if err := writeIndex(indexPath(seg.Path), seg); err != nil {
 		s.stats.LastError = err.Error()
 		s.log.Warn("cannot write the segment index (rebuilt at the next start)", "segment", seg.Path, "err", err)
@@ -634,9 +634,9 @@ func (s *Store) retire(seg *segment) {
 	s.closed = append(s.closed, seg)
 }
 
-// Procs asks attr about the processes of the segment's flows from the
+// askProcs asks attr about the processes of the segment's flows from the
 // from-th on. Callers hold the store's lock (or own the segment).
-func (g *segment) Procs(attr Attributor, from int) {
+func (g *segment) askProcs(attr Attributor, from int) {
 	if attr == nil {
 		return
 	}
@@ -840,7 +840,7 @@ func (s *Store) EachFlow(from, to time.Time, fn func(Segment, *Flow) bool) error
 	s.mu.Lock()
 	var closed []Segment
 	for _, g := range s.closed {
-		if g.Packets > 0 && (to.IsZero() || g.First.Before(to)) && (from.IsZero() || !g.Last.Before(from)) {
+		if g.Overlaps(from, to) {
 			closed = append(closed, g.Segment)
 		}
 	}
@@ -943,11 +943,8 @@ func (s *Store) Snapshot(name string, from, to time.Time) (Snapshot, error) {
 	if _, err := os.Stat(dir); err == nil {
 		return Snapshot{}, fmt.Errorf("snapshot %q exists", name)
 	}
-	overlaps := func(g *segment) bool {
-		return g.Packets > 0 && (to.IsZero() || g.First.Before(to)) && (from.IsZero() || !g.Last.Before(from))
-	}
 	for _, g := range s.openSorted() {
-		if overlaps(g) {
+		if g.Overlaps(from, to) {
 			if err := s.closeSegment(g); err != nil {
 				return Snapshot{}, fmt.Errorf("snapshot %s: closing the open segment: %w", name, s.writeFailed(err, false))
 			}
@@ -960,7 +957,7 @@ func (s *Store) Snapshot(name string, from, to time.Time) (Snapshot, error) {
 	}
 	snap := Snapshot{Name: name, From: from, To: to, Created: s.opts.Now().UTC(), Segments: []string{}}
 	for _, g := range s.closed {
-		if !overlaps(g) {
+		if !g.Overlaps(from, to) {
 			continue
 		}
 		for _, p := range []string{g.Path, indexPath(g.Path)} {

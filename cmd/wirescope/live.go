@@ -112,7 +112,6 @@ func (f *sourceFlags) growingOptions(logger *slog.Logger) (workspace.Options, fu
 		}
 		opts.Dir, cleanup = dir, func() { os.RemoveAll(dir) }
 	}
-	opts.Dir = filepath.Join(opts.Dir, "")
 	return opts, cleanup, nil
 }
 

@@ -109,8 +109,8 @@ func (g *Growing) refresh(first bool) {
 	g.opens++
 	g.lastErr = ""
 	g.ws.Store(ws)
-	first2, last := ws.Bounds()
-	g.opts.Logger.Info("captures read again", "files", len(paths), "first", first2, "last", last)
+	from, to := ws.Bounds()
+	g.opts.Logger.Info("captures read again", "files", len(paths), "first", from, "last", to)
 }
 
 // Close closes the current workspace.
