@@ -21,6 +21,7 @@ import (
 	"net"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +34,15 @@ import (
 
 	"github.com/wirescope/wirescope/capture"
 )
+
+// yieldEvery is how often, in packet time, a capture goroutine passes
+// through the Go scheduler (runtime.Gosched). A goroutine that runs on
+// without it, between blocking polls of its ring, is seen by the
+// runtime's monitor (sysmon) as running one time slice for over 10 ms:
+// sysmon then takes its P back in the next poll, and a P taken back sets
+// sysmon to wake every 20 µs for a while; at 100 times a second that was
+// a third of the agent's CPU.
+const yieldEvery = time.Millisecond
 
 // Options configure a capture.
 type Options struct {
@@ -231,10 +241,16 @@ func (s *Source) Run(ctx context.Context, fn func(p *capture.Packet, iface strin
 			defer close(h.done)
 			snap := s.opts.SnapLen
 			var p capture.Packet
+			var yielded time.Time
 			for ctx.Err() == nil {
 				data, ci, err := h.tp.ZeroCopyReadPacketData()
 				if errors.Is(err, afpacket.ErrTimeout) {
+					runtime.Gosched()
 					continue
+				}
+				if ci.Timestamp.Sub(yielded) >= yieldEvery {
+					yielded = ci.Timestamp
+					runtime.Gosched()
 				}
 				if err != nil {
 					if ctx.Err() != nil {

@@ -26,7 +26,8 @@
 package segstore
 
 import (
-	"bufio"
+	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -171,7 +172,11 @@ type Store struct {
 
 	mu     sync.Mutex
 	closed []*segment // oldest first
-	open   map[layers.LinkType]*segment
+	// closing holds segments closed by Write whose last bytes and index
+	// are being written; idle is signalled as each leaves.
+	closing []*segment
+	idle    *sync.Cond
+	open    map[layers.LinkType]*segment
 	// last holds the flows of the segment closed last, per link type,
 	// until the next segment of that link type opens and takes them.
 	last    map[layers.LinkType]map[flowindex.Key]*Flow
@@ -194,28 +199,22 @@ type segment struct {
 	// asked counts the flows of order whose processes were asked for.
 	asked int
 
-	// While open:
+	// While open and closing:
 	f        *os.File
-	cw       *countingWriter
-	bw       *bufio.Writer
+	w        *fileWriter
 	pw       *pcapgo.Writer
 	opened   time.Time
-	logical  int64   // bytes written to bw, header included
-	pending  []int64 // ends of packets not known to be on disk yet
-	durable  int64   // the last packet end known to be on disk
+	logical  int64 // bytes written to w, header included
 	lastSync time.Time
+	closeErr error // what failed while it closed
 }
 
-// countingWriter counts the bytes that reached the file.
-type countingWriter struct {
-	f *os.File
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.f.Write(p)
-	c.n += int64(n)
-	return n, err
+// durable is the end of the segment's last whole record in its file.
+func (g *segment) durable() int64 {
+	if g.Closed {
+		return g.Size
+	}
+	return g.w.durable.Load()
 }
 
 var segName = regexp.MustCompile(`^(\d{12})-lt(\d+)\.pcap$`)
@@ -254,6 +253,7 @@ func Open(dir string, o Options) (*Store, error) {
 	}
 	s := &Store{dir: dir, opts: o, log: log, lock: lock, open: map[layers.LinkType]*segment{}, last: map[layers.LinkType]map[flowindex.Key]*Flow{},
 		nextSeq: 1, dec: capture.NewDecoder()}
+	s.idle = sync.NewCond(&s.mu)
 	if err := s.recover(); err != nil {
 		s.unlock()
 		return nil, err
@@ -298,6 +298,7 @@ func (s *Store) recover() error {
 				s.log.Error("segment unreadable: left as it is", "segment", path, "err", err)
 				continue
 			}
+			s.cutPartialRecord(path, seg.Size)
 			if err := writeIndex(indexPath(path), seg); err != nil {
 				s.log.Warn("cannot write the rebuilt index; it is rebuilt again at the next start", "segment", path, "err", err)
 			} else {
@@ -313,9 +314,44 @@ func (s *Store) recover() error {
 	}
 	slices.SortFunc(loaded, func(a, b *segment) int { return cmpUint(a.Seq, b.Seq) })
 	for _, seg := range loaded {
+		s.last[seg.LinkType] = seg.flows
 		s.retire(seg)
 	}
 	return nil
+}
+
+// cutPartialRecord truncates a segment to end, its last whole record,
+// when what follows is the start of a record a crash cut short, so that
+// the segment reads whole from now on. Anything else after end (a damaged
+// record followed by more) is left for other tools to make sense of.
+func (s *Store) cutPartialRecord(path string, end int64) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil || fi.Size() <= end {
+		return
+	}
+	rest := fi.Size() - end
+	if rest >= 16 {
+		var hdr [16]byte
+		if _, err := f.ReadAt(hdr[:], end); err != nil {
+			return
+		}
+		// pcapgo writes segments little-endian.
+		caplen := int64(binary.LittleEndian.Uint32(hdr[8:12]))
+		if caplen <= rest-16 || caplen > DefaultSnapLen {
+			s.log.Warn("segment damaged after its last whole record: left as it is", "segment", path, "offset", end, "bytes", rest)
+			return
+		}
+	}
+	if err := f.Truncate(end); err != nil {
+		s.log.Warn("cannot cut the partial last record off the segment", "segment", path, "err", err)
+		return
+	}
+	s.log.Info("partial last record cut off", "segment", path, "bytes", rest)
 }
 
 func cmpUint(a, b uint64) int {
@@ -334,8 +370,9 @@ func indexPath(pcap string) string { return strings.TrimSuffix(pcap, ".pcap") + 
 const pcapHeaderLen = 24
 
 // rebuild reads a segment's packets to make its index; a damaged tail
-// ends the reading (it is what a crash leaves). prev, when known, is the
-// segment before it, whose flows say which side opened a connection.
+// ends the reading (it is what a crash leaves), and Size is set to the end
+// of the last whole record. prev, when known, is the segment before it,
+// whose flows say which side opened a connection.
 func rebuild(path string, seq uint64, lt layers.LinkType, prev map[flowindex.Key]*Flow) (*segment, error) {
 	f, err := capture.OpenFile(path)
 	if err != nil {
@@ -348,6 +385,7 @@ func rebuild(path string, seq uint64, lt layers.LinkType, prev map[flowindex.Key
 	dec := capture.NewDecoder()
 	var d capture.Decoded
 	var p capture.Packet
+	seg.Size = pcapHeaderLen
 	for {
 		if err := f.Next(&p); err == io.EOF {
 			break
@@ -355,6 +393,7 @@ func rebuild(path string, seq uint64, lt layers.LinkType, prev map[flowindex.Key
 			return nil, err
 		}
 		seg.count(dec, &d, &p, "")
+		seg.Size += 16 + int64(len(p.Data))
 	}
 	return seg, nil
 }
@@ -438,6 +477,11 @@ func (g *segment) count(dec *capture.Decoder, d *capture.Decoded, p *capture.Pac
 // Write appends a packet to the open segment of its link type, rotating
 // and deleting old segments as the options say. iface names where it was
 // captured. While the disk is full it returns ErrFull.
+//
+// Write copies the packet into memory and returns: the segment's writer
+// writes it to the file from another goroutine (see fileWriter), within
+// Options.FlushEvery, and a segment closed by rotation is finished (its
+// last bytes synced, its index written) by a goroutine of its own.
 func (s *Store) Write(p *capture.Packet, iface string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -468,17 +512,20 @@ func (s *Store) Write(p *capture.Packet, iface string) error {
 	}
 	ci := gopacket.CaptureInfo{Timestamp: p.Timestamp, CaptureLength: len(p.Data), Length: max(p.Length, len(p.Data))}
 	if err := seg.pw.WritePacket(ci, p.Data); err != nil {
+		if werr := seg.w.Err(); werr != nil {
+			err = werr // pcapgo's wrapping loses what it is (ENOSPC)
+		}
 		s.abandon(seg)
 		return s.writeFailed(err, true)
 	}
+	seg.w.Mark()
 	seg.logical += rec
-	seg.pending = append(seg.pending, seg.logical)
-	seg.settle()
 	seg.count(s.dec, &s.decoded, p, iface)
 	s.stats.Packets++
 	s.stats.Bytes += uint64(rec)
 	if now.Sub(seg.lastSync) >= s.opts.FlushEvery {
-		if err := seg.flush(now); err != nil {
+		seg.lastSync = now
+		if err := seg.w.Flush(); err != nil {
 			s.abandon(seg) // counts the packets lost, this one too
 			return s.writeFailed(err, false)
 		}
@@ -486,40 +533,24 @@ func (s *Store) Write(p *capture.Packet, iface string) error {
 	return nil
 }
 
-// settle drops the packet ends already on disk, keeping the last as
-// durable.
-func (g *segment) settle() {
-	i := 0
-	for i < len(g.pending) && g.pending[i] <= g.cw.n {
-		g.durable = g.pending[i]
-		i++
-	}
-	if i > 0 {
-		g.pending = append(g.pending[:0], g.pending[i:]...)
-	}
-}
-
-func (g *segment) flush(now time.Time) error {
-	g.lastSync = now
-	if err := g.bw.Flush(); err != nil {
-		return err
-	}
-	g.settle()
-	return nil
-}
-
-// Flush writes what Write buffered to the files.
+// Flush writes what Write buffered to the files, and returns once the
+// segments being closed are closed too.
 func (s *Store) Flush() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.opts.Now()
-	for _, seg := range s.open {
-		if err := seg.flush(now); err != nil {
+	var first error
+	for _, seg := range s.openSorted() {
+		seg.lastSync = now
+		if err := seg.w.Flush(); err != nil {
 			s.abandon(seg)
-			return s.writeFailed(err, false)
+			if first == nil {
+				first = s.writeFailed(err, false)
+			}
 		}
 	}
-	return nil
+	s.settled()
+	return first
 }
 
 func (s *Store) newOpenSegment(lt layers.LinkType, now time.Time) (*segment, error) {
@@ -530,22 +561,24 @@ func (s *Store) newOpenSegment(lt layers.LinkType, now time.Time) (*segment, err
 		return nil, err
 	}
 	s.nextSeq++
+	// The header is written at once, so that a disk too full for it fails
+	// here, and a reader finds a file it can open.
+	var hdr bytes.Buffer
+	if err := pcapgo.NewWriterNanos(&hdr).WriteFileHeader(uint32(s.opts.SnapLen), lt); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
+	if _, err := f.Write(hdr.Bytes()); err != nil {
+		f.Close()
+		os.Remove(path)
+		return nil, err
+	}
 	seg := newSegment(seq, lt)
 	seg.Path, seg.f, seg.opened, seg.lastSync = path, f, now, now
-	seg.cw = &countingWriter{f: f}
-	seg.bw = bufio.NewWriterSize(seg.cw, 256<<10)
-	seg.pw = pcapgo.NewWriterNanos(seg.bw)
-	if err := seg.pw.WriteFileHeader(uint32(s.opts.SnapLen), lt); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, err
-	}
-	if err := seg.bw.Flush(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return nil, err
-	}
-	seg.logical, seg.durable = pcapHeaderLen, pcapHeaderLen
+	seg.w = newFileWriter(f, path, hdr.Bytes())
+	seg.pw = pcapgo.NewWriterNanos(seg.w)
+	seg.logical = pcapHeaderLen
 	seg.prev = s.last[lt]
 	delete(s.last, lt)
 	s.open[lt] = seg
@@ -568,13 +601,23 @@ func (s *Store) writeFailed(err error, drop bool) error {
 	return fmt.Errorf("segment store: %w", err)
 }
 
-// abandon closes a segment whose writing failed: it is truncated to its
-// last whole packet on disk and indexed from what it holds; the packets
-// that did not reach the disk are counted as dropped.
+// abandon closes an open segment whose writing failed: it is truncated to
+// its last whole record on disk and indexed from what it holds; the
+// packets that did not reach the disk are counted as dropped. Callers
+// hold mu.
 func (s *Store) abandon(seg *segment) {
 	delete(s.open, seg.LinkType)
-	seg.settle()
-	if err := seg.f.Truncate(seg.durable); err != nil {
+	seg.w.Abort()
+	if flows := s.salvage(seg); flows != nil {
+		s.last[seg.LinkType] = flows
+	}
+}
+
+// salvage indexes what a segment whose writing failed holds (its writer
+// stopped) and retires it, returning its flows. Callers hold mu.
+func (s *Store) salvage(seg *segment) map[flowindex.Key]*Flow {
+	durable := seg.w.durable.Load()
+	if err := seg.f.Truncate(durable); err != nil {
 		s.log.Error("cannot cut the segment back to its last whole packet", "segment", seg.Path, "err", err)
 	}
 	seg.f.Sync()
@@ -582,80 +625,124 @@ func (s *Store) abandon(seg *segment) {
 	rebuilt, err := rebuild(seg.Path, seg.Seq, seg.LinkType, seg.prev)
 	if err != nil {
 		s.log.Error("segment unreadable after a write error", "segment", seg.Path, "err", err)
-		return
+		return nil
 	}
-	rebuilt.Path, rebuilt.Closed, rebuilt.Size = seg.Path, true, seg.durable
-	rebuilt.askProcs(s.opts.Attribute, 0)
+	rebuilt.Path, rebuilt.Closed, rebuilt.Size = seg.Path, true, durable
+	setProcs(rebuilt.order, askFlows(s.opts.Attribute, rebuilt.order))
 	lost := seg.Packets - rebuilt.Packets
 	s.stats.Dropped += lost
 	s.stats.Packets -= lost
-	s.stats.Bytes -= uint64(seg.logical - seg.durable)
+	s.stats.Bytes -= uint64(seg.logical - durable)
 	if err := writeIndex(indexPath(seg.Path), rebuilt); err != nil {
 		s.log.Warn("cannot write the index (rebuilt at the next start)", "segment", seg.Path, "err", err)
 	}
+	flows := rebuilt.flows
 	s.retire(rebuilt)
+	return flows
 }
 
-// closeSegment flushes, syncs and closes an open segment, then writes its
-// index and applies retention. When the flush fails, the segment is
-// abandoned and the error returned.
+// closeSegment closes an open segment: the next segment of its link type
+// opens at the next packet, while a goroutine writes the rest of this
+// one, syncs it, asks about its flows' processes and writes its index
+// (see finish). Callers hold mu; a write error already met abandons the
+// segment and is returned.
 func (s *Store) closeSegment(seg *segment) error {
-	if err := seg.bw.Flush(); err != nil {
+	if err := seg.w.Err(); err != nil {
 		s.abandon(seg)
 		return err
 	}
 	delete(s.open, seg.LinkType)
-	seg.settle()
+	s.last[seg.LinkType] = seg.flows
+	seg.prev = nil
+	s.closing = append(s.closing, seg)
+	go s.finish(seg)
+	return nil
+}
+
+// finish does what closing a segment takes beyond Write's goroutine.
+func (s *Store) finish(seg *segment) {
+	if err := seg.w.Close(); err != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.closing = slices.DeleteFunc(s.closing, func(g *segment) bool { return g == seg })
+		seg.closeErr = err
+		s.salvage(seg)
+		s.writeFailed(err, false)
+		s.idle.Broadcast()
+		return
+	}
 	if err := seg.f.Sync(); err != nil {
 		s.log.Warn("sync segment", "segment", seg.Path, "err", err)
 	}
 	if err := seg.f.Close(); err != nil {
 		s.log.Warn("close segment", "segment", seg.Path, "err", err)
 	}
-	seg.Size, seg.Closed = seg.cw.n, true
-	seg.f, seg.cw, seg.bw, seg.pw, seg.pending, seg.prev = nil, nil, nil, nil, nil, nil
-	seg.askProcs(s.opts.Attribute, seg.asked)
-	if err := writeIndex(indexPath(seg.Path), seg); err != nil {
-		s.stats.LastError = err.Error()
-		s.log.Warn("cannot write the segment index (rebuilt at the next start)", "segment", seg.Path, "err", err)
+	// Only this goroutine writes the flows now (under mu, as EachFlow
+	// reads them); it reads them without.
+	procs := askFlows(s.opts.Attribute, seg.order)
+	s.mu.Lock()
+	setProcs(seg.order, procs)
+	seg.asked = len(seg.order)
+	seg.Size = seg.logical
+	s.mu.Unlock()
+	ierr := writeIndex(indexPath(seg.Path), seg)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ierr != nil {
+		s.stats.LastError = ierr.Error()
+		s.log.Warn("cannot write the segment index (rebuilt at the next start)", "segment", seg.Path, "err", ierr)
 	}
+	s.closing = slices.DeleteFunc(s.closing, func(g *segment) bool { return g == seg })
+	seg.Closed = true
+	seg.f, seg.w, seg.pw = nil, nil, nil
 	s.retire(seg)
 	s.retain()
-	return nil
+	s.idle.Broadcast()
 }
 
-// retire adds a segment whose index is written to the closed ones. Its
-// flows leave memory (Flows reads them back from the index), except that
-// the next segment of its link type keeps them to orient connections
-// that continue.
-func (s *Store) retire(seg *segment) {
-	s.last[seg.LinkType] = seg.flows
-	seg.flows, seg.order = nil, nil
-	s.closed = append(s.closed, seg)
+// settled waits until no segment is closing. Callers hold mu (released
+// while waiting).
+func (s *Store) settled() {
+	for len(s.closing) > 0 {
+		s.idle.Wait()
+	}
 }
 
-// askProcs asks attr about the processes of the segment's flows from the
-// from-th on. Callers hold the store's lock (or own the segment).
-func (g *segment) askProcs(attr Attributor, from int) {
+// askFlows asks attr about the sides of flows whose process is not known,
+// returning what it says (zero where nothing).
+func askFlows(attr Attributor, flows []*Flow) [][2]Proc {
 	if attr == nil {
-		return
+		return nil
 	}
-	for _, fl := range g.order[min(from, len(g.order)):] {
-		fl.attribute(attr)
-	}
-	g.asked = len(g.order)
-}
-
-// attribute fills in the processes of the flow's sides not known yet.
-func (fl *Flow) attribute(attr Attributor) {
-	if fl.Procs[0].IsZero() {
-		if p, ok := attr(fl.Proto, fl.Src, fl.Dst); ok {
-			fl.Procs[0] = p
+	out := make([][2]Proc, len(flows))
+	for i, fl := range flows {
+		if fl.Procs[0].IsZero() {
+			out[i][0], _ = attr(fl.Proto, fl.Src, fl.Dst)
+		}
+		if fl.Procs[1].IsZero() {
+			out[i][1], _ = attr(fl.Proto, fl.Dst, fl.Src)
 		}
 	}
-	if fl.Procs[1].IsZero() {
-		if p, ok := attr(fl.Proto, fl.Dst, fl.Src); ok {
-			fl.Procs[1] = p
+	return out
+}
+
+// retire adds a segment whose index is written to the closed ones, in
+// sequence order. Its flows leave memory (Flows reads them back from the
+// index); the next segment of its link type may still hold them, to
+// orient connections that continue.
+func (s *Store) retire(seg *segment) {
+	seg.flows, seg.order = nil, nil
+	i, _ := slices.BinarySearchFunc(s.closed, seg.Seq, func(g *segment, seq uint64) int { return cmpUint(g.Seq, seq) })
+	s.closed = slices.Insert(s.closed, i, seg)
+}
+
+// setProcs fills in the sides of flows that askFlows found.
+func setProcs(flows []*Flow, procs [][2]Proc) {
+	for i, p := range procs {
+		for side := range 2 {
+			if !p[side].IsZero() {
+				flows[i].Procs[side] = p[side]
+			}
 		}
 	}
 }
@@ -669,6 +756,7 @@ func (s *Store) Attribute() {
 		return
 	}
 	type ask struct {
+		g     *segment
 		fl    *Flow
 		key   [2]netip.AddrPort
 		proto layers.IPProtocol
@@ -678,7 +766,7 @@ func (s *Store) Attribute() {
 	s.mu.Lock()
 	for _, g := range s.open {
 		for _, fl := range g.order[g.asked:] {
-			asks = append(asks, ask{fl: fl, key: [2]netip.AddrPort{fl.Src, fl.Dst}, proto: fl.Proto})
+			asks = append(asks, ask{g: g, fl: fl, key: [2]netip.AddrPort{fl.Src, fl.Dst}, proto: fl.Proto})
 		}
 		g.asked = len(g.order)
 	}
@@ -694,7 +782,9 @@ func (s *Store) Attribute() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, a := range asks {
-		// A flow of a segment closed meanwhile was asked again at its close.
+		if s.open[a.g.LinkType] != a.g {
+			continue // closed meanwhile: its flows are asked again as it closes
+		}
 		for i := range 2 {
 			if a.fl.Procs[i].IsZero() {
 				a.fl.Procs[i] = a.got[i]
@@ -710,6 +800,13 @@ func (s *Store) retain() {
 	for _, g := range s.closed {
 		total += g.Size
 	}
+	oldestClosing := uint64(0)
+	for _, g := range s.closing {
+		total += g.logical
+		if oldestClosing == 0 || g.Seq < oldestClosing {
+			oldestClosing = g.Seq
+		}
+	}
 	for _, g := range s.open {
 		total += g.logical
 	}
@@ -719,6 +816,9 @@ func (s *Store) retain() {
 	}
 	for len(s.closed) > 0 {
 		g := s.closed[0]
+		if oldestClosing != 0 && oldestClosing < g.Seq {
+			break // oldest first: an older segment is still closing
+		}
 		over := s.opts.MaxBytes > 0 && total > s.opts.MaxBytes
 		old := !cutoff.IsZero() && g.Last.Before(cutoff)
 		if !over && !old {
@@ -735,14 +835,36 @@ func (s *Store) retain() {
 	}
 }
 
-// Rotate closes the open segments (the next packet starts new ones).
+// Rotate closes the open segments (the next packet starts new ones) and
+// returns once they are closed, their indexes written.
 func (s *Store) Rotate() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.closeAll(func(*segment) bool { return true })
+}
+
+// closeAll closes the open segments which says, and waits until every
+// closing segment is closed; it returns the first error met. Callers hold
+// mu.
+func (s *Store) closeAll(which func(*segment) bool) error {
 	var first error
+	var closing []*segment
 	for _, seg := range s.openSorted() {
-		if err := s.closeSegment(seg); err != nil && first == nil {
-			first = s.writeFailed(err, false)
+		if !which(seg) {
+			continue
+		}
+		if err := s.closeSegment(seg); err != nil {
+			if first == nil {
+				first = s.writeFailed(err, false)
+			}
+			continue
+		}
+		closing = append(closing, seg)
+	}
+	s.settled()
+	for _, seg := range closing {
+		if seg.closeErr != nil && first == nil {
+			first = fmt.Errorf("segment store: %w", seg.closeErr)
 		}
 	}
 	return first
@@ -756,12 +878,7 @@ func (s *Store) Close() error {
 	if s.done {
 		return nil
 	}
-	var first error
-	for _, seg := range s.openSorted() {
-		if err := s.closeSegment(seg); err != nil && first == nil {
-			first = s.writeFailed(err, false)
-		}
-	}
+	first := s.closeAll(func(*segment) bool { return true })
 	s.done = true
 	s.unlock()
 	return first
@@ -787,9 +904,10 @@ func lockFile(path string) (*os.File, error) {
 	return f, nil
 }
 
-// Segments lists the segments, oldest first; open ones last, with Size
-// the bytes up to their last whole packet known to be on disk (a reader
-// reading that far reads whole packets only).
+// Segments lists the segments, oldest first; those not closed yet (open,
+// or being closed) last, with Size the bytes up to their last whole
+// packet known to be in the file (a reader reading that far reads whole
+// packets only).
 func (s *Store) Segments() []Segment {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -797,14 +915,15 @@ func (s *Store) Segments() []Segment {
 	for _, g := range s.closed {
 		out = append(out, g.Segment)
 	}
-	for _, g := range s.openSorted() {
+	for _, g := range s.unclosed() {
 		seg := g.Segment
-		seg.Size = g.durable
+		seg.Size = g.durable()
 		out = append(out, seg)
 	}
 	return out
 }
 
+// openSorted lists the open segments in sequence order. Callers hold mu.
 func (s *Store) openSorted() []*segment {
 	var open []*segment
 	for _, g := range s.open {
@@ -812,6 +931,14 @@ func (s *Store) openSorted() []*segment {
 	}
 	slices.SortFunc(open, func(a, b *segment) int { return cmpUint(a.Seq, b.Seq) })
 	return open
+}
+
+// unclosed lists the segments being closed and the open ones, in sequence
+// order. Callers hold mu.
+func (s *Store) unclosed() []*segment {
+	all := append(slices.Clone(s.closing), s.openSorted()...)
+	slices.SortFunc(all, func(a, b *segment) int { return cmpUint(a.Seq, b.Seq) })
+	return all
 }
 
 // Flows returns the flows active in [from, to) (zero is unbounded), per
@@ -859,16 +986,17 @@ func (s *Store) EachFlow(from, to time.Time, fn func(Segment, *Flow) bool) error
 			}
 		}
 	}
-	// The open segments' flows change as packets come: copy those wanted.
+	// The open segments' flows change as packets come (and those closing
+	// have no index yet): copy those wanted.
 	type openSeg struct {
 		seg   Segment
 		flows []Flow
 	}
 	var open []openSeg
 	s.mu.Lock()
-	for _, g := range s.openSorted() {
+	for _, g := range s.unclosed() {
 		o := openSeg{seg: g.Segment}
-		o.seg.Size = g.durable
+		o.seg.Size = g.durable()
 		for _, fl := range g.order {
 			if in(fl) {
 				o.flows = append(o.flows, *fl)
@@ -893,7 +1021,7 @@ func (s *Store) Stats() Stats {
 	defer s.mu.Unlock()
 	st := s.stats
 	st.Full = !s.full.IsZero()
-	all := append(slices.Clone(s.closed), s.openSorted()...)
+	all := append(slices.Clone(s.closed), s.unclosed()...)
 	st.Segments = len(all)
 	for _, g := range all {
 		if g.Packets > 0 {
@@ -907,7 +1035,7 @@ func (s *Store) Stats() Stats {
 		if g.Closed {
 			st.DiskBytes += g.Size
 		} else {
-			st.DiskBytes += g.cw.n
+			st.DiskBytes += g.durable()
 		}
 	}
 	st.SnapshotBytes = s.snapshotOnlyBytes()
@@ -943,12 +1071,8 @@ func (s *Store) Snapshot(name string, from, to time.Time) (Snapshot, error) {
 	if _, err := os.Stat(dir); err == nil {
 		return Snapshot{}, fmt.Errorf("snapshot %q exists", name)
 	}
-	for _, g := range s.openSorted() {
-		if g.Overlaps(from, to) {
-			if err := s.closeSegment(g); err != nil {
-				return Snapshot{}, fmt.Errorf("snapshot %s: closing the open segment: %w", name, s.writeFailed(err, false))
-			}
-		}
+	if err := s.closeAll(func(g *segment) bool { return g.Overlaps(from, to) }); err != nil {
+		return Snapshot{}, fmt.Errorf("snapshot %s: closing the open segment: %w", name, err)
 	}
 	tmp := dir + ".tmp"
 	os.RemoveAll(tmp)
