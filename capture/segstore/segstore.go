@@ -10,11 +10,16 @@
 // bytes each way, the TCP flags seen, the interface, and the process and
 // cgroup when known. FORMAT.md has the bytes.
 //
+// Write only copies a packet into the open segment's buffer; full buffers
+// are written with O_DIRECT (see fileWriter), and a segment closed by
+// rotation is finished beside Write (see finish).
+//
 // Crash safety: a closed segment is synced before its index is written, and
 // the index is written to a temporary file, synced and renamed. After a
-// crash (kill -9, power loss) every closed segment is intact; the segment
-// that was open is readable up to its last whole packet, and Open rebuilds
-// the index of any segment that lacks one from the PCAP itself.
+// crash (kill -9, power loss) every closed segment is intact; the segments
+// that were open or closing are readable up to their last whole packet, and
+// Open rebuilds the index of any segment that lacks one from the PCAP
+// itself, cutting off a record the crash left partial.
 //
 // A full disk stops writing cleanly: the open segment is cut back to its
 // last whole packet and closed, Write reports ErrFull and counts what it

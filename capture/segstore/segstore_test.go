@@ -671,3 +671,114 @@ func TestAttribution(t *testing.T) {
 		}
 	}
 }
+
+// TestClosingSegment: a segment closed by rotation is finished beside
+// Write. Until its index is written it is listed as not closed, its
+// packets read whole up to its durable size, its flows come from memory,
+// and Write goes on into the next segment; Flush waits for it.
+func TestClosingSegment(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	stuck := make(chan struct{})
+	attr := func(layers.IPProtocol, netip.AddrPort, netip.AddrPort) (segstore.Proc, bool) {
+		once.Do(func() { close(stuck) })
+		<-release // the first segment's close waits here
+		return segstore.Proc{Comm: "x"}, true
+	}
+	s := open(t, t.TempDir(), segstore.Options{SegmentBytes: 64 << 10, Attribute: attr})
+	pkts := traffic(60, t0)
+	// Write until the first rotation, then a little more.
+	i := 0
+	for ; len(s.Segments()) < 2; i++ {
+		if err := s.Write(&pkts[i], "eth0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-stuck
+	more := i + 50
+	write(t, s, pkts[i:more], "eth0")
+	segs := s.Segments()
+	if len(segs) != 2 || segs[0].Closed || segs[1].Closed {
+		t.Fatalf("while the first closes: %+v", segs)
+	}
+	if fi, err := os.Stat(segs[0].Path); err != nil || fi.Size() != segs[0].Size {
+		t.Errorf("closing segment: listed with %d bytes, the file has %v (%v)", segs[0].Size, fi.Size(), err)
+	}
+	if _, err := os.Stat(strings.TrimSuffix(segs[0].Path, ".pcap") + ".flows"); err == nil {
+		t.Error("the closing segment has its index already")
+	}
+	got := readAll(t, segs[:1])
+	samePackets(t, got, pkts[:segs[0].Packets])
+	var inFirst uint64
+	s.EachFlow(time.Time{}, time.Time{}, func(g segstore.Segment, fl *segstore.Flow) bool {
+		if g.Seq == segs[0].Seq {
+			inFirst += fl.Packets[0] + fl.Packets[1]
+		}
+		return true
+	})
+	if inFirst != segs[0].Packets {
+		t.Errorf("the closing segment's flows count %d packets, it holds %d", inFirst, segs[0].Packets)
+	}
+
+	close(release)
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	segs = s.Segments()
+	if !segs[0].Closed {
+		t.Fatalf("after Flush: %+v", segs[0])
+	}
+	samePackets(t, readAll(t, segs), pkts[:more])
+	s.EachFlow(time.Time{}, time.Time{}, func(g segstore.Segment, fl *segstore.Flow) bool {
+		if g.Seq == segs[0].Seq && (fl.Procs[0].Comm != "x" || fl.Procs[1].Comm != "x") {
+			t.Errorf("closed segment: flow %v → %v: processes %+v", fl.Src, fl.Dst, fl.Procs)
+		}
+		return true
+	})
+}
+
+// TestPartialRecordCut: reopening a store cuts a record a crash left
+// half-written off a segment without an index, and leaves alone bytes
+// that are not the start of one record.
+func TestPartialRecordCut(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tail []byte
+		cut  bool
+	}{
+		{"half a header", []byte{1, 2, 3, 4, 5, 6, 7}, true},
+		// A header saying 100 bytes, with 10 of them.
+		{"half a packet", append([]byte{0, 0, 0, 0, 0, 0, 0, 0, 100, 0, 0, 0, 100, 0, 0, 0}, make([]byte, 10)...), true},
+		// A header saying 1 MB (over any snap length), with 40 bytes: not
+		// what a crash leaves.
+		{"damage", append([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 16, 0, 0, 0, 16, 0}, make([]byte, 40)...), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := open(t, dir, segstore.Options{})
+			pkts := traffic(3, t0)
+			write(t, s, pkts, "eth0")
+			s.Close()
+			seg := s.Segments()[0]
+			os.Remove(strings.TrimSuffix(seg.Path, ".pcap") + ".flows")
+			f, err := os.OpenFile(seg.Path, os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Write(tc.tail)
+			f.Close()
+			s2 := open(t, dir, segstore.Options{})
+			fi, _ := os.Stat(seg.Path)
+			want := seg.Size
+			if !tc.cut {
+				want += int64(len(tc.tail))
+			}
+			if fi.Size() != want {
+				t.Errorf("after reopening: %d bytes, want %d", fi.Size(), want)
+			}
+			if g := s2.Segments()[0]; g.Packets != uint64(len(pkts)) {
+				t.Errorf("rebuilt index: %d packets, want %d", g.Packets, len(pkts))
+			}
+		})
+	}
+}
