@@ -261,7 +261,11 @@ func TestAgeRotation(t *testing.T) {
 	s := open(t, t.TempDir(), segstore.Options{SegmentAge: time.Minute, Now: c.now})
 	pkts := traffic(10, t0)
 	write(t, s, pkts[:5], "lo")
+	// A minute later, by the clock and in packet time.
 	c.t = c.t.Add(61 * time.Second)
+	for i := range pkts[5:] {
+		pkts[5+i].Timestamp = pkts[5+i].Timestamp.Add(61 * time.Second)
+	}
 	write(t, s, pkts[5:], "lo")
 	s.Flush() // the first segment closes beside Write
 	segs := s.Segments()
