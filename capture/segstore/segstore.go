@@ -485,10 +485,10 @@ func (g *segment) count(dec *capture.Decoder, d *capture.Decoded, p *capture.Pac
 // and deleting old segments as the options say. iface names where it was
 // captured. While the disk is full it returns ErrFull.
 //
-// Write copies the packet into memory and returns: the segment's writer
-// writes it to the file from another goroutine (see fileWriter), within
-// Options.FlushEvery, and a segment closed by rotation is finished (its
-// last bytes synced, its index written) by a goroutine of its own.
+// Write copies the packet into the segment's buffer; a full buffer is
+// written (see fileWriter) before it returns, the rest within
+// Options.FlushEvery. A segment closed by rotation is finished (its last
+// bytes written and synced, its index written) by a goroutine of its own.
 func (s *Store) Write(p *capture.Packet, iface string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
