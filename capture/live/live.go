@@ -255,10 +255,6 @@ func (s *Source) Run(ctx context.Context, fn func(p *capture.Packet, iface strin
 					runtime.Gosched()
 					continue
 				}
-				if ci.Timestamp.Sub(yielded) >= yieldEvery {
-					yielded = ci.Timestamp
-					runtime.Gosched()
-				}
 				if err != nil {
 					if ctx.Err() != nil {
 						return
@@ -272,6 +268,10 @@ func (s *Source) Run(ctx context.Context, fn func(p *capture.Packet, iface strin
 					errOnce.Do(func() { firstErr = fmt.Errorf("capture on %s: %w", h.name, err) })
 					cancel()
 					return
+				}
+				if ci.Timestamp.Sub(yielded) >= yieldEvery {
+					yielded = ci.Timestamp
+					runtime.Gosched()
 				}
 				if snap > 0 && len(data) > snap {
 					data = data[:snap]
