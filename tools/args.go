@@ -73,15 +73,19 @@ func (a budgetArgs) maxTokens() (int, error) {
 }
 
 // limit validates a page size.
-func (a pageArgs) limit(def, most int) (int, error) {
+func (a pageArgs) limit(l limits) (int, error) {
 	switch {
 	case a.Limit == 0:
-		return def, nil
-	case a.Limit < 0 || a.Limit > most:
-		return 0, argErrorf("limit %d is out of range: use 1 to %d", a.Limit, most)
+		return l.def, nil
+	case a.Limit < 0 || a.Limit > l.most:
+		return 0, argErrorf("limit %d is out of range: use 1 to %d", a.Limit, l.most)
 	}
 	return a.Limit, nil
 }
+
+// limits are a tool's default and largest "limit": its schema states them
+// and its handler applies them, from one value.
+type limits struct{ def, most int }
 
 // offset reads the cursor of a list whose pages are positions in one
 // ordering: the index of the next row, as the tool's closing line gave it.
@@ -207,8 +211,8 @@ func emptyWindow(b Backend, from, to time.Time) string {
 
 // schemaOpts are what struct tags cannot say about a tool's arguments.
 type schemaOpts struct {
-	limit, maxLimit int                 // default and most for "limit"
-	enums           map[string][]string // allowed values by field
+	limit limits              // for "limit"
+	enums map[string][]string // allowed values by field
 }
 
 // inputSchema generates T's JSON schema and adds bounds, defaults and
@@ -228,7 +232,7 @@ func inputSchema[T any](o schemaOpts) mcp.ToolOption {
 		}
 	}
 	set("max_tokens", MinMaxTokens, MaxMaxTokens, DefaultMaxTokens)
-	set("limit", 1, o.maxLimit, o.limit)
+	set("limit", 1, o.limit.most, o.limit.def)
 	set("port", 1, 65535, 0)
 	for name, values := range o.enums {
 		p := s.Properties[name]

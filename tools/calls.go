@@ -25,19 +25,20 @@ type searchCallsArgs struct {
 
 // SearchCalls is the search_calls tool.
 func SearchCalls(b Backend) Tool {
+	page := limits{20, 200}
 	def := mcp.NewTool("search_calls", append([]mcp.ToolOption{
 		mcp.WithDescription("Find API calls (HTTP requests, DNS lookups, …) matching a query, newest first, one line each: time, " +
 			"protocol, method, path, status, latency, client→server and the id get_call takes. outcome is one of ok, client_error, " +
 			"server_error, no_response, incomplete. Times default to all the data; relative times count back from the newest packet. " +
 			"A window not dissected yet is dissected first when small enough, else the answer says so. Secrets in paths are redacted."),
-		inputSchema[searchCallsArgs](schemaOpts{limit: 20, maxLimit: 200}),
+		inputSchema[searchCallsArgs](schemaOpts{limit: page}),
 	}, annotations("Search API calls", true, false, true, false)...)...)
 	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a searchCallsArgs) (*mcp.CallToolResult, error) {
 		budgetMax, err := a.maxTokens()
 		if err != nil {
 			return nil, err
 		}
-		limit, err := a.limit(20, 200)
+		limit, err := a.limit(page)
 		if err != nil {
 			return nil, err
 		}

@@ -22,20 +22,21 @@ type listFlowsArgs struct {
 
 // ListFlows is the list_flows tool.
 func ListFlows(b Backend) Tool {
+	page := limits{30, 500}
 	def := mcp.NewTool("list_flows", append([]mcp.ToolOption{
 		mcp.WithDescription("L4 flows (TCP connections, UDP and other flows) active in a window, largest first: client→server with " +
 			"Kubernetes identities, transport, application protocol (dissected, or guessed from the first bytes with a ?; TLS " +
 			"and other encrypted payloads are marked), packets and bytes each way, duration, TCP state (closed, reset, refused, " +
 			"unanswered, open) and retransmissions. Works without dissection. Times default to all the data; relative times count " +
 			"back from the newest packet."),
-		inputSchema[listFlowsArgs](schemaOpts{limit: 30, maxLimit: 500, enums: map[string][]string{"state": flowStates}}),
+		inputSchema[listFlowsArgs](schemaOpts{limit: page, enums: map[string][]string{"state": flowStates}}),
 	}, annotations("List flows", true, false, true, false)...)...)
 	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a listFlowsArgs) (*mcp.CallToolResult, error) {
 		budgetMax, err := a.maxTokens()
 		if err != nil {
 			return nil, err
 		}
-		limit, err := a.limit(30, 500)
+		limit, err := a.limit(page)
 		if err != nil {
 			return nil, err
 		}

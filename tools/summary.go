@@ -23,20 +23,21 @@ type summarizeArgs struct {
 
 // SummarizeTraffic is the summarize_traffic tool.
 func SummarizeTraffic(b Backend) Tool {
+	page := limits{20, 200}
 	def := mcp.NewTool("summarize_traffic", append([]mcp.ToolOption{
 		mcp.WithDescription("Aggregate API calls in a window into groups, worst first: calls, failed calls and error rate (client " +
 			"errors such as HTTP 4xx or DNS NXDOMAIN, server errors such as 5xx, requests with no response), the top failing " +
 			"statuses with counts, p50/p95/p99 latency and bytes. Start here to see what is failing or slow; then search_calls for " +
 			"examples. Times default to all the data; relative times count back from the newest packet. A window not dissected " +
 			"yet is dissected first when small enough, else the answer says so."),
-		inputSchema[summarizeArgs](schemaOpts{limit: 20, maxLimit: 200, enums: map[string][]string{"group_by": groupBys}}),
+		inputSchema[summarizeArgs](schemaOpts{limit: page, enums: map[string][]string{"group_by": groupBys}}),
 	}, annotations("Summarize traffic", true, false, true, false)...)...)
 	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a summarizeArgs) (*mcp.CallToolResult, error) {
 		budgetMax, err := a.maxTokens()
 		if err != nil {
 			return nil, err
 		}
-		limit, err := pageArgs{Limit: a.Limit}.limit(20, 200)
+		limit, err := pageArgs{Limit: a.Limit}.limit(page)
 		if err != nil {
 			return nil, err
 		}

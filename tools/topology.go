@@ -52,20 +52,21 @@ func (e *edge) failed() uint64 {
 
 // ServiceMap is the service_map tool.
 func ServiceMap(b Backend) Tool {
+	page := limits{40, 500}
 	def := mcp.NewTool("service_map", append([]mcp.ToolOption{
 		mcp.WithDescription("Who calls whom in a window: workload → workload edges (a peer without a workload is named by its " +
 			"service, pod or address, with the DNS name it was looked up by when the capture has the lookup), with protocol, calls, " +
 			"failed calls and error rate with the top statuses, p50/p95 latency, connections, failed connections (refused, reset, " +
 			"unanswered) and bytes; edges that carry no dissected calls (encrypted or unsupported protocols) are listed from their " +
 			"flows. Worst edges first by default. Times default to all the data; relative times count back from the newest packet."),
-		inputSchema[serviceMapArgs](schemaOpts{limit: 40, maxLimit: 500, enums: map[string][]string{"order": mapOrders}}),
+		inputSchema[serviceMapArgs](schemaOpts{limit: page, enums: map[string][]string{"order": mapOrders}}),
 	}, annotations("Service map", true, false, true, false)...)...)
 	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a serviceMapArgs) (*mcp.CallToolResult, error) {
 		budgetMax, err := a.maxTokens()
 		if err != nil {
 			return nil, err
 		}
-		limit, err := a.limit(40, 500)
+		limit, err := a.limit(page)
 		if err != nil {
 			return nil, err
 		}
@@ -388,20 +389,21 @@ type workload struct {
 
 // ListWorkloads is the list_workloads tool.
 func ListWorkloads(b Backend) Tool {
+	page := limits{30, 500}
 	def := mcp.NewTool("list_workloads", append([]mcp.ToolOption{
 		mcp.WithDescription("Workloads seen in traffic in a window, busiest first: namespace/workload with its pods, IPs, nodes and " +
 			"labels (versions across pods), connections as client and as server, bytes, calls served and made, failed calls " +
 			"served; addresses without a Kubernetes identity are listed too. Given ip (and at), says which pod held that address " +
 			"at that time, and who held it before or after. Times default to all the data; relative times count back from the " +
 			"newest packet."),
-		inputSchema[listWorkloadsArgs](schemaOpts{limit: 30, maxLimit: 500}),
+		inputSchema[listWorkloadsArgs](schemaOpts{limit: page}),
 	}, annotations("List workloads", true, false, true, false)...)...)
 	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a listWorkloadsArgs) (*mcp.CallToolResult, error) {
 		budgetMax, err := a.maxTokens()
 		if err != nil {
 			return nil, err
 		}
-		limit, err := a.limit(30, 500)
+		limit, err := a.limit(page)
 		if err != nil {
 			return nil, err
 		}
