@@ -1,6 +1,8 @@
 # wirescope — run `make help` for the targets.
 SHELL := /bin/bash
-export PATH := $(PATH):/usr/local/go/bin
+# Node >= 22.19 from scripts/install-node.sh comes first: npm ci, the tests and the
+# MCP Inspector run on it (Debian's nodejs is older than the Inspector's engines).
+export PATH := $(CURDIR)/.cache/node/bin:$(PATH):/usr/local/go/bin
 GO ?= go
 BIN := bin/wirescope
 FUZZTIME ?= 30s
@@ -23,8 +25,9 @@ run: build ## serve over MCP at http://127.0.0.1:8898/mcp and print how to conne
 	else ./$(BIN) hub --demo --token-file .cache/run/token; fi
 
 .PHONY: deps
-deps: ## install the Debian packages the tests use (tshark, tcpdump, nginx, dnsmasq, …)
+deps: ## install what the tests use: Debian packages (tshark, tcpdump, nginx, dnsmasq, …), Node 22 from npm
 	bash scripts/install-deps.sh
+	bash scripts/install-node.sh
 
 .PHONY: npm-deps
 npm-deps: test/mcpclients/node_modules/.package-lock.json ## install the MCP clients the tests drive (TypeScript SDK, Inspector, Node 22)

