@@ -17,6 +17,11 @@ help: ## show this help
 build: ## build bin/wirescope
 	$(GO) build -o $(BIN) ./cmd/wirescope
 
+.PHONY: install
+install: ## install wirescope into GOBIN, else GOPATH/bin
+	$(GO) install ./cmd/wirescope
+	@echo "installed $$(d=$$($(GO) env GOBIN); echo $${d:-$$($(GO) env GOPATH)/bin})/wirescope"
+
 .PHONY: run
 run: build ## serve over MCP at http://127.0.0.1:8898/mcp and print how to connect: as root, what this machine captures live; else the demo capture
 	@if [ "$$(id -u)" -eq 0 ]; then \
@@ -49,10 +54,14 @@ eval: build ## score the tools on the incident questions of evals/scenarios (fai
 scenarios: deps ## re-record the eval scenarios from real servers (needs root)
 	bash scripts/record-scenarios.sh
 
+# staticcheck from the Go module proxy, at a version that knows Go 1.26.
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 .PHONY: lint
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
 .PHONY: generate
 generate: ## rebuild the eBPF objects (bpf2go; needs clang, libbpf-dev)
