@@ -34,12 +34,14 @@ func TestBatcher(t *testing.T) {
 	raw := buf.Bytes()
 	cut := raw[:len(raw)-7] // and damage at the end
 
-	direct, err := NewReader("d", bytes.NewReader(cut))
+	// Packets up to 1 MiB: larger than the default limit, as they must be
+	// larger than an arena.
+	direct, err := NewReader("d", bytes.NewReader(cut), MaxPacket(1<<20))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want, wantWarn := readAll(t, direct)
-	src, _ := NewReader("p", bytes.NewReader(cut))
+	src, _ := NewReader("p", bytes.NewReader(cut), MaxPacket(1<<20))
 	r := NewBatcher(src, nil)
 	if w := r.Warnings(); w != nil {
 		t.Errorf("warnings before the end: %v", w)

@@ -309,7 +309,8 @@ func TestMerge(t *testing.T) {
 }
 
 // TestReadLargeRecord reads a record larger than the read buffer (a
-// 1.5 MiB frame in a file whose snap length allows it).
+// 1.5 MiB frame in a file whose snap length allows it) when the limit on
+// packet size allows it, and skips it by default.
 func TestReadLargeRecord(t *testing.T) {
 	big := make([]byte, 3<<19)
 	for i := range big {
@@ -321,12 +322,20 @@ func TestReadLargeRecord(t *testing.T) {
 	small := serialize(t, tcp4("after")...)
 	w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(1, 0), CaptureLength: len(big), Length: len(big)}, big)
 	w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(2, 0), CaptureLength: len(small), Length: len(small)}, small)
-	src, err := NewReader("big.pcap", &buf)
+	src, err := NewReader("big.pcap", bytes.NewReader(buf.Bytes()), MaxPacket(2<<20))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, warns := readAll(t, src)
 	if len(got) != 2 || len(warns) != 0 || !bytes.Equal(got[0].Data, big) || !bytes.Equal(got[1].Data, small) {
 		t.Fatalf("%d packets, warnings %v", len(got), warns)
+	}
+	src, err = NewReader("big.pcap", bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, warns = readAll(t, src)
+	if len(got) != 1 || !bytes.Equal(got[0].Data, small) || len(warns) != 1 || !warns[0].Skipped || src.Skipped() != 1 {
+		t.Fatalf("default limit: %d packets, %d skipped, warnings %v; want the small one read and the big one skipped", len(got), src.Skipped(), warns)
 	}
 }

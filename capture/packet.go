@@ -40,7 +40,8 @@ type Source interface {
 	Close() error
 }
 
-// Warning describes where and why reading a source stopped early.
+// Warning describes where and why reading a source stopped early, or a
+// record it skipped (Skipped).
 type Warning struct {
 	// Source names the file.
 	Source string
@@ -51,8 +52,15 @@ type Warning struct {
 	Packets int
 	// Err is what went wrong.
 	Err error
+	// Skipped is set when reading went on after the record: its packet
+	// exceeded the limit on packet size (Err is a *PacketTooLargeError, or
+	// counts such packets).
+	Skipped bool
 }
 
 func (w Warning) String() string {
+	if w.Skipped {
+		return fmt.Sprintf("%s: %v (after %d packets)", w.Source, w.Err, w.Packets)
+	}
 	return fmt.Sprintf("%s: stopped at byte offset %d after %d packets: %v", w.Source, w.Offset, w.Packets, w.Err)
 }

@@ -38,6 +38,7 @@ type dissectFlags struct {
 	pagesTotal   int
 	cpuProfile   string
 	maxFlows     int
+	maxPacket    int
 	store        string
 	from, to     string
 }
@@ -88,6 +89,7 @@ Times are RFC 3339 or a negative duration back from now (-15m).`,
 	fl.IntVar(&f.pagesPerConn, "max-pages-per-conn", 0, "out-of-order buffer per TCP connection, in 1900-byte pages (default 1024)")
 	fl.IntVar(&f.pagesTotal, "max-pages", 0, "out-of-order buffer in total, in 1900-byte pages (default 8192)")
 	fl.IntVar(&f.maxFlows, "max-flows", 0, "TCP connections, and UDP flows, tracked at once; past it the least active end early (default 262144)")
+	fl.IntVar(&f.maxPacket, "max-packet", 0, "largest captured packet read from a file, in bytes; larger ones are skipped with a warning (default 262144)")
 	fl.StringVar(&f.store, "store", "", "read the segment store in this directory (as `wirescope agent --data-dir` writes)")
 	fl.StringVar(&f.from, "from", "", "with --store: the start of the window (RFC 3339, or -15m back from now)")
 	fl.StringVar(&f.to, "to", "", "with --store: the end of the window")
@@ -131,7 +133,7 @@ func runDissect(stdout, stderr io.Writer, files []string, f dissectFlags) error 
 		}
 	}()
 	for _, name := range files {
-		s, err := capture.OpenFile(name)
+		s, err := capture.OpenFile(name, capture.MaxPacket(f.maxPacket))
 		if err != nil {
 			return err
 		}
