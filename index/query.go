@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/blevesearch/bleve/v2/mapping"
 	"github.com/blevesearch/bleve/v2/search"
@@ -41,11 +42,55 @@ func (cq compiler) compileText(text string) (query.Query, error) {
 		return nil, badQuery("the query string has no %s operator: clauses are optional by default; prefix a clause "+
 			"with + to require it and with - to exclude it (+dst.service:checkout +status:>=500 -method:get)", op)
 	}
+	if tok := groupingToken(text); tok != "" {
+		return nil, badQuery("the query syntax is invalid at %q: parentheses do not group clauses in this syntax; "+
+			"write the clauses side by side, + before each one required (%s)", tok, queryExample)
+	}
 	parsed, err := query.NewQueryStringQuery(text).Parse()
 	if err != nil {
-		return nil, badQuery("%v", strings.TrimPrefix(err.Error(), "parse error: "))
+		return nil, badQuery("the query syntax is invalid (%s): %s", strings.TrimPrefix(err.Error(), "parse error: "), queryExample)
 	}
 	return cq.convert(parsed)
+}
+
+// queryExample shows the query syntax in errors about it.
+const queryExample = "for example outcome:server_error, or +dst.service:checkout +status:>=500 -method:get"
+
+// groupingToken returns the first clause outside quotes that opens or
+// closes a group with parentheses, which Bleve's query string syntax does
+// not have: it would read "(status:500" as the field "(status" and "((" as
+// a word. A value with balanced parentheses (path:/a(b)) is no group.
+func groupingToken(text string) string {
+	inQuote := false
+	start, depth, opens := -1, 0, false
+	for i := 0; i <= len(text); i++ {
+		c := byte(' ')
+		if i < len(text) {
+			c = text[i]
+		}
+		if c == '"' && i < len(text) && (i == 0 || text[i-1] != '\\') {
+			inQuote = !inQuote
+		}
+		space := i == len(text) || !inQuote && (c == ' ' || c == '\t' || c == '\n')
+		switch {
+		case space:
+			if start >= 0 && (opens || depth != 0) {
+				return text[start:i]
+			}
+			start, depth, opens = -1, 0, false
+			continue
+		case start < 0:
+			start = i
+			// A clause that begins with "(" (after + or -) opens a group.
+			opens = strings.HasPrefix(strings.TrimLeft(text[i:], "+-"), "(")
+		}
+		if !inQuote && c == '(' {
+			depth++
+		} else if !inQuote && c == ')' {
+			depth--
+		}
+	}
+	return ""
 }
 
 // booleanWord returns the first AND, OR, NOT, && or || standing alone
@@ -109,6 +154,9 @@ func (cq compiler) convert(q query.Query) (query.Query, error) {
 		d.SetMin(q.Min)
 		return d, nil
 	case *query.MatchQuery:
+		if q.FieldVal == "" && !strings.ContainsFunc(q.Match, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }) {
+			return nil, badQuery("the query syntax is invalid at %q: a bare word needs letters or digits (%s)", q.Match, queryExample)
+		}
 		return cq.eachField(q.FieldVal, func(f string) (query.Query, error) {
 			return cq.match(f, q.Match, q.Fuzziness, q.Prefix)
 		})
@@ -174,6 +222,10 @@ func FieldNames() []string {
 	out = append(out, sideFields[1]...)
 	return append(out, fieldLatency)
 }
+
+// DefaultFieldNames lists the fields a word without a field name is
+// matched against.
+func DefaultFieldNames() []string { return slices.Clone(defaultFields) }
 
 // eachField applies fn to field, or to every default field when field is
 // empty, and ORs the results.

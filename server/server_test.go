@@ -355,11 +355,74 @@ func TestArgumentErrors(t *testing.T) {
 		{"service_map", map[string]any{"cursor": "x"}, "cursor"},
 		{"list_workloads", map[string]any{"at": "-1m"}, "at goes with ip"},
 		{"list_workloads", map[string]any{"ip": "127.0.0.5", "at": "lunchtime"}, "at \"lunchtime\""},
+		// Arguments the schema does not have are refused, naming them and
+		// the valid ones (every schema says additionalProperties: false).
+		{"search_calls", map[string]any{"limt": 5}, `unknown argument "limt"`},
+		{"search_calls", map[string]any{"limt": 5}, "valid arguments are query, from, to,"},
+		{"get_call", map[string]any{"id": "x", "verbose": true}, `unknown argument "verbose"; valid arguments are id, max_tokens`},
+		// A wrong type is a sentence, not a Go unmarshal message.
+		{"search_calls", map[string]any{"limit": "lots"}, "limit must be a number, got a string"},
+		{"search_calls", map[string]any{"query": 5}, "query must be a string, got a number"},
+		{"get_pcap", map[string]any{"max_packets": 1.5}, "max_packets must be a whole number, got 1.5"},
+		{"list_flows", map[string]any{"port": []any{80}}, "port must be a number, got an array"},
+		// A query that is not one is a syntax error with an example.
+		{"search_calls", map[string]any{"query": "(("}, "the query syntax is invalid"},
+		{"search_calls", map[string]any{"query": "(("}, "outcome:server_error"},
+		{"search_calls", map[string]any{"query": "(status:500 method:get)"}, "parentheses"},
+		{"search_calls", map[string]any{"query": "!!"}, "the query syntax is invalid"},
+		// A window with no end is said in words, not with a bare "-".
+		{"search_calls", map[string]any{"from": last.Add(time.Hour).Format(time.RFC3339)}, "to the newest packet"},
 	} {
 		text, res := call(t, c, tc.tool, tc.args)
 		if !res.IsError || !strings.Contains(text, tc.want) {
 			t.Errorf("%s %v: isError %v, %q; want an error saying %q", tc.tool, tc.args, res.IsError, text, tc.want)
 		}
+		if regexp.MustCompile(`\b(between|and|to|from|at) -([;,.)]|\s|$)`).MatchString(text) {
+			t.Errorf("%s %v: a bare \"-\" stands for a time: %q", tc.tool, tc.args, text)
+		}
+	}
+}
+
+// TestSearchFindsNothing: a search in plain words that matches nothing
+// says what it searched and which queries find failures, and that bodies
+// are not searched, instead of ending at a colon.
+func TestSearchFindsNothing(t *testing.T) {
+	want, err := demo.Want()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var server, client int
+	for status, n := range want.Statuses {
+		switch status[0] {
+		case '5':
+			server += n
+		case '4':
+			client += n
+		}
+	}
+	c := connect(t, openDemo(t))
+	for _, q := range []string{"payment", "errors"} {
+		text := mustCall(t, c, "search_calls", map[string]any{"query": q})
+		for _, want := range []string{
+			"0 calls match in all the data for \"" + q + "\".",
+			"matched against path, route, error, method and status",
+			fmt.Sprintf("outcome:server_error matches %d calls", server),
+			fmt.Sprintf("outcome:client_error matches %d calls", client),
+			"bodies and headers are not indexed",
+			"get_call",
+		} {
+			if !strings.Contains(text, want) {
+				t.Errorf("search_calls %q does not say %q:\n%s", q, want, text)
+			}
+		}
+		if strings.HasSuffix(strings.SplitN(text, "\n", 2)[0], ":") {
+			t.Errorf("search_calls %q: the first line ends with a colon and nothing follows:\n%s", q, text)
+		}
+	}
+	// A fielded query that finds nothing says which field it searched.
+	text := mustCall(t, c, "search_calls", map[string]any{"query": "dst.service:payment"})
+	if !strings.Contains(text, "dst.service") || !strings.Contains(text, "outcome:server_error matches") {
+		t.Errorf("search_calls dst.service:payment:\n%s", text)
 	}
 }
 

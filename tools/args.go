@@ -1,9 +1,11 @@
 package tools
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,6 +62,137 @@ type argError string
 func (e argError) Error() string { return string(e) }
 
 func argErrorf(format string, a ...any) error { return argError(fmt.Sprintf(format, a...)) }
+
+// argField is one argument a tool takes: its JSON name and Go type.
+type argField struct {
+	name string
+	typ  reflect.Type
+}
+
+// argFields lists T's arguments in declaration order, embedded argument
+// structs in place: the properties of T's schema.
+func argFields[T any]() []argField {
+	var out []argField
+	var walk func(t reflect.Type)
+	walk = func(t reflect.Type) {
+		for f := range t.Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			switch {
+			case name == "-":
+			case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
+				walk(f.Type)
+			case f.IsExported():
+				if name == "" {
+					name = f.Name
+				}
+				out = append(out, argField{name, f.Type})
+			}
+		}
+	}
+	walk(reflect.TypeFor[T]())
+	return out
+}
+
+// bindArgs decodes a tool call's arguments into args, refusing what the
+// schema (additionalProperties: false) does not allow with a sentence: an
+// argument the tool does not have, named with the ones it has, or a value
+// of the wrong JSON type.
+func bindArgs(req mcp.CallToolRequest, fields []argField, args any) error {
+	raw := req.Params.RawArguments
+	if len(raw) == 0 {
+		var err error
+		if raw, err = json.Marshal(req.Params.Arguments); err != nil {
+			return argErrorf("the arguments are not JSON: %v", err)
+		}
+	}
+	if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		return nil
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return argErrorf("the arguments must be an object, got %s", jsonKind(raw))
+	}
+	names := make([]string, len(fields))
+	for i, f := range fields {
+		names[i] = f.name
+	}
+	var unknown []string
+	for k := range m {
+		if !slices.Contains(names, k) {
+			unknown = append(unknown, strconv.Quote(k))
+		}
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		valid := "this tool takes no arguments"
+		if len(names) > 0 {
+			valid = "valid arguments are " + strings.Join(names, ", ")
+		}
+		return argErrorf("unknown %s %s; %s", noun(len(unknown), "argument"), strings.Join(unknown, ", "), valid)
+	}
+	for _, f := range fields {
+		v, ok := m[f.name]
+		if !ok {
+			continue
+		}
+		if err := json.Unmarshal(v, reflect.New(f.typ).Interface()); err != nil {
+			want, got := goKind(f.typ, v), jsonKind(v)
+			if want == "a whole number" {
+				// A number that does not fit: show it.
+				got = clip(string(bytes.TrimSpace(v)), 40)
+			}
+			return argErrorf("%s must be %s, got %s", f.name, want, got)
+		}
+	}
+	if err := json.Unmarshal(raw, args); err != nil {
+		return argErrorf("the arguments do not fit the tool's schema: %v", err)
+	}
+	return nil
+}
+
+// goKind names the JSON a value of t is written as, for an argument error
+// about v.
+func goKind(t reflect.Type, v json.RawMessage) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if jsonKind(v) == "a number" {
+			return "a whole number"
+		}
+		return "a number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	}
+	return "an object"
+}
+
+// jsonKind names the kind of a JSON value in an argument error: a number
+// is shown as it is, the rest by kind.
+func jsonKind(v json.RawMessage) string {
+	v = bytes.TrimSpace(v)
+	if len(v) == 0 {
+		return "nothing"
+	}
+	switch v[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "an array"
+	case 't', 'f':
+		return "a boolean"
+	case 'n':
+		return "null"
+	}
+	return "a number"
+}
 
 // maxTokens validates the budget.
 func (a budgetArgs) maxTokens() (int, error) {
@@ -195,6 +328,24 @@ func describeWindow(from, to time.Time) string {
 	return stamp(from) + " to " + stamp(to)
 }
 
+// windowPhrase names a window whose ends may be open in a sentence (zero
+// is open: the start of the data, the newest packet, or now when live).
+func windowPhrase(from, to time.Time, live bool) string {
+	newest := "the newest packet"
+	if live {
+		newest = "now"
+	}
+	switch {
+	case from.IsZero() && to.IsZero():
+		return "in all the data"
+	case from.IsZero():
+		return "before " + stamp(to)
+	case to.IsZero():
+		return "from " + stamp(from) + " to " + newest
+	}
+	return "between " + stamp(from) + " and " + stamp(to)
+}
+
 // emptyWindow says, when [from, to) holds no captured traffic, so and what
 // the capture does cover; "" when the window overlaps the capture.
 func emptyWindow(b Backend, from, to time.Time) string {
@@ -203,8 +354,8 @@ func emptyWindow(b Backend, from, to time.Time) string {
 		return "no traffic has been captured yet"
 	}
 	if (!to.IsZero() && !to.After(first)) || (!from.IsZero() && from.After(last)) {
-		return fmt.Sprintf("no traffic captured between %s and %s; the capture covers %s to %s",
-			stamp(from), stamp(to), stamp(first), stamp(last))
+		return fmt.Sprintf("no traffic captured %s; the capture covers %s to %s",
+			windowPhrase(from, to, b.Live()), stamp(first), stamp(last))
 	}
 	return ""
 }

@@ -67,9 +67,23 @@ func SearchCalls(b Backend) Tool {
 			return nil, err
 		}
 		bud := newBudget(budgetMax, 80)
-		head := fmt.Sprintf("%s calls match in %s", count(res.Total), describeWindow(from, to))
+		head := fmt.Sprintf("%s %s in %s", plural(res.Total, "call"), agree(res.Total, "matches", "match"), describeWindow(from, to))
 		if a.Query != "" {
 			head += " for " + strconv.Quote(a.Query)
+		}
+		if res.Total == 0 {
+			bud.add(head + ".")
+			if note != "" {
+				bud.add(note)
+			}
+			hints, err := noMatchHints(ctx, b, q)
+			if err != nil {
+				return nil, err
+			}
+			for _, h := range hints {
+				bud.add(h)
+			}
+			return mcp.NewToolResultText(bud.text()), nil
 		}
 		bud.add(head + ":")
 		if note != "" {
@@ -100,6 +114,46 @@ func SearchCalls(b Backend) Tool {
 		}
 		return mcp.NewToolResultText(bud.text(closing...)), nil
 	})}
+}
+
+// noMatchHints explain a search that found nothing: which fields the
+// query's words were matched against, how many calls the queries for
+// failures find in the same window and filters, and that bodies and
+// headers are not searched.
+func noMatchHints(ctx context.Context, b Backend, q index.Query) ([]string, error) {
+	var hints []string
+	if q.Text != "" {
+		hints = append(hints, fmt.Sprintf("Searched: words without a field name are matched against %s (whole words, any case; "+
+			"pay* matches words that begin with pay); field:value clauses against that field.", orList(index.DefaultFieldNames(), "and")))
+	}
+	var found []string
+	for _, fq := range []string{"outcome:server_error", "outcome:client_error"} {
+		if fq == q.Text {
+			continue
+		}
+		c := q
+		c.Text, c.Limit, c.Cursor = fq, 1, ""
+		res, err := b.Index().Search(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		found = append(found, fmt.Sprintf("%s matches %s", fq, plural(res.Total, "call")))
+	}
+	if len(found) > 0 {
+		hints = append(hints, "To find failures in the same window and filters: "+strings.Join(found, ", ")+
+			" (status:>=500 and error:\"no response\" work too).")
+	}
+	hints = append(hints, "Request and response bodies and headers are not indexed for search: to look for words there, "+
+		"take an endpoint from summarize_traffic, list its calls with search_calls path:/the/path, and read them with get_call id=….")
+	return hints, nil
+}
+
+// orList joins words as a sentence does: "a, b and c".
+func orList(words []string, conj string) string {
+	if len(words) <= 1 {
+		return strings.Join(words, "")
+	}
+	return strings.Join(words[:len(words)-1], ", ") + " " + conj + " " + words[len(words)-1]
 }
 
 type getCallArgs struct {
@@ -263,15 +317,22 @@ func progressReporter(ctx context.Context, req mcp.CallToolRequest, message stri
 	}
 }
 
-// handle adapts a typed handler: argument errors become isError results
-// with their sentence; other errors stay errors.
+// handle adapts a typed handler: the arguments are checked against T (see
+// bindArgs), and argument errors become isError results with their
+// sentence; other errors stay errors.
 func handle[T any](fn func(context.Context, mcp.CallToolRequest, T) (*mcp.CallToolResult, error)) server.ToolHandlerFunc {
-	return mcp.NewTypedToolHandler(func(ctx context.Context, req mcp.CallToolRequest, args T) (*mcp.CallToolResult, error) {
-		res, err := fn(ctx, req, args)
+	fields := argFields[T]()
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		var args T
+		err := bindArgs(req, fields, &args)
+		var res *mcp.CallToolResult
+		if err == nil {
+			res, err = fn(ctx, req, args)
+		}
 		var ae argError
 		if errors.As(err, &ae) {
 			return mcp.NewToolResultError(string(ae)), nil
 		}
 		return res, err
-	})
+	}
 }

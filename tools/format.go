@@ -73,6 +73,36 @@ func count[T ~int | ~int64 | ~uint64](n T) string {
 	return b.String()
 }
 
+// plural counts n of a thing, with thousands separators and the noun in
+// its singular or plural: "1 call", "2 calls", "1,024 entries".
+func plural[T ~int | ~int64 | ~uint64](n T, one string) string {
+	return count(n) + " " + noun(n, one)
+}
+
+// noun is a noun in its singular for n == 1, else in its plural (English
+// rules for regular nouns: call → calls, entry → entries, pass → passes).
+func noun[T ~int | ~int64 | ~uint64](n T, one string) string {
+	if n == 1 {
+		return one
+	}
+	switch {
+	case strings.HasSuffix(one, "y") && len(one) > 1 && !strings.ContainsRune("aeiou", rune(one[len(one)-2])):
+		return one[:len(one)-1] + "ies"
+	case strings.HasSuffix(one, "s"), strings.HasSuffix(one, "x"), strings.HasSuffix(one, "ch"), strings.HasSuffix(one, "sh"):
+		return one + "es"
+	}
+	return one + "s"
+}
+
+// agree picks the form of a word that agrees with n: one for 1, else many
+// ("1 call matches", "2 calls match").
+func agree[T ~int | ~int64 | ~uint64](n T, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
 // percent formats a rate.
 func percent(r float64) string { return strconv.FormatFloat(100*r, 'f', 1, 64) + "%" }
 
