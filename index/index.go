@@ -19,6 +19,7 @@ import (
 
 	"github.com/wirescope/wirescope/dissect/proto"
 	"github.com/wirescope/wirescope/index/callstore"
+	"github.com/wirescope/wirescope/internal/redact"
 )
 
 // Errors.
@@ -326,6 +327,12 @@ func (ix *Index) partitionAt(start int64, create bool) (*partition, error) {
 // stored is skipped, so adding the same calls twice stores them once.
 // Calls must have an ID and a time.
 //
+// Calls are stored and indexed with their secrets masked (internal/redact):
+// what Get returns and what Search matches is the redacted call, so a
+// secret can neither be read nor found by searching for it or its
+// prefixes. The calls passed are not modified; a call with something to
+// mask is copied.
+//
 // The calls of each partition are appended to its call store and counted
 // in its aggregates, then indexed in Bleve batches of Options.BatchSize,
 // up to Options.Workers batches at once across all partitions.
@@ -349,6 +356,8 @@ func (ix *Index) Add(ctx context.Context, calls []*proto.Call) error {
 			continue
 		}
 		seen[c.ID] = struct{}{}
+		// Redact once, before the call store and Bleve see the call.
+		c = redact.Call(c)
 		start := ix.partitionStart(c.TS.UnixNano())
 		groups[start] = append(groups[start], c)
 	}

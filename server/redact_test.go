@@ -72,3 +72,72 @@ func TestSecretsRedacted(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretsNotSearchable: a secret redacted in answers cannot be found
+// by search_calls either, not by the secret, its prefix or a wildcard,
+// whether it was in the request target (any case), a form or JSON body,
+// a Location header or a URL's userinfo; get_call shows none of them.
+func TestSecretsNotSearchable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "oauth.pcap")
+	f, err := capturetest.CreatePCAP(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
+	exchange := func(port int, req, resp string) {
+		c := capturetest.NewConn("10.0.0.2:"+strconv.Itoa(port), "10.0.0.9:80", t0.Add(time.Duration(port-40000)*time.Second), f.Emit)
+		c.Handshake()
+		c.Send(true, []byte(req))
+		c.Send(false, []byte(resp))
+		c.Close()
+	}
+	form := "user=ann&PASSWORD=FORMPASS77"
+	js := `{"user":"ann","Password":"JSONPASS31"}`
+	exchange(40000, "GET /sso/callback?password=QueryPass123&code=OAUTHCODE&state=STATEX9&lang=en HTTP/1.1\r\nHost: shop\r\n\r\n",
+		"HTTP/1.1 302 Found\r\nLocation: https://app.example/home?access_token=LOCTOKEN55&tab=1\r\nContent-Length: 0\r\n\r\n")
+	exchange(40001, "POST /login?PASSWORD=UPPERPASS HTTP/1.1\r\nHost: shop\r\nContent-Type: application/x-www-form-urlencoded\r\n"+
+		"Content-Length: "+strconv.Itoa(len(form))+"\r\n\r\n"+form, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	exchange(40002, "POST /session HTTP/1.1\r\nHost: shop\r\nContent-Type: application/json\r\nContent-Length: "+strconv.Itoa(len(js))+"\r\n\r\n"+js,
+		"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")
+	exchange(40003, "GET http://alice:USERINFOPASS@proxy.example/files HTTP/1.1\r\nHost: proxy.example\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cl := connect(t, openWorkspace(t, path))
+	secrets := []string{"QueryPass123", "OAUTHCODE", "STATEX9", "UPPERPASS", "FORMPASS77", "JSONPASS31", "LOCTOKEN55", "USERINFOPASS"}
+
+	all := mustCall(t, cl, "search_calls", nil)
+	idRE := regexp.MustCompile(`id=(\S+)`)
+	var ids []string
+	for _, m := range idRE.FindAllStringSubmatch(all, -1) {
+		ids = append(ids, m[1])
+	}
+	if len(ids) != 4 {
+		t.Fatalf("%d calls listed, want 4:\n%s", len(ids), all)
+	}
+	// What is not secret is found, so the searches below do search.
+	for _, q := range []string{"callback", "path:/login", "session", "proxy*"} {
+		if text := mustCall(t, cl, "search_calls", map[string]any{"query": q}); !idRE.MatchString(text) {
+			t.Errorf("search_calls %q finds nothing:\n%s", q, text)
+		}
+	}
+	for _, q := range []string{"QueryPass123", "querypass123", "Query*", "path:Query*", "OAUTHCODE", "OAUTH*", "oauthc*",
+		"STATEX9", "UPPERPASS", "UPPER*", "path:*PASS", "USERINFOPASS", "alice*", "LOCTOKEN55", "path:/.*pass1.*/"} {
+		text := mustCall(t, cl, "search_calls", map[string]any{"query": q})
+		if m := idRE.FindString(text); m != "" {
+			t.Errorf("search_calls %q finds %s:\n%s", q, m, text)
+		}
+	}
+	for _, id := range ids {
+		detail := mustCall(t, cl, "get_call", map[string]any{"id": id, "max_tokens": 32000})
+		for _, s := range secrets {
+			if strings.Contains(strings.ToLower(detail), strings.ToLower(s)) {
+				t.Errorf("get_call %s shows %q:\n%s", id, s, detail)
+			}
+		}
+		if !strings.Contains(detail, "[redacted]") {
+			t.Errorf("get_call %s shows no [redacted]:\n%s", id, detail)
+		}
+	}
+}
