@@ -87,7 +87,7 @@ func writeIndex(path string, g *segment) error {
 	b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
 
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fileMode)
 	if err != nil {
 		return err
 	}

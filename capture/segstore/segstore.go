@@ -67,6 +67,13 @@ const (
 	retryFull = 5 * time.Second
 )
 
+// The modes of what the store creates: its owner's alone, like the PCAP
+// files the server exports.
+const (
+	fileMode = 0o600
+	dirMode  = 0o700
+)
+
 // ErrFull is returned by Write while the disk is full: the packet is
 // dropped and counted.
 var ErrFull = errors.New("segment store: disk full, packet dropped")
@@ -249,8 +256,17 @@ func Open(dir string, o Options) (*Store, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	for _, d := range []string{dir, filepath.Join(dir, "segments"), filepath.Join(dir, "snapshots")} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+	// Segments hold whatever crossed the wire: readable by the agent's
+	// user alone. The directories an older version made world-readable are
+	// tightened; dir itself, which the user may have made, is not.
+	if err := os.MkdirAll(dir, dirMode); err != nil {
+		return nil, err
+	}
+	for _, d := range []string{filepath.Join(dir, "segments"), filepath.Join(dir, "snapshots")} {
+		if err := os.MkdirAll(d, dirMode); err != nil {
+			return nil, err
+		}
+		if err := os.Chmod(d, dirMode); err != nil {
 			return nil, err
 		}
 	}
@@ -577,7 +593,7 @@ func (s *Store) Flush() error {
 func (s *Store) newOpenSegment(lt layers.LinkType, now time.Time) (*segment, error) {
 	seq := s.nextSeq
 	path := filepath.Join(s.dir, "segments", fmt.Sprintf("%012d-lt%d.pcap", seq, lt))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
 	if err != nil {
 		return nil, err
 	}
@@ -911,7 +927,7 @@ func (s *Store) unlock() {
 }
 
 func lockFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, fileMode)
 	if err != nil {
 		return nil, fmt.Errorf("lock store: %w", err)
 	}
@@ -1097,7 +1113,7 @@ func (s *Store) Snapshot(name string, from, to time.Time) (Snapshot, error) {
 	}
 	tmp := dir + ".tmp"
 	os.RemoveAll(tmp)
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
+	if err := os.MkdirAll(tmp, dirMode); err != nil {
 		return Snapshot{}, err
 	}
 	snap := Snapshot{Name: name, From: from, To: to, Created: s.opts.Now().UTC(), Segments: []string{}}
@@ -1114,7 +1130,7 @@ func (s *Store) Snapshot(name string, from, to time.Time) (Snapshot, error) {
 		snap.Segments = append(snap.Segments, filepath.Base(g.Path))
 	}
 	b, _ := json.MarshalIndent(snap, "", "  ")
-	if err := os.WriteFile(filepath.Join(tmp, "snapshot.json"), b, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, "snapshot.json"), b, fileMode); err != nil {
 		os.RemoveAll(tmp)
 		return Snapshot{}, err
 	}

@@ -1,0 +1,86 @@
+package segstore_test
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wirescope/wirescope/capture/segstore"
+)
+
+// TestModes: what the store writes (segments, indexes, the lock, snapshots)
+// is readable by its owner alone: files 0600 in directories 0700, whatever
+// the umask.
+func TestModes(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	dir := filepath.Join(t.TempDir(), "store")
+	c := &clock{t0}
+	s := open(t, dir, segstore.Options{SegmentBytes: 32 << 10, MaxBytes: 1 << 20, Now: c.now})
+	pkts := traffic(25, t0)
+	write(t, s, pkts, "eth0")
+	if _, err := s.Snapshot("incident", pkts[0].Timestamp, pkts[len(pkts)-1].Timestamp.Add(time.Nanosecond)); err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, traffic(5, pkts[len(pkts)-1].Timestamp.Add(time.Second)), "eth0")
+	var files, dirs int
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		want := fs.FileMode(0o600)
+		if d.IsDir() {
+			want = 0o700
+			dirs++
+		} else {
+			files++
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%s: mode %v, want %v", path, fi.Mode().Perm(), want)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The store, segments, snapshots and the snapshot; the lock, segments
+	// and their indexes, the snapshot's links and snapshot.json.
+	if dirs != 4 || files < 6 {
+		t.Errorf("%d directories and %d files checked, want 4 and at least 6", dirs, files)
+	}
+}
+
+// TestModesTightened: the segments and snapshots directories of a store an
+// older version created world-readable are made 0700 when it is opened; the
+// store's directory, which the user may have made, is left as it is.
+func TestModesTightened(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"segments", "snapshots"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	open(t, dir, segstore.Options{})
+	for d, want := range map[string]fs.FileMode{"": 0o755, "segments": 0o700, "snapshots": 0o700} {
+		fi, err := os.Stat(filepath.Join(dir, d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != want {
+			t.Errorf("%q: mode %v, want %v", d, fi.Mode().Perm(), want)
+		}
+	}
+}
