@@ -33,6 +33,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define READ_ONCE(x) (*(volatile typeof(x) *)&(x))
 #define FLOWS_MAX 65536
 #define LISTENERS_MAX 16384
+#define PENDING_MAX 1048576
+#define NETNS_MAX 16384
 
 // How a socket's owner was learned (owner.origin).
 enum origin {
@@ -119,7 +121,12 @@ struct in6_addr___attrib {
 	__u8 s6_addr[16];
 };
 
+struct ns_common {
+	unsigned int inum;
+} __attribute__((preserve_access_index));
+
 struct net {
+	struct ns_common ns;
 	__u64 net_cookie;
 } __attribute__((preserve_access_index));
 
@@ -174,6 +181,18 @@ struct seq_file;
 
 struct bpf_iter_meta {
 	struct seq_file *seq;
+} __attribute__((preserve_access_index));
+
+struct udp_sock;
+
+struct bpf_iter__tcp {
+	struct bpf_iter_meta *meta;
+	struct sock_common *sk_common;
+} __attribute__((preserve_access_index));
+
+struct bpf_iter__udp {
+	struct bpf_iter_meta *meta;
+	struct udp_sock *udp_sk;
 } __attribute__((preserve_access_index));
 
 struct bpf_iter__task_file {
@@ -454,18 +473,95 @@ int udp_ingress(struct __sk_buff *skb)
 	return 1;
 }
 
-// seed runs once at start over every open file of every process. It gives
-// the TCP, MPTCP and UDP sockets created before the agent an owner (a
-// listener opened earlier, whose accepted connections then inherit it),
-// records the tuples of those already connected, and the owners of
-// listening ports (for MPTCP listeners, whose subflow listener is out of
-// reach here). An owner set by sock_create is kept; a seeded one is
-// overwritten by each later holder, so that of a listener shared by fork
-// (nginx's master and workers) the last process in pid order, usually a
-// worker, wins. Each seeded socket writes one byte to the iterator's
-// output, for the count.
+// record_seeded records what is known of a socket found by seeding, owned
+// by o: a listening port's owner in listeners, a connected socket's tuple
+// in flows. sk is read with CO-RE reads only, so that it may be a pointer
+// the verifier does not trust.
+static __always_inline void record_seeded(struct sock *sk, __u8 l4, struct owner *o)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (state == TCP_LISTEN) {
+		struct listen_key lk;
+		__builtin_memset(&lk, 0, sizeof(lk));
+		lk.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, net_cookie);
+		lk.port = lport;
+		lk.proto = IPPROTO_TCP;
+		struct owner l = *o;
+		bpf_map_update_elem(&listeners, &lk, &l, BPF_ANY);
+	}
+	__be16 dport = BPF_CORE_READ(sk, __sk_common.skc_dport);
+	if (dport == 0 || state == TCP_LISTEN || state == TCP_CLOSE)
+		return;
+	struct flow_key key;
+	__builtin_memset(&key, 0, sizeof(key));
+	key.proto = l4;
+	if (family == AF_INET) {
+		v4mapped(key.local_addr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+		v4mapped(key.remote_addr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+	} else {
+		BPF_CORE_READ_INTO(&key.local_addr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(&key.remote_addr, sk, __sk_common.skc_v6_daddr);
+	}
+	key.local_port = lport;
+	key.remote_port = bpf_ntohs(dport);
+	// An entry sockops or a datagram wrote since the programs were
+	// attached is as good and newer: only fill gaps.
+	if (!bpf_map_lookup_elem(&flows, &key))
+		record(&key, o, SIDE_SEED, 1);
+}
+
+// Seeding gives the TCP, MPTCP and UDP sockets created before the agent an
+// owner (a listener opened earlier, whose accepted connections then inherit
+// it), records the tuples of those already connected, and the owners of
+// listening ports (for MPTCP listeners, whose subflow listener the kernel
+// made). It runs once at start, in two passes, because the socket a
+// task_file iterator reaches through bpf_sock_from_file is not one
+// bpf_sk_storage_get accepts on every kernel: 6.18's verifier types
+// socket->sk as an untrusted pointer there. The first pass (seed_files)
+// notes which process holds each socket, by the socket's address; the
+// second (seed_tcp, seed_udp), over the kernel's TCP and UDP socket
+// tables, where the socket is a pointer the verifier trusts, gives each
+// noted socket its owner and records it.
+
+// pending is the first pass's result: socket address → the process
+// holding it. The last holder in pid order wins, so that of a listener
+// shared by fork (nginx's master and workers) a worker, usually, owns it.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(max_entries, PENDING_MAX);
+	__type(key, __u64);
+	__type(value, struct owner);
+} pending SEC(".maps");
+
+// netns_ref names a file descriptor of a process holding a socket of one
+// network namespace, through which user space enters that namespace: the
+// TCP and UDP iterators see the sockets of the namespace they are opened
+// in only.
+struct netns_ref {
+	__u32 tgid;
+	__u32 fd;
+};
+
+// seed_netns maps the inode number of each network namespace that holds a
+// pending socket to one such socket.
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NETNS_MAX);
+	__type(key, __u32);
+	__type(value, struct netns_ref);
+} seed_netns SEC(".maps");
+
+// seed_files is the first pass, over every open file of every process.
+// The socket behind a file is read with CO-RE reads only (the verifier
+// may not trust it). TCP and UDP sockets are noted in pending, for the
+// second pass. An MPTCP socket is not in the TCP tables (its subflows
+// are): its listening port and connected tuple are recorded here, and it
+// writes one byte to the iterator's output, for the count.
 SEC("iter/task_file")
-int seed(struct bpf_iter__task_file *ctx)
+int seed_files(struct bpf_iter__task_file *ctx)
 {
 	struct task_struct *task = ctx->task;
 	struct file *file = ctx->file;
@@ -474,7 +570,7 @@ int seed(struct bpf_iter__task_file *ctx)
 	struct socket *sock = bpf_sock_from_file(file);
 	if (!sock)
 		return 0;
-	struct sock *sk = sock->sk;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
 	if (!sk)
 		return 0;
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
@@ -489,44 +585,66 @@ int seed(struct bpf_iter__task_file *ctx)
 	struct owner cur;
 	__builtin_memset(&cur, 0, sizeof(cur));
 	owner_from_task(&cur, task, ORIGIN_SEED);
-	struct owner *o = bpf_sk_storage_get(&sk_owner, sk, &cur, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!o)
+	if (protocol != IPPROTO_MPTCP) {
+		__u64 addr = (__u64)sk;
+		bpf_map_update_elem(&pending, &addr, &cur, BPF_ANY);
+		__u32 inum = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+		struct netns_ref ref = {.tgid = cur.tgid, .fd = ctx->fd};
+		bpf_map_update_elem(&seed_netns, &inum, &ref, BPF_NOEXIST);
 		return 0;
-	if (o->origin != ORIGIN_CREATE && o->tgid != cur.tgid)
-		__builtin_memcpy(o, &cur, sizeof(cur));
+	}
 
-	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	__u16 lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	if (state == TCP_LISTEN) {
-		// An MPTCP socket's addresses and state are its first subflow's.
-		struct listen_key lk;
-		__builtin_memset(&lk, 0, sizeof(lk));
-		lk.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, net_cookie);
-		lk.port = lport;
-		lk.proto = IPPROTO_TCP;
-		struct owner l = *o;
-		bpf_map_update_elem(&listeners, &lk, &l, BPF_ANY);
-	}
-	__be16 dport = BPF_CORE_READ(sk, __sk_common.skc_dport);
-	if (dport != 0 && state != TCP_LISTEN && state != TCP_CLOSE) {
-		struct flow_key key;
-		__builtin_memset(&key, 0, sizeof(key));
-		key.proto = protocol == IPPROTO_UDP ? IPPROTO_UDP : IPPROTO_TCP;
-		if (family == AF_INET) {
-			v4mapped(key.local_addr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
-			v4mapped(key.remote_addr, BPF_CORE_READ(sk, __sk_common.skc_daddr));
-		} else {
-			BPF_CORE_READ_INTO(&key.local_addr, sk, __sk_common.skc_v6_rcv_saddr);
-			BPF_CORE_READ_INTO(&key.remote_addr, sk, __sk_common.skc_v6_daddr);
-		}
-		key.local_port = lport;
-		key.remote_port = bpf_ntohs(dport);
-		// An entry sockops or a datagram wrote since the programs were
-		// attached is as good and newer: only fill gaps.
-		if (!bpf_map_lookup_elem(&flows, &key))
-			record(&key, o, SIDE_SEED, 1);
-	}
+	// An MPTCP socket's addresses and state are its first subflow's.
+	record_seeded(sk, IPPROTO_TCP, &cur);
 	char one = 1;
 	bpf_seq_write(ctx->meta->seq, &one, 1);
+	return 0;
+}
+
+// seed_sock is the second pass for one socket of the kernel's tables: a
+// socket noted by the first pass gets its owner in sk_owner (an owner set
+// by sock_create since the programs were attached is kept; a seeded one
+// is replaced by the last holder's) and is recorded. It writes one byte
+// to the iterator's output per socket, for the count.
+static __always_inline void seed_sock(struct seq_file *seq, struct sock_common *skc, __u8 l4)
+{
+	__u64 addr = (__u64)skc;
+	struct owner *p = bpf_map_lookup_elem(&pending, &addr);
+	if (!p)
+		return;
+	struct owner cur = *p;
+	bpf_map_delete_elem(&pending, &addr);
+	struct owner *o = bpf_sk_storage_get(&sk_owner, skc, &cur, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!o)
+		return;
+	if (o->origin != ORIGIN_CREATE && o->tgid != cur.tgid)
+		__builtin_memcpy(o, &cur, sizeof(cur));
+	struct owner now = *o;
+	record_seeded((struct sock *)skc, l4, &now);
+	char one = 1;
+	bpf_seq_write(seq, &one, 1);
+}
+
+// seed_tcp is the second pass over the TCP sockets (listening and
+// established) of the network namespace the iterator was opened in.
+SEC("iter/tcp")
+int seed_tcp(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	if (!skc)
+		return 0;
+	seed_sock(ctx->meta->seq, skc, IPPROTO_TCP);
+	return 0;
+}
+
+// seed_udp is the second pass over the UDP sockets (bound ones) of the
+// network namespace the iterator was opened in.
+SEC("iter/udp")
+int seed_udp(struct bpf_iter__udp *ctx)
+{
+	struct udp_sock *udp = ctx->udp_sk;
+	if (!udp)
+		return 0;
+	seed_sock(ctx->meta->seq, (struct sock_common *)udp, IPPROTO_UDP);
 	return 0;
 }

@@ -41,6 +41,12 @@ type attribListenKey struct {
 	Pad   [5]uint8
 }
 
+type attribNetnsRef struct {
+	_    structs.HostLayout
+	Tgid uint32
+	Fd   uint32
+}
+
 type attribOwner struct {
 	_        structs.HostLayout
 	CgroupId uint64
@@ -55,8 +61,12 @@ type attribOwner struct {
 const (
 	attribMapFlows                = "flows"
 	attribMapListeners            = "listeners"
+	attribMapPending              = "pending"
+	attribMapSeedNetns            = "seed_netns"
 	attribMapSkOwner              = "sk_owner"
-	attribProgSeed                = "seed"
+	attribProgSeedFiles           = "seed_files"
+	attribProgSeedTcp             = "seed_tcp"
+	attribProgSeedUdp             = "seed_udp"
 	attribProgSockCreate          = "sock_create"
 	attribProgSockCreateBasic     = "sock_create_basic"
 	attribProgTcpEstablished      = "tcp_established"
@@ -107,7 +117,9 @@ type attribSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type attribProgramSpecs struct {
-	Seed                *ebpf.ProgramSpec `ebpf:"seed"`
+	SeedFiles           *ebpf.ProgramSpec `ebpf:"seed_files"`
+	SeedTcp             *ebpf.ProgramSpec `ebpf:"seed_tcp"`
+	SeedUdp             *ebpf.ProgramSpec `ebpf:"seed_udp"`
 	SockCreate          *ebpf.ProgramSpec `ebpf:"sock_create"`
 	SockCreateBasic     *ebpf.ProgramSpec `ebpf:"sock_create_basic"`
 	TcpEstablished      *ebpf.ProgramSpec `ebpf:"tcp_established"`
@@ -122,6 +134,8 @@ type attribProgramSpecs struct {
 type attribMapSpecs struct {
 	Flows     *ebpf.MapSpec `ebpf:"flows"`
 	Listeners *ebpf.MapSpec `ebpf:"listeners"`
+	Pending   *ebpf.MapSpec `ebpf:"pending"`
+	SeedNetns *ebpf.MapSpec `ebpf:"seed_netns"`
 	SkOwner   *ebpf.MapSpec `ebpf:"sk_owner"`
 }
 
@@ -153,6 +167,8 @@ func (o *attribObjects) Close() error {
 type attribMaps struct {
 	Flows     *ebpf.Map `ebpf:"flows"`
 	Listeners *ebpf.Map `ebpf:"listeners"`
+	Pending   *ebpf.Map `ebpf:"pending"`
+	SeedNetns *ebpf.Map `ebpf:"seed_netns"`
 	SkOwner   *ebpf.Map `ebpf:"sk_owner"`
 }
 
@@ -160,6 +176,8 @@ func (m *attribMaps) Close() error {
 	return _AttribClose(
 		m.Flows,
 		m.Listeners,
+		m.Pending,
+		m.SeedNetns,
 		m.SkOwner,
 	)
 }
@@ -174,7 +192,9 @@ type attribVariables struct {
 //
 // It can be passed to loadAttribObjects or ebpf.CollectionSpec.LoadAndAssign.
 type attribPrograms struct {
-	Seed                *ebpf.Program `ebpf:"seed"`
+	SeedFiles           *ebpf.Program `ebpf:"seed_files"`
+	SeedTcp             *ebpf.Program `ebpf:"seed_tcp"`
+	SeedUdp             *ebpf.Program `ebpf:"seed_udp"`
 	SockCreate          *ebpf.Program `ebpf:"sock_create"`
 	SockCreateBasic     *ebpf.Program `ebpf:"sock_create_basic"`
 	TcpEstablished      *ebpf.Program `ebpf:"tcp_established"`
@@ -185,7 +205,9 @@ type attribPrograms struct {
 
 func (p *attribPrograms) Close() error {
 	return _AttribClose(
-		p.Seed,
+		p.SeedFiles,
+		p.SeedTcp,
+		p.SeedUdp,
 		p.SockCreate,
 		p.SockCreateBasic,
 		p.TcpEstablished,

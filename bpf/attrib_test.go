@@ -113,6 +113,27 @@ func testAttribution(t *testing.T, seed seedMode) {
 	}
 }
 
+// TestOpenSeedsWithIterator checks that Open seeds with the iterator, not
+// the /proc fallback, on a kernel that has what the iterator needs (5.11
+// with BTF): a verifier that rejects it must fail a test, not be hidden by
+// the fallback.
+func TestOpenSeedsWithIterator(t *testing.T) {
+	privileged(t)
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	var major, minor int
+	fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor)
+	if _, err := os.Stat("/sys/kernel/btf/vmlinux"); err != nil || major < 5 || major == 5 && minor < 11 {
+		t.Skipf("kernel %d.%d (BTF: %v) has no socket iterator", major, minor, err)
+	}
+	tr := openTracker(t, seedAuto)
+	if tr.seededBy != "iterator" {
+		t.Errorf("Open seeded existing sockets with %q on kernel %d.%d, want the iterator", tr.seededBy, major, minor)
+	}
+}
+
 // privileged skips the test unless it runs as root on a machine with a
 // cgroup v2 mount, and returns the mount.
 func privileged(t *testing.T) string {
@@ -529,7 +550,17 @@ func testGoServer(t *testing.T, seed seedMode) {
 
 // TestGoUDP checks UDP sockets of this process, IPv4 and IPv6, one bound
 // before the tracker opened (seeded) and one after: a datagram each way.
+// Each way of seeding runs.
 func TestGoUDP(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		seed seedMode
+	}{{"iterator", seedIterator}, {"procfs", seedProcfs}} {
+		t.Run(c.name, func(t *testing.T) { testGoUDP(t, c.seed) })
+	}
+}
+
+func testGoUDP(t *testing.T, seed seedMode) {
 	mount := privileged(t)
 	networks := [][2]string{{"udp4", "127.0.0.1:0"}}
 	if hasLoopback6() {
@@ -539,7 +570,7 @@ func TestGoUDP(t *testing.T) {
 	for _, n := range networks {
 		before = append(before, listenUDP(t, n[0], n[1]))
 	}
-	tr := openTracker(t, seedIterator)
+	tr := openTracker(t, seed)
 	self := selfProc(t, mount)
 	for i, n := range networks {
 		a, b := before[i], listenUDP(t, n[0], n[1])
@@ -725,4 +756,94 @@ func BenchmarkLookup(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestSeedForeignNetns checks seeding a socket that lives in another
+// network namespace than the process holding it: this process opens a
+// listener in the server namespace of a veth pair and comes back to its
+// own. The iterator pass over TCP sockets must run in the socket's
+// namespace (reached through the socket itself, SIOCGSKNS), not the
+// process's, for a connection accepted later to inherit the owner.
+func TestSeedForeignNetns(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		seed seedMode
+	}{{"iterator", seedIterator}, {"procfs", seedProcfs}} {
+		t.Run(c.name, func(t *testing.T) { testSeedForeignNetns(t, c.seed) })
+	}
+}
+
+func testSeedForeignNetns(t *testing.T, seed seedMode) {
+	mount := privileged(t)
+	n := newNetPair(t)
+	server := netip.AddrPortFrom(n.serverIP, 8082)
+	ln := -1
+	t.Cleanup(func() {
+		if ln >= 0 {
+			unix.Close(ln)
+		}
+	})
+	inNamespace(t, n.server, func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+		if err != nil {
+			return err
+		}
+		ln = fd
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Port: int(server.Port()), Addr: server.Addr().As4()}); err != nil {
+			return err
+		}
+		return unix.Listen(fd, 8)
+	})
+	if self, err := netnsInode("/proc/self/ns/net"); err != nil {
+		t.Fatal(err)
+	} else if sk, err := unix.IoctlRetInt(ln, unix.SIOCGSKNS); err != nil {
+		t.Fatal(err)
+	} else {
+		f := os.NewFile(uintptr(sk), "netns")
+		ino, err := fileInode(f)
+		f.Close()
+		if err != nil || ino == self {
+			t.Fatalf("the listener is in this process's network namespace (%d, %v): the test needs it elsewhere", ino, err)
+		}
+	}
+
+	tr := openTracker(t, seed)
+	var conn stdnet.Conn
+	inNamespace(t, n.client, func() (err error) {
+		conn, err = stdnet.DialTimeout("tcp4", server.String(), 5*time.Second)
+		return err
+	})
+	t.Cleanup(func() { conn.Close() })
+	local := conn.LocalAddr().(*stdnet.TCPAddr).AddrPort()
+	self := selfProc(t, mount)
+	// The accepting side is recorded when the server's kernel handles the
+	// handshake's last ACK, which may come after Dial returns.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p, ok := tr.Lookup(6, server, local)
+		if ok && p == self {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Lookup(6, %v, %v) = %+v, %v\nwant %+v (the listener's seeded owner)", server, local, p, ok, self)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if p, ok := tr.Lookup(6, local, server); !ok || p != self {
+		t.Errorf("Lookup(6, %v, %v) = %+v, %v\nwant %+v", local, server, p, ok, self)
+	}
+}
+
+// inNamespace runs fn on a thread in the named network namespace
+// (/run/netns/name), which goes back to its own after, and waits for it.
+func inNamespace(t *testing.T, name string, fn func() error) {
+	t.Helper()
+	ns, err := os.Open("/run/netns/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	if err := inNetns(ns, fn); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -8,4 +8,4 @@ package bpf
 // passes -fdebug-prefix-map and -fno-ident: the same clang gives
 // byte-identical output.
 //
-//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -tags linux -target bpfel,bpfeb -type flow_key -type flow_val -type listen_key -type owner attrib attrib.bpf.c -- -O2 -g -Wall -Werror -Iinclude
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -tags linux -target bpfel,bpfeb -type flow_key -type flow_val -type listen_key -type netns_ref -type owner attrib attrib.bpf.c -- -O2 -g -Wall -Werror -Iinclude

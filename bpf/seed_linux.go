@@ -53,7 +53,11 @@ func seedFromProcfs(owners, flows, listeners *ebpf.Map, cgroupMount string, log 
 		}
 	}
 	if seeded == 0 && denied > 0 {
-		return 0, fmt.Errorf("seed sockets from /proc: %d processes denied access to their file descriptors: %w; %s", denied, os.ErrPermission, privilegeHint)
+		p := currentPrivileges()
+		if missing := p.missing(procfsCaps); len(missing) > 0 {
+			return 0, fmt.Errorf("seed sockets from /proc: %d processes denied access to their file descriptors: %w; %s", denied, os.ErrPermission, p.hint(missing))
+		}
+		return 0, fmt.Errorf("seed sockets from /proc: %d processes denied access to their file descriptors: %w, although this process has CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH (Yama's ptrace_scope, or an LSM policy?)", denied, os.ErrPermission)
 	}
 	if denied > 0 {
 		log.Warn("bpf: sockets of some processes could not be seeded", "processes", denied)

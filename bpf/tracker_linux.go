@@ -29,8 +29,11 @@ type Tracker struct {
 	flows     *ebpf.Map    // flow_key → flow_val, LRU; nil once closed
 	owners    *ebpf.Map    // sk_storage: socket → owner
 	listeners *ebpf.Map    // listen_key → owner, LRU, filled by seeding
+	pending   *ebpf.Map    // socket address → owner, the iterator's first pass; nil after seeding
+	netns     *ebpf.Map    // netns inode → a socket's holder, from the first pass; nil after seeding
 	progs     []*ebpf.Program
 	links     []link.Link
+	seededBy  string // how Open seeded the sockets that existed: "iterator" or "procfs"
 }
 
 // seedMode says how the sockets opened before Open get their owner.
@@ -41,9 +44,6 @@ const (
 	seedIterator                 // the iterator only (tests)
 	seedProcfs                   // /proc only (tests)
 )
-
-// privilegeHint ends the errors that mean missing privileges.
-const privilegeHint = "run as root (loading and attaching the programs needs CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN; seeding from /proc also CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH)"
 
 // Open loads the eBPF programs, attaches them to the root of the cgroup v2
 // hierarchy and gives the sockets that already exist their owner. A nil
@@ -89,6 +89,7 @@ func open(logger *slog.Logger, seed seedMode) (_ *Tracker, err error) {
 		return nil, explain("create the eBPF maps", err)
 	}
 	t.flows, t.owners, t.listeners = maps.Flows, maps.SkOwner, maps.Listeners
+	t.pending, t.netns = maps.Pending, maps.SeedNetns
 
 	// Owners first, so that every socket created from now on has one
 	// before the programs that read them run. Where a program does not
@@ -115,6 +116,7 @@ func open(logger *slog.Logger, seed seedMode) (_ *Tracker, err error) {
 		if err != nil {
 			return nil, err
 		}
+		t.progs = append(t.progs, prog)
 		l, err := link.AttachCgroup(link.CgroupOptions{Path: mount, Attach: p.attach, Program: prog})
 		if err != nil {
 			return nil, explain(fmt.Sprintf("attach %s to cgroup %s", prog, mount), err)
@@ -123,6 +125,12 @@ func open(logger *slog.Logger, seed seedMode) (_ *Tracker, err error) {
 	}
 
 	n, how, err := t.seed(spec, seed)
+	t.seededBy = how
+	// The first pass's maps are of no use once seeding is over.
+	for _, m := range []*ebpf.Map{t.pending, t.netns} {
+		m.Close()
+	}
+	t.pending, t.netns = nil, nil
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +140,8 @@ func open(logger *slog.Logger, seed seedMode) (_ *Tracker, err error) {
 	return t, nil
 }
 
-// load loads one program of spec, using the tracker's maps.
+// load loads one program of spec, using the tracker's maps. The caller
+// closes it.
 func (t *Tracker) load(spec *ebpf.CollectionSpec, name string) (*ebpf.Program, error) {
 	one := spec.Copy()
 	for n := range one.Programs {
@@ -144,6 +153,7 @@ func (t *Tracker) load(spec *ebpf.CollectionSpec, name string) (*ebpf.Program, e
 		Cache: t.btf,
 		MapReplacements: map[string]*ebpf.Map{
 			attribMapFlows: t.flows, attribMapSkOwner: t.owners, attribMapListeners: t.listeners,
+			attribMapPending: t.pending, attribMapSeedNetns: t.netns,
 		},
 	})
 	if err != nil {
@@ -151,12 +161,14 @@ func (t *Tracker) load(spec *ebpf.CollectionSpec, name string) (*ebpf.Program, e
 		if errors.As(err, &ve) {
 			t.log.Debug("bpf: verifier log", "program", name, "log", fmt.Sprintf("%+v", ve))
 		}
-		return nil, explain("load eBPF program "+name, err)
+		what := "load eBPF program " + name
+		if p := spec.Programs[name]; p != nil {
+			what += " (" + p.SectionName + ")"
+		}
+		return nil, explain(what, err)
 	}
 	defer coll.Close()
-	prog := coll.DetachProgram(name)
-	t.progs = append(t.progs, prog)
-	return prog, nil
+	return coll.DetachProgram(name), nil
 }
 
 // seed gives the sockets that existed before the programs were attached
@@ -174,24 +186,100 @@ func (t *Tracker) seed(spec *ebpf.CollectionSpec, mode seedMode) (int, string, e
 	return n, "procfs", err
 }
 
+// seedIterator seeds with the iterators, in two passes (attrib.bpf.c
+// says why): seed_files over every process's files notes which process
+// holds each socket; seed_tcp and seed_udp, run in each network namespace
+// that holds a noted socket, give those sockets their owner and record
+// them. It returns how many sockets got an owner.
 func (t *Tracker) seedIterator(spec *ebpf.CollectionSpec) (int, error) {
-	prog, err := t.load(spec, attribProgSeed)
+	var progs [3]*ebpf.Program
+	for i, name := range []string{attribProgSeedFiles, attribProgSeedTcp, attribProgSeedUdp} {
+		prog, err := t.load(spec, name)
+		if err != nil {
+			return 0, err
+		}
+		defer prog.Close()
+		progs[i] = prog
+	}
+	var links [3]*link.Iter
+	for i, prog := range progs {
+		it, err := link.AttachIter(link.IterOptions{Program: prog})
+		if err != nil {
+			return 0, explain("attach the socket iterator "+prog.String(), err)
+		}
+		defer it.Close()
+		links[i] = it
+	}
+	n, err := runIter(links[0], "in the fd tables")
 	if err != nil {
 		return 0, err
 	}
-	it, err := link.AttachIter(link.IterOptions{Program: prog})
-	if err != nil {
-		return 0, explain("attach the socket iterator", err)
+
+	var (
+		inum    uint32
+		ref     attribNetnsRef
+		skipped []error
+	)
+	entries := t.netns.Iterate()
+	for entries.Next(&inum, &ref) {
+		m, err := seedNetns(links[1:], inum, ref)
+		t.log.Debug("bpf: seeded network namespace", "inum", inum, "sockets", m, "err", err)
+		n += m
+		if err != nil {
+			skipped = append(skipped, err)
+		}
 	}
-	defer it.Close()
+	if err := entries.Err(); err != nil {
+		return n, fmt.Errorf("run the socket iterator: list network namespaces: %w", err)
+	}
+	if len(skipped) > 0 {
+		t.log.Warn("bpf: sockets of some network namespaces were not seeded", "namespaces", len(skipped), "err", errors.Join(skipped...))
+	}
+	return n, nil
+}
+
+// seedNetns runs the TCP and UDP iterators in the network namespace with
+// inode number inum, which ref's socket is in, and returns how many
+// sockets got an owner. An iterator sees the namespace of the thread that
+// opens it: each is opened on a thread that has entered inum, the
+// agent's own namespace included (its threads may not all be in it).
+func seedNetns(iters []*link.Iter, inum uint32, ref attribNetnsRef) (int, error) {
+	ns, err := openNetns(inum, ref)
+	if err != nil {
+		return 0, fmt.Errorf("network namespace %d: %w", inum, err)
+	}
+	defer ns.Close()
+	n := 0
+	for _, it := range iters {
+		var rd io.ReadCloser
+		err := inNetns(ns, func() (err error) {
+			rd, err = it.Open()
+			return err
+		})
+		if err != nil {
+			return n, fmt.Errorf("network namespace %d: %w", inum, explain("run the socket iterator", err))
+		}
+		m, err := io.Copy(io.Discard, rd) // one byte per socket
+		rd.Close()
+		n += int(m)
+		if err != nil {
+			return n, fmt.Errorf("network namespace %d: run the socket iterator: %w", inum, err)
+		}
+	}
+	return n, nil
+}
+
+// runIter runs an iterator that writes one byte per socket it seeds, and
+// returns the count.
+func runIter(it *link.Iter, where string) (int, error) {
 	rd, err := it.Open()
 	if err != nil {
-		return 0, explain("run the socket iterator", err)
+		return 0, explain("run the socket iterator "+where, err)
 	}
 	defer rd.Close()
-	n, err := io.Copy(io.Discard, rd) // one byte per socket
+	n, err := io.Copy(io.Discard, rd)
 	if err != nil {
-		return 0, fmt.Errorf("run the socket iterator: %w", err)
+		return 0, fmt.Errorf("run the socket iterator %s: %w", where, err)
 	}
 	return int(n), nil
 }
@@ -249,23 +337,4 @@ func (t *Tracker) Close() error {
 	}
 	t.links, t.progs, t.flows, t.owners, t.listeners = nil, nil, nil, nil, nil
 	return errors.Join(errs...)
-}
-
-// explain wraps err with what was being done and, where the cause is a
-// known one, what to do about it.
-func explain(what string, err error) error {
-	var ve *ebpf.VerifierError
-	switch {
-	case errors.As(err, &ve): // before the EACCES the verifier rejects with
-		err = fmt.Errorf("%s: the kernel's verifier rejected it: %w", what, err)
-		if os.Geteuid() != 0 { // helpers are refused without CAP_PERFMON
-			err = fmt.Errorf("%w; %s", err, privilegeHint)
-		}
-		return err
-	case errors.Is(err, ebpf.ErrNotSupported):
-		return fmt.Errorf("%s: this kernel lacks a feature it needs: %w", what, err)
-	case errors.Is(err, os.ErrPermission):
-		return fmt.Errorf("%s: %w; %s", what, err, privilegeHint)
-	}
-	return fmt.Errorf("%s: %w", what, err)
 }

@@ -21,7 +21,9 @@ func openAttribution(logger *slog.Logger) *attribution {
 	t, err := bpf.Open(logger)
 	if err != nil {
 		a := &attribution{status: "off: " + err.Error()}
-		logger.Warn("flows are not attributed to processes: eBPF did not load; capture goes on without it", "err", err)
+		// err says which step failed and why (the verifier's complaint, the
+		// missing capabilities); capture does not depend on it.
+		logger.Warn("flows are not attributed to processes; capture goes on without it", "err", err)
 		return a
 	}
 	return &attribution{t: t, status: "on: eBPF (cgroup sock_create, sock_ops, cgroup_skb)"}
