@@ -83,7 +83,6 @@ type Source struct {
 	dedup   *capture.Dedup
 	rings   atomic.Int32                    // rings open
 	filter  map[string][]bpf.RawInstruction // compiled per interface
-	err     error
 }
 
 type handle struct {
