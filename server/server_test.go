@@ -298,6 +298,76 @@ func TestGetPCAP(t *testing.T) {
 	}
 }
 
+// TestGetPCAPBudget: get_pcap embeds the file's bytes only when they fit
+// max_tokens with the rest of the answer, always keeps its pointer to
+// resources/read, and never shows a path on the server.
+func TestGetPCAPBudget(t *testing.T) {
+	path, err := demo.WriteTo(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	ws, err := workspace.Open(workspace.Options{Paths: []string{path}, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	c := connect(t, ws)
+	for _, tc := range []struct {
+		args     map[string]any
+		embedded bool
+	}{
+		{map[string]any{"max_tokens": 256}, false},
+		{map[string]any{"max_tokens": 256, "ip": "127.0.0.14", "max_packets": 4}, false},
+		{map[string]any{}, false}, // the whole demo capture does not fit 2,000 tokens
+		{map[string]any{"max_tokens": 32000}, false},
+		{map[string]any{"max_tokens": 32000, "ip": "127.0.0.14", "max_packets": 4}, true},
+	} {
+		text, res := call(t, c, "get_pcap", tc.args)
+		if res.IsError {
+			t.Fatalf("get_pcap %v: %s", tc.args, text)
+		}
+		var info tools.PCAPInfo
+		structured, _ := json.Marshal(res.StructuredContent)
+		if err := json.Unmarshal(structured, &info); err != nil {
+			t.Fatal(err)
+		}
+		all := text + string(structured)
+		var blob string
+		for _, ct := range res.Content {
+			if e, ok := ct.(mcp.EmbeddedResource); ok {
+				b, ok := e.Resource.(mcp.BlobResourceContents)
+				if !ok {
+					t.Fatalf("get_pcap %v: embedded %T", tc.args, e.Resource)
+				}
+				blob = b.Blob
+			}
+		}
+		max := tools.DefaultMaxTokens
+		if m, ok := tc.args["max_tokens"].(int); ok {
+			max = m
+		}
+		if n := tools.Tokens(text) + tools.Tokens(string(structured)) + tools.Tokens(blob); n > max {
+			t.Errorf("get_pcap %v: the answer takes %d tokens with the bytes, over max_tokens %d", tc.args, n, max)
+		}
+		if (blob != "") != tc.embedded || info.Embedded != tc.embedded {
+			t.Errorf("get_pcap %v (%d bytes): embedded %v (structured says %v), want %v", tc.args, info.Size, blob != "", info.Embedded, tc.embedded)
+		}
+		if blob != "" {
+			data, _ := base64.StdEncoding.DecodeString(blob)
+			if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != info.SHA256 {
+				t.Errorf("get_pcap %v: the embedded bytes are not the file", tc.args)
+			}
+		}
+		if !strings.Contains(text, "resources/read "+info.URI) {
+			t.Errorf("get_pcap %v: the answer lost its pointer to resources/read %s:\n%s", tc.args, info.URI, text)
+		}
+		if strings.Contains(all, dir) || strings.Contains(all, "/pcaps/") {
+			t.Errorf("get_pcap %v: the answer shows a path on the server:\n%s", tc.args, all)
+		}
+	}
+}
+
 func tsharkCount(t *testing.T, tshark, file, filter string) int {
 	t.Helper()
 	args := []string{"-n", "-r", file, "-T", "fields", "-e", "frame.number"}

@@ -17,8 +17,9 @@ func PCAPMediaType(format string) string {
 	return "application/vnd.tcpdump.pcap"
 }
 
-// EmbedLimit is the largest PCAP get_pcap embeds in its result; larger
-// ones are read with resources/read.
+// EmbedLimit is the largest PCAP get_pcap embeds in its result, and then
+// only when its bytes fit max_tokens with the rest of the answer; others
+// are read with resources/read.
 const EmbedLimit = 256 << 10
 
 // PCAPURI is the resource URI of a PCAP file get_pcap wrote.
@@ -34,7 +35,6 @@ type getPCAPArgs struct {
 // PCAPInfo is get_pcap's structured result.
 type PCAPInfo struct {
 	URI       string `json:"uri" jsonschema:"resource URI: read it with resources/read"`
-	Path      string `json:"path" jsonschema:"the file on the server"`
 	Size      int64  `json:"size" jsonschema:"bytes"`
 	Packets   uint64 `json:"packets"`
 	SHA256    string `json:"sha256"`
@@ -42,7 +42,7 @@ type PCAPInfo struct {
 	Last      string `json:"last,omitempty" jsonschema:"last packet time"`
 	Format    string `json:"format" jsonschema:"pcap, or pcapng when the packets mix link types"`
 	Truncated bool   `json:"truncated" jsonschema:"whether max_packets cut the file short"`
-	Embedded  bool   `json:"embedded" jsonschema:"whether the bytes are embedded in this result"`
+	Embedded  bool   `json:"embedded" jsonschema:"whether the bytes are embedded in this result (when they fit max_tokens)"`
 }
 
 // GetPCAP is the get_pcap tool.
@@ -50,7 +50,7 @@ func GetPCAP(b Backend) Tool {
 	def := mcp.NewTool("get_pcap", append([]mcp.ToolOption{
 		mcp.WithDescription("Export the packets of a window that match the filters as a PCAP file Wireshark and tshark open: its " +
 			"size, packet count, sha256, time range and a pcap:// resource URI to read it with resources/read (the bytes are " +
-			"embedded when the file is at most 256 KiB). The packets are raw: nothing in them is redacted. Times default to all " +
+			"embedded too when they fit max_tokens with the rest of the answer). The packets are raw: nothing in them is redacted. Times default to all " +
 			"the data; relative times count back from the newest packet."),
 		inputSchema[getPCAPArgs](schemaOpts{}),
 		outputSchema[PCAPInfo](),
@@ -82,28 +82,62 @@ func GetPCAP(b Backend) Tool {
 		if file.Packets == 0 {
 			return nil, argErrorf("no packets match the filters in %s: list_flows shows what the window holds", describeWindow(from, to))
 		}
-		info := PCAPInfo{URI: PCAPURI(file.ID), Path: file.Path, Size: file.Size, Packets: file.Packets, SHA256: file.SHA256,
-			First: stamp(file.First), Last: stamp(file.Last), Format: file.Format, Truncated: file.Truncated, Embedded: file.Size <= EmbedLimit}
-		text := fmt.Sprintf("wrote %s packets (%s) from %s to %s, sha256 %s, to %s; read it with resources/read %s",
-			count(file.Packets), size(uint64(file.Size)), info.First, info.Last, file.SHA256, file.Path, info.URI)
-		if file.Truncated {
-			text += fmt.Sprintf("; max_packets (%s) cut it short: narrow the window or the filters, or raise max_packets", count(maxPackets))
-		}
-		if info.Embedded {
-			text += "; the bytes are embedded below"
-		}
-		text = clipTokens(text, budgetMax-Tokens(string(mustJSON(info))))
-		res := mcp.NewToolResultStructured(info, text)
-		res.Content = append(res.Content, mcp.NewResourceLink(info.URI, file.ID+"."+file.Format,
-			"packets of "+describeWindow(from, to), PCAPMediaType(file.Format)))
-		if info.Embedded {
+		info := PCAPInfo{URI: PCAPURI(file.ID), Size: file.Size, Packets: file.Packets, SHA256: file.SHA256,
+			First: stamp(file.First), Last: stamp(file.Last), Format: file.Format, Truncated: file.Truncated}
+		// The bytes are embedded when they fit with the rest of the answer.
+		var text, blob string
+		if file.Size <= EmbedLimit {
 			_, data, err := b.ReadPCAP(file.ID, EmbedLimit)
 			if err != nil {
 				return nil, err
 			}
+			// Base64 takes at least a token per 16 characters (random
+			// bytes about one per 2): longer ones cannot fit and are not
+			// counted.
+			if b64 := base64.StdEncoding.EncodeToString(data); data != nil && len(b64) <= 16*budgetMax {
+				if n := Tokens(b64); n < budgetMax {
+					with := info
+					with.Embedded = true
+					if t, used := pcapText(with, maxPackets, budgetMax-n, "the bytes are embedded below"); used+n <= budgetMax {
+						info, text, blob = with, t, b64
+					}
+				}
+			}
+		}
+		if blob == "" {
+			why := "the bytes are not embedded: they do not fit max_tokens (" + count(budgetMax) + ") with the rest of the answer"
+			if file.Size > EmbedLimit {
+				why = "the bytes are not embedded: the file is larger than " + size(EmbedLimit)
+			}
+			text, _ = pcapText(info, maxPackets, budgetMax, why)
+		}
+		res := mcp.NewToolResultStructured(info, text)
+		res.Content = append(res.Content, mcp.NewResourceLink(info.URI, file.ID+"."+file.Format,
+			"packets of "+describeWindow(from, to), PCAPMediaType(file.Format)))
+		if blob != "" {
 			res.Content = append(res.Content, mcp.NewEmbeddedResource(mcp.BlobResourceContents{
-				URI: info.URI, MIMEType: PCAPMediaType(file.Format), Blob: base64.StdEncoding.EncodeToString(data)}))
+				URI: info.URI, MIMEType: PCAPMediaType(file.Format), Blob: blob}))
 		}
 		return res, nil
 	})}
+}
+
+// pcapText is get_pcap's text within max tokens together with the
+// structured result, and the tokens both take. The pointer to
+// resources/read comes first, so that a small budget cuts the details
+// after it, never it.
+func pcapText(info PCAPInfo, maxPackets, max int, embedding string) (string, int) {
+	structured := Tokens(string(mustJSON(info)))
+	bud := newBudget(max-structured, 0)
+	bud.add(fmt.Sprintf("wrote %s (%s) from %s to %s: read it with resources/read %s",
+		plural(info.Packets, "packet"), size(uint64(info.Size)), info.First, info.Last, info.URI))
+	if info.Truncated {
+		bud.add(fmt.Sprintf("max_packets (%s) cut it short: narrow the window or the filters, or raise max_packets", count(maxPackets)))
+	}
+	if embedding != "" {
+		bud.add(embedding)
+	}
+	bud.add("sha256 " + info.SHA256)
+	text := bud.text()
+	return text, Tokens(text) + structured
 }
