@@ -24,6 +24,7 @@ import (
 	"github.com/wirescope/wirescope/capture/segstore"
 	"github.com/wirescope/wirescope/dissect"
 	"github.com/wirescope/wirescope/dissect/proto"
+	"github.com/wirescope/wirescope/internal/redact"
 	"github.com/wirescope/wirescope/server/identity"
 )
 
@@ -41,6 +42,7 @@ type dissectFlags struct {
 	maxPacket    int
 	store        string
 	from, to     string
+	raw          bool
 }
 
 func newDissectCmd() *cobra.Command {
@@ -93,6 +95,7 @@ Times are RFC 3339 or a negative duration back from now (-15m).`,
 	fl.StringVar(&f.store, "store", "", "read the segment store in this directory (as `wirescope agent --data-dir` writes)")
 	fl.StringVar(&f.from, "from", "", "with --store: the start of the window (RFC 3339, or -15m back from now)")
 	fl.StringVar(&f.to, "to", "", "with --store: the end of the window")
+	fl.BoolVar(&f.raw, "raw", false, "print secrets as captured; by default credential headers, secret-named parameters in URLs, forms and JSON, and URL userinfo are [redacted], as the MCP tools show them")
 	fl.StringVar(&f.cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
 	fl.MarkHidden("cpuprofile")
 	return cmd
@@ -161,6 +164,9 @@ func runDissect(stdout, stderr io.Writer, files []string, f dissectFlags) error 
 	if !f.quiet {
 		async = newAsyncOut(out)
 		opts.OnCall = async.call
+		if !f.raw {
+			opts.OnCall = func(c *dissect.Call) { async.call(redact.Call(c)) }
+		}
 		if f.flows {
 			opts.OnFlow = func(fl *dissect.Flow) {
 				if fl.Calls == 0 {
