@@ -342,7 +342,9 @@ func appendHex(b []byte, v uint64, n int) []byte {
 type docBuilder struct{}
 
 // build returns the document of c, keyed by docKey. All of its terms are
-// written into one buffer and viewed as strings, to allocate once.
+// written into one buffer and viewed as strings, to allocate once. c has
+// been redacted (Index.Add): its path's secrets are masked, so that no
+// term, and so no prefix or wildcard query, holds a secret.
 func (docBuilder) build(c *proto.Call) *document.Document {
 	buf := make([]byte, 0, 512+len(c.Path)+2*len(c.Error))
 	var ends []int // where each term ends in buf

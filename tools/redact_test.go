@@ -30,4 +30,13 @@ func TestRedact(t *testing.T) {
 	if strings.Contains(redactText(`password=x`), "x") {
 		t.Error("form at start of body not redacted")
 	}
+	// The rules are internal/redact's: Location's query, OAuth parameters
+	// in any case, URL userinfo.
+	h = redactHeaders(proto.Headers{{Name: "location", Value: "https://app/cb?CODE=OAUTHCODE&State=S&lang=en"}})
+	if got, want := h.Get("location"), "https://app/cb?CODE=[redacted]&State=[redacted]&lang=en"; got != want {
+		t.Errorf("location %q, want %q", got, want)
+	}
+	if got, want := redactText("http://u:p@h/x?PASSWORD=UPPERPASS"), "http://[redacted]@h/x?PASSWORD=[redacted]"; got != want {
+		t.Errorf("redactText = %q, want %q", got, want)
+	}
 }
