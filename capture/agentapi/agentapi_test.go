@@ -367,8 +367,15 @@ func TestStalledReader(t *testing.T) {
 	}
 	defer conn.Close()
 	fmt.Fprintf(conn, "GET /v1/pcap HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n", token)
-	// Shrink our receive buffer's share by reading nothing, while a writer
-	// keeps writing packets: every write must finish promptly.
+	// Wait for the stream to start: the status line and the first bytes
+	// arrive. The export (120 MB) then fills the socket buffers.
+	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	br := bufio.NewReaderSize(conn, 16)
+	if line, err := br.ReadString('\n'); err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
+		t.Fatalf("the export did not start: %q %v", line, err)
+	}
+	// Read nothing more, while a writer keeps writing packets: every write
+	// must finish promptly.
 	var writes atomic.Int64
 	done := make(chan time.Duration)
 	go func() {
@@ -394,14 +401,11 @@ func TestStalledReader(t *testing.T) {
 	}
 	// The server gives up on the stalled reader: it logs so, and the
 	// connection ends after what fitted in the buffers.
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), "stream ended early"); {
-		if time.Now().After(deadline) {
-			t.Fatalf("the server did not give up on the stalled reader; its log:\n%s", logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !logs.waitFor("stream ended early", 30*time.Second) {
+		t.Fatalf("the server did not give up on the stalled reader; its log:\n%s", logs.String())
 	}
 	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	n, err := io.Copy(io.Discard, conn)
+	n, err := io.Copy(io.Discard, br)
 	if err != nil {
 		t.Fatalf("the stalled connection was not closed by the server (read %d bytes): %v", n, err)
 	}
@@ -411,16 +415,45 @@ func TestStalledReader(t *testing.T) {
 	t.Logf("%d writes during the stall, slowest %v; the stalled reader got %d bytes before being cut off", writes.Load(), worst, n)
 }
 
-// syncBuffer is a buffer safe for a logger and a reader at once.
+// syncBuffer is a buffer safe for a logger and a reader at once; waitFor
+// waits until it holds a string.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	changed chan struct{} // closed by the next Write
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 	return s.b.Write(p)
+}
+
+// waitFor reports whether the buffer holds sub within timeout.
+func (s *syncBuffer) waitFor(sub string, timeout time.Duration) bool {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		s.mu.Lock()
+		if strings.Contains(s.b.String(), sub) {
+			s.mu.Unlock()
+			return true
+		}
+		if s.changed == nil {
+			s.changed = make(chan struct{})
+		}
+		changed := s.changed
+		s.mu.Unlock()
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return false
+		}
+	}
 }
 
 func (s *syncBuffer) String() string {
