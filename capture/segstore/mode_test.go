@@ -1,6 +1,7 @@
 package segstore_test
 
 import (
+	"bytes"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -8,6 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+
+	"github.com/wirescope/wirescope/capture"
 	"github.com/wirescope/wirescope/capture/segstore"
 )
 
@@ -82,5 +88,48 @@ func TestModesTightened(t *testing.T) {
 		if fi.Mode().Perm() != want {
 			t.Errorf("%q: mode %v, want %v", d, fi.Mode().Perm(), want)
 		}
+	}
+}
+
+// TestRebuildOversizedRecord: a segment without its index that holds a
+// record over the reader's limit on packet size (a writer with a larger
+// snap length) is indexed without the record, and its file is left whole:
+// the end of the last record read is where the reader says it is, not the
+// sum of the packets it returned.
+func TestRebuildOversizedRecord(t *testing.T) {
+	dir := t.TempDir()
+	pkts := traffic(1, t0)[:3]
+	big := pkts[1]
+	big.Data = make([]byte, capture.DefaultMaxPacket+1000)
+	copy(big.Data, pkts[1].Data)
+	big.Length = len(big.Data)
+	var buf bytes.Buffer
+	w := pcapgo.NewWriterNanos(&buf)
+	if err := w.WriteFileHeader(1<<20, layers.LinkTypeEthernet); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []capture.Packet{pkts[0], big, pkts[2]} {
+		if err := w.WritePacket(gopacket.CaptureInfo{Timestamp: p.Timestamp, CaptureLength: len(p.Data), Length: len(p.Data)}, p.Data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(dir, "segments", "000000000001-lt1.pcap")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, dir, segstore.Options{})
+	segs := s.Segments()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() != int64(buf.Len()) {
+		t.Errorf("the segment was cut from %d to %d bytes", buf.Len(), fi.Size())
+	}
+	if len(segs) != 1 || segs[0].Packets != 2 || segs[0].Size != int64(buf.Len()) {
+		t.Errorf("segments %+v, want one of 2 packets and %d bytes", segs, buf.Len())
 	}
 }
