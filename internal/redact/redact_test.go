@@ -37,6 +37,13 @@ var textCases = []struct{ in, want string }{
 	{`/t?token=a==&b=1`, `/t?token=[redacted]&b=1`},
 	{`/q?password="quoted value"&x=1`, `/q?password="[redacted]"&x=1`},
 	{`0; url=/cb?access_token=LT7`, `0; url=/cb?access_token=[redacted]`},
+	// A URL in a parameter, percent-encoded.
+	{`/login?next=%2Fcb%3Ftoken%3Dabc%26lang%3Den&x=1`, `/login?next=%2Fcb%3Ftoken%3D[redacted]%26lang%3Den&x=1`},
+	{`redirect=https%3A%2F%2Fapp%2Fcb%3FCode%3DOC%26state%3dST`, `redirect=https%3A%2F%2Fapp%2Fcb%3FCode%3D[redacted]%26state%3d[redacted]`},
+	{`a=b%3Dc&sort%3Dasc`, `a=b%3Dc&sort%3Dasc`},
+	{`%3D`, `%3D`},
+	{`x%3`, `x%3`},
+	{`token%3D`, `token%3D`},
 	// URL userinfo.
 	{`http://u:p@h/`, `http://[redacted]@h/`},
 	{`GET postgres://app:S3cr3t@db:5432/shop`, `GET postgres://[redacted]@db:5432/shop`},

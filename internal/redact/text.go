@@ -9,7 +9,9 @@ import "strings"
 //     text; the value ends at & ; # a quote, a backslash, <, > or white
 //     space, and a quoted value ends at its closing quote;
 //   - the string value of a secret-named JSON key ("password": "…");
-//   - the userinfo of a URL (scheme://user:password@host).
+//   - the userinfo of a URL (scheme://user:password@host);
+//   - the same parameters in a URL that is itself a parameter's value,
+//     percent-encoded once (?next=%2Fcb%3Fcode%3Dabc).
 //
 // Key names match in any case, ignoring separators (_ - . [ ] %), so
 // PASSWORD, Pass_Word and user[password] are all secret names. Only
@@ -23,15 +25,21 @@ func Text(s string) string {
 // text is Text, also reporting whether s is unchanged.
 func text(s string) (string, bool) {
 	var w writer
-	eq, colon := strings.IndexByte(s, '='), strings.IndexByte(s, ':')
-	for eq >= 0 || colon >= 0 {
+	eq, colon, enc := strings.IndexByte(s, '='), strings.IndexByte(s, ':'), indexEnc(s, 0)
+	for eq >= 0 || colon >= 0 || enc >= 0 {
 		var next int
-		if colon < 0 || eq >= 0 && eq < colon {
+		switch {
+		case eq >= 0 && (colon < 0 || eq < colon) && (enc < 0 || eq < enc):
 			next = w.param(s, eq)
-		} else {
+		case colon >= 0 && (enc < 0 || colon < enc):
 			next = w.colon(s, colon)
+		default:
+			next = w.encParam(s, enc)
 		}
 		eq, colon = indexFrom(s, '=', eq, next), indexFrom(s, ':', colon, next)
+		if enc >= 0 && enc < next {
+			enc = indexEnc(s, next)
+		}
 	}
 	if w.b == nil {
 		return s, true
@@ -119,6 +127,63 @@ func (w *writer) param(s string, eq int) int {
 	matrix := k > 0 && s[k-1] == ';'
 	end := from
 	for end < len(s) && !valueEnd(s[end]) && !(matrix && s[end] == '?') {
+		end++
+	}
+	if end > from && s[from:end] != Mask {
+		w.mask(s, from, end, "")
+	}
+	return end
+}
+
+// indexEnc returns the index of the first "%3D" (an encoded '=') in s at
+// or after from, or -1.
+func indexEnc(s string, from int) int {
+	for from < len(s) {
+		i := strings.Index(s[from:], "%3")
+		if i < 0 || from+i+2 >= len(s) {
+			return -1
+		}
+		i += from
+		if c := s[i+2]; c == 'D' || c == 'd' {
+			return i
+		}
+		from = i + 2
+	}
+	return -1
+}
+
+// encDelim reports whether the two hex digits h, after a '%', encode a
+// byte that ends a parameter: & ; #, or starts a query: ?.
+func encDelim(h string) bool {
+	switch h {
+	case "26", "3B", "3b", "23", "3F", "3f":
+		return true
+	}
+	return false
+}
+
+// encParam handles the "%3D" at s[p]: a parameter of a URL that is
+// itself the value of a parameter (?next=%2Fcb%3Ftoken%3Dabc), masked as
+// param masks a plain one. It returns where scanning goes on.
+func (w *writer) encParam(s string, p int) int {
+	k := p
+	for k > 0 && keyByte(s[k-1]) {
+		k--
+	}
+	key := s[k:p]
+	// The name starts after the last encoded delimiter.
+	for i := len(key) - 3; i >= 0; i-- {
+		if key[i] == '%' && encDelim(key[i+1:i+3]) {
+			key = key[i+3:]
+			break
+		}
+	}
+	if key == "" || !secretName(key, true) {
+		return p + 3
+	}
+	from := p + 3
+	end := from
+	for end < len(s) && !valueEnd(s[end]) && !(s[end] == '%' && end+2 < len(s) && encDelim(s[end+1:end+3])) {
 		end++
 	}
 	if end > from && s[from:end] != Mask {
