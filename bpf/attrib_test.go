@@ -847,3 +847,72 @@ func inNamespace(t *testing.T, name string, fn func() error) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkOpen measures Open (load, attach, seed) and Close with 2,000
+// TCP sockets (1,000 loopback connections, both ends) and 500 bound UDP
+// sockets in this process, for each way of seeding.
+func BenchmarkOpen(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("eBPF programs need root")
+	}
+	ln, err := stdnet.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan []stdnet.Conn)
+	go func() {
+		var conns []stdnet.Conn
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				accepted <- conns
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	defer func() {
+		ln.Close()
+		for _, c := range <-accepted {
+			c.Close()
+		}
+	}()
+	var dialed []stdnet.Conn
+	for range 1000 {
+		c, err := stdnet.Dial("tcp4", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		dialed = append(dialed, c)
+	}
+	for range 500 {
+		c, err := stdnet.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.Close()
+	}
+	defer func() {
+		for _, c := range dialed {
+			c.Close()
+		}
+	}()
+	for _, c := range []struct {
+		name string
+		seed seedMode
+	}{{"iterator", seedIterator}, {"procfs", seedProcfs}} {
+		b.Run(c.name, func(b *testing.B) {
+			n := 0
+			for b.Loop() {
+				tr, err := open(nil, c.seed)
+				if err != nil {
+					b.Fatal(err)
+				}
+				n = tr.seeded
+				tr.Close()
+			}
+			b.ReportMetric(float64(n), "sockets")
+		})
+	}
+}

@@ -30,9 +30,12 @@ var (
 	capBPF           = capability{39, "CAP_BPF"}
 
 	// loadCaps are needed to load and attach the programs, procfsCaps
-	// also to seed from /proc.
+	// also to seed from /proc, netnsCaps to seed with the iterators the
+	// sockets of other network namespaces (setns, and their namespace
+	// file or a copy of their descriptor).
 	loadCaps   = []capability{capBPF, capPerfmon, capNetAdmin}
 	procfsCaps = []capability{capSysPtrace, capDACReadSearch}
+	netnsCaps  = []capability{capSysAdmin, capSysPtrace}
 )
 
 // privileges is what the process may do: its uid and effective

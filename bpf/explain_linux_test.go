@@ -4,6 +4,7 @@ package bpf
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,7 +105,7 @@ func TestExplainEPERM(t *testing.T) {
 // and to run as root.
 func TestOpenUnprivileged(t *testing.T) {
 	if os.Getenv("WIRESCOPE_BPF_OPEN_CHILD") == "1" {
-		tr, err := Open(nil)
+		tr, err := Open(slog.New(slog.NewTextHandler(os.Stdout, nil)))
 		if err == nil {
 			tr.Close()
 			os.Stdout.WriteString("opened\n")

@@ -16,6 +16,7 @@ import (
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
 )
 
 // Tracker attributes TCP and UDP flows to processes. Its programs stay
@@ -34,6 +35,7 @@ type Tracker struct {
 	progs     []*ebpf.Program
 	links     []link.Link
 	seededBy  string // how Open seeded the sockets that existed: "iterator" or "procfs"
+	seeded    int    // how many sockets it seeded
 }
 
 // seedMode says how the sockets opened before Open get their owner.
@@ -125,7 +127,7 @@ func open(logger *slog.Logger, seed seedMode) (_ *Tracker, err error) {
 	}
 
 	n, how, err := t.seed(spec, seed)
-	t.seededBy = how
+	t.seededBy, t.seeded = how, n
 	// The first pass's maps are of no use once seeding is over.
 	for _, m := range []*ebpf.Map{t.pending, t.netns} {
 		m.Close()
@@ -233,7 +235,13 @@ func (t *Tracker) seedIterator(spec *ebpf.CollectionSpec) (int, error) {
 		return n, fmt.Errorf("run the socket iterator: list network namespaces: %w", err)
 	}
 	if len(skipped) > 0 {
-		t.log.Warn("bpf: sockets of some network namespaces were not seeded", "namespaces", len(skipped), "err", errors.Join(skipped...))
+		err := errors.Join(skipped...)
+		args := []any{"namespaces", len(skipped), "err", err}
+		p := currentPrivileges()
+		if missing := p.missing(netnsCaps); len(missing) > 0 && errors.Is(err, unix.EPERM) {
+			args = append(args, "hint", p.hint(missing))
+		}
+		t.log.Warn("bpf: sockets of some network namespaces were not seeded", args...)
 	}
 	return n, nil
 }
