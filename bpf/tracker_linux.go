@@ -338,11 +338,11 @@ func (t *Tracker) Close() error {
 	for _, p := range t.progs {
 		errs = append(errs, p.Close())
 	}
-	for _, m := range []*ebpf.Map{t.flows, t.owners, t.listeners} {
+	for _, m := range []*ebpf.Map{t.flows, t.owners, t.listeners, t.pending, t.netns} {
 		if m != nil {
 			errs = append(errs, m.Close())
 		}
 	}
-	t.links, t.progs, t.flows, t.owners, t.listeners = nil, nil, nil, nil, nil
+	t.links, t.progs, t.flows, t.owners, t.listeners, t.pending, t.netns = nil, nil, nil, nil, nil, nil, nil
 	return errors.Join(errs...)
 }
