@@ -8,10 +8,10 @@ package server
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"runtime/debug"
 	"strings"
+	"sync"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	mcpserver "github.com/mark3labs/mcp-go/server"
@@ -53,6 +53,16 @@ func New(b tools.Backend) *mcpserver.MCPServer {
 	if h, ok := b.(Holder); ok {
 		opts = append(opts, mcpserver.WithToolHandlerMiddleware(hold(h)))
 	}
+	// The files get_pcap writes are resources of their own, registered
+	// while the backend holds them, so that resources/read of any other
+	// pcap:// URI is "resource not found" (-32002; -32602 from protocol
+	// 2026-07-28), which mcp-go answers only for a URI no resource or
+	// template matches: a template's handler can only fail with -32603.
+	res := &pcapResources{b: b}
+	hooks := &mcpserver.Hooks{}
+	hooks.AddBeforeReadResource(func(_ context.Context, _ any, req *mcp.ReadResourceRequest) { res.sync(req.Params.URI) })
+	hooks.AddBeforeListResources(func(context.Context, any, *mcp.ListResourcesRequest) { res.prune() })
+	opts = append(opts, mcpserver.WithHooks(hooks), mcpserver.WithToolHandlerMiddleware(res.exported))
 	s := mcpserver.NewMCPServer(Name, Version(), opts...)
 	for _, t := range tools.All(b) {
 		s.AddTool(t.Def, t.Handler)
@@ -60,12 +70,7 @@ func New(b tools.Backend) *mcpserver.MCPServer {
 	for _, p := range tools.Prompts() {
 		s.AddPrompt(p.Def, p.Handler)
 	}
-	s.AddResourceTemplate(mcp.NewResourceTemplate("pcap://{id}", "pcap",
-		mcp.WithTemplateDescription("A PCAP file get_pcap wrote; its id is in get_pcap's result."),
-		mcp.WithTemplateMIMEType(tools.PCAPMediaType("pcap"))),
-		func(_ context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
-			return readPCAP(b, req.Params.URI)
-		})
+	res.s = s
 	return s
 }
 
@@ -90,10 +95,85 @@ func hold(h Holder) mcpserver.ToolHandlerMiddleware {
 	}
 }
 
+// pcapResources keeps the server's pcap:// resources in step with the
+// files the backend holds.
+type pcapResources struct {
+	b  tools.Backend
+	s  *mcpserver.MCPServer
+	mu sync.Mutex
+	// uris are the resources registered.
+	uris map[string]bool
+}
+
+// pcapID returns the ID in a pcap:// URI.
+func pcapID(uri string) (string, bool) {
+	id, ok := strings.CutPrefix(uri, "pcap://")
+	return id, ok && id != "" && !strings.ContainsAny(id, "/?#")
+}
+
+// sync registers uri when the backend holds its file, and removes it when
+// not; other URIs are left alone.
+func (r *pcapResources) sync(uri string) {
+	id, ok := pcapID(uri)
+	if !ok {
+		return
+	}
+	file, _, err := r.b.ReadPCAP(id, 0)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		if r.uris[uri] {
+			delete(r.uris, uri)
+			r.s.DeleteResources(uri)
+		}
+		return
+	}
+	if r.uris[uri] {
+		return
+	}
+	if r.uris == nil {
+		r.uris = map[string]bool{}
+	}
+	r.uris[uri] = true
+	r.s.AddResource(mcp.NewResource(uri, file.ID+"."+file.Format,
+		mcp.WithResourceDescription(fmt.Sprintf("%d packets get_pcap wrote, sha256 %s", file.Packets, file.SHA256)),
+		mcp.WithMIMEType(tools.PCAPMediaType(file.Format))),
+		func(_ context.Context, req mcp.ReadResourceRequest) ([]mcp.ResourceContents, error) {
+			return readPCAP(r.b, req.Params.URI)
+		})
+}
+
+// prune removes the resources whose files the backend no longer holds
+// (removed to bound disk use).
+func (r *pcapResources) prune() {
+	r.mu.Lock()
+	uris := make([]string, 0, len(r.uris))
+	for uri := range r.uris {
+		uris = append(uris, uri)
+	}
+	r.mu.Unlock()
+	for _, uri := range uris {
+		r.sync(uri)
+	}
+}
+
+// exported registers the file a get_pcap call wrote.
+func (r *pcapResources) exported(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
+	return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		res, err := next(ctx, req)
+		if err == nil && res != nil && !res.IsError && req.Params.Name == "get_pcap" {
+			if info, ok := res.StructuredContent.(tools.PCAPInfo); ok {
+				r.sync(info.URI)
+			}
+		}
+		return res, err
+	}
+}
+
 // readPCAP serves a pcap:// resource.
 func readPCAP(b tools.Backend, uri string) ([]mcp.ResourceContents, error) {
-	id, ok := strings.CutPrefix(uri, "pcap://")
-	if !ok || id == "" || strings.ContainsAny(id, "/?#") {
+	id, ok := pcapID(uri)
+	if !ok {
 		return nil, fmt.Errorf("%q is not a pcap:// URI get_pcap gave", uri)
 	}
 	file, data, err := b.ReadPCAP(id, MaxResourceBytes)
@@ -101,7 +181,8 @@ func readPCAP(b tools.Backend, uri string) ([]mcp.ResourceContents, error) {
 		return nil, err
 	}
 	if data == nil {
-		return nil, errors.New("the file is larger than resources/read serves: read " + file.Path + " on the server, or export a narrower window")
+		return nil, fmt.Errorf("the file is larger than resources/read serves (%d MiB): export a narrower window or fewer packets with get_pcap",
+			MaxResourceBytes>>20)
 	}
 	return []mcp.ResourceContents{mcp.BlobResourceContents{URI: uri, MIMEType: tools.PCAPMediaType(file.Format),
 		Blob: base64.StdEncoding.EncodeToString(data)}}, nil

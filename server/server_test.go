@@ -6,11 +6,13 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -49,6 +51,13 @@ func openWorkspace(t testing.TB, paths ...string) *workspace.Workspace {
 // connect starts an in-process mcp-go client of a server over b.
 func connect(t testing.TB, b tools.Backend) *client.Client {
 	t.Helper()
+	return connectVersion(t, b, "")
+}
+
+// connectVersion starts an in-process mcp-go client that asks for a
+// protocol version ("" for the client's default, the newest).
+func connectVersion(t testing.TB, b tools.Backend, version string) *client.Client {
+	t.Helper()
 	c, err := client.NewInProcessClient(server.New(b))
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +66,7 @@ func connect(t testing.TB, b tools.Backend) *client.Client {
 	if err := c.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Initialize(ctx, mcp.InitializeRequest{Params: mcp.InitializeParams{
+	if _, err := c.Initialize(ctx, mcp.InitializeRequest{Params: mcp.InitializeParams{ProtocolVersion: version,
 		ClientInfo: mcp.Implementation{Name: "wirescope-test", Version: "0"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +249,8 @@ func TestGetPCAP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := connect(t, openDemo(t))
+	ws := openDemo(t)
+	c := connect(t, ws)
 	for _, tc := range []struct {
 		name string
 		args map[string]any
@@ -293,8 +303,122 @@ func TestGetPCAP(t *testing.T) {
 	if text, res := call(t, c, "get_pcap", map[string]any{"ip": "10.9.9.9"}); !res.IsError || !strings.Contains(text, "no packets match") {
 		t.Errorf("get_pcap matching nothing: isError %v, %q", res.IsError, text)
 	}
-	if _, err := c.ReadResource(context.Background(), mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: "pcap://0123456789abcdef"}}); err == nil {
-		t.Error("reading an unknown pcap:// resource succeeded")
+	// Unknown resources are "not found": -32602 for clients of protocol
+	// 2026-07-28 and later (SEP-2164), -32002 for earlier ones.
+	legacy := connectVersion(t, ws, mcp.ProtocolVersion20251125)
+	for _, uri := range []string{"pcap://0123456789abcdef", "pcap://../../etc/passwd", "pcap://", "pcap://" + strings.Repeat("0", 64)} {
+		for _, cl := range []struct {
+			c    *client.Client
+			want error
+		}{{c, mcp.ErrInvalidParams}, {legacy, mcp.ErrResourceNotFound}} {
+			_, err := cl.c.ReadResource(context.Background(), mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: uri}})
+			if !errors.Is(err, cl.want) || !strings.Contains(err.Error(), "not found") {
+				t.Errorf("reading %s: %v; want %v saying not found", uri, err, cl.want)
+			}
+		}
+	}
+}
+
+// TestPCAPResourceIsOurs: resources/read serves only the files get_pcap
+// wrote: a symlink planted in <dir>/pcaps, before the server starts or in
+// place of a file it wrote, and a file whose bytes are not the ones
+// recorded are refused as not found, and their contents never sent.
+func TestPCAPResourceIsOurs(t *testing.T) {
+	secretDir := t.TempDir()
+	secret := filepath.Join(secretDir, "shadow")
+	const secretText = "root:$6$secret-hash:19000:0:99999:7:::\n"
+	if err := os.WriteFile(secret, []byte(secretText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	path, err := demo.WriteTo(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	// Planted before the server starts: a name like an export's.
+	planted := strings.Repeat("ab", 32)
+	if err := os.MkdirAll(filepath.Join(dir, "pcaps"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, filepath.Join(dir, "pcaps", planted+".pcap")); err != nil {
+		t.Fatal(err)
+	}
+	ws, err := workspace.Open(workspace.Options{Paths: []string{path}, Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	c := connect(t, ws)
+	read := func(uri string) (string, error) {
+		rr, err := c.ReadResource(context.Background(), mcp.ReadResourceRequest{Params: mcp.ReadResourceParams{URI: uri}})
+		if err != nil {
+			return "", err
+		}
+		var all []string
+		for _, ct := range rr.Contents {
+			if b, ok := ct.(mcp.BlobResourceContents); ok {
+				data, _ := base64.StdEncoding.DecodeString(b.Blob)
+				all = append(all, string(data))
+			}
+		}
+		return strings.Join(all, ""), nil
+	}
+	check := func(what, uri string) {
+		t.Helper()
+		got, err := read(uri)
+		if strings.Contains(got, "secret-hash") {
+			t.Fatalf("%s: resources/read %s served the file the symlink points to", what, uri)
+		}
+		if !errors.Is(err, mcp.ErrInvalidParams) || !strings.Contains(err.Error(), "not found") {
+			t.Errorf("%s: resources/read %s: %v; want resource not found", what, uri, err)
+		}
+	}
+	check("symlink planted before start", "pcap://"+planted[:16])
+
+	// In place of a file get_pcap wrote.
+	_, res := call(t, c, "get_pcap", map[string]any{"ip": "127.0.0.14"})
+	var info tools.PCAPInfo
+	raw, _ := json.Marshal(res.StructuredContent)
+	if err := json.Unmarshal(raw, &info); err != nil || info.URI == "" {
+		t.Fatalf("get_pcap: %s: %v", raw, err)
+	}
+	if _, err := read(info.URI); err != nil {
+		t.Fatalf("resources/read of the file get_pcap wrote: %v", err)
+	}
+	listed := func() []string {
+		lr, err := c.ListResources(context.Background(), mcp.ListResourcesRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var uris []string
+		for _, r := range lr.Resources {
+			uris = append(uris, r.URI)
+		}
+		return uris
+	}
+	if uris := listed(); !slices.Contains(uris, info.URI) || slices.Contains(uris, "pcap://"+planted[:16]) {
+		t.Errorf("resources/list gives %v; want %s and not the planted file", uris, info.URI)
+	}
+	file := filepath.Join(dir, "pcaps", info.SHA256+".pcap")
+	if err := os.Remove(file); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, file); err != nil {
+		t.Fatal(err)
+	}
+	check("symlink in place of an export", info.URI)
+	if uris := listed(); slices.Contains(uris, info.URI) {
+		t.Errorf("resources/list still gives %s after its file was replaced by a symlink", info.URI)
+	}
+
+	// A regular file of the same size with other bytes: refused when its
+	// sha256 is checked, as it is read.
+	os.Remove(file)
+	if err := os.WriteFile(file, make([]byte, info.Size), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := read(info.URI); err == nil || got != "" || !strings.Contains(err.Error(), "sha256 differs") {
+		t.Errorf("other bytes in place of an export: resources/read gave %d bytes, %v; want an error saying the sha256 differs", len(got), err)
 	}
 }
 

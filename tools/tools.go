@@ -39,7 +39,9 @@ type Backend interface {
 	// maxPackets) to a PCAP file the server keeps.
 	WritePCAP(ctx context.Context, from, to time.Time, f Filter, maxPackets int) (PCAPFile, error)
 	// ReadPCAP returns a file WritePCAP wrote, by ID, and its bytes when
-	// it is at most limit bytes long (else nil).
+	// it is at most limit bytes long (else nil: limit 0 only checks that
+	// the file is there and is the one written). Any other file, or one
+	// that is no longer what WritePCAP wrote, is an error.
 	ReadPCAP(id string, limit int64) (PCAPFile, []byte, error)
 	// Dissect dissects the parts of [from, to) not dissected yet,
 	// reporting progress as it goes.

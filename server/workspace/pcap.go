@@ -152,7 +152,12 @@ func (c *counter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// ReadPCAP implements tools.Backend.
+// ReadPCAP implements tools.Backend. Only a file this workspace wrote is
+// served: opened without following a symlink, a regular file owned by the
+// server's user, in <dir>/pcaps under its SHA-256, of the size recorded,
+// and read back only when its bytes hash to that SHA-256. Anything else is
+// refused as ErrNoPCAP. With limit 0 (or any limit below the size) the
+// file is checked but not read.
 func (w *Workspace) ReadPCAP(id string, limit int64) (tools.PCAPFile, []byte, error) {
 	w.mu.RLock()
 	i := slices.IndexFunc(w.pcaps, func(p tools.PCAPFile) bool { return p.ID == id })
@@ -164,14 +169,50 @@ func (w *Workspace) ReadPCAP(id string, limit int64) (tools.PCAPFile, []byte, er
 	if i < 0 {
 		return file, nil, fmt.Errorf("%w: %q", ErrNoPCAP, id)
 	}
+	f, err := w.openPCAP(file)
+	if err != nil {
+		return file, nil, fmt.Errorf("%w: %q: %v", ErrNoPCAP, id, err)
+	}
+	defer f.Close()
 	if file.Size > limit {
 		return file, nil, nil
 	}
-	data, err := os.ReadFile(file.Path)
-	if errors.Is(err, os.ErrNotExist) {
-		return file, nil, fmt.Errorf("%w: %q", ErrNoPCAP, id)
+	data := make([]byte, file.Size)
+	if _, err := io.ReadFull(f, data); err != nil {
+		return file, nil, fmt.Errorf("read %s: %w", filepath.Base(file.Path), err)
 	}
-	return file, data, err
+	if sum := sha256.Sum256(data); hex.EncodeToString(sum[:]) != file.SHA256 {
+		return file, nil, fmt.Errorf("%w: %q: the file no longer holds the bytes get_pcap wrote (its sha256 differs)", ErrNoPCAP, id)
+	}
+	return file, data, nil
+}
+
+// openPCAP opens an exported file after checking it is one the workspace
+// wrote: see ReadPCAP.
+func (w *Workspace) openPCAP(file tools.PCAPFile) (*os.File, error) {
+	dir := filepath.Join(w.dir, "pcaps")
+	if filepath.Dir(file.Path) != dir || filepath.Base(file.Path) != file.SHA256+"."+file.Format {
+		return nil, errors.New("not a file of the export directory")
+	}
+	f, err := os.OpenFile(file.Path, os.O_RDONLY|oNoFollow, 0)
+	if err != nil {
+		return nil, err // a symlink fails with ELOOP
+	}
+	fi, err := f.Stat()
+	switch {
+	case err != nil:
+	case !fi.Mode().IsRegular():
+		err = errors.New("not a regular file")
+	case !ownedByUs(fi):
+		err = errors.New("not owned by the server's user")
+	case fi.Size() != file.Size:
+		err = fmt.Errorf("%d bytes where %d were written", fi.Size(), file.Size)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // loadPCAPs lists the files an earlier run exported, oldest first, so that
@@ -191,8 +232,10 @@ func (w *Workspace) loadPCAPs() {
 		if _, err := hex.DecodeString(name); err != nil || len(name) != 2*sha256.Size {
 			continue
 		}
+		// Only regular files the server's user owns: a symlink planted
+		// here would otherwise be served.
 		info, err := e.Info()
-		if err != nil {
+		if err != nil || !e.Type().IsRegular() || !ownedByUs(info) {
 			continue
 		}
 		all = append(all, found{tools.PCAPFile{ID: name[:idLen], Path: filepath.Join(w.dir, "pcaps", e.Name()),

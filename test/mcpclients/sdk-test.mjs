@@ -193,9 +193,10 @@ async function getPCAP(client, o) {
   const { res } = await call(client, "get_pcap", { max_tokens: 4000 });
   const sc = res.structuredContent;
   check(sc && typeof sc === "object", `get_pcap returned no structuredContent`);
-  for (const k of ["uri", "path", "size", "packets", "sha256", "format"]) {
+  for (const k of ["uri", "size", "packets", "sha256", "format"]) {
     check(sc[k] !== undefined, `get_pcap's structuredContent lacks ${k}: ${JSON.stringify(sc)}`);
   }
+  check(!JSON.stringify(res).includes("/pcaps/"), `get_pcap shows a path on the server: ${JSON.stringify(sc)}`);
   const link = res.content.find((c) => c.type === "resource_link");
   check(link, `get_pcap returned no resource_link content: ${JSON.stringify(res.content.map((c) => c.type))}`);
   check(/^pcap:\/\/./.test(link.uri), `get_pcap's resource_link URI ${link.uri} is not pcap://…`);
