@@ -133,3 +133,26 @@ func TestRebuildOversizedRecord(t *testing.T) {
 		t.Errorf("segments %+v, want one of 2 packets and %d bytes", segs, buf.Len())
 	}
 }
+
+// TestUnreadableSegment: a segment recovery cannot read (not a capture) is
+// left as it is, and its sequence number is not given to a new segment:
+// the store goes on writing after it.
+func TestUnreadableSegment(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "segments", "000000000001-lt1.pcap")
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	junk := []byte("this is not a capture file at all")
+	if err := os.WriteFile(path, junk, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, dir, segstore.Options{})
+	write(t, s, traffic(1, t0), "eth0")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(path); err != nil || !bytes.Equal(b, junk) {
+		t.Errorf("the unreadable segment was changed: %q %v", b, err)
+	}
+}

@@ -307,6 +307,9 @@ func (s *Store) recover() error {
 		seq, _ := strconv.ParseUint(m[1], 10, 64)
 		lt, _ := strconv.ParseUint(m[2], 10, 16)
 		path := filepath.Join(segDir, name)
+		// Even a segment left as it is (unreadable) keeps its number:
+		// a new segment must not be created over it.
+		s.nextSeq = max(s.nextSeq, seq+1)
 		seg, err := readIndex(indexPath(path))
 		if err != nil {
 			if !errors.Is(err, os.ErrNotExist) {
@@ -333,7 +336,6 @@ func (s *Store) recover() error {
 			seg.Size = fi.Size()
 		}
 		loaded = append(loaded, seg)
-		s.nextSeq = max(s.nextSeq, seq+1)
 	}
 	slices.SortFunc(loaded, func(a, b *segment) int { return cmpUint(a.Seq, b.Seq) })
 	for _, seg := range loaded {
