@@ -33,10 +33,12 @@ type Options struct {
 
 	// MaxPagesPerConn bounds the out-of-order data buffered for one TCP
 	// connection, in 1,900-byte pages; past it the oldest gap is given up
-	// and counted as skipped. Default 1,024 (about 2 MiB).
+	// (its bytes count as missing) and what waited behind it is parsed.
+	// Default 1,024 (about 2 MiB).
 	MaxPagesPerConn int
-	// MaxPagesTotal bounds out-of-order data buffered in total. Default
-	// 8,192 (about 16 MiB).
+	// MaxPagesTotal bounds out-of-order data buffered in total, the same
+	// way. Default 8,192 (about 16 MiB). Parallel splits it between its
+	// shards.
 	MaxPagesTotal int
 	// MaxHeld bounds the bytes held per side of a flow while its protocol is
 	// not yet known. Default 16 KiB.
@@ -49,11 +51,19 @@ type Options struct {
 	// UDPIdle ends UDP and other flows idle that long. Default 1m.
 	UDPIdle time.Duration
 	// MaxFlows bounds the TCP connections, and separately the UDP and other
-	// flows, tracked at once (a SYN flood or a scan opens many). Past it
-	// the least recently active eighth are ended early, as idle, and
-	// counted in Stats.Evicted. Default 262,144.
+	// flows, tracked at once (a SYN flood, a scan or a flood of stalled
+	// connections opens many), and the ended connections kept a few seconds
+	// for their trailing packets. Past it the least recently active eighth
+	// are ended early, as idle, and counted in Stats.Evicted; payload that
+	// arrives for them afterwards counts as skipped. Default 8,192, which
+	// keeps an engine's flow state to tens of MiB (an HTTP connection with a
+	// request waiting for its response costs about 4 KiB). Parallel splits
+	// it between its shards.
 	MaxFlows int
 }
+
+// defaultMaxFlows is MaxFlows when it is not set.
+const defaultMaxFlows = 8192
 
 func (o *Options) setDefaults() {
 	if o.Protocols == nil {
@@ -79,7 +89,7 @@ func (o *Options) setDefaults() {
 		o.UDPIdle = time.Minute
 	}
 	if o.MaxFlows <= 0 {
-		o.MaxFlows = 1 << 18
+		o.MaxFlows = defaultMaxFlows
 	}
 }
 
@@ -105,10 +115,13 @@ type Stats struct {
 	Truncated uint64 `json:"truncated"`
 	// Malformed counts calls whose messages did not parse.
 	Malformed uint64 `json:"malformed"`
-	// MissingBytes counts TCP payload bytes the capture lacks.
+	// MissingBytes counts TCP payload bytes the capture lacks: gaps in a
+	// stream that were given up (when the capture ended, after ReorderWait,
+	// or when the out-of-order data behind them reached a page bound).
 	MissingBytes uint64 `json:"missing_bytes"`
-	// SkippedBytes counts bytes dropped to stay within memory bounds
-	// (reassembly buffers, held bytes, parser limits).
+	// SkippedBytes counts payload bytes the capture holds that were dropped
+	// to stay within memory bounds: cut by parser limits, arriving for a
+	// gap already given up, or for a connection ended early (Evicted).
 	SkippedBytes    uint64 `json:"skipped_bytes"`
 	Retransmissions uint64 `json:"retransmissions"`
 	// Evicted counts flows ended early because more than MaxFlows were
@@ -165,6 +178,8 @@ type Engine struct {
 	maxTS     time.Time
 	nextFlush time.Time
 	flushing  bool
+	// evicting is set while evictTCP ends connections early.
+	evicting bool
 	// delivering is set while deliverPending hands over a flush's output
 	// (Parallel tags it so).
 	delivering bool
@@ -303,10 +318,10 @@ func (e *Engine) evictTCP() {
 	slices.SortFunc(last, time.Time.Compare)
 	cutoff := last[len(last)/8].Add(time.Nanosecond)
 	before := len(e.live)
-	e.flushing = true
+	e.flushing, e.evicting = true, true
 	e.ending = proto.EndIdle
 	e.asm.FlushWithOptions(reassembly.FlushOptions{T: cutoff, TC: cutoff})
-	e.flushing = false
+	e.flushing, e.evicting = false, false
 	e.stats.Evicted += uint64(before - len(e.live))
 	e.deliverPending()
 }

@@ -114,7 +114,9 @@ func TestConnectionFailures(t *testing.T) {
 func TestMemoryBounds(t *testing.T) {
 	// A hole early in a response with a lot of data queued behind it: with
 	// a 4-page budget per connection the engine gives up the hole rather
-	// than buffer, counts the skipped bytes and marks the call truncated.
+	// than buffer, and the call is reported, truncated, while the capture
+	// goes on. The hole counts as missing from the capture: no byte the
+	// capture holds was dropped.
 	h := newHarness(dissect.Options{MaxPagesPerConn: 4})
 	c := h.conn("10.0.0.2:51005", "10.0.0.9:8080")
 	c.Handshake()
@@ -123,16 +125,19 @@ func TestMemoryBounds(t *testing.T) {
 	c.Send(false, []byte(hdr))
 	c.Skip(false, 1448)
 	c.Send(false, make([]byte, 100000-1448))
+	if len(h.calls) != 1 {
+		t.Errorf("%d calls before the capture ended, want the truncated one", len(h.calls))
+	}
 	c.Close()
 	st := h.finish()
-	if st.SkippedBytes != 1448 || st.MissingBytes != 0 {
-		t.Errorf("skipped %d missing %d, want 1448 skipped for memory bounds", st.SkippedBytes, st.MissingBytes)
+	if st.MissingBytes != 1448 || st.SkippedBytes != 0 {
+		t.Errorf("missing %d skipped %d, want 1448 missing and none skipped", st.MissingBytes, st.SkippedBytes)
 	}
 	if len(h.calls) != 1 || h.calls[0].Status != "200" || !strings.HasPrefix(h.calls[0].Error, "truncated: 1448 body bytes") {
 		t.Fatalf("calls %+v", h.calls)
 	}
 	// The same hole with the default budget waits for the segment until the
-	// capture ends: then the bytes count as missing from the capture.
+	// capture ends.
 	h = newHarness(dissect.Options{})
 	c = h.conn("10.0.0.2:51005", "10.0.0.9:8080")
 	c.Handshake()
@@ -140,9 +145,53 @@ func TestMemoryBounds(t *testing.T) {
 	c.Send(false, []byte(hdr))
 	c.Skip(false, 1448)
 	c.Send(false, make([]byte, 100000-1448))
+	if len(h.calls) != 0 {
+		t.Errorf("%d calls before the capture ended, want none: the response waits for its hole", len(h.calls))
+	}
 	st = h.finish()
 	if st.MissingBytes != 1448 || st.SkippedBytes != 0 || len(h.calls) != 1 || !strings.HasPrefix(h.calls[0].Error, "truncated") {
 		t.Errorf("missing %d skipped %d calls %+v", st.MissingBytes, st.SkippedBytes, h.calls)
+	}
+}
+
+// TestDroppedPayload checks what counts as skipped for memory bounds: a
+// segment that arrives after its gap was given up (it was counted missing;
+// the capture holds it, reassembly drops it) and payload for a connection
+// ended early because more than MaxFlows were open.
+func TestDroppedPayload(t *testing.T) {
+	h := newHarness(dissect.Options{MaxPagesPerConn: 2})
+	c := h.conn("10.0.0.2:51020", "10.0.0.9:8080")
+	c.Handshake()
+	c.Send(true, []byte(req))
+	hdr := "HTTP/1.1 200 OK\r\nContent-Length: 20000\r\n\r\n"
+	c.Send(false, []byte(hdr))
+	c.Skip(false, 1000)
+	c.Send(false, make([]byte, 20000-1000))  // the page bound gives up the hole
+	c.Retransmit(false, make([]byte, 20000)) // the hole's 1,000 bytes and 19,000 already delivered
+	c.Close()
+	st := h.finish()
+	if st.MissingBytes != 0 || st.SkippedBytes != 1000 || st.Retransmissions != 0 {
+		t.Errorf("missing %d skipped %d retransmissions %d, want 1000 skipped, none missing, not a retransmission",
+			st.MissingBytes, st.SkippedBytes, st.Retransmissions)
+	}
+
+	// Three connections with MaxFlows 2: the first is ended early, then
+	// sends 700 bytes more.
+	h = newHarness(dissect.Options{MaxFlows: 2})
+	var conns []*synth.Conn
+	for i := range 3 {
+		c := h.conn(fmt.Sprintf("10.0.0.2:%d", 51030+i), "10.0.0.9:8080")
+		c.T = start.Add(time.Duration(i) * time.Millisecond)
+		c.Handshake()
+		c.Send(true, []byte(req))
+		conns = append(conns, c)
+	}
+	first := conns[0]
+	first.T = start.Add(10 * time.Millisecond)
+	first.Send(true, make([]byte, 700))
+	st = h.finish()
+	if st.Evicted != 1 || st.SkippedBytes != 700 || st.MissingBytes != 0 {
+		t.Errorf("evicted %d skipped %d missing %d, want one evicted and its 700 later bytes skipped", st.Evicted, st.SkippedBytes, st.MissingBytes)
 	}
 }
 

@@ -63,20 +63,28 @@ type item struct {
 }
 
 // NewParallel returns a Parallel with n shards (at least one, at most 254).
-// Options are those of New, limits applying per shard; OnCall and OnFlow are
-// called on the goroutine that calls Run. (When flows are evicted because
-// more than MaxFlows are open, which flows go depends on the shards: only
-// then can the output differ from one Engine's.)
+// Options are those of New; the bounds on the whole (MaxPagesTotal,
+// MaxFlows) are split evenly between the shards, so that they stay bounds
+// on the whole, and the other limits apply per shard. OnCall and OnFlow are
+// called on the goroutine that calls Run. (When a bound on the whole is
+// reached, which flows give way depends on the shards: only then can the
+// output differ from one Engine's.)
 func NewParallel(opts Options, n int) *Parallel {
-	n = min(n, tagAll)
+	n = max(min(n, tagAll), 1)
 	p := &Parallel{opts: opts}
-	for i := range max(n, 1) {
+	whole := opts
+	whole.setDefaults()
+	share := func(v int) int { return max(v/n, 1) }
+	for i := range n {
 		// A shard holds at most maxInflight batches between Run's send and
 		// its merge: with room for that many jobs and results, neither side
 		// ever waits for the other.
-		sh := &shard{index: i, n: max(n, 1), in: make(chan job, maxInflight+1), out: make(chan result, maxInflight+1)}
+		sh := &shard{index: i, n: n, in: make(chan job, maxInflight+1), out: make(chan result, maxInflight+1)}
 		o := opts
 		o.OnCall, o.OnFlow = nil, nil
+		o.MaxPagesTotal = share(whole.MaxPagesTotal)
+		o.MaxPagesPerConn = min(whole.MaxPagesPerConn, o.MaxPagesTotal)
+		o.MaxFlows = share(whole.MaxFlows)
 		if opts.OnCall != nil {
 			o.OnCall = func(c *Call) {
 				sh.items = append(sh.items, item{pkt: sh.pkt, flush: sh.e.delivering, call: c})

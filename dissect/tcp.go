@@ -18,7 +18,7 @@ type tcpFactory struct{ e *Engine }
 // of the first packet gopacket saw (its "client to server" direction).
 func (f *tcpFactory) New(_, _ gopacket.Flow, _ *layers.TCP, _ reassembly.AssemblerContext) reassembly.Stream {
 	d := &f.e.cur
-	s := &tcpStream{sides: sides{e: f.e}, synFrom: -1, synackFrom: -1}
+	s := &tcpStream{sides: sides{e: f.e}, synFrom: -1, synackFrom: -1, next: [2]reassembly.Sequence{-1, -1}}
 	s.ep[0] = proto.Endpoint{IP: d.Src, Port: d.SrcPort}
 	s.ep[1] = proto.Endpoint{IP: d.Dst, Port: d.DstPort}
 	s.key = connKeyOf(d)
@@ -62,6 +62,11 @@ func (e *Engine) late(d *capture.Decoded, ts time.Time) bool {
 		i = 1
 	}
 	s.count(i, d.TCP, d.IPLength, ts)
+	if s.evicted {
+		// The connection was ended early to bound memory: its payload is
+		// dropped.
+		s.f.SkippedBytes += uint64(len(d.TCP.Payload))
+	}
 	return true
 }
 
@@ -133,7 +138,18 @@ type tcpStream struct {
 	upgrade string // protocol the parser asked to switch to
 	ended   bool   // the parser has been ended
 	done    bool   // the flow has been reported
+	evicted bool   // ended early because more than MaxFlows were open
+
+	// next is, per side, the sequence number of the next byte to deliver,
+	// -1 until known; given is the last gap given up on that side, so that
+	// its bytes, should they arrive after all, count as dropped rather than
+	// missing.
+	next  [2]reassembly.Sequence
+	given [2]seqRange
 }
+
+// seqRange is the sequence numbers [from, to).
+type seqRange struct{ from, to reassembly.Sequence }
 
 // Accept implements reassembly.Stream: it keeps the flow's counters and
 // accepts every packet, starting mid-stream when the handshake is missing.
@@ -154,10 +170,46 @@ func (s *tcpStream) Accept(tcp *layers.TCP, ci gopacket.CaptureInfo, dir reassem
 				s.synFrom = int8(i)
 			}
 		}
-	} else if n > 0 && nextSeq >= 0 && reassembly.Sequence(tcp.Seq).Add(n).Difference(nextSeq) >= 0 {
-		f.Retransmissions++
+	} else if n > 0 && nextSeq >= 0 {
+		s.next[i] = nextSeq
+		seq := reassembly.Sequence(tcp.Seq)
+		if s.lateFill(i, seq, seq.Add(n)) {
+			// Not a retransmission: the segment was missed while waiting
+			// for it was given up.
+		} else if seq.Add(n).Difference(nextSeq) >= 0 {
+			f.Retransmissions++
+		}
+	} else if nextSeq >= 0 {
+		s.next[i] = nextSeq
 	}
 	*start = true
+	return true
+}
+
+// lateFill counts the bytes of [from, to) that side i sent into the gap last
+// given up on that side: they were counted as missing, but the capture holds
+// them and reassembly drops them. It reports whether there were any.
+func (s *tcpStream) lateFill(i int, from, to reassembly.Sequence) bool {
+	g := &s.given[i]
+	if g.from == g.to || to.Difference(g.from) >= 0 || g.to.Difference(from) >= 0 {
+		return false
+	}
+	lo, hi := g.from, g.to
+	if g.from.Difference(from) > 0 {
+		lo = from
+	}
+	if to.Difference(g.to) > 0 {
+		hi = to
+	}
+	n := uint64(lo.Difference(hi))
+	s.f.SkippedBytes += n
+	s.f.MissingBytes -= min(n, s.f.MissingBytes)
+	switch {
+	case lo == g.from:
+		g.from = hi
+	default:
+		g.to = lo // a piece after it is no longer tracked
+	}
 	return true
 }
 
@@ -189,6 +241,13 @@ func (s *tcpStream) ReassembledSG(sg reassembly.ScatterGather, _ reassembly.Asse
 	if skip > 0 || (skip < 0 && s.seen[i]) {
 		s.gap(i, skip)
 	}
+	if at := s.next[i]; at >= 0 {
+		if skip > 0 {
+			s.given[i] = seqRange{at, at.Add(skip)}
+			at = at.Add(skip)
+		}
+		s.next[i] = at.Add(n)
+	}
 	if n > 0 {
 		s.seen[i] = true
 		s.feed(i, sg, n)
@@ -210,6 +269,7 @@ func (s *tcpStream) ReassemblyComplete(reassembly.AssemblerContext) bool {
 		reason = s.e.ending
 	}
 	s.endParser(reason, s.f.Last)
+	s.evicted = s.e.evicting
 	delete(s.e.live, s)
 	s.e.recent[s.key] = s
 	return true
@@ -244,13 +304,13 @@ func (s *tcpStream) feed(i int, sg reassembly.ScatterGather, n int) {
 	}
 }
 
+// gap tells side i's parser that n bytes (-1: an unknown number) will not
+// come. Whatever made reassembly give them up (the capture's end, the
+// reorder wait, a page bound), the capture did not hold them by then: they
+// count as missing.
 func (s *tcpStream) gap(i, n int) {
 	if n > 0 {
-		if s.e.flushing {
-			s.f.MissingBytes += uint64(n)
-		} else {
-			s.f.SkippedBytes += uint64(n)
-		}
+		s.f.MissingBytes += uint64(n)
 	}
 	if s.parser != nil {
 		if !s.ended {
@@ -416,6 +476,9 @@ func (s *tcpStream) endParser(reason proto.EndReason, t time.Time) {
 	if s.parser != nil {
 		s.parser.End(reason, t)
 	}
+	// Nothing is parsed after the end: let the parser's state and the held
+	// bytes go while the flow lingers for its trailing packets.
+	s.parser, s.order, s.held = nil, nil, [2]held{}
 }
 
 // finish reports the flow, oriented client to server.

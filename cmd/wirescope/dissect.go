@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -90,7 +91,7 @@ Times are RFC 3339 or a negative duration back from now (-15m).`,
 	fl.IntVar(&f.maxHeader, "max-header", 0, "largest header block parsed, in bytes (default 65536)")
 	fl.IntVar(&f.pagesPerConn, "max-pages-per-conn", 0, "out-of-order buffer per TCP connection, in 1900-byte pages (default 1024)")
 	fl.IntVar(&f.pagesTotal, "max-pages", 0, "out-of-order buffer in total, in 1900-byte pages (default 8192)")
-	fl.IntVar(&f.maxFlows, "max-flows", 0, "TCP connections, and UDP flows, tracked at once; past it the least active end early (default 262144)")
+	fl.IntVar(&f.maxFlows, "max-flows", 0, "TCP connections, and UDP flows, tracked at once in total; past it the least active end early (default 8192)")
 	fl.IntVar(&f.maxPacket, "max-packet", 0, "largest captured packet read from a file, in bytes; larger ones are skipped with a warning (default 262144)")
 	fl.StringVar(&f.store, "store", "", "read the segment store in this directory (as `wirescope agent --data-dir` writes)")
 	fl.StringVar(&f.from, "from", "", "with --store: the start of the window (RFC 3339, or -15m back from now)")
@@ -175,6 +176,12 @@ func runDissect(stdout, stderr io.Writer, files []string, f dissectFlags) error 
 			}
 		}
 	}
+	// The engines' default bounds keep their live heap near 100 MiB at
+	// worst (a flood of stalled connections); a soft memory limit stops the
+	// collector from letting garbage double that (GOMEMLIMIT overrides it).
+	if os.Getenv("GOMEMLIMIT") == "" {
+		defer debug.SetMemoryLimit(debug.SetMemoryLimit(dissectMemoryLimit))
+	}
 	start := time.Now()
 	st, warnings, err := dissect.NewParallel(opts, runtime.GOMAXPROCS(0)).Run(context.Background(), src, nil)
 	if async != nil {
@@ -189,6 +196,9 @@ func runDissect(stdout, stderr io.Writer, files []string, f dissectFlags) error 
 	printSummary(stderr, files, st, warnings, time.Since(start))
 	return nil
 }
+
+// dissectMemoryLimit is the soft memory limit of dissect.
+const dissectMemoryLimit = 192 << 20
 
 // asyncOut hands calls and flows, in batches, to a goroutine that encodes
 // and writes them in the order they were produced.

@@ -1,0 +1,161 @@
+package dissect_test
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wirescope/wirescope/capture"
+	synth "github.com/wirescope/wirescope/capture/capturetest"
+)
+
+// floodRSSBound is the peak resident set `wirescope dissect` may reach on
+// an out-of-order flood, whatever its size.
+const floodRSSBound = 256 << 20
+
+// floodGap and floodSeg are the bytes each flood connection skips (the
+// capture never holds them) and then sends after the gap.
+const (
+	floodGap = 3000
+	floodSeg = 1000
+)
+
+// floodReq is the request each flood connection sends in order before its
+// gap, so that every connection has an HTTP parser when its data stalls.
+const floodReq = "GET /a HTTP/1.1\r\nHost: flood\r\n\r\n"
+
+// writeFlood writes a capture of n connections to path: each opens, sends
+// a request, then a second request after a gap that never fills, so that
+// reassembly would buffer it until the capture ends. Timestamps advance
+// 100 ns a packet, so that the whole capture lasts less than the reorder
+// wait and the idle timeouts: only the memory bounds release anything. It
+// returns the payload bytes the capture holds.
+func writeFlood(t *testing.T, path string, n int) (payload uint64) {
+	t.Helper()
+	f, err := synth.CreatePCAP(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 21, 16, 0, 0, 0, time.UTC)
+	emit := func(p capture.Packet) {
+		p.Timestamp = at
+		at = at.Add(100 * time.Nanosecond)
+		f.Emit(p)
+	}
+	seg := []byte("GET /b HTTP/1.1\r\nHost: flood\r\nX-Pad: ")
+	seg = append(seg, bytes.Repeat([]byte{'p'}, floodSeg-len(seg)-4)...)
+	seg = append(seg, "\r\n\r\n"...)
+	for i := range n {
+		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(16 + i>>16), byte(i >> 8), byte(i)}), 40000)
+		c := synth.NewConn(client.String(), "10.0.0.80:80", at, emit)
+		c.Handshake()
+		c.Send(true, []byte(floodReq))
+		c.Skip(true, floodGap)
+		c.Send(true, seg)
+		payload += uint64(len(floodReq) + len(seg))
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return payload
+}
+
+// TestOutOfOrderFlood runs the real `wirescope dissect --flows` on captures
+// of 60,000 and 200,000 connections whose data stalls behind a gap, and
+// checks its peak resident set and what the summary counts: every gap is
+// missing from the capture, and no payload the capture holds is dropped
+// (flows ended early to bound memory hand over what they buffered first,
+// and no packet arrives for them afterwards).
+func TestOutOfOrderFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes captures of 60,000 and 200,000 connections")
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command builds wirescope for this test: %v", err)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "wirescope")
+	build := exec.Command(gobin, "build", "-o", bin, "github.com/wirescope/wirescope/cmd/wirescope")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build wirescope: %v\n%s", err, out)
+	}
+	for _, n := range []int{60000, 200000} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			path := filepath.Join(dir, fmt.Sprintf("flood-%d.pcap", n))
+			began := time.Now()
+			payload := writeFlood(t, path, n)
+			t.Logf("wrote %d connections, %d payload bytes in %v", n, payload, time.Since(began).Round(time.Millisecond))
+			defer os.Remove(path)
+
+			began = time.Now()
+			rss, summary := floodDissect(t, bin, path)
+			t.Logf("dissect took %v, peak RSS %.1f MiB\n%s", time.Since(began).Round(time.Millisecond), float64(rss)/(1<<20), summary)
+			if rss >= floodRSSBound {
+				t.Errorf("peak RSS %d bytes, bound %d", rss, floodRSSBound)
+			}
+			m := regexp.MustCompile(`tcp: \d+ retransmissions, (\d+) bytes missing from the capture, (\d+) bytes skipped for memory bounds`).FindStringSubmatch(summary)
+			if m == nil {
+				t.Fatalf("no tcp line in the summary")
+			}
+			missing, _ := strconv.ParseUint(m[1], 10, 64)
+			skipped, _ := strconv.ParseUint(m[2], 10, 64)
+			if want := uint64(n) * floodGap; missing != want {
+				t.Errorf("%d bytes missing, want %d (%d gaps of %d)", missing, want, n, floodGap)
+			}
+			if skipped != 0 {
+				t.Errorf("%d bytes skipped for memory bounds, want 0: every payload byte reaches a parser", skipped)
+			}
+			if want := fmt.Sprintf("calls: http %d\n", 2*n); !strings.Contains(summary, want) {
+				t.Errorf("summary lacks %q: every request is reported", strings.TrimSpace(want))
+			}
+		})
+	}
+}
+
+// floodDissect runs `bin dissect --flows path`, its output discarded, and
+// returns its peak resident set and its summary. It runs it through
+// TestFloodLauncher in a fresh process of this test binary: the kernel
+// starts a process's peak resident set from that of the process it was
+// forked from (os/exec uses vfork), so the launcher, small, must be the
+// parent rather than this test, which may have grown large.
+func floodDissect(t *testing.T, bin, path string) (rss uint64, summary string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFloodLauncher$", "-test.v")
+	cmd.Env = append(os.Environ(), "WIRESCOPE_FLOOD_LAUNCH="+bin, "WIRESCOPE_FLOOD_PCAP="+path)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("launcher: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`(?m)^maxrss_kib (\d+)$`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("launcher gave no maxrss:\n%s", out)
+	}
+	kib, _ := strconv.ParseUint(string(m[1]), 10, 64)
+	return kib << 10, string(out)
+}
+
+// TestFloodLauncher is not a test: when TestOutOfOrderFlood starts this
+// binary with WIRESCOPE_FLOOD_LAUNCH set, it runs wirescope dissect and
+// prints the child's peak resident set.
+func TestFloodLauncher(t *testing.T) {
+	bin, path := os.Getenv("WIRESCOPE_FLOOD_LAUNCH"), os.Getenv("WIRESCOPE_FLOOD_PCAP")
+	if bin == "" {
+		return
+	}
+	cmd := exec.Command(bin, "dissect", "--flows", path)
+	cmd.Stderr = os.Stdout
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("wirescope dissect: %v", err)
+	}
+	fmt.Printf("maxrss_kib %d\n", cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)
+}
