@@ -2,6 +2,7 @@ package dissect_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/wirescope/wirescope/capture"
 	synth "github.com/wirescope/wirescope/capture/capturetest"
+	"github.com/wirescope/wirescope/dissect"
 )
 
 // floodRSSBound is the peak resident set `wirescope dissect` may reach on
@@ -158,4 +160,36 @@ func TestFloodLauncher(t *testing.T) {
 		t.Fatalf("wirescope dissect: %v", err)
 	}
 	fmt.Printf("maxrss_kib %d\n", cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss)
+}
+
+// TestParallelBoundsAreTotal opens 400 connections that never close with
+// MaxFlows 40 over 4 shards: the bound holds for the whole, so at least 360
+// are ended early (with 40 per shard, as it once was, about 240 were).
+func TestParallelBoundsAreTotal(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "scan.pcap")
+	f, err := synth.CreatePCAP(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 400 {
+		c := synth.NewConn(fmt.Sprintf("10.5.%d.%d:%d", i/200, i%200, 30000+i), "10.0.0.9:8080", start.Add(time.Duration(i)*time.Millisecond), f.Emit)
+		c.Handshake()
+		c.Send(true, []byte(floodReq))
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	src, err := capture.OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	opts := dissect.Options{MaxFlows: 40, OnCall: func(*dissect.Call) { calls++ }}
+	st, _, err := dissect.NewParallel(opts, 4).Run(context.Background(), src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Evicted < 360 || st.Flows["tcp"] != 400 || calls != 400 {
+		t.Errorf("evicted %d of %d flows (%d calls), want at least 360 of 400 (400 calls)", st.Evicted, st.Flows["tcp"], calls)
+	}
 }
