@@ -7,13 +7,10 @@ import (
 	"github.com/wirescope/wirescope/dissect/proto"
 )
 
-// maxMessage is the largest DNS message a two-byte length can announce,
-// with its prefix.
-const maxMessage = 2 + 65535
-
 // stream parses DNS over TCP: each message is preceded by its two-byte
-// length. A side's partial message is buffered (at most 64 KiB, the most a
-// length can say); after a gap the side resynchronises on the next segment
+// length. A side's partial message is buffered: at most 2 + 65,535 bytes,
+// the most a length can announce, as Feed buffers only an incomplete
+// message; after a gap the side resynchronises on the next segment
 // that starts with a plausible message.
 type stream struct {
 	m     matcher
