@@ -620,6 +620,55 @@ func TestSearchFindsNothing(t *testing.T) {
 	}
 }
 
+// TestSingular: counts of one take the singular ("1 call", not "1
+// calls") in every tool's answer about a window that holds one call.
+func TestSingular(t *testing.T) {
+	c := connect(t, openDemo(t))
+	first := mustCall(t, c, "search_calls", map[string]any{"limit": 1, "query": "status:500"})
+	m := regexp.MustCompile(`\n(\S+Z) `).FindStringSubmatch(first)
+	if m == nil {
+		t.Fatalf("no call time in:\n%s", first)
+	}
+	ts, err := time.Parse(time.RFC3339Nano, m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	window := map[string]any{"from": ts.Format(time.RFC3339Nano), "to": ts.Add(time.Millisecond).Format(time.RFC3339Nano)}
+	with := func(extra map[string]any) map[string]any {
+		args := map[string]any{}
+		for k, v := range window {
+			args[k] = v
+		}
+		for k, v := range extra {
+			args[k] = v
+		}
+		return args
+	}
+	plural := regexp.MustCompile(`(^|[^0-9,.])1 (calls|flows|packets|edges|groups|workloads|endpoints|matches|errors|pods)\b|\b1 calls? match\b`)
+	for _, tc := range []struct {
+		tool string
+		args map[string]any
+		want string
+	}{
+		{"search_calls", with(map[string]any{"query": "status:500"}), "1 call matches"},
+		{"summarize_traffic", with(nil), "1 call in"},
+		{"summarize_traffic", with(map[string]any{"group_by": "status"}), ""},
+		{"service_map", with(nil), "(1 call)"},
+		{"list_flows", map[string]any{"ip": "127.0.0.14", "port": 44478}, "1 flow in"},
+		{"get_pcap", map[string]any{"max_packets": 1}, "wrote 1 packet "},
+		{"list_workloads", with(nil), ""},
+		{"dissect", with(nil), ""},
+	} {
+		text := mustCall(t, c, tc.tool, tc.args)
+		if !strings.Contains(text, tc.want) {
+			t.Errorf("%s %v does not say %q:\n%s", tc.tool, tc.args, tc.want, text)
+		}
+		if loc := plural.FindStringIndex(text); loc != nil {
+			t.Errorf("%s %v: %q takes the plural with 1:\n%s", tc.tool, tc.args, text[max(loc[0]-20, 0):loc[1]], text)
+		}
+	}
+}
+
 // TestIdentities: with a cluster file, answers name pods, services and
 // workloads, and the filters select by them.
 func TestIdentities(t *testing.T) {

@@ -144,7 +144,7 @@ func noMatchHints(ctx context.Context, b Backend, q index.Query) ([]string, erro
 			" (status:>=500 and error:\"no response\" work too).")
 	}
 	hints = append(hints, "Request and response bodies and headers are not indexed for search: to look for words there, "+
-		"take an endpoint from summarize_traffic, list its calls with search_calls path:/the/path, and read them with get_call id=….")
+		"take an endpoint from summarize_traffic, list its calls with search_calls path:/the/path, and read one with get_call.")
 	return hints, nil
 }
 
@@ -283,8 +283,8 @@ func ensureDissected(ctx context.Context, b Backend, req mcp.CallToolRequest, fr
 		return "", nil
 	}
 	if packets > autoDissectPackets {
-		return fmt.Sprintf("note: %s not dissected yet (%s packets): calls there are missing; run dissect on a narrower window to include them",
-			windowsText(missing), count(packets)), nil
+		return fmt.Sprintf("note: %s not dissected yet (%s): calls there are missing; run dissect on a narrower window to include them",
+			windowsText(missing), plural(packets, "packet")), nil
 	}
 	res, err := b.Dissect(ctx, from, to, progressReporter(ctx, req, "dissecting "+describeWindow(from, to)))
 	if err != nil {
@@ -294,7 +294,7 @@ func ensureDissected(ctx context.Context, b Backend, req mcp.CallToolRequest, fr
 	for _, n := range res.Calls {
 		calls += n
 	}
-	return fmt.Sprintf("(dissected %s on demand: %s packets, %s calls)", windowsText(res.Dissected), count(res.Packets), count(calls)), nil
+	return fmt.Sprintf("(dissected %s on demand: %s, %s)", windowsText(res.Dissected), plural(res.Packets, "packet"), plural(calls, "call")), nil
 }
 
 // progressReporter returns a function that sends MCP progress

@@ -60,9 +60,9 @@ func Dissect(b Backend) Tool {
 		if len(res.Dissected) == 0 {
 			text = "already dissected: " + windowsText(res.Skipped) + "; search_calls and summarize_traffic can answer about it"
 		} else {
-			text = fmt.Sprintf("dissected %s: %s packets in %s; calls: %s; unanswered %s, truncated %s, malformed %s; %s flows, %s not understood by any dissector",
-				windowsText(res.Dissected), count(res.Packets), res.Took.Round(1e6), counts(res.Calls, "none"), count(res.Unanswered),
-				count(res.Truncated), count(res.Malformed), count(res.Flows), count(res.Undissected))
+			text = fmt.Sprintf("dissected %s: %s in %s; calls: %s; unanswered %s, truncated %s, malformed %s; %s, %s not understood by any dissector",
+				windowsText(res.Dissected), plural(res.Packets, "packet"), res.Took.Round(1e6), counts(res.Calls, "none"), count(res.Unanswered),
+				count(res.Truncated), count(res.Malformed), plural(res.Flows, "flow"), count(res.Undissected))
 			if len(res.Skipped) > 0 {
 				text += "; already dissected before: " + windowsText(res.Skipped)
 			}

@@ -66,7 +66,7 @@ func ListFlows(b Backend) Tool {
 			}
 		}
 		bud := newBudget(budgetMax, 60)
-		bud.add(fmt.Sprintf("%s flows in %s, largest first (client→server, packets and bytes sent each way):", count(len(flows)), describeWindow(from, to)))
+		bud.add(fmt.Sprintf("%s in %s, largest first (client→server, packets and bytes sent each way):", plural(len(flows), "flow"), describeWindow(from, to)))
 		shown := 0
 		page := pageOf(flows, offset, limit)
 		for i := range page {
@@ -101,7 +101,7 @@ func flowLine(f *Flow) string {
 		s += " " + f.State
 	}
 	if r := f.Retransmissions[0] + f.Retransmissions[1]; r > 0 {
-		s += fmt.Sprintf(" %s retransmissions", count(r))
+		s += " " + plural(r, "retransmission")
 	}
 	if f.Began.Before(f.First) {
 		s += " (began " + stamp(f.Began) + ")"

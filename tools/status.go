@@ -36,8 +36,8 @@ func CaptureStatus(b Backend) Tool {
 		if st.First.IsZero() {
 			bud.add("no traffic captured yet")
 		} else {
-			bud.add(fmt.Sprintf("capture: %s to %s (%s), %s packets, %s, %s dropped", stamp(st.First), stamp(st.Last),
-				st.Last.Sub(st.First).Round(1e6), count(st.Packets), size(st.Bytes), count(st.Drops)))
+			bud.add(fmt.Sprintf("capture: %s to %s (%s), %s, %s, %s dropped", stamp(st.First), stamp(st.Last),
+				st.Last.Sub(st.First).Round(1e6), plural(st.Packets, "packet"), size(st.Bytes), count(st.Drops)))
 		}
 		if len(st.Dissected) == 0 {
 			bud.add("dissected: nothing yet; search_calls and summarize_traffic dissect the window they are asked about (or call dissect)")
@@ -66,7 +66,7 @@ func CaptureStatus(b Backend) Tool {
 		}
 		bud.add(fmt.Sprintf("sources (%d):", len(st.Sources)))
 		for _, s := range st.Sources {
-			line := fmt.Sprintf("  %s %s: %s to %s, %s packets, %s", s.Kind, s.Name, stamp(s.First), stamp(s.Last), count(s.Packets), size(s.Bytes))
+			line := fmt.Sprintf("  %s %s: %s to %s, %s, %s", s.Kind, s.Name, stamp(s.First), stamp(s.Last), plural(s.Packets, "packet"), size(s.Bytes))
 			if s.Drops > 0 {
 				line += fmt.Sprintf(", %s dropped", count(s.Drops))
 			}

@@ -70,8 +70,8 @@ func SummarizeTraffic(b Backend) Tool {
 		for _, g := range sum.Groups {
 			failed += g.Failed
 		}
-		bud.add(fmt.Sprintf("%s calls in %s (%s to %s), %d %s groups, worst first:", count(sum.Calls),
-			describeWindow(from, to), stamp(sum.From), stamp(sum.To), sum.GroupsTotal, group))
+		bud.add(fmt.Sprintf("%s in %s (%s to %s), %s, worst first:", plural(sum.Calls, "call"),
+			describeWindow(from, to), stamp(sum.From), stamp(sum.To), plural(sum.GroupsTotal, group+" group")))
 		if note != "" {
 			bud.add(note)
 		}
@@ -96,7 +96,7 @@ func SummarizeTraffic(b Backend) Tool {
 // groupLine is one summary group: its calls and outcomes, latency, bytes.
 func groupLine(g *index.Group) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s calls", g.Key, count(g.Calls))
+	fmt.Fprintf(&b, "%s: %s", g.Key, plural(g.Calls, "call"))
 	if g.Failed > 0 {
 		fmt.Fprintf(&b, ", %s failed (%s)", count(g.Failed), percent(g.ErrorRate))
 		var errs []string

@@ -112,7 +112,7 @@ func ServiceMap(b Backend) Tool {
 				calls += e.calls.Calls
 			}
 		}
-		bud.add(fmt.Sprintf("%d edges in %s (%s calls), %s first; client → server:", len(edges), describeWindow(from, to), count(calls),
+		bud.add(fmt.Sprintf("%s in %s (%s), %s first; client → server:", plural(len(edges), "edge"), describeWindow(from, to), plural(calls, "call"),
 			map[string]string{"worst": "worst", "calls": "busiest", "bytes": "largest", "latency": "slowest"}[order]))
 		if note != "" {
 			bud.add(note)
@@ -270,7 +270,7 @@ func edgeLine(e *edge, names map[string]string) string {
 	switch {
 	case e.calls != nil:
 		slices.Sort(e.protos)
-		fmt.Fprintf(&b, " %s: %s calls", strings.Join(slices.Compact(e.protos), "+"), count(e.calls.Calls))
+		fmt.Fprintf(&b, " %s: %s", strings.Join(slices.Compact(e.protos), "+"), plural(e.calls.Calls, "call"))
 		if e.calls.Failed > 0 {
 			var errs []string
 			for _, x := range e.calls.TopErrors[:min(3, len(e.calls.TopErrors))] {
@@ -294,7 +294,7 @@ func edgeLine(e *edge, names map[string]string) string {
 		fmt.Fprintf(&b, " (%s; no dissected calls)", p)
 	}
 	if e.conns > 0 {
-		fmt.Fprintf(&b, "; %s conns, %s", count(e.conns), size(e.bytes))
+		fmt.Fprintf(&b, "; %s, %s", plural(e.conns, "conn"), size(e.bytes))
 		var states []string
 		for _, s := range []string{"refused", "reset", "unanswered"} {
 			if n := e.failedConns[s]; n > 0 {
@@ -445,7 +445,7 @@ func ListWorkloads(b Backend) Tool {
 		if err != nil {
 			return nil, err
 		}
-		bud.add(fmt.Sprintf("%d workloads and addresses in traffic in %s, busiest first:", len(wls), describeWindow(from, to)))
+		bud.add(fmt.Sprintf("%s %s in traffic in %s, busiest first:", count(len(wls)), agree(len(wls), "workload or address", "workloads and addresses"), describeWindow(from, to)))
 		shown := 0
 		page := pageOf(wls, offset, limit)
 		for _, w := range page {
@@ -572,7 +572,7 @@ func workloadLine(w *workload) string {
 		}
 		fmt.Fprintf(&b, " labels %s;", strings.Join(ls, " "))
 	}
-	fmt.Fprintf(&b, " %s conns as client, %s as server, %s", count(w.conns[0]), count(w.conns[1]), size(w.bytes))
+	fmt.Fprintf(&b, " %s as client, %s as server, %s", plural(w.conns[0], "conn"), count(w.conns[1]), size(w.bytes))
 	if w.callsIn > 0 {
 		fmt.Fprintf(&b, "; calls served %s (%s failed)", count(w.callsIn), count(w.failedIn))
 	}

@@ -297,8 +297,8 @@ func changePoint(ctx context.Context, b Backend, f Filter) (at time.Time, why st
 		return at, fmt.Sprintf("no rollout_at or windows given, and the error rate does not change significantly at any of %d moments tried: comparing the two halves of the data at %s",
 			changePoints-1, stamp(at)), nil
 	}
-	return at, fmt.Sprintf("no rollout_at or windows given: the error rate rose most significantly at about %s (%s of %s calls failed before, %s of %s after; z=%.1f over %d moments tried), compared there",
-		stamp(at), count(best[0]), count(best[1]), count(best[2]), count(best[3]), bestZ, changePoints-1), nil
+	return at, fmt.Sprintf("no rollout_at or windows given: the error rate rose most significantly at about %s (%s of %s failed before, %s of %s after; z=%.1f over %d moments tried), compared there",
+		stamp(at), count(best[0]), plural(best[1], "call"), count(best[2]), count(best[3]), bestZ, changePoints-1), nil
 }
 
 // side is one window's summaries.
@@ -541,11 +541,11 @@ func (c *comparison) endpoint(ctx context.Context, b Backend, key string, bg, cg
 		expected := float64(bg.Calls) * scale
 		if expected >= minVanished {
 			c.evidence = append(c.evidence, evidence{kind: "vanished", significant: true, impact: expected,
-				headline: fmt.Sprintf("vanished: %s had %s calls before, none after (about %.0f expected)", key, count(bg.Calls), expected)})
+				headline: fmt.Sprintf("vanished: %s had %s before, none after (about %.0f expected)", key, plural(bg.Calls, "call"), expected)})
 		}
 		return nil
 	case bg == nil:
-		c.appeared = append(c.appeared, fmt.Sprintf("%s (%s calls)", key, count(cg.Calls)))
+		c.appeared = append(c.appeared, fmt.Sprintf("%s (%s)", key, plural(cg.Calls, "call")))
 	default:
 		// Traffic that fell to a fraction of what the baseline predicts
 		// (a caller that stopped calling) is as telling as errors.
@@ -553,7 +553,7 @@ func (c *comparison) endpoint(ctx context.Context, b Backend, key string, bg, cg
 		if expected >= minVanished && float64(cg.Calls) < expected*dropFraction &&
 			(expected-float64(cg.Calls))/math.Sqrt(expected) >= zSignificant {
 			c.evidence = append(c.evidence, evidence{kind: "vanished", significant: true, impact: expected - float64(cg.Calls),
-				headline: fmt.Sprintf("fell: %s had %s calls before, %s after (about %.0f expected)", key, count(bg.Calls), count(cg.Calls), expected)})
+				headline: fmt.Sprintf("fell: %s had %s before, %s after (about %.0f expected)", key, plural(bg.Calls, "call"), count(cg.Calls), expected)})
 		}
 	}
 	// Error rate.
@@ -621,8 +621,8 @@ func (c *comparison) endpoint(ctx context.Context, b Backend, key string, bg, cg
 		added = (cg.P95 - bg.P95) / 20 // the slowest 5%
 	}
 	e := evidence{kind: "latency", key: key, significant: true, impact: added.Seconds() * float64(sc),
-		headline: fmt.Sprintf("slower: %s p50 %s → %s, p95 %s → %s, p99 %s → %s (%s calls before, %s after)", key,
-			ms(bg.P50), ms(cg.P50), ms(bg.P95), ms(cg.P95), ms(bg.P99), ms(cg.P99), count(sb), count(sc))}
+		headline: fmt.Sprintf("slower: %s p50 %s → %s, p95 %s → %s, p99 %s → %s (%s before, %s after)", key,
+			ms(bg.P50), ms(cg.P50), ms(bg.P95), ms(cg.P95), ms(bg.P99), ms(cg.P99), plural(sb, "call"), count(sc))}
 	slow := bg.P95
 	if !median {
 		slow = max(bg.P99, bg.P95)
@@ -847,9 +847,9 @@ func changeLines(base, cand map[string]*index.Group) []string {
 		bg, cg := base[k], cand[k]
 		switch {
 		case bg == nil:
-			lines = append(lines, fmt.Sprintf("%s (new): %s calls, %s failed", k, count(cg.Calls), count(cg.Failed)))
+			lines = append(lines, fmt.Sprintf("%s (new): %s, %s failed", k, plural(cg.Calls, "call"), count(cg.Failed)))
 		case cg == nil:
-			lines = append(lines, fmt.Sprintf("%s (gone): %s calls before, %s failed", k, count(bg.Calls), count(bg.Failed)))
+			lines = append(lines, fmt.Sprintf("%s (gone): %s before, %s failed", k, plural(bg.Calls, "call"), count(bg.Failed)))
 		case cg.Failed > 0 || bg.Failed > 0:
 			line := fmt.Sprintf("%s: %s of %s failed before, %s of %s after", k, count(bg.Failed), count(bg.Calls),
 				count(cg.Failed), count(cg.Calls))
@@ -871,8 +871,8 @@ func (c *comparison) verdict() (string, string) {
 	}
 	nb, nc := c.base.total.Calls, c.cand.total.Calls
 	if nb < minCalls || nc < minCalls {
-		return "inconclusive", fmt.Sprintf("too little traffic to tell: %s calls before, %s after (at least %d each are needed)",
-			count(nb), count(nc), minCalls)
+		return "inconclusive", fmt.Sprintf("too little traffic to tell: %s before, %s after (at least %d each are needed)",
+			plural(nb, "call"), count(nc), minCalls)
 	}
 	if len(c.weak) > 0 {
 		return "ok", "no significant change; some counts moved within what their volume explains (below)"
@@ -889,8 +889,8 @@ func (c *comparison) render(max int, notes []string) string {
 		s    *side
 	}{{"baseline", c.base}, {"candidate", c.cand}} {
 		t := &s.s.total
-		bud.add(fmt.Sprintf("%s %s: %s calls, %s failed (%s), p50 %s p95 %s p99 %s", s.name, describeWindow(s.s.w.From, s.s.w.To),
-			count(t.Calls), count(t.Failed), percent(t.ErrorRate), ms(t.P50), ms(t.P95), ms(t.P99)))
+		bud.add(fmt.Sprintf("%s %s: %s, %s failed (%s), p50 %s p95 %s p99 %s", s.name, describeWindow(s.s.w.From, s.s.w.To),
+			plural(t.Calls, "call"), count(t.Failed), percent(t.ErrorRate), ms(t.P50), ms(t.P95), ms(t.P99)))
 	}
 	if !c.f.IsZero() {
 		bud.add("filters: " + describeFilter(c.f))
@@ -932,7 +932,7 @@ func (c *comparison) render(max int, notes []string) string {
 	if len(c.weak) > 0 {
 		lines = append(lines, line{"not significant for their volume: " + strings.Join(c.weak, "; "), true})
 	}
-	lines = append(lines, line{fmt.Sprintf("%d endpoints compared.", c.compared), true})
+	lines = append(lines, line{plural(c.compared, "endpoint") + " compared.", true})
 	total := 0
 	for _, l := range lines {
 		total += Tokens(l.text + "\n")
