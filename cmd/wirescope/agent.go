@@ -34,6 +34,7 @@ func newAgentCmd() *cobra.Command {
 		statsEvery   time.Duration
 		listen       string
 		tokenFile    string
+		conns        connFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --iface IF... --data-dir DIR",
@@ -87,7 +88,7 @@ Prometheus metrics at /metrics. See the agentapi package for the endpoints.`,
 				if err != nil {
 					return err
 				}
-				go server.ServeHTTP(ctx, l, h)
+				go server.ServeHTTP(ctx, l, h, conns.options(logger))
 				logger.Info("agent API listening", "url", "http://"+l.Addr().String()+"/v1/stats")
 			}
 			logger.Info("capturing", "interfaces", src.Interfaces(), "store", dataDir, "filter", filter, "attribution", attr.Status())
@@ -110,6 +111,7 @@ Prometheus metrics at /metrics. See the agentapi package for the endpoints.`,
 	fl.DurationVar(&statsEvery, "stats-every", time.Minute, "log capture statistics this often")
 	fl.StringVar(&listen, "listen", "", "serve the agent API on this address (host:port)")
 	fl.StringVar(&tokenFile, "token-file", "", "file holding the API's bearer token (created with a random one if missing)")
+	conns.register(cmd)
 	return cmd
 }
 

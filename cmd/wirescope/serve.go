@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -19,6 +20,7 @@ import (
 
 	mcpserver "github.com/mark3labs/mcp-go/server"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 
 	"github.com/wirescope/wirescope/internal/demo"
 	"github.com/wirescope/wirescope/server"
@@ -168,6 +170,27 @@ type hubFlags struct {
 	listen    string
 	tokenFile string
 	maxBody   int64
+	origins   []string
+	sessions  int
+	idle      time.Duration
+	conns     connFlags
+}
+
+// connFlags bound what clients can hold of an HTTP server.
+type connFlags struct {
+	perIP, total int
+	bodyTimeout  time.Duration
+}
+
+func (f *connFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.IntVar(&f.perIP, "max-conns-per-ip", server.DefaultMaxConnsPerIP, "connections open at once from one client address; more are closed at once")
+	fl.IntVar(&f.total, "max-conns", server.DefaultMaxConns, "connections open at once from all clients")
+	fl.DurationVar(&f.bodyTimeout, "body-timeout", server.DefaultBodyTimeout, "time a client has to send a request's body")
+}
+
+func (f *connFlags) options(logger *slog.Logger) server.ServeOptions {
+	return server.ServeOptions{MaxConnsPerIP: f.perIP, MaxConns: f.total, BodyTimeout: f.bodyTimeout, Logger: logger}
 }
 
 func newHubCmd() *cobra.Command {
@@ -179,7 +202,13 @@ func newHubCmd() *cobra.Command {
 http://LISTEN/mcp, to clients that present the bearer token. The token comes
 from WIRESCOPE_TOKEN or from --token-file; a token file that does not exist is
 created with a fresh random token (mode 0600). Requests without the token get
-401. Both MCP revisions are served: 2025-11-25 (sessions) and 2026-07-28.`,
+401, and requests from a browser page of another site (an Origin header other
+than this host or, on loopback, localhost) get 403 unless --allow-origin names
+it. Both MCP revisions are served: 2025-11-25 (sessions, at most
+--max-sessions, ended after --session-idle unused) and 2026-07-28 (none).
+
+The client configuration, token included, is printed when stdout is a
+terminal; otherwise (a log, a pipe) the token is replaced by $(cat FILE).`,
 		Example: `  WIRESCOPE_TOKEN=$(openssl rand -hex 32) wirescope hub --pcap capture.pcap
   wirescope hub --demo --token-file ~/.config/wirescope/token`,
 		Args: cobra.NoArgs,
@@ -192,6 +221,10 @@ created with a fresh random token (mode 0600). Requests without the token get
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8898", "address to listen on")
 	fl.StringVar(&f.tokenFile, "token-file", "", "file holding the bearer token (created with a random one if missing)")
 	fl.Int64Var(&f.maxBody, "max-body", 1<<20, "largest request body accepted, in bytes")
+	fl.StringArrayVar(&f.origins, "allow-origin", nil, "origin (https://host[:port]) of a browser-based client to serve; repeat for more")
+	fl.IntVar(&f.sessions, "max-sessions", server.DefaultMaxSessions, "sessions (protocol 2025-11-25) held at once; an initialize over it gets 503 with Retry-After")
+	fl.DurationVar(&f.idle, "session-idle", server.DefaultSessionIdle, "end a session unused for this long")
+	f.conns.register(cmd)
 	return cmd
 }
 
@@ -208,7 +241,8 @@ func runHub(cmd *cobra.Command, f *hubFlags) error {
 		return err
 	}
 	defer closeWS()
-	h, err := server.Handler(server.New(ws), server.HTTPOptions{Token: token, MaxBody: f.maxBody, Logger: logger})
+	h, err := server.Handler(server.New(ws), server.HTTPOptions{Token: token, MaxBody: f.maxBody, Logger: logger,
+		AllowOrigins: f.origins, MaxSessions: f.sessions, SessionIdle: f.idle})
 	if err != nil {
 		return err
 	}
@@ -217,9 +251,9 @@ func runHub(cmd *cobra.Command, f *hubFlags) error {
 		return err
 	}
 	url := "http://" + l.Addr().String() + "/mcp"
-	fmt.Fprint(cmd.OutOrStdout(), clientConfig(url, token, f.tokenFile))
+	fmt.Fprint(cmd.OutOrStdout(), clientConfig(url, token, f.tokenFile, isTerminal(cmd.OutOrStdout())))
 	logger.Info("listening", "url", url)
-	return server.ServeHTTP(ctx, l, h)
+	return server.ServeHTTP(ctx, l, h, f.conns.options(logger))
 }
 
 // loadToken reads the bearer token from WIRESCOPE_TOKEN or the token file,
@@ -251,16 +285,49 @@ func loadToken(file string) (string, error) {
 	return t, nil
 }
 
-// clientConfig tells how to add the hub to Claude Code and Cursor.
-func clientConfig(url, token, tokenFile string) string {
-	cursor, _ := json.MarshalIndent(map[string]any{"mcpServers": map[string]any{"wirescope": map[string]any{
-		"url": url, "headers": map[string]string{"Authorization": "Bearer " + token}}}}, "", "  ")
+// isTerminal reports whether w is a terminal (TCGETS succeeds on it);
+// /dev/null, files and pipes are not.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// clientConfig tells how to add the hub to Claude Code and Cursor. The
+// token is written out only for a terminal (showToken): where stdout goes
+// to a log it is replaced by a shell substitution reading it from the
+// token file, or from WIRESCOPE_TOKEN when there is no file.
+func clientConfig(url, token, tokenFile string, showToken bool) string {
+	shellTok, jsonTok := token, token
+	if !showToken {
+		shellTok, jsonTok = "$WIRESCOPE_TOKEN", "<the token in $WIRESCOPE_TOKEN>"
+		if tokenFile != "" {
+			shellTok, jsonTok = "$(cat "+shellQuote(tokenFile)+")", "<the token in "+tokenFile+">"
+		}
+	}
+	var cursor bytes.Buffer
+	enc := json.NewEncoder(&cursor)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	enc.Encode(map[string]any{"mcpServers": map[string]any{"wirescope": map[string]any{
+		"url": url, "headers": map[string]string{"Authorization": "Bearer " + jsonTok}}}})
 	var b strings.Builder
 	fmt.Fprintf(&b, "wirescope hub: MCP over streamable HTTP at %s\n", url)
 	if tokenFile != "" {
 		fmt.Fprintf(&b, "bearer token: in %s\n", tokenFile)
 	}
-	fmt.Fprintf(&b, "\nClaude Code:\n  claude mcp add --transport http wirescope %s --header \"Authorization: Bearer %s\"\n", url, token)
-	fmt.Fprintf(&b, "\nCursor (~/.cursor/mcp.json, or .cursor/mcp.json in a project):\n%s\n\n", cursor)
+	fmt.Fprintf(&b, "\nClaude Code:\n  claude mcp add --transport http wirescope %s --header \"Authorization: Bearer %s\"\n", url, shellTok)
+	fmt.Fprintf(&b, "\nCursor (~/.cursor/mcp.json, or .cursor/mcp.json in a project):\n%s\n", cursor.Bytes())
 	return b.String()
+}
+
+// shellQuote quotes s for a POSIX shell, where it needs quoting.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./+,:@") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -2,8 +2,10 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -11,12 +13,15 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/wirescope/wirescope/tools"
 )
@@ -110,21 +115,64 @@ func TestMCPNothingToServe(t *testing.T) {
 	}
 }
 
+// openPTY opens a pseudo-terminal: the controlling side to read from, and
+// the terminal a child writes to.
+func openPTY(t *testing.T) (ptmx, tty *os.File) {
+	t.Helper()
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ptmx.Close() })
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tty.Close() })
+	return ptmx, tty
+}
+
 // TestHubPrintsWorkingConfig runs the hub as make run does and follows
 // what it prints: the URL and header of the claude mcp add line, and the
-// Cursor mcp.json snippet, must each connect as printed.
+// Cursor mcp.json snippet, must each connect as printed. On a terminal
+// the token is printed; to a pipe (a log) it is not, anywhere, and the
+// claude line reads it from the token file when a shell runs it.
 func TestHubPrintsWorkingConfig(t *testing.T) {
+	for _, terminal := range []bool{true, false} {
+		t.Run(map[bool]string{true: "terminal", false: "pipe"}[terminal], func(t *testing.T) {
+			testHubPrintsWorkingConfig(t, terminal)
+		})
+	}
+}
+
+func testHubPrintsWorkingConfig(t *testing.T, terminal bool) {
 	bin := wirescopeBinary(t)
 	tokenFile := filepath.Join(t.TempDir(), "sub", "token")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "hub", "--demo", "--listen", "127.0.0.1:0", "--token-file", tokenFile)
 	cmd.Env = append(os.Environ(), "WIRESCOPE_TOKEN=")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	var stdout io.Reader
+	if terminal {
+		ptmx, tty := openPTY(t)
+		cmd.Stdout = tty
+		stdout = ptmx
+	} else {
+		pipe, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stdout = pipe
 	}
-	cmd.Stderr = io.Discard
+	var stderr syncBuffer
+	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -134,8 +182,9 @@ func TestHubPrintsWorkingConfig(t *testing.T) {
 	var printed strings.Builder
 	sc := bufio.NewScanner(stdout)
 	for sc.Scan() {
-		printed.WriteString(sc.Text() + "\n")
-		if sc.Text() == "}" {
+		line := strings.TrimSuffix(sc.Text(), "\r") // a terminal ends lines with \r\n
+		printed.WriteString(line + "\n")
+		if line == "}" {
 			break
 		}
 	}
@@ -145,14 +194,31 @@ func TestHubPrintsWorkingConfig(t *testing.T) {
 	if err != nil || info.Mode().Perm() != 0o600 {
 		t.Fatalf("token file: %v, %v", info, err)
 	}
-	tok, _ := os.ReadFile(tokenFile)
+	b, _ := os.ReadFile(tokenFile)
+	tok := strings.TrimSpace(string(b))
 
-	m := regexp.MustCompile(`(?m)^  claude mcp add --transport http wirescope (\S+) --header "Authorization: Bearer (\S+)"$`).FindStringSubmatch(out)
+	m := regexp.MustCompile(`(?m)^  claude mcp add --transport http wirescope (\S+) --header ("Authorization: Bearer [^"]+")$`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatal("no claude mcp add line")
 	}
-	if m[2] != strings.TrimSpace(string(tok)) {
-		t.Errorf("the printed token is not the token file's")
+	header := m[2]
+	if terminal {
+		if header != `"Authorization: Bearer `+tok+`"` {
+			t.Errorf("on a terminal, the printed token is not the token file's: %s", header)
+		}
+	} else {
+		if strings.Contains(out, tok) {
+			t.Error("the token was printed to a pipe")
+		}
+		if header != `"Authorization: Bearer $(cat `+tokenFile+`)"` {
+			t.Errorf("to a pipe, the header is %s", header)
+		}
+		// The line works where it is meant to run: in a shell.
+		sh, err := exec.Command("sh", "-c", "printf %s "+header).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		header = `"` + string(sh) + `"`
 	}
 	connectHTTP := func(url string, headers map[string]string) {
 		t.Helper()
@@ -167,7 +233,7 @@ func TestHubPrintsWorkingConfig(t *testing.T) {
 			t.Errorf("capture_status: %s", text)
 		}
 	}
-	connectHTTP(m[1], map[string]string{"Authorization": "Bearer " + m[2]})
+	connectHTTP(m[1], map[string]string{"Authorization": strings.TrimPrefix(strings.Trim(header, `"`), "Authorization: ")})
 
 	i := strings.Index(out, "{")
 	var cursor struct {
@@ -183,12 +249,41 @@ func TestHubPrintsWorkingConfig(t *testing.T) {
 	if !ok {
 		t.Fatal("Cursor snippet names no wirescope server")
 	}
+	if !terminal {
+		// The snippet says where the token is, for the user to paste.
+		want := "Bearer <the token in " + tokenFile + ">"
+		if srv.Headers["Authorization"] != want {
+			t.Errorf("Cursor snippet to a pipe: Authorization %q, want %q", srv.Headers["Authorization"], want)
+		}
+		srv.Headers["Authorization"] = "Bearer " + tok
+	}
 	connectHTTP(srv.URL, srv.Headers)
+	if strings.Contains(stderr.String(), tok) {
+		t.Error("the token is in the log")
+	}
 
 	// A second start reuses the token file.
-	if got, err := loadToken(tokenFile); err != nil || got != m[2] {
+	if got, err := loadToken(tokenFile); err != nil || got != tok {
 		t.Errorf("token file read back: %q, %v", got, err)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestHubNeedsToken(t *testing.T) {
