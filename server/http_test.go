@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -746,4 +747,47 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// TestHTTPSessionMemory measures what a session holds: the heap grown by
+// 500 sessions opened with initialize, per session. The cap times this is
+// what sessions can hold of the hub's memory.
+func TestHTTPSessionMemory(t *testing.T) {
+	const n = 500
+	url := serveHub(t, openDemo(t), server.HTTPOptions{Token: token, MaxSessions: n}, server.ServeOptions{})
+	heap := func() uint64 {
+		var m runtime.MemStats
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	open := func() *http.Response {
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(initialize))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	open() // warm up: the first request allocates what all share
+	before := heap()
+	for i := range n - 1 {
+		if resp := open(); resp.StatusCode != http.StatusOK || resp.Header.Get("Mcp-Session-Id") == "" {
+			t.Fatalf("session %d: %s", i+2, resp.Status)
+		}
+	}
+	per := float64(heap()-before) / float64(n-1)
+	t.Logf("%.1f KB of heap per session; %d sessions: %.1f MB", per/1024, n, per*n/(1<<20))
+	if per > 64<<10 {
+		t.Errorf("%.0f bytes per session", per)
+	}
+	if resp := open(); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("session %d: %s", n+1, resp.Status)
+	}
 }
