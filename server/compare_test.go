@@ -347,3 +347,28 @@ func BenchmarkCompareWindows(b *testing.B) {
 		})
 	}
 }
+
+// TestCompareWithoutIdentities: when the servers have no Kubernetes
+// identity, their failures are listed once, by address, not twice under
+// "server workloads" and "server pods".
+func TestCompareWithoutIdentities(t *testing.T) {
+	ws := openDemo(t)
+	c := connect(t, ws)
+	first, last := ws.Bounds()
+	mid := first.Add(last.Sub(first) / 2)
+	text := mustCall(t, c, "compare_windows", map[string]any{"rollout_at": mid.Format(time.RFC3339Nano), "max_tokens": 8000})
+	seen := map[string]string{}
+	for _, line := range strings.Split(text, "\n") {
+		label, rest, ok := strings.Cut(line, ": ")
+		if !ok || !strings.HasPrefix(label, "server") {
+			continue
+		}
+		if prev, dup := seen[rest]; dup {
+			t.Errorf("%q and %q list the same servers:\n%s", prev, label, text)
+		}
+		seen[rest] = label
+	}
+	if !strings.Contains(text, "servers: 127.0.0.5:8080: ") {
+		t.Errorf("compare_windows does not list the server by address once:\n%s", text)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -323,8 +324,32 @@ type comparison struct {
 	weak     []string
 	compared int // endpoints compared
 	appeared []string
-	// byWorkload and byPod compare the servers' failures.
+	// byWorkload and byPod compare the servers' failures; servers
+	// without an identity are in byWorkload alone, by address.
 	byWorkload, byPod []string
+	// anonymous is set when no server has an identity.
+	anonymous bool
+}
+
+// without returns the groups of m whose keys are in none of others.
+func without(m map[string]*index.Group, others ...map[string]*index.Group) map[string]*index.Group {
+	out := make(map[string]*index.Group, len(m))
+	for k, g := range m {
+		if !slices.ContainsFunc(others, func(o map[string]*index.Group) bool { return o[k] != nil }) {
+			out[k] = g
+		}
+	}
+	return out
+}
+
+// isAddress reports whether a group key is an address (ip or ip:port)
+// rather than a Kubernetes name.
+func isAddress(k string) bool {
+	if _, err := netip.ParseAddrPort(k); err == nil {
+		return true
+	}
+	_, err := netip.ParseAddr(k)
+	return err == nil
 }
 
 // evidence is one finding.
@@ -409,7 +434,17 @@ func compare(ctx context.Context, b Backend, base, cand Window, f Filter) (*comp
 	c.rank()
 	c.explainLatency()
 	c.byWorkload = changeLines(c.base.workloads, c.cand.workloads)
-	c.byPod = changeLines(c.base.pods, c.cand.pods)
+	// A server without an identity is its address in both groupings:
+	// listed once, with the workloads.
+	c.byPod = changeLines(without(c.base.pods, c.base.workloads, c.cand.workloads), without(c.cand.pods, c.base.workloads, c.cand.workloads))
+	c.anonymous = true
+	for _, m := range []map[string]*index.Group{c.base.workloads, c.cand.workloads} {
+		for k := range m {
+			if k != "" && !isAddress(k) {
+				c.anonymous = false
+			}
+		}
+	}
 	return c, nil
 }
 
@@ -921,7 +956,11 @@ func (c *comparison) render(max int, notes []string) string {
 		}
 	}
 	if len(c.byWorkload) > 0 {
-		lines = append(lines, line{"server workloads: " + strings.Join(c.byWorkload, "; "), true})
+		label := "server workloads: "
+		if c.anonymous {
+			label = "servers: "
+		}
+		lines = append(lines, line{label + strings.Join(c.byWorkload, "; "), true})
 	}
 	if len(c.byPod) > 0 {
 		lines = append(lines, line{"server pods: " + strings.Join(c.byPod, "; "), true})
