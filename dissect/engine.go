@@ -43,6 +43,10 @@ type Options struct {
 	// MaxHeld bounds the bytes held per side of a flow while its protocol is
 	// not yet known. Default 16 KiB.
 	MaxHeld int
+	// MaxHeldTotal bounds the bytes held in total; past it a side's bytes
+	// are tried for detection and not held. Default 8 MiB. Parallel splits
+	// it between its shards.
+	MaxHeldTotal int
 	// ReorderWait is how long (in capture time) out-of-order data waits for
 	// a missing segment before the gap is given up. Default 2s.
 	ReorderWait time.Duration
@@ -78,6 +82,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxHeld <= 0 {
 		o.MaxHeld = 16 << 10
+	}
+	if o.MaxHeldTotal <= 0 {
+		o.MaxHeldTotal = 8 << 20
 	}
 	if o.ReorderWait <= 0 {
 		o.ReorderWait = 2 * time.Second
@@ -163,7 +170,9 @@ type Engine struct {
 	// opening phantom mid-stream connections.
 	recent map[connKey]*tcpStream
 	// live holds the TCP connections gopacket tracks, for eviction.
-	live  map[*tcpStream]struct{}
+	live map[*tcpStream]struct{}
+	// held counts the bytes TCP connections hold before detection.
+	held  int
 	stats Stats
 
 	streamProtos []proto.StreamProtocol

@@ -3,6 +3,7 @@ package dissect_test
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -277,3 +278,23 @@ func TestHostileHeaderLine(t *testing.T) {
 // hostileBase64Len is the length of n bytes in standard base64, the most a
 // display body of n bytes takes.
 func hostileBase64Len(n int) int { return (n + 2) / 3 * 4 }
+
+// TestHostileHeldFlood: 3,000 connections each send 15 KiB that no
+// detector recognises and stay open. Each may hold up to MaxHeld (16 KiB)
+// per side for detection, but not all of them at once: held bytes are
+// bounded in total (MaxHeldTotal), so 45 MB of them never sit in memory.
+func TestHostileHeldFlood(t *testing.T) {
+	r := newHostileRun(t)
+	junk := bytes.Repeat([]byte{'z'}, 15<<10)
+	at := time.Date(2026, 11, 21, 15, 0, 0, 0, time.UTC)
+	for i := range 3000 {
+		c := synth.NewConn(fmt.Sprintf("10.6.%d.%d:40000", i/250, i%250+1), "10.1.0.9:7000", at, r.emit)
+		c.Handshake()
+		c.Send(true, junk)
+		at = c.T
+	}
+	st := r.finish(t)
+	if st.Flows["tcp"] != 3000 || st.FlowsByProto[""] != 3000 || len(r.calls) != 0 {
+		t.Errorf("flows %v by proto %v, %d calls; want 3000 undissected tcp flows and no call", st.Flows, st.FlowsByProto, len(r.calls))
+	}
+}

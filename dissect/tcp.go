@@ -110,8 +110,11 @@ func (h *held) add(b []byte, t time.Time) {
 	h.buf = append(h.buf, b...)
 }
 
-func (h *held) reset() {
-	h.buf, h.segs, h.probe = h.buf[:0], h.segs[:0], -1
+// dropHeld lets side i's held bytes go, memory included, and takes them
+// off the engine's total.
+func (s *tcpStream) dropHeld(i int) {
+	s.e.held -= len(s.held[i].buf)
+	s.held[i] = held{probe: -1}
 }
 
 // seg returns segment k's bytes.
@@ -320,7 +323,7 @@ func (s *tcpStream) gap(i, n int) {
 	}
 	// Held bytes before a gap cannot be replayed as if they were contiguous
 	// with what follows.
-	s.held[i].reset()
+	s.dropHeld(i)
 }
 
 func (s *tcpStream) data(i int, b []byte, t time.Time) {
@@ -359,12 +362,17 @@ func (s *tcpStream) detect(i int, b []byte, t time.Time) {
 		h.probe = -1
 	}
 	max := s.e.opts.MaxHeld
-	if len(h.buf)+len(b) > max {
-		h.reset()
+	// Hold b if it fits this side's bound and the engine's total; if not,
+	// what this side held is not contiguous with what comes next.
+	hold := len(h.buf)+len(b) <= max && s.e.held+len(b) <= s.e.opts.MaxHeldTotal
+	if !hold && len(h.buf) > 0 {
+		s.dropHeld(i)
 	}
+	hold = len(b) <= max && s.e.held+len(b) <= s.e.opts.MaxHeldTotal
 	var probe []byte
-	if len(b) <= max {
+	if hold {
 		h.add(b, t)
+		s.e.held += len(b)
 		if h.probe < 0 {
 			h.probe = len(h.segs) - 1
 		}
@@ -397,7 +405,7 @@ func (s *tcpStream) detect(i int, b []byte, t time.Time) {
 	// the recognised bytes start, the other side all it holds.
 	var mine []heldSeg
 	var mineBuf []byte
-	if len(b) <= max {
+	if hold {
 		mine, mineBuf = h.segs[h.probe:], h.buf
 	} else {
 		mine, mineBuf = []heldSeg{{t: t}}, b
@@ -429,7 +437,8 @@ func (s *tcpStream) detect(i int, b []byte, t time.Time) {
 	for ; k < len(o.segs); k++ {
 		s.parser.Feed(s.role[1-i], o.seg(k), o.segs[k].t)
 	}
-	s.held[0], s.held[1] = held{}, held{}
+	s.dropHeld(0)
+	s.dropHeld(1)
 	s.afterFeed()
 }
 
@@ -478,7 +487,9 @@ func (s *tcpStream) endParser(reason proto.EndReason, t time.Time) {
 	}
 	// Nothing is parsed after the end: let the parser's state and the held
 	// bytes go while the flow lingers for its trailing packets.
-	s.parser, s.order, s.held = nil, nil, [2]held{}
+	s.parser, s.order = nil, nil
+	s.dropHeld(0)
+	s.dropHeld(1)
 }
 
 // finish reports the flow, oriented client to server.
