@@ -147,32 +147,79 @@ func TestConcurrent(t *testing.T) {
 	checkHolds(t, ix, calls)
 }
 
-// TestCloseWaits closes the index while operations run: they finish or
-// report ErrClosed, and nothing panics.
+// TestCloseWaits closes the index while operations run: Close waits for
+// the operations in flight, which finish (their calls are all there after
+// reopening), later ones report ErrClosed, and nothing panics. The
+// scenario repeats until an Add was in flight when Close began, so that
+// the race is exercised, not just possible.
 func TestCloseWaits(t *testing.T) {
+	calls := genCalls(3000, 82, 2*time.Hour)
+	deadline := time.Now().Add(2 * time.Minute)
+	for attempt := 1; ; attempt++ {
+		if overlapped := closeDuringOps(t, calls); overlapped > 0 {
+			t.Logf("attempt %d: %d Adds were in flight when Close began", attempt, overlapped)
+			return
+		}
+		if t.Failed() || time.Now().After(deadline) {
+			t.Fatalf("in %d attempts no Add was in flight when Close began", attempt)
+		}
+	}
+}
+
+// closeDuringOps adds and searches calls from 4 goroutines, closes the
+// index once the first Add is done, and checks that every Add that
+// succeeded holds after reopening. It returns how many Adds succeeded
+// after Close was called: Close had to wait for them.
+func closeDuringOps(t *testing.T, calls []*proto.Call) int {
+	t.Helper()
 	dir := t.TempDir()
 	ix, err := Open(dir, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	calls := genCalls(3000, 82, 2*time.Hour)
 	ctx := context.Background()
-	var wg sync.WaitGroup
+	var (
+		wg        sync.WaitGroup
+		mu        sync.Mutex
+		added     [][]*proto.Call
+		closing   atomic.Bool
+		overlap   atomic.Int32
+		firstOnce sync.Once
+	)
+	first := make(chan struct{})
 	for i := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := i * 750; j < (i+1)*750; j += 150 {
-				if err := ix.Add(ctx, calls[j:j+150]); err != nil && !errors.Is(err, ErrClosed) {
+			for j := i * 750; j < (i+1)*750; j += 25 {
+				batch := calls[j : j+25]
+				err := ix.Add(ctx, batch)
+				switch {
+				case errors.Is(err, ErrClosed):
+					return
+				case err != nil:
 					t.Error(err)
+					return
 				}
+				if closing.Load() {
+					overlap.Add(1)
+				}
+				mu.Lock()
+				added = append(added, batch)
+				mu.Unlock()
+				firstOnce.Do(func() { close(first) })
 				if _, err := ix.Search(ctx, Query{}); err != nil && !errors.Is(err, ErrClosed) {
 					t.Error(err)
 				}
 			}
 		}()
 	}
-	time.Sleep(20 * time.Millisecond)
+	select {
+	case <-first:
+	case <-time.After(time.Minute):
+		t.Fatal("no Add finished within a minute")
+	}
+	closing.Store(true)
 	if err := ix.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -183,10 +230,20 @@ func TestCloseWaits(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ix.Close()
-	n := ix.Stats().Calls
-	if _, total := searchAll(t, ix, Query{Limit: 3000}); total != n {
-		t.Errorf("after close and reopen: search %d calls, store %d", total, n)
+	want := 0
+	for _, batch := range added {
+		for _, c := range batch {
+			want++
+			if _, err := ix.Get(c.ID); err != nil {
+				t.Fatalf("call %s, added before Close returned, after reopening: %v", c.ID, err)
+			}
+		}
 	}
+	n := ix.Stats().Calls
+	if _, total := searchAll(t, ix, Query{Limit: 3000}); total != n || n != uint64(want) {
+		t.Errorf("after close and reopen: search %d calls, store %d, added %d", total, n, want)
+	}
+	return int(overlap.Load())
 }
 
 // TestRealCaptures indexes the calls the repository's captures of real
