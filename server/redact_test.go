@@ -108,7 +108,7 @@ func TestSecretsNotSearchable(t *testing.T) {
 	secrets := []string{"QueryPass123", "OAUTHCODE", "STATEX9", "UPPERPASS", "FORMPASS77", "JSONPASS31", "LOCTOKEN55", "USERINFOPASS"}
 
 	all := mustCall(t, cl, "search_calls", nil)
-	idRE := regexp.MustCompile(`id=(\S+)`)
+	idRE := regexp.MustCompile(`id=([0-9a-f]{16})\b`)
 	var ids []string
 	for _, m := range idRE.FindAllStringSubmatch(all, -1) {
 		ids = append(ids, m[1])
