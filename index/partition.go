@@ -328,9 +328,15 @@ func (p *partition) add(ctx context.Context, calls []*proto.Call) error {
 	}
 	wg.Wait()
 	close(errs)
+	// Every batch's error is returned; the first also marks the
+	// partition failed, logged once.
+	var failed []error
 	for err := range errs {
+		failed = append(failed, err)
+	}
+	if err := errors.Join(failed...); err != nil {
 		if p.failed == nil {
-			p.failed = err
+			p.failed = failed[0]
 			p.ix.log.Error("indexing failed; the partition's search misses calls until the index is reopened",
 				"partition", p.name(), "err", err)
 		}
