@@ -3,12 +3,17 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -94,8 +99,8 @@ http { access_log off; client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastc
 }
 
 // startWaiting starts cmd and waits until its stderr has a line holding
-// ready; the rest of stderr goes to the test log.
-func startWaiting(t *testing.T, cmd *exec.Cmd, ready string) {
+// ready, and returns that line; the rest of stderr goes to the test log.
+func startWaiting(t *testing.T, cmd *exec.Cmd, ready string) string {
 	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -118,14 +123,16 @@ func startWaiting(t *testing.T, cmd *exec.Cmd, ready string) {
 		close(lines)
 	}()
 	select {
-	case _, ok := <-lines:
+	case line, ok := <-lines:
 		if !ok {
 			t.Fatalf("%s exited before saying %q", cmd.Path, ready)
 		}
+		return line
 	case <-time.After(15 * time.Second):
 		cmd.Process.Kill()
 		t.Fatalf("%s did not say %q", cmd.Path, ready)
 	}
+	return ""
 }
 
 // flowKey is a 5-tuple in the order of the packet.
@@ -187,8 +194,14 @@ func TestAgentCapturesWhatTcpdumpSees(t *testing.T) {
 
 	tcpdump := exec.Command("tcpdump", "-i", n.hostIf, "-s", "0", "-U", "--immediate-mode", "-n", "-w", tcpdumpFile)
 	startWaiting(t, tcpdump, "listening on")
-	agent := exec.Command(bin, "agent", "--iface", n.hostIf, "--data-dir", store, "--segment-bytes", "65536", "--stats-every", "0")
+	api := freePort(t)
+	agent := exec.Command(bin, "agent", "--iface", n.hostIf, "--data-dir", store, "--segment-bytes", "65536", "--stats-every", "0",
+		"--listen", api)
+	agent.Env = append(os.Environ(), "WIRESCOPE_TOKEN="+agentToken)
 	startWaiting(t, agent, "msg=capturing")
+	// Nothing crosses the pair until curl runs (no IPv6; the namespace's
+	// own address is reached over its lo), so these are the counts before.
+	iface0, stored0, tcpdump0 := ifacePackets(t, n.hostIf), agentCounts(t, api).stored, fileCount(tcpdumpFile)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -205,7 +218,13 @@ func TestAgentCapturesWhatTcpdumpSees(t *testing.T) {
 	// A refused connection (RST) and some UDP.
 	exec.CommandContext(ctx, "curl", "-s", "--max-time", "2", "http://"+n.nsIP+":9/").Run()
 	exec.CommandContext(ctx, "bash", "-c", "for i in 1 2 3; do echo hello > /dev/udp/"+n.nsIP+"/5353; done").Run()
-	time.Sleep(500 * time.Millisecond)
+	// Every packet that crossed the pair is in tcpdump's file and the
+	// agent's store, once the connections have ended.
+	n.waitTCPDone(t)
+	waitFor(t, "tcpdump and the agent to have every packet that crossed the pair", func() bool {
+		crossed := ifacePackets(t, n.hostIf) - iface0
+		return crossed > 0 && agentCounts(t, api).stored-stored0 == crossed && uint64(fileCount(tcpdumpFile)-tcpdump0) == crossed
+	})
 
 	tcpdump.Process.Signal(syscall.SIGINT)
 	agent.Process.Signal(syscall.SIGTERM)
@@ -277,15 +296,26 @@ func TestAgentFilter(t *testing.T) {
 	n := newNetns(t)
 	n.startNginx(t)
 	store := filepath.Join(t.TempDir(), "store")
-	agent := exec.Command(wirescopeBinary(t), "agent", "--iface", n.hostIf, "--data-dir", store, "--filter", "tcp port 8080", "--stats-every", "0")
+	api := freePort(t)
+	agent := exec.Command(wirescopeBinary(t), "agent", "--iface", n.hostIf, "--data-dir", store, "--filter", "tcp port 8080", "--stats-every", "0",
+		"--listen", api)
+	agent.Env = append(os.Environ(), "WIRESCOPE_TOKEN="+agentToken)
 	startWaiting(t, agent, "msg=capturing")
+	// The UDP goes first: sent, it has been through the kernel filter
+	// before the first connection starts.
+	exec.Command("bash", "-c", "for i in 1 2 3; do echo hello > /dev/udp/"+n.nsIP+"/5353; done").Run()
 	for range 5 {
 		if out, err := exec.Command("curl", "-s", "-o", "/dev/null", "http://"+n.nsIP+":8080/").CombinedOutput(); err != nil {
 			t.Fatalf("curl: %v %s", err, out)
 		}
 	}
-	exec.Command("bash", "-c", "for i in 1 2 3; do echo hello > /dev/udp/"+n.nsIP+"/5353; done").Run()
-	time.Sleep(300 * time.Millisecond)
+	// Once the connections have ended, every packet the filter passed is
+	// in the kernel's count; the agent has stored them all.
+	n.waitTCPDone(t)
+	waitFor(t, "the agent to store every packet the filter passed", func() bool {
+		c := agentCounts(t, api)
+		return c.kernel > 0 && c.stored == c.kernel
+	})
 	agent.Process.Signal(syscall.SIGTERM)
 	if err := agent.Wait(); err != nil {
 		t.Fatalf("agent: %v", err)
@@ -316,4 +346,202 @@ func allFlows(t *testing.T, s *segstore.Store) []segstore.Flow {
 		t.Fatal(err)
 	}
 	return flows
+}
+
+// TestAgentAPIBounded: the agent's API, as wirescope agent --listen serves
+// it, cannot be held open: a client without the token trickling a body
+// gets 401 at once and the connection ends; one with the token trickling
+// a body is cut off at --body-timeout; connections over
+// --max-conns-per-ip are closed at once.
+func TestAgentAPIBounded(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the agent captures with AF_PACKET: needs root")
+	}
+	const tok, perIP, bodyTimeout = agentToken, 3, 500 * time.Millisecond
+	agent := exec.Command(wirescopeBinary(t), "agent", "--iface", "lo", "--data-dir", t.TempDir(), "--stats-every", "0",
+		"--listen", "127.0.0.1:0", "--max-conns-per-ip", fmt.Sprint(perIP), "--body-timeout", bodyTimeout.String())
+	agent.Env = append(os.Environ(), "WIRESCOPE_TOKEN="+tok)
+	line := startWaiting(t, agent, "agent API listening")
+	t.Cleanup(func() { agent.Process.Signal(syscall.SIGTERM); agent.Wait() })
+	m := regexp.MustCompile(`url=http://(\S+)/v1/stats`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("no address in %q", line)
+	}
+	addr := m[1]
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// post sends a snapshot request's header and trickles its body, one
+	// byte every 100 ms, until the connection fails.
+	post := func(c net.Conn, auth string) {
+		fmt.Fprintf(c, "POST /v1/snapshots HTTP/1.1\r\nHost: %s\r\n%sContent-Length: 1000\r\n\r\n", addr, auth)
+		go func() {
+			for {
+				if _, err := io.WriteString(c, " "); err != nil {
+					return
+				}
+				time.Sleep(100 * time.Millisecond) // the trickle's pace, not synchronization
+			}
+		}()
+	}
+	answer := func(c net.Conn) (*http.Response, time.Duration) {
+		t.Helper()
+		start := time.Now()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("no answer: %v", err)
+		}
+		return resp, time.Since(start)
+	}
+	closed := func(c net.Conn) bool {
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		_, err := io.Copy(io.Discard, c)
+		ne, ok := err.(net.Error)
+		return !ok || !ne.Timeout()
+	}
+
+	c := dial()
+	post(c, "")
+	if resp, took := answer(c); resp.StatusCode != http.StatusUnauthorized || took > time.Second {
+		t.Errorf("without the token: %s after %v", resp.Status, took)
+	}
+	if !closed(c) {
+		t.Error("without the token: the connection stayed open")
+	}
+
+	c = dial()
+	post(c, "Authorization: Bearer "+tok+"\r\n")
+	resp, took := answer(c)
+	if resp.StatusCode != http.StatusBadRequest || took < bodyTimeout || took > bodyTimeout+2*time.Second {
+		t.Errorf("with the token, a trickled body: %s after %v", resp.Status, took)
+	}
+	if !closed(c) {
+		t.Error("with the token, a trickled body: the connection stayed open")
+	}
+	t.Logf("a trickled body cut off after %v", took.Round(time.Millisecond))
+
+	// perIP connections are served; one more is closed at once.
+	var held []net.Conn
+	for range perIP {
+		c := dial()
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+		if resp, _ := answer(c); resp.StatusCode != http.StatusOK {
+			t.Errorf("connection under the cap: %s", resp.Status)
+		}
+		held = append(held, c)
+	}
+	over := dial()
+	fmt.Fprintf(over, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+	over.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if resp, err := http.ReadResponse(bufio.NewReader(over), nil); err == nil {
+		t.Errorf("connection %d from one address: %s", perIP+1, resp.Status)
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Errorf("connection %d from one address: neither served nor closed", perIP+1)
+	}
+	_ = held
+}
+
+const agentToken = "agent-test-token"
+
+// waitFor polls cond until it holds, failing the test after 15 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 15 s for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// ifacePackets is the kernel's count of packets through an interface, both
+// ways.
+func ifacePackets(t *testing.T, iface string) uint64 {
+	t.Helper()
+	var sum uint64
+	for _, dir := range []string{"rx", "tx"} {
+		b, err := os.ReadFile("/sys/class/net/" + iface + "/statistics/" + dir + "_packets")
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+// agentCounts asks the agent's API (at addr, token agentToken) what the
+// kernel passed to its rings and what it stored.
+func agentCounts(t *testing.T, addr string) (c struct{ kernel, stored uint64 }) {
+	t.Helper()
+	resp := apiGet(t, "http://"+addr+"/v1/stats", agentToken)
+	defer resp.Body.Close()
+	var st struct {
+		Interfaces []struct{ Packets uint64 }
+		Store      struct{ Packets uint64 }
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatalf("/v1/stats: %s: %v", resp.Status, err)
+	}
+	for _, i := range st.Interfaces {
+		c.kernel += i.Packets
+	}
+	c.stored = st.Store.Packets
+	return c
+}
+
+// fileCount counts the whole packets in a capture file being written.
+func fileCount(path string) int {
+	f, err := capture.OpenFile(path)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	var p capture.Packet
+	n := 0
+	for f.Next(&p) == nil {
+		n++
+	}
+	return n
+}
+
+// waitTCPDone waits until no TCP connection between the host and the
+// namespace is still open or closing: every one has ended (TIME-WAIT on
+// the side that closed first, gone on the other), so all their packets
+// have crossed the pair.
+func (n *netns) waitTCPDone(t *testing.T) {
+	t.Helper()
+	waitFor(t, "the TCP connections to end", func() bool {
+		for _, ns := range []string{"", n.name} {
+			args := []string{"ss", "-Htan"}
+			if ns != "" {
+				args = append([]string{"ip", "netns", "exec", ns}, args...)
+			}
+			out, err := exec.Command(args[0], args[1:]...).Output()
+			if err != nil {
+				t.Fatalf("%s: %v", strings.Join(args, " "), err)
+			}
+			for _, line := range strings.Split(string(out), "\n") {
+				f := strings.Fields(line)
+				if len(f) < 5 || f[0] == "LISTEN" || f[0] == "TIME-WAIT" {
+					continue
+				}
+				if strings.HasPrefix(f[3], n.nsIP+":") || strings.HasPrefix(f[4], n.nsIP+":") {
+					return false
+				}
+			}
+		}
+		return true
+	})
 }
