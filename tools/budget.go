@@ -92,5 +92,8 @@ func clipTokens(s string, max int) string {
 	if len(toks) <= max {
 		return s
 	}
+	if max < 1 {
+		return ""
+	}
 	return enc.Decode(toks[:max-1]) + "…"
 }

@@ -128,9 +128,16 @@ func GetPCAP(b Backend) Tool {
 // after it, never it.
 func pcapText(info PCAPInfo, maxPackets, max int, embedding string) (string, int) {
 	structured := Tokens(string(mustJSON(info)))
+	first := fmt.Sprintf("wrote %s (%s) from %s to %s: read it with resources/read %s",
+		plural(info.Packets, "packet"), size(uint64(info.Size)), info.First, info.Last, info.URI)
+	if n := Tokens(first); n > max-structured {
+		// Only the embedded bytes can leave this little room (the
+		// smallest max_tokens holds the first line and the structured
+		// result): the caller does not embed them.
+		return first, n + structured
+	}
 	bud := newBudget(max-structured, 0)
-	bud.add(fmt.Sprintf("wrote %s (%s) from %s to %s: read it with resources/read %s",
-		plural(info.Packets, "packet"), size(uint64(info.Size)), info.First, info.Last, info.URI))
+	bud.add(first)
 	if info.Truncated {
 		bud.add(fmt.Sprintf("max_packets (%s) cut it short: narrow the window or the filters, or raise max_packets", count(maxPackets)))
 	}

@@ -196,7 +196,12 @@ func (w *Workspace) openPCAP(file tools.PCAPFile) (*os.File, error) {
 	}
 	f, err := os.OpenFile(file.Path, os.O_RDONLY|oNoFollow, 0)
 	if err != nil {
-		return nil, err // a symlink fails with ELOOP
+		// A symlink fails with ELOOP. The path stays on the server.
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, err
 	}
 	fi, err := f.Stat()
 	switch {
