@@ -65,12 +65,12 @@ type HTTPOptions struct {
 //
 // A request whose Origin header names another site gets 403, against DNS
 // rebinding: allowed are requests without Origin (clients other than
-// browsers), origins in o.AllowOrigins (which also get CORS headers, and
-// their preflight requests an answer without the token), and origins whose
-// host is the address the request came in on or, on a loopback address,
-// localhost or any loopback address. Every other request must carry the
-// bearer token; without it, or with another one, the answer is 401 with no
-// body, before the body is read. At most o.MaxSessions sessions are held;
+// browsers), origins in o.AllowOrigins, and origins whose host is the
+// address the request came in on or, on a loopback address, localhost or
+// any loopback address. Allowed origins get CORS headers, and their
+// preflight requests an answer without the token. Every other request must
+// carry the bearer token; without it, or with another one, the answer is
+// 401 with no body, before the body is read. At most o.MaxSessions sessions are held;
 // an initialize over the cap gets 503 with Retry-After (the time until the
 // least recently used session expires) rather than evicting a session in
 // use.
@@ -347,7 +347,8 @@ type ServeOptions struct {
 	// address, and MaxConns those from all; a connection over either is
 	// closed at once. Defaults DefaultMaxConnsPerIP and DefaultMaxConns.
 	MaxConnsPerIP, MaxConns int
-	// Logger receives a line when connections are refused; nil discards.
+	// Logger receives a line when connections are refused, and net/http's
+	// errors (at warning level); nil discards them.
 	Logger *slog.Logger
 }
 
@@ -374,7 +375,7 @@ func ServeHTTP(ctx context.Context, l net.Listener, h http.Handler, o ServeOptio
 	}
 	srv := &http.Server{Handler: bodyDeadline(h, o.BodyTimeout), ReadHeaderTimeout: o.HeaderTimeout,
 		IdleTimeout: 5 * time.Minute, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelDebug)}
+		ErrorLog: slog.NewLogLogger(o.Logger.Handler(), slog.LevelWarn)}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(LimitListener(l, o.MaxConnsPerIP, o.MaxConns, o.Logger)) }()
 	select {
