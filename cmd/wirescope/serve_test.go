@@ -296,4 +296,9 @@ func TestHubNeedsToken(t *testing.T) {
 	if _, _, err := runCmd(t, "hub", "--demo", "--token-file", empty); err == nil || !strings.Contains(err.Error(), "empty") {
 		t.Errorf("hub with an empty token file: %v", err)
 	}
+	t.Setenv("WIRESCOPE_TOKEN", "t")
+	if _, _, err := runCmd(t, "hub", "--demo", "--listen", "127.0.0.1:0", "--allow-origin", "inspector.example"); err == nil ||
+		!strings.Contains(err.Error(), "http(s)://host[:port]") {
+		t.Errorf("hub with an allowed origin that is not one: %v", err)
+	}
 }
