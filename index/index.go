@@ -117,7 +117,12 @@ func Open(dir string, logger *slog.Logger, opts *Options) (*Index, error) {
 		o = *opts
 	}
 	o = o.withDefaults()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	// Calls hold headers and bodies: the index is its owner's alone (0700
+	// directories, 0600 files), also where an older version made it 0755.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create index dir: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create index dir: %w", err)
 	}
 	lock, err := lockDir(filepath.Join(dir, lockFile))
@@ -522,7 +527,7 @@ func dirSize(dir string) int64 {
 // renamed over it.
 func writeFileAtomic(path string, b []byte) error {
 	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", filepath.Base(path), err)
 	}

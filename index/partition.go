@@ -90,7 +90,7 @@ func (p *partition) name() string { return p.start.Format(time.RFC3339) }
 func (ix *Index) openPartition(start time.Time, create bool) (*partition, error) {
 	p := &partition{ix: ix, start: start, startNS: start.UnixNano(), span: ix.opts.PartitionSpan,
 		dir: filepath.Join(ix.dir, strconv.FormatInt(start.Unix(), 10))}
-	if err := os.MkdirAll(p.dir, 0o755); err != nil {
+	if err := os.MkdirAll(p.dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create partition %s: %w", p.name(), err)
 	}
 	var err error

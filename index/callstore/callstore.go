@@ -103,7 +103,7 @@ type Store struct {
 // Recovery.
 func Open(path string) (*Store, Recovery, error) {
 	var rec Recovery
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, rec, fmt.Errorf("open call store: %w", err)
 	}

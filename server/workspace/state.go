@@ -110,7 +110,7 @@ func (w *Workspace) saveState() error {
 		return err
 	}
 	tmp := filepath.Join(w.dir, stateFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err
 	}
 	return os.Rename(tmp, filepath.Join(w.dir, stateFile))

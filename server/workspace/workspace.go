@@ -128,9 +128,23 @@ func Open(opts Options) (*Workspace, error) {
 		}
 		w.temp = true
 	}
-	if err := os.MkdirAll(filepath.Join(w.dir, "pcaps"), 0o755); err != nil {
-		w.removeTemp()
+	// What the directory holds (calls with their headers and bodies, raw
+	// packets in pcaps/) is the server's alone: 0700 directories, 0600
+	// files. A data directory made by someone else keeps its mode, but its
+	// pcaps and index, which an older version made 0755, are tightened.
+	if err := os.MkdirAll(w.dir, 0o700); err != nil {
 		return nil, err
+	}
+	for _, sub := range []string{"pcaps", "index"} {
+		d := filepath.Join(w.dir, sub)
+		err := os.MkdirAll(d, 0o700)
+		if err == nil {
+			err = os.Chmod(d, 0o700)
+		}
+		if err != nil {
+			w.removeTemp()
+			return nil, err
+		}
 	}
 	// An index an earlier run left is kept when its state says it holds
 	// these captures' calls; otherwise it holds calls we cannot vouch for

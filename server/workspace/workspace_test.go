@@ -3,6 +3,9 @@ package workspace_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io/fs"
+	"os"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
@@ -348,5 +351,60 @@ func TestReopen(t *testing.T) {
 	}
 	if gaps, _ := ws.Undissected(time.Time{}, time.Time{}); len(gaps) != 1 {
 		t.Errorf("other captures: undissected %v", gaps)
+	}
+}
+
+// TestDataDirModes: what the data directory holds — calls with their
+// headers and bodies, exported packets, the state — is readable by the
+// server's user alone, also when an older version left it 0755.
+func TestDataDirModes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	path := demoPath(t)
+	ctx := context.Background()
+	for round := range 2 {
+		ws := open(t, workspace.Options{Paths: []string{path}, Dir: dir})
+		if _, err := ws.Dissect(ctx, time.Time{}, time.Time{}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ws.WritePCAP(ctx, time.Time{}, time.Time{}, tools.Filter{}, 10); err != nil {
+			t.Fatal(err)
+		}
+		if err := ws.Close(); err != nil {
+			t.Fatal(err)
+		}
+		// A path is exposed when others may read it and enter every
+		// directory on the way to it below dir.
+		var loose []string
+		open := map[string]bool{dir: true} // directories others may enter, below dir
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				t.Fatal(err)
+			}
+			fi, err := d.Info()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p == dir || !open[filepath.Dir(p)] {
+				return nil
+			}
+			perm := fi.Mode().Perm()
+			if perm&0o044 != 0 {
+				loose = append(loose, fmt.Sprintf("%s %v", strings.TrimPrefix(p, dir), perm))
+			}
+			if d.IsDir() && perm&0o011 != 0 {
+				open[p] = true
+			}
+			return nil
+		})
+		if len(loose) > 0 {
+			t.Errorf("round %d: readable by others: %s", round, strings.Join(loose, ", "))
+		}
+		// As an older version left them: the next Open tightens them.
+		for _, sub := range []string{"", "pcaps", "index"} {
+			os.Chmod(filepath.Join(dir, sub), 0o755)
+		}
+		if round == 0 {
+			os.Chmod(dir, 0o700) // the data directory itself may be the user's to set
+		}
 	}
 }
