@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
+	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/wirescope/wirescope/capture/agentapi"
 )
@@ -76,7 +77,21 @@ func TestAgentAPIEndToEnd(t *testing.T) {
 			t.Fatalf("curl: %v %s", err, out)
 		}
 	}
-	time.Sleep(2500 * time.Millisecond) // a housekeeping pass asks eBPF about the new flows
+	// A housekeeping pass (once a second) asks eBPF about the new flows:
+	// wait until every connection has both its processes.
+	waitFor(t, "every connection to nginx attributed to curl and nginx", func() bool {
+		resp := apiGet(t, base+"/v1/flows?port=8080&proto=tcp", token)
+		defer resp.Body.Close()
+		done := map[string]bool{}
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			var fl agentapi.Flow
+			if json.Unmarshal(sc.Bytes(), &fl) == nil && fl.SrcProc.Comm == "curl" && fl.DstProc.Comm == "nginx" {
+				done[fl.Src] = true
+			}
+		}
+		return len(done) == requests
+	})
 
 	for _, tok := range []string{"", "not-the-token"} {
 		resp := apiGet(t, base+"/v1/pcap", tok)
@@ -191,8 +206,25 @@ func TestMCPIface(t *testing.T) {
 				t.Fatalf("curl: %v %s", err, out)
 			}
 		}
-		time.Sleep(1500 * time.Millisecond)
-		text := toolText(ctx, t, c, "search_calls", map[string]any{"query": "GET", "limit": 50})
+		// The server reads the growing store again at most every 200 ms:
+		// wait until it has seen this round's calls, then count them.
+		var text string
+		waitFor(t, "round "+strconv.Itoa(round)+"'s calls", func() bool {
+			res, err := c.CallTool(ctx, mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "search_calls",
+				Arguments: map[string]any{"query": "GET", "limit": 50}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			text = mcp.GetTextFromContent(res.Content[0])
+			if res.IsError {
+				// Before the first packet reaches the store.
+				if !strings.HasPrefix(text, "nothing captured yet") {
+					t.Fatalf("search_calls: %s", text)
+				}
+				return false
+			}
+			return strings.Count(text, "GET /round") >= want
+		})
 		got := strings.Count(text, "GET /round")
 		if got != want {
 			t.Errorf("round %d: search_calls finds %d calls, want %d:\n%s", round, got, want, text)
