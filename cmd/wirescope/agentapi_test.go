@@ -209,6 +209,11 @@ func TestMCPIface(t *testing.T) {
 		// The server reads the growing store again at most every 200 ms:
 		// wait until it has seen this round's calls, then count them.
 		var text string
+		defer func() {
+			if t.Failed() {
+				t.Logf("round %d: the last search_calls answer:\n%s", round, text)
+			}
+		}()
 		waitFor(t, "round "+strconv.Itoa(round)+"'s calls", func() bool {
 			res, err := c.CallTool(ctx, mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "search_calls",
 				Arguments: map[string]any{"query": "GET", "limit": 50}}})

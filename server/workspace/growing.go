@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -36,6 +37,7 @@ type Growing struct {
 	ws      atomic.Pointer[Workspace]
 	mu      sync.Mutex // guards what follows
 	paths   []string
+	seen    []fileState // paths as they were when the workspace opened
 	checked time.Time
 	opens   int
 	lastErr string
@@ -74,8 +76,27 @@ func (g *Growing) Hold() (release func(), err error) {
 	return g.swap.RUnlock, nil
 }
 
-// refresh lists the captures and, when they changed, swaps in a
-// workspace over them.
+// fileState is what says a capture file changed: a segment still being
+// written keeps its path and grows.
+type fileState struct {
+	size, mod int64
+}
+
+// statAll returns the state of each path; a file that cannot be read
+// has size -1.
+func statAll(paths []string) []fileState {
+	out := make([]fileState, len(paths))
+	for i, p := range paths {
+		out[i] = fileState{size: -1}
+		if fi, err := os.Stat(p); err == nil {
+			out[i] = fileState{size: fi.Size(), mod: fi.ModTime().UnixNano()}
+		}
+	}
+	return out
+}
+
+// refresh lists the captures and, when they changed (other files, or the
+// same files grown), swaps in a workspace over them.
 func (g *Growing) refresh(first bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -86,7 +107,8 @@ func (g *Growing) refresh(first bool) {
 		g.opts.Logger.Warn("listing the captures", "err", err)
 		return
 	}
-	if slices.Equal(paths, g.paths) && !first {
+	seen := statAll(paths)
+	if slices.Equal(paths, g.paths) && slices.Equal(seen, g.seen) && !first {
 		return
 	}
 	g.swap.Lock()
@@ -94,7 +116,7 @@ func (g *Growing) refresh(first bool) {
 	if old := g.ws.Swap(nil); old != nil {
 		old.Close()
 	}
-	g.paths = paths
+	g.paths, g.seen = paths, seen
 	if len(paths) == 0 {
 		return
 	}

@@ -3,6 +3,7 @@ package workspace_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -90,5 +91,59 @@ func TestGrowing(t *testing.T) {
 	}
 	if !g.Live() {
 		t.Error("a growing workspace is not live")
+	}
+}
+
+// TestGrowingFileGrows: a capture file still being written keeps its path
+// (the open segment of an agent's store) and grows; the next tool call
+// sees what was added, not the file as it was when first opened.
+func TestGrowingFileGrows(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "open.pcap")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	pw, err := capturetest.NewPCAPWriter(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func() ([]string, error) { return []string{path}, nil }
+	g, err := workspace.OpenGrowing(workspace.Options{Dir: filepath.Join(dir, "ws")}, "a growing file", list, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	ctx := context.Background()
+	calls := func() uint64 {
+		release, err := g.Hold()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer release()
+		if _, err := g.Dissect(ctx, time.Time{}, time.Time{}, nil); err != nil {
+			t.Fatal(err)
+		}
+		st, err := g.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Calls["http"]
+	}
+	t0 := time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
+	end := capturetest.Load{Conns: 3, Requests: 2, Start: t0}.Emit(pw.Emit)
+	if err := pw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls(); n != 6 {
+		t.Fatalf("the file's first part: %d calls, want 6", n)
+	}
+	capturetest.Load{Conns: 4, Requests: 2, Start: end.Add(time.Second)}.Emit(pw.Emit)
+	if err := pw.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n := calls(); n != 14 {
+		t.Errorf("after the file grew: %d calls, want 14", n)
 	}
 }
