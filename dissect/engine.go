@@ -47,6 +47,16 @@ type Options struct {
 	// are tried for detection and not held. Default 8 MiB. Parallel splits
 	// it between its shards.
 	MaxHeldTotal int
+	// MaxBufferedTotal bounds the bytes the protocol parsers of TCP
+	// connections keep in total (partial header blocks and messages, bodies
+	// kept for display, requests waiting for their response), as they report
+	// them (proto.Buffering). Past it the connections whose parsers keep the
+	// most are ended early, with proto.EndMemory, until they keep at most
+	// three quarters of it; they are counted in Stats.MemoryEnded, the calls
+	// they cut say so, and the payload they dropped, and that which arrives
+	// for them afterwards, counts as skipped. Default 32 MiB. Parallel
+	// splits it between its shards.
+	MaxBufferedTotal int
 	// ReorderWait is how long (in capture time) out-of-order data waits for
 	// a missing segment before the gap is given up. Default 2s.
 	ReorderWait time.Duration
@@ -85,6 +95,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxHeldTotal <= 0 {
 		o.MaxHeldTotal = 8 << 20
+	}
+	if o.MaxBufferedTotal <= 0 {
+		o.MaxBufferedTotal = 32 << 20
 	}
 	if o.ReorderWait <= 0 {
 		o.ReorderWait = 2 * time.Second
@@ -134,6 +147,9 @@ type Stats struct {
 	// Evicted counts flows ended early because more than MaxFlows were
 	// open.
 	Evicted uint64 `json:"evicted_flows"`
+	// MemoryEnded counts TCP connections ended early because their parsers
+	// together kept more than MaxBufferedTotal.
+	MemoryEnded uint64 `json:"memory_ended_flows"`
 }
 
 // CountCall counts a call in Calls and, by its Error, in Unanswered,
@@ -172,8 +188,12 @@ type Engine struct {
 	// live holds the TCP connections gopacket tracks, for eviction.
 	live map[*tcpStream]struct{}
 	// held counts the bytes TCP connections hold before detection.
-	held  int
-	stats Stats
+	held int
+	// buffered counts the bytes the parsers of buffering connections keep,
+	// as they last reported them.
+	buffered  int
+	buffering map[*tcpStream]struct{}
+	stats     Stats
 
 	streamProtos []proto.StreamProtocol
 	dgramProtos  []proto.DatagramProtocol
@@ -217,7 +237,9 @@ func New(opts Options) *Engine {
 		dgrams: make(map[dgKey]*dgFlow),
 		recent: make(map[connKey]*tcpStream),
 		live:   make(map[*tcpStream]struct{}),
-		ports:  make(map[string][]uint16),
+
+		buffering: make(map[*tcpStream]struct{}),
+		ports:     make(map[string][]uint16),
 		stats: Stats{
 			Flows:        map[string]uint64{},
 			FlowsByProto: map[string]uint64{},

@@ -81,16 +81,8 @@ func TestOutOfOrderFlood(t *testing.T) {
 	if testing.Short() {
 		t.Skip("writes captures of 60,000 and 200,000 connections")
 	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Fatalf("the go command builds wirescope for this test: %v", err)
-	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "wirescope")
-	build := exec.Command(gobin, "build", "-o", bin, "github.com/wirescope/wirescope/cmd/wirescope")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build wirescope: %v\n%s", err, out)
-	}
+	bin := buildWirescope(t, dir)
 	for _, n := range []int{60000, 200000} {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
 			path := filepath.Join(dir, fmt.Sprintf("flood-%d.pcap", n))
@@ -124,6 +116,21 @@ func TestOutOfOrderFlood(t *testing.T) {
 	}
 }
 
+// buildWirescope builds the wirescope binary (without -race) into dir.
+func buildWirescope(t *testing.T, dir string) string {
+	t.Helper()
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command builds wirescope for this test: %v", err)
+	}
+	bin := filepath.Join(dir, "wirescope")
+	build := exec.Command(gobin, "build", "-o", bin, "github.com/wirescope/wirescope/cmd/wirescope")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build wirescope: %v\n%s", err, out)
+	}
+	return bin
+}
+
 // floodDissect runs `bin dissect --flows path`, its output discarded, and
 // returns its peak resident set and its summary. It runs it through
 // TestFloodLauncher in a fresh process of this test binary: the kernel
@@ -132,8 +139,14 @@ func TestOutOfOrderFlood(t *testing.T) {
 // parent rather than this test, which may have grown large.
 func floodDissect(t *testing.T, bin, path string) (rss uint64, summary string) {
 	t.Helper()
+	return floodRun(t, bin, path, "--flows")
+}
+
+// floodRun is floodDissect with the given flag instead of --flows.
+func floodRun(t *testing.T, bin, path, flag string) (rss uint64, summary string) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestFloodLauncher$", "-test.v")
-	cmd.Env = append(os.Environ(), "WIRESCOPE_FLOOD_LAUNCH="+bin, "WIRESCOPE_FLOOD_PCAP="+path)
+	cmd.Env = append(os.Environ(), "WIRESCOPE_FLOOD_LAUNCH="+bin, "WIRESCOPE_FLOOD_PCAP="+path, "WIRESCOPE_FLOOD_FLAG="+flag)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("launcher: %v\n%s", err, out)
@@ -154,7 +167,7 @@ func TestFloodLauncher(t *testing.T) {
 	if bin == "" {
 		return
 	}
-	cmd := exec.Command(bin, "dissect", "--flows", path)
+	cmd := exec.Command(bin, "dissect", os.Getenv("WIRESCOPE_FLOOD_FLAG"), path)
 	cmd.Stderr = os.Stdout
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("wirescope dissect: %v", err)

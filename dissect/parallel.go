@@ -64,7 +64,7 @@ type item struct {
 
 // NewParallel returns a Parallel with n shards (at least one, at most 254).
 // Options are those of New; the bounds on the whole (MaxPagesTotal,
-// MaxHeldTotal, MaxFlows) are split evenly between the shards, so that they stay bounds
+// MaxHeldTotal, MaxBufferedTotal, MaxFlows) are split evenly between the shards, so that they stay bounds
 // on the whole, and the other limits apply per shard. OnCall and OnFlow are
 // called on the goroutine that calls Run. (When a bound on the whole is
 // reached, which flows give way depends on the shards: only then can the
@@ -86,6 +86,7 @@ func NewParallel(opts Options, n int) *Parallel {
 		o.MaxPagesPerConn = min(whole.MaxPagesPerConn, o.MaxPagesTotal)
 		o.MaxFlows = share(whole.MaxFlows)
 		o.MaxHeldTotal = share(whole.MaxHeldTotal)
+		o.MaxBufferedTotal = share(whole.MaxBufferedTotal)
 		if opts.OnCall != nil {
 			o.OnCall = func(c *Call) {
 				sh.items = append(sh.items, item{pkt: sh.pkt, flush: sh.e.delivering, call: c})
@@ -349,6 +350,7 @@ func sumStats(all []*Stats) Stats {
 		s.SkippedBytes += o.SkippedBytes
 		s.Retransmissions += o.Retransmissions
 		s.Evicted += o.Evicted
+		s.MemoryEnded += o.MemoryEnded
 		for k, v := range o.Flows {
 			s.Flows[k] += v
 		}

@@ -1,7 +1,9 @@
 package dissect
 
 import (
+	"cmp"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -62,7 +64,7 @@ func (e *Engine) late(d *capture.Decoded, ts time.Time) bool {
 		i = 1
 	}
 	s.count(i, d.TCP, d.IPLength, ts)
-	if s.evicted {
+	if s.evicted || s.shed {
 		// The connection was ended early to bound memory: its payload is
 		// dropped.
 		s.f.SkippedBytes += uint64(len(d.TCP.Payload))
@@ -134,9 +136,16 @@ type tcpStream struct {
 	fin        [2]bool
 	seen       [2]bool // the side has delivered data
 
-	order   []proto.StreamProtocol
-	sp      proto.StreamProtocol
-	parser  proto.StreamParser
+	order  []proto.StreamProtocol
+	sp     proto.StreamProtocol
+	parser proto.StreamParser
+	// bufp is parser as a proto.Buffering, if it is one; buffered is what
+	// it last reported keeping.
+	bufp     proto.Buffering
+	buffered int
+	// shed is set when the connection was ended early because parsers kept
+	// too much: its later payload is dropped.
+	shed    bool
 	held    [2]held
 	upgrade string // protocol the parser asked to switch to
 	ended   bool   // the parser has been ended
@@ -318,6 +327,7 @@ func (s *tcpStream) gap(i, n int) {
 	if s.parser != nil {
 		if !s.ended {
 			s.parser.Gap(s.role[i], n)
+			s.account()
 		}
 		return
 	}
@@ -328,14 +338,69 @@ func (s *tcpStream) gap(i, n int) {
 
 func (s *tcpStream) data(i int, b []byte, t time.Time) {
 	if s.ended {
+		if s.shed {
+			s.f.SkippedBytes += uint64(len(b))
+		}
 		return
 	}
 	if s.parser != nil {
 		s.parser.Feed(s.role[i], b, t)
 		s.afterFeed()
+		s.account()
 		return
 	}
 	s.detect(i, b, t)
+}
+
+// account takes what the parser keeps now into the engine's total, and
+// ends connections early if the total is past its bound.
+func (s *tcpStream) account() {
+	if s.bufp == nil {
+		return
+	}
+	n := s.bufp.Buffered()
+	if n == s.buffered {
+		return
+	}
+	s.setBuffered(n)
+	if s.e.buffered > s.e.opts.MaxBufferedTotal {
+		s.e.shedBuffered()
+	}
+}
+
+// setBuffered records that the parser keeps n bytes.
+func (s *tcpStream) setBuffered(n int) {
+	s.e.buffered += n - s.buffered
+	s.buffered = n
+	if n > 0 {
+		s.e.buffering[s] = struct{}{}
+	} else {
+		delete(s.e.buffering, s)
+	}
+}
+
+// shedBuffered ends early the connections whose parsers keep the most, until
+// they keep at most three quarters of MaxBufferedTotal in total. Ties go by
+// when the connection started, then its endpoints, so that the same capture
+// always sheds the same connections.
+func (e *Engine) shedBuffered() {
+	all := make([]*tcpStream, 0, len(e.buffering))
+	for s := range e.buffering {
+		all = append(all, s)
+	}
+	slices.SortFunc(all, func(a, b *tcpStream) int {
+		return cmp.Or(cmp.Compare(b.buffered, a.buffered), a.f.First.Compare(b.f.First),
+			a.key.a.Compare(b.key.a), a.key.b.Compare(b.key.b))
+	})
+	target := e.opts.MaxBufferedTotal / 4 * 3
+	for _, s := range all {
+		if e.buffered <= target {
+			break
+		}
+		s.shed = true
+		e.stats.MemoryEnded++
+		s.endParser(proto.EndMemory, s.f.Last)
+	}
 }
 
 // afterFeed switches to the protocol a parser upgraded to, when wirescope
@@ -351,6 +416,7 @@ func (s *tcpStream) afterFeed() {
 		if p.Name() == name {
 			s.sp = p
 			s.parser = p.NewStream(s, &s.e.opts.Limits)
+			s.bufp, _ = s.parser.(proto.Buffering)
 			return
 		}
 	}
@@ -440,6 +506,7 @@ func (s *tcpStream) detect(i int, b []byte, t time.Time) {
 	s.dropHeld(0)
 	s.dropHeld(1)
 	s.afterFeed()
+	s.account()
 }
 
 // start hands the flow to protocol sp; side i plays role r (RoleUnknown: the
@@ -456,6 +523,7 @@ func (s *tcpStream) start(sp proto.StreamProtocol, i int, r proto.Role) {
 	s.sp = sp
 	s.f.Proto = sp.Name()
 	s.parser = sp.NewStream(s, &s.e.opts.Limits)
+	s.bufp, _ = s.parser.(proto.Buffering)
 }
 
 // clientSide says which side is the client: the SYN's sender, else the
@@ -487,7 +555,8 @@ func (s *tcpStream) endParser(reason proto.EndReason, t time.Time) {
 	}
 	// Nothing is parsed after the end: let the parser's state and the held
 	// bytes go while the flow lingers for its trailing packets.
-	s.parser, s.order = nil, nil
+	s.parser, s.order, s.bufp = nil, nil, nil
+	s.setBuffered(0)
 	s.dropHeld(0)
 	s.dropHeld(1)
 }

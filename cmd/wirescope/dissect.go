@@ -361,6 +361,9 @@ func printSummary(w io.Writer, files []string, st dissect.Stats, warns []capture
 	if st.Evicted > 0 {
 		fmt.Fprintf(w, "  flows ended early to bound memory (more open than --max-flows): %d\n", st.Evicted)
 	}
+	if st.MemoryEnded > 0 {
+		fmt.Fprintf(w, "  flows ended early to bound what parsers buffer: %d\n", st.MemoryEnded)
+	}
 	d := st.Decode
 	if skipped := d.UnsupportedLink + d.NotIP + d.Malformed + d.FragmentsDropped; skipped > 0 || st.TruncatedPackets > 0 {
 		fmt.Fprintf(w, "  packets not decoded: %d unsupported link, %d not IP, %d malformed, %d IP fragments dropped; %d cut by snap length\n",

@@ -54,7 +54,27 @@ func (s *stream) Feed(r proto.Role, data []byte, t time.Time) {
 	if len(data) > 0 {
 		s.buf[i] = append(s.buf[i][:0], data...)
 		s.start[i] = t
+	} else if cap(s.buf[i]) > keepCap {
+		// A big message is done: let its buffer go.
+		s.buf[i] = nil
 	}
+}
+
+// keepCap is the capacity of a buffer kept for the next message.
+const keepCap = 4 << 10
+
+// querySize is about the memory a query waiting for its response takes
+// beyond its name.
+const querySize = 256
+
+// Buffered implements proto.Buffering: the partial messages and the queries
+// waiting for their response.
+func (s *stream) Buffered() int {
+	n := cap(s.buf[0]) + cap(s.buf[1])
+	for _, q := range s.m.pending {
+		n += querySize + len(q.name)
+	}
+	return n
 }
 
 // Gap implements proto.StreamParser.
@@ -62,18 +82,31 @@ func (s *stream) Gap(r proto.Role, n int) {
 	i := idx(r)
 	if len(s.buf[i]) > 0 {
 		s.m.broken(r, s.buf[i], s.start[i], "truncated: message cut by a capture gap")
-		s.buf[i] = s.buf[i][:0]
+		s.buf[i] = nil
 	}
 	s.lost[i] = true
 }
 
 // End implements proto.StreamParser.
-func (s *stream) End(_ proto.EndReason, t time.Time) {
+func (s *stream) End(reason proto.EndReason, t time.Time) {
+	why := "truncated: connection ended inside a message"
+	if reason == proto.EndMemory {
+		why = "truncated: connection ended early for memory bounds inside a message"
+	}
 	for i, r := range []proto.Role{proto.Client, proto.Server} {
 		if len(s.buf[i]) > 0 {
-			s.m.broken(r, s.buf[i], s.start[i], "truncated: connection ended inside a message")
+			if reason == proto.EndMemory {
+				s.m.out.Skipped(len(s.buf[i]))
+			}
+			s.m.broken(r, s.buf[i], s.start[i], why)
 			s.buf[i] = nil
 		}
+	}
+	if reason == proto.EndMemory {
+		for _, q := range s.m.pending {
+			s.m.emit(q, nil, "truncated: connection ended early for memory bounds before the response")
+		}
+		s.m.pending = nil
 	}
 	s.m.expire(t, true)
 }

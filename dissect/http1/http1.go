@@ -81,15 +81,17 @@ type message struct {
 	trailers   proto.Headers
 	// trailerBytes counts the trailer section, bounded like a header block.
 	trailerBytes int
-	length       int64 // Content-Length, -1 if none
-	chunked      bool
-	encoding     string // Content-Encoding
-	upgrade      string // Upgrade, when Connection names it
-	bodySize     int64
-	body         []byte
-	missing      int64 // body bytes not captured
-	done         bool
-	err          string
+	// headerSize is about the memory the parsed header block takes.
+	headerSize int
+	length     int64 // Content-Length, -1 if none
+	chunked    bool
+	encoding   string // Content-Encoding
+	upgrade    string // Upgrade, when Connection names it
+	bodySize   int64
+	body       []byte
+	missing    int64 // body bytes not captured
+	done       bool
+	err        string
 }
 
 // exchange is a request and what the server answered.
@@ -254,7 +256,7 @@ func (c *conn) line(h *half, data []byte, max int) (line, rest []byte, ok bool) 
 			c.abort(h, "malformed: line longer than "+strconv.Itoa(max)+" bytes")
 			return nil, nil, false
 		}
-		h.buf = append(h.buf, data...)
+		h.buf = appendBounded(h.buf, data, max)
 		return nil, nil, false
 	}
 	if len(h.buf) > 0 {
@@ -262,9 +264,9 @@ func (c *conn) line(h *half, data []byte, max int) (line, rest []byte, ok bool) 
 			c.abort(h, "malformed: line longer than "+strconv.Itoa(max)+" bytes")
 			return nil, nil, false
 		}
-		h.buf = append(h.buf, data[:i]...)
+		h.buf = appendBounded(h.buf, data[:i], max)
 		line = h.buf
-		h.buf = h.buf[:0]
+		h.buf = release(h.buf)
 	} else {
 		line = data[:i]
 	}
@@ -288,10 +290,10 @@ func (c *conn) header(h *half, data []byte, t time.Time) []byte {
 	if room := c.lim.MaxHeaderBytes - old; len(take) > room {
 		take = take[:room]
 	}
-	h.buf = append(h.buf, take...)
+	h.buf = appendBounded(h.buf, take, c.lim.MaxHeaderBytes)
 	if i := headerEnd(h.buf, max(0, old-3)); i >= 0 {
 		c.parseHeader(h, h.buf[:i], t)
-		h.buf = h.buf[:0]
+		h.buf = release(h.buf)
 		return data[i-old:]
 	}
 	if len(h.buf) < c.lim.MaxHeaderBytes {
@@ -373,6 +375,7 @@ func headerEnd(b []byte, from int) int {
 func (c *conn) parseHeader(h *half, block []byte, t time.Time) {
 	m := h.msg
 	blk := string(block)
+	defer func() { m.headerSize = len(blk) + len(m.headers)*fieldSize }()
 	i := strings.IndexByte(blk, '\n')
 	first := trimCRString(blk[:max(i, 0)])
 	rest := blk[i+1:]
@@ -637,7 +640,7 @@ func (c *conn) abort(h *half, reason string) {
 		c.startLine(h, string(trimCR(line)))
 	}
 	ex := h.ex
-	h.buf = h.buf[:0]
+	h.buf = release(h.buf)
 	h.state = stLost
 	h.msg, h.ex = nil, nil
 	if m == nil {
@@ -717,6 +720,12 @@ func (c *conn) Gap(r proto.Role, n int) {
 
 // End implements proto.StreamParser.
 func (c *conn) End(reason proto.EndReason, t time.Time) {
+	if reason == proto.EndMemory {
+		// The bytes of a partial header block or line, and those held
+		// after an upgrade request, are dropped unparsed.
+		c.out.Skipped(len(c.req.buf) + len(c.resp.buf) + c.req.heldSize)
+		c.req.held, c.req.heldSize = nil, 0
+	}
 	// A response delimited by the close is complete when the server closed.
 	if h := &c.resp; h.state == stUntilClose {
 		if reason == proto.EndFIN {
@@ -738,6 +747,8 @@ func (c *conn) End(reason proto.EndReason, t time.Time) {
 		why = "no response: capture ended"
 	case proto.EndIdle:
 		why = "no response: connection idle"
+	case proto.EndMemory:
+		why = "truncated: connection ended early for memory bounds before the response"
 	}
 	for _, ex := range c.pending {
 		err := why
@@ -754,6 +765,56 @@ func kind(h *half) string {
 		return "request"
 	}
 	return "response"
+}
+
+// Buffered implements proto.Buffering: the partial lines and header blocks,
+// the bytes held after an upgrade request, and the messages kept (requests
+// waiting for their response, the response in progress) with their bodies.
+func (c *conn) Buffered() int {
+	n := cap(c.req.buf) + cap(c.resp.buf) + c.req.heldSize
+	for _, ex := range c.pending {
+		n += ex.req.size()
+	}
+	if m := c.resp.msg; m != nil {
+		n += m.size()
+	}
+	return n
+}
+
+// Approximate costs of a message's structures beyond its bytes.
+const (
+	msgSize   = 512 // a message, its exchange and their bookkeeping
+	fieldSize = 32  // a header field's strings
+)
+
+// size returns about the memory m takes.
+func (m *message) size() int {
+	return msgSize + m.headerSize + m.trailerBytes + len(m.trailers)*fieldSize + cap(m.body)
+}
+
+// appendBounded appends b to buf, growing it at most to max bytes of
+// capacity: append's doubling would give a block just over half the limit
+// twice the room it can use.
+func appendBounded(buf, b []byte, limit int) []byte {
+	if need := len(buf) + len(b); need > cap(buf) {
+		n := max(min(2*cap(buf), limit), need, min(512, limit))
+		grown := make([]byte, len(buf), n)
+		copy(grown, buf)
+		buf = grown
+	}
+	return append(buf, b...)
+}
+
+// keepCap is the capacity of a line or header buffer kept for the next
+// message; a bigger one is let go when its message is parsed.
+const keepCap = 4 << 10
+
+// release empties buf, letting it go if it grew large.
+func release(buf []byte) []byte {
+	if cap(buf) > keepCap {
+		return nil
+	}
+	return buf[:0]
 }
 
 // addBody counts body bytes and keeps the first ones for display.

@@ -59,6 +59,9 @@ const (
 	EndIdle
 	// EndCapture: the capture ended while the connection was open.
 	EndCapture
+	// EndMemory: the engine ended the connection early because its parsers
+	// together buffered more than their bound (see Buffering).
+	EndMemory
 )
 
 func (r EndReason) String() string {
@@ -69,6 +72,8 @@ func (r EndReason) String() string {
 		return "reset"
 	case EndIdle:
 		return "idle"
+	case EndMemory:
+		return "ended early for memory bounds"
 	}
 	return "capture-end"
 }
@@ -101,6 +106,17 @@ type StreamParser interface {
 	Gap(r Role, n int)
 	// End ends the connection: the parser emits what it still holds.
 	End(reason EndReason, t time.Time)
+}
+
+// Buffering is implemented by stream parsers that keep bytes between calls
+// to Feed: partial messages, bodies kept for display, requests waiting for
+// their response. The engine bounds what they keep in total: past its bound
+// it ends the connections whose parsers keep the most early, with
+// EndMemory. A parser ended so should count the payload bytes it drops
+// through Emitter.Skipped and say why on the calls it cuts.
+type Buffering interface {
+	// Buffered returns about how many bytes of memory the parser keeps.
+	Buffered() int
 }
 
 // DatagramProtocol dissects a protocol carried over UDP.
