@@ -60,6 +60,9 @@ func (s *stream) Feed(r proto.Role, data []byte, t time.Time) {
 	}
 }
 
+// body returns the message in a partial buffer, without its length.
+func body(buf []byte) []byte { return buf[min(2, len(buf)):] }
+
 // keepCap is the capacity of a buffer kept for the next message.
 const keepCap = 4 << 10
 
@@ -81,7 +84,7 @@ func (s *stream) Buffered() int {
 func (s *stream) Gap(r proto.Role, n int) {
 	i := idx(r)
 	if len(s.buf[i]) > 0 {
-		s.m.broken(r, s.buf[i], s.start[i], "truncated: message cut by a capture gap")
+		s.m.broken(r, body(s.buf[i]), s.start[i], "truncated: message cut by a capture gap")
 		s.buf[i] = nil
 	}
 	s.lost[i] = true
@@ -98,7 +101,7 @@ func (s *stream) End(reason proto.EndReason, t time.Time) {
 			if reason == proto.EndMemory {
 				s.m.out.Skipped(len(s.buf[i]))
 			}
-			s.m.broken(r, s.buf[i], s.start[i], why)
+			s.m.broken(r, body(s.buf[i]), s.start[i], why)
 			s.buf[i] = nil
 		}
 	}
