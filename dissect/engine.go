@@ -189,11 +189,10 @@ type Engine struct {
 	live map[*tcpStream]struct{}
 	// held counts the bytes TCP connections hold before detection.
 	held int
-	// buffered counts the bytes the parsers of buffering connections keep,
-	// as they last reported them.
-	buffered  int
-	buffering map[*tcpStream]struct{}
-	stats     Stats
+	// buffered counts the bytes the parsers of TCP connections keep, as
+	// they last reported them.
+	buffered int
+	stats    Stats
 
 	streamProtos []proto.StreamProtocol
 	dgramProtos  []proto.DatagramProtocol
@@ -237,9 +236,7 @@ func New(opts Options) *Engine {
 		dgrams: make(map[dgKey]*dgFlow),
 		recent: make(map[connKey]*tcpStream),
 		live:   make(map[*tcpStream]struct{}),
-
-		buffering: make(map[*tcpStream]struct{}),
-		ports:     make(map[string][]uint16),
+		ports:  make(map[string][]uint16),
 		stats: Stats{
 			Flows:        map[string]uint64{},
 			FlowsByProto: map[string]uint64{},

@@ -372,21 +372,19 @@ func (s *tcpStream) account() {
 func (s *tcpStream) setBuffered(n int) {
 	s.e.buffered += n - s.buffered
 	s.buffered = n
-	if n > 0 {
-		s.e.buffering[s] = struct{}{}
-	} else {
-		delete(s.e.buffering, s)
-	}
 }
 
 // shedBuffered ends early the connections whose parsers keep the most, until
 // they keep at most three quarters of MaxBufferedTotal in total. Ties go by
 // when the connection started, then its endpoints, so that the same capture
-// always sheds the same connections.
+// always sheds the same connections. Only live connections have parsers:
+// one that ends lets its parser go (endParser).
 func (e *Engine) shedBuffered() {
-	all := make([]*tcpStream, 0, len(e.buffering))
-	for s := range e.buffering {
-		all = append(all, s)
+	var all []*tcpStream
+	for s := range e.live {
+		if s.buffered > 0 {
+			all = append(all, s)
+		}
 	}
 	slices.SortFunc(all, func(a, b *tcpStream) int {
 		return cmp.Or(cmp.Compare(b.buffered, a.buffered), a.f.First.Compare(b.f.First),

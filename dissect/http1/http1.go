@@ -375,7 +375,6 @@ func headerEnd(b []byte, from int) int {
 func (c *conn) parseHeader(h *half, block []byte, t time.Time) {
 	m := h.msg
 	blk := string(block)
-	defer func() { m.headerSize = len(blk) + len(m.headers)*fieldSize }()
 	i := strings.IndexByte(blk, '\n')
 	first := trimCRString(blk[:max(i, 0)])
 	rest := blk[i+1:]
@@ -408,6 +407,7 @@ func (c *conn) parseHeader(h *half, block []byte, t time.Time) {
 		}
 		m.headers = addField(m.headers, name, value)
 	}
+	m.headerSize = len(blk) + len(m.headers)*fieldSize
 	if h.role == proto.Client {
 		// Queue the request before judging its framing, so that the
 		// server's answer to a malformed request still pairs with it.
