@@ -58,26 +58,7 @@ func TestGrowing(t *testing.T) {
 		}
 		return end
 	}
-	ctx := context.Background()
-	calls := func() uint64 {
-		release, err := g.Hold()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer release()
-		if _, err := g.Dissect(ctx, time.Time{}, time.Time{}, nil); err != nil {
-			t.Fatal(err)
-		}
-		st, err := g.Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var n uint64
-		for _, c := range st.Calls {
-			n += c
-		}
-		return n
-	}
+	calls := func() uint64 { return growingCalls(t, g) }
 	end := write(10, t0)
 	if n := calls(); n != 20 {
 		t.Errorf("after the first batch: %d calls, want 20", n)
@@ -115,22 +96,7 @@ func TestGrowingFileGrows(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer g.Close()
-	ctx := context.Background()
-	calls := func() uint64 {
-		release, err := g.Hold()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer release()
-		if _, err := g.Dissect(ctx, time.Time{}, time.Time{}, nil); err != nil {
-			t.Fatal(err)
-		}
-		st, err := g.Status(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.Calls["http"]
-	}
+	calls := func() uint64 { return growingCalls(t, g) }
 	t0 := time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
 	end := capturetest.Load{Conns: 3, Requests: 2, Start: t0}.Emit(pw.Emit)
 	if err := pw.Flush(); err != nil {
@@ -146,4 +112,28 @@ func TestGrowingFileGrows(t *testing.T) {
 	if n := calls(); n != 14 {
 		t.Errorf("after the file grew: %d calls, want 14", n)
 	}
+}
+
+// growingCalls holds g as a tool call would, dissects all it serves and
+// returns the number of calls indexed.
+func growingCalls(t *testing.T, g *workspace.Growing) uint64 {
+	t.Helper()
+	release, err := g.Hold()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	ctx := context.Background()
+	if _, err := g.Dissect(ctx, time.Time{}, time.Time{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	st, err := g.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, c := range st.Calls {
+		n += c
+	}
+	return n
 }
