@@ -43,6 +43,23 @@ const floodReq = "GET /a HTTP/1.1\r\nHost: flood\r\n\r\n"
 // returns the payload bytes the capture holds.
 func writeFlood(t *testing.T, path string, n int) (payload uint64) {
 	t.Helper()
+	seg := []byte("GET /b HTTP/1.1\r\nHost: flood\r\nX-Pad: ")
+	seg = append(seg, bytes.Repeat([]byte{'p'}, floodSeg-len(seg)-4)...)
+	seg = append(seg, "\r\n\r\n"...)
+	writeConns(t, path, n, "10.0.0.80:80", func(c *synth.Conn) {
+		c.Send(true, []byte(floodReq))
+		c.Skip(true, floodGap)
+		c.Send(true, seg)
+		payload += uint64(len(floodReq) + len(seg))
+	})
+	return payload
+}
+
+// writeConns writes a capture of n TCP connections to server from
+// 10.16.0.0/12 clients, one after another, to path: each is opened, then
+// send writes what it carries. Timestamps advance 100 ns a packet.
+func writeConns(t *testing.T, path string, n int, server string, send func(c *synth.Conn)) {
+	t.Helper()
 	f, err := synth.CreatePCAP(path)
 	if err != nil {
 		t.Fatal(err)
@@ -53,22 +70,15 @@ func writeFlood(t *testing.T, path string, n int) (payload uint64) {
 		at = at.Add(100 * time.Nanosecond)
 		f.Emit(p)
 	}
-	seg := []byte("GET /b HTTP/1.1\r\nHost: flood\r\nX-Pad: ")
-	seg = append(seg, bytes.Repeat([]byte{'p'}, floodSeg-len(seg)-4)...)
-	seg = append(seg, "\r\n\r\n"...)
 	for i := range n {
 		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(16 + i>>16), byte(i >> 8), byte(i)}), 40000)
-		c := synth.NewConn(client.String(), "10.0.0.80:80", at, emit)
+		c := synth.NewConn(client.String(), server, at, emit)
 		c.Handshake()
-		c.Send(true, []byte(floodReq))
-		c.Skip(true, floodGap)
-		c.Send(true, seg)
-		payload += uint64(len(floodReq) + len(seg))
+		send(c)
 	}
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	return payload
 }
 
 // TestOutOfOrderFlood runs the real `wirescope dissect --flows` on captures

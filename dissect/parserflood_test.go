@@ -3,7 +3,6 @@ package dissect_test
 import (
 	"bytes"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wirescope/wirescope/capture"
 	synth "github.com/wirescope/wirescope/capture/capturetest"
 )
 
@@ -26,26 +24,8 @@ const headerFloodPad = 60000
 // bytes each connection sends.
 func writeHeaderFlood(t *testing.T, path string, n int) (perConn int) {
 	t.Helper()
-	f, err := synth.CreatePCAP(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := time.Date(2026, 11, 21, 16, 0, 0, 0, time.UTC)
-	emit := func(p capture.Packet) {
-		p.Timestamp = at
-		at = at.Add(100 * time.Nanosecond)
-		f.Emit(p)
-	}
 	req := append([]byte("GET / HTTP/1.1\r\nHost: x\r\nX-Pad: "), bytes.Repeat([]byte{'p'}, headerFloodPad)...)
-	for i := range n {
-		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(16 + i>>16), byte(i >> 8), byte(i)}), 40000)
-		c := synth.NewConn(client.String(), "10.0.0.1:80", at, emit)
-		c.Handshake()
-		c.Send(true, req)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeConns(t, path, n, "10.0.0.1:80", func(c *synth.Conn) { c.Send(true, req) })
 	return len(req)
 }
 
@@ -116,28 +96,12 @@ const (
 // every HTTP parser keeps them all waiting for their responses.
 func writePipelineFlood(t *testing.T, path string, n, bursts int) {
 	t.Helper()
-	f, err := synth.CreatePCAP(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := time.Date(2026, 11, 21, 16, 0, 0, 0, time.UTC)
-	emit := func(p capture.Packet) {
-		p.Timestamp = at
-		at = at.Add(100 * time.Nanosecond)
-		f.Emit(p)
-	}
 	burst := []byte(strings.Repeat(pipelineReq, pipelineBurst))
-	for i := range n {
-		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, byte(16 + i>>16), byte(i >> 8), byte(i)}), 40000)
-		c := synth.NewConn(client.String(), "10.0.0.1:80", at, emit)
-		c.Handshake()
+	writeConns(t, path, n, "10.0.0.1:80", func(c *synth.Conn) {
 		for range bursts {
 			c.Send(true, burst)
 		}
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
+	})
 }
 
 // TestPipelineFlood runs the real `wirescope dissect -q` on a capture of
