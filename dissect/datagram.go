@@ -24,8 +24,13 @@ type dgKey struct {
 // dgFlow is a flow of datagrams; side 0 sent the first packet.
 type dgFlow struct {
 	sides
+	key    dgKey
 	parser proto.DatagramParser
 	tries  int
+	// bufp is parser as a proto.Buffering, if it is one; buffered is what
+	// it last reported keeping.
+	bufp     proto.Buffering
+	buffered int
 }
 
 // maxDetectTries bounds the datagrams of one flow shown to detectors.
@@ -84,7 +89,7 @@ func (e *Engine) datagram(d *capture.Decoded, ts time.Time) {
 		if len(e.dgrams) >= e.opts.MaxFlows {
 			e.evictDatagrams(ts)
 		}
-		fl = &dgFlow{sides: sides{e: e}}
+		fl = &dgFlow{sides: sides{e: e}, key: k}
 		fl.ep[0] = proto.Endpoint{IP: d.Src, Port: d.SrcPort}
 		fl.ep[1] = proto.Endpoint{IP: d.Dst, Port: d.DstPort}
 		fl.f.Transport = TransportName(d.Proto)
@@ -115,6 +120,38 @@ func (e *Engine) datagram(d *capture.Decoded, ts time.Time) {
 		}
 	}
 	fl.parser.Datagram(fl.role[i], d.Payload, ts)
+	if fl.account() && e.buffered > e.opts.MaxBufferedTotal {
+		e.shedBuffered()
+	}
+}
+
+// account takes what the parser keeps now into the engine's total, and
+// reports whether that grew.
+func (fl *dgFlow) account() bool {
+	if fl.bufp == nil {
+		return false
+	}
+	n := fl.bufp.Buffered()
+	grew := n > fl.buffered
+	fl.setBuffered(n)
+	return grew
+}
+
+// setBuffered records that the parser keeps n bytes.
+func (fl *dgFlow) setBuffered(n int) {
+	fl.e.buffered += n - fl.buffered
+	fl.buffered = n
+}
+
+// end ends the flow's parser, for reason, and reports the flow. The caller
+// deletes it from e.dgrams.
+func (fl *dgFlow) end(reason proto.EndReason) {
+	if fl.parser != nil {
+		fl.parser.End(reason, fl.f.Last)
+		fl.parser, fl.bufp = nil, nil
+	}
+	fl.setBuffered(0)
+	fl.finish()
 }
 
 // detectDatagram asks the datagram protocols, port-hinted ones first, about
@@ -135,6 +172,7 @@ func (e *Engine) detectDatagram(fl *dgFlow, i int, d *capture.Decoded) bool {
 			fl.role[i], fl.role[1-i] = r, r.Peer()
 			fl.f.Proto = p.Name()
 			fl.parser = p.NewFlow(fl, &e.opts.Limits)
+			fl.bufp, _ = fl.parser.(proto.Buffering)
 			return true
 		}
 	}
@@ -142,10 +180,10 @@ func (e *Engine) detectDatagram(fl *dgFlow, i int, d *capture.Decoded) bool {
 }
 
 // expireDatagrams lets parsers give up on requests unanswered for the
-// request timeout and ends the flows idle since before idleBefore. The
-// caller sets e.flushing, so what this produces is delivered in order by
-// deliverPending.
-func (e *Engine) expireDatagrams(now, idleBefore time.Time) {
+// request timeout and ends the flows idle since before idleBefore, for
+// reason. The caller sets e.flushing, so what this produces is delivered in
+// order by deliverPending.
+func (e *Engine) expireDatagrams(now, idleBefore time.Time, reason proto.EndReason) {
 	deadline := now.Add(-e.opts.Limits.RequestTimeout)
 	var ended []dgKey
 	for k, fl := range e.dgrams {
@@ -159,14 +197,11 @@ func (e *Engine) expireDatagrams(now, idleBefore time.Time) {
 	for _, fl := range e.dgrams {
 		if fl.parser != nil {
 			fl.parser.Expire(deadline)
+			fl.account()
 		}
 	}
 	for _, k := range ended {
-		fl := e.dgrams[k]
-		if fl.parser != nil {
-			fl.parser.End(fl.f.Last)
-		}
-		fl.finish()
+		e.dgrams[k].end(reason)
 		delete(e.dgrams, k)
 	}
 }
@@ -181,7 +216,7 @@ func (e *Engine) evictDatagrams(now time.Time) {
 	slices.SortFunc(last, time.Time.Compare)
 	before := len(e.dgrams)
 	e.flushing = true
-	e.expireDatagrams(now, last[len(last)/8].Add(time.Nanosecond))
+	e.expireDatagrams(now, last[len(last)/8].Add(time.Nanosecond), proto.EndIdle)
 	e.flushing = false
 	e.stats.Evicted += uint64(before - len(e.dgrams))
 	e.deliverPending()

@@ -48,14 +48,16 @@ type Options struct {
 	// it between its shards.
 	MaxHeldTotal int
 	// MaxBufferedTotal bounds the bytes the protocol parsers of TCP
-	// connections keep in total (partial header blocks and messages, bodies
-	// kept for display, requests waiting for their response), as they report
-	// them (proto.Buffering). Past it the connections whose parsers keep the
-	// most are ended early, with proto.EndMemory, until they keep at most
-	// three quarters of it; they are counted in Stats.MemoryEnded, the calls
-	// they cut say so, and the payload they dropped, and that which arrives
-	// for them afterwards, counts as skipped. Default 32 MiB. Parallel
-	// splits it between its shards.
+	// connections and of UDP flows keep in total (partial header blocks and
+	// messages, bodies kept for display, requests waiting for their
+	// response), as they report them (proto.Buffering). Past it the
+	// connections and flows whose parsers keep the most are ended early,
+	// with proto.EndMemory, until they keep at most three quarters of it;
+	// they are counted in Stats.MemoryEnded and the calls they cut say so.
+	// The payload a TCP connection ended so dropped, and that which arrives
+	// for it afterwards, counts as skipped; a UDP flow's later datagrams
+	// start a new flow. Default 32 MiB. Parallel splits it between its
+	// shards.
 	MaxBufferedTotal int
 	// ReorderWait is how long (in capture time) out-of-order data waits for
 	// a missing segment before the gap is given up. Default 2s.
@@ -147,8 +149,8 @@ type Stats struct {
 	// Evicted counts flows ended early because more than MaxFlows were
 	// open.
 	Evicted uint64 `json:"evicted_flows"`
-	// MemoryEnded counts TCP connections ended early because their parsers
-	// together kept more than MaxBufferedTotal.
+	// MemoryEnded counts TCP connections and UDP flows ended early because
+	// their parsers together kept more than MaxBufferedTotal.
 	MemoryEnded uint64 `json:"memory_ended_flows"`
 }
 
@@ -189,8 +191,8 @@ type Engine struct {
 	live map[*tcpStream]struct{}
 	// held counts the bytes TCP connections hold before detection.
 	held int
-	// buffered counts the bytes the parsers of TCP connections keep, as
-	// they last reported them.
+	// buffered counts the bytes the parsers of TCP connections and of
+	// datagram flows keep, as they last reported them.
 	buffered int
 	stats    Stats
 
@@ -324,7 +326,7 @@ func (e *Engine) periodic(now time.Time) {
 			T:  now.Add(-e.opts.ReorderWait),
 			TC: now.Add(-e.opts.TCPIdle),
 		})
-		e.expireDatagrams(now, now.Add(-e.opts.UDPIdle))
+		e.expireDatagrams(now, now.Add(-e.opts.UDPIdle), proto.EndIdle)
 		e.reportRecent(now.Add(-closeLinger))
 		e.flushing = false
 		e.deliverPending()
@@ -384,7 +386,7 @@ func (e *Engine) Finish() Stats {
 	e.ending = proto.EndCapture
 	e.asm.FlushAll()
 	e.reportRecent(time.Time{})
-	e.expireDatagrams(e.maxTS, farFuture)
+	e.expireDatagrams(e.maxTS, farFuture, proto.EndCapture)
 	e.flushing = false
 	e.deliverPending()
 	return e.Stats()

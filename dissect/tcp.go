@@ -374,30 +374,56 @@ func (s *tcpStream) setBuffered(n int) {
 	s.buffered = n
 }
 
-// shedBuffered ends early the connections whose parsers keep the most, until
-// they keep at most three quarters of MaxBufferedTotal in total. Ties go by
-// when the connection started, then its endpoints, so that the same capture
-// always sheds the same connections. Only live connections have parsers:
-// one that ends lets its parser go (endParser).
+// shedBuffered ends early the connections and datagram flows whose parsers
+// keep the most, until they keep at most three quarters of
+// MaxBufferedTotal in total. Ties go by when the flow started, then its
+// endpoints and transport, so that the same capture always sheds the same
+// flows. Only live connections have parsers: one that ends lets its parser
+// go (endParser). What the ended flows emit is delivered as a flush, in
+// time order.
 func (e *Engine) shedBuffered() {
-	var all []*tcpStream
+	type heavy struct {
+		n     int
+		first time.Time
+		a, b  netip.AddrPort
+		proto layers.IPProtocol
+		s     *tcpStream
+		fl    *dgFlow
+	}
+	var all []heavy
 	for s := range e.live {
 		if s.buffered > 0 {
-			all = append(all, s)
+			all = append(all, heavy{s.buffered, s.f.First, s.key.a, s.key.b, layers.IPProtocolTCP, s, nil})
 		}
 	}
-	slices.SortFunc(all, func(a, b *tcpStream) int {
-		return cmp.Or(cmp.Compare(b.buffered, a.buffered), a.f.First.Compare(b.f.First),
-			a.key.a.Compare(b.key.a), a.key.b.Compare(b.key.b))
+	for k, fl := range e.dgrams {
+		if fl.buffered > 0 {
+			all = append(all, heavy{fl.buffered, fl.f.First, k.a, k.b, k.proto, nil, fl})
+		}
+	}
+	slices.SortFunc(all, func(x, y heavy) int {
+		return cmp.Or(cmp.Compare(y.n, x.n), x.first.Compare(y.first),
+			x.a.Compare(y.a), x.b.Compare(y.b), cmp.Compare(x.proto, y.proto))
 	})
+	flushing := e.flushing
+	e.flushing = true
 	target := e.opts.MaxBufferedTotal / 4 * 3
-	for _, s := range all {
+	for _, h := range all {
 		if e.buffered <= target {
 			break
 		}
-		s.shed = true
 		e.stats.MemoryEnded++
-		s.endParser(proto.EndMemory, s.f.Last)
+		if h.s != nil {
+			h.s.shed = true
+			h.s.endParser(proto.EndMemory, h.s.f.Last)
+			continue
+		}
+		h.fl.end(proto.EndMemory)
+		delete(e.dgrams, h.fl.key)
+	}
+	if !flushing {
+		e.flushing = false
+		e.deliverPending()
 	}
 }
 

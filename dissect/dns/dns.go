@@ -16,6 +16,7 @@ package dns
 
 import (
 	"encoding/binary"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -130,7 +131,16 @@ type matcher struct {
 	transport string
 	dec       layers.DNS
 	pending   []*query // in arrival order
+	// kept is about the memory the pending queries take (keptSize).
+	kept int
 }
+
+// querySize is about the memory a query waiting for its response takes
+// beyond its name.
+const querySize = 256
+
+// keptSize is about the memory q takes while it waits for its response.
+func keptSize(q *query) int { return querySize + len(q.name) }
 
 // message handles one DNS message sent by the side playing role r.
 func (m *matcher) message(r proto.Role, b []byte, t time.Time) {
@@ -162,9 +172,12 @@ func (m *matcher) message(r proto.Role, b []byte, t time.Time) {
 		}
 		if len(m.pending) >= m.lim.MaxPending {
 			m.emit(m.pending[0], nil, "truncated: more than "+strconv.Itoa(m.lim.MaxPending)+" queries waiting for a response")
+			m.kept -= keptSize(m.pending[0])
+			m.pending[0] = nil
 			m.pending = m.pending[1:]
 		}
 		m.pending = append(m.pending, q)
+		m.kept += keptSize(q)
 		return
 	}
 	resp := &response{
@@ -197,7 +210,8 @@ func (m *matcher) answer(id uint16, name, qtype string, resp *response) {
 		if q.id != id || (name != "" && (q.name != name || q.qtype != qtype)) {
 			continue
 		}
-		m.pending = append(m.pending[:i], m.pending[i+1:]...)
+		m.pending = slices.Delete(m.pending, i, i+1)
+		m.kept -= keptSize(q)
 		m.emit(q, resp, resp.err)
 		return
 	}
@@ -260,28 +274,47 @@ func (m *matcher) emit(q *query, r *response, errText string) {
 	m.out.Emit(c)
 }
 
-// expire emits queries sent before deadline as unanswered.
-func (m *matcher) expire(deadline time.Time, all bool) {
+// expire emits queries sent before deadline, or all when all is set, as
+// unanswered, with Error errText.
+func (m *matcher) expire(deadline time.Time, all bool, errText string) {
 	kept := m.pending[:0]
+	m.kept = 0
 	for _, q := range m.pending {
 		if all || q.t.Before(deadline) {
-			m.emit(q, nil, "no response")
+			m.emit(q, nil, errText)
 			continue
 		}
 		kept = append(kept, q)
+		m.kept += keptSize(q)
 	}
 	clear(m.pending[len(kept):])
 	m.pending = kept
+	if len(m.pending) == 0 {
+		// A flood of queries may have grown the slice: let it go.
+		m.pending = nil
+	}
 }
 
 // Datagram implements proto.DatagramParser.
 func (m *matcher) Datagram(r proto.Role, b []byte, t time.Time) { m.message(r, b, t) }
 
 // Expire implements proto.DatagramParser.
-func (m *matcher) Expire(deadline time.Time) { m.expire(deadline, false) }
+func (m *matcher) Expire(deadline time.Time) { m.expire(deadline, false, "no response") }
 
-// End implements proto.DatagramParser.
-func (m *matcher) End(time.Time) { m.expire(time.Time{}, true) }
+// End implements proto.DatagramParser. Queries still waiting are emitted
+// unanswered; when the engine ended the flow early to bound memory, their
+// Error says so, as their response may yet have come.
+func (m *matcher) End(reason proto.EndReason, _ time.Time) {
+	why := "no response"
+	if reason == proto.EndMemory {
+		why = "no response: flow ended early for memory bounds"
+	}
+	m.expire(time.Time{}, true, why)
+}
+
+// Buffered implements proto.Buffering: the queries waiting for their
+// response.
+func (m *matcher) Buffered() int { return m.kept }
 
 // answerExtra describes a response's flags and records for display.
 func answerExtra(d *layers.DNS) proto.Extra {

@@ -162,7 +162,7 @@ func TestMatching(t *testing.T) {
 	}
 	// End emits what is still waiting.
 	p.Datagram(proto.Client, msg(t, query(4, "end.example", layers.DNSTypeA)), at(8000))
-	p.End(at(8000))
+	p.End(proto.EndCapture, at(8000))
 	if last := r.calls[len(r.calls)-1]; last.Path != "end.example" || last.Error != "no response" {
 		t.Errorf("after End: %+v", last)
 	}
@@ -189,7 +189,7 @@ func TestHostileMessages(t *testing.T) {
 	for _, b := range [][]byte{{1}, {1, 2, 3, 4, 5}, make([]byte, 12), append(make([]byte, 12), 0xff, 0xff)} {
 		r, p := newFlow()
 		p.Datagram(proto.Client, b, at(0))
-		p.End(at(1))
+		p.End(proto.EndCapture, at(1))
 		for _, c := range r.calls {
 			if c.Status == "" && c.Error == "" {
 				t.Errorf("% x: call without status or error", b)

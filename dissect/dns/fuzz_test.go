@@ -47,7 +47,7 @@ func FuzzDatagram(f *testing.F) {
 		}
 		p.Datagram(proto.Client, query, fuzzT0)
 		p.Datagram(proto.Server, resp, fuzzT0.Add(time.Millisecond))
-		p.End(fuzzT0.Add(time.Second))
+		p.End(proto.EndCapture, fuzzT0.Add(time.Second))
 		fuzzCheckCalls(t, out.calls)
 	})
 }
@@ -180,7 +180,7 @@ func TestFuzzSeeds(t *testing.T) {
 	for _, m := range seeds[1:] {
 		p.Datagram(proto.Server, m, fuzzT0.Add(time.Millisecond))
 	}
-	p.End(fuzzT0.Add(time.Second))
+	p.End(proto.EndCapture, fuzzT0.Add(time.Second))
 	fuzzCheckCalls(t, out.calls)
 	for _, c := range out.calls {
 		t.Logf("%s %s -> %s %q %v", c.Method, c.Path, c.Status, c.Error, c.Extra)

@@ -66,18 +66,10 @@ func body(buf []byte) []byte { return buf[min(2, len(buf)):] }
 // keepCap is the capacity of a buffer kept for the next message.
 const keepCap = 4 << 10
 
-// querySize is about the memory a query waiting for its response takes
-// beyond its name.
-const querySize = 256
-
 // Buffered implements proto.Buffering: the partial messages and the queries
 // waiting for their response.
 func (s *stream) Buffered() int {
-	n := cap(s.buf[0]) + cap(s.buf[1])
-	for _, q := range s.m.pending {
-		n += querySize + len(q.name)
-	}
-	return n
+	return cap(s.buf[0]) + cap(s.buf[1]) + s.m.kept
 }
 
 // Gap implements proto.StreamParser.
@@ -109,7 +101,7 @@ func (s *stream) End(reason proto.EndReason, t time.Time) {
 		for _, q := range s.m.pending {
 			s.m.emit(q, nil, "truncated: connection ended early for memory bounds before the response")
 		}
-		s.m.pending = nil
+		s.m.pending, s.m.kept = nil, 0
 	}
-	s.m.expire(t, true)
+	s.m.expire(t, true, "no response")
 }

@@ -59,8 +59,8 @@ const (
 	EndIdle
 	// EndCapture: the capture ended while the connection was open.
 	EndCapture
-	// EndMemory: the engine ended the connection early because its parsers
-	// together buffered more than their bound (see Buffering).
+	// EndMemory: the engine ended the connection or flow early because its
+	// parsers together buffered more than their bound (see Buffering).
 	EndMemory
 )
 
@@ -108,12 +108,13 @@ type StreamParser interface {
 	End(reason EndReason, t time.Time)
 }
 
-// Buffering is implemented by stream parsers that keep bytes between calls
-// to Feed: partial messages, bodies kept for display, requests waiting for
-// their response. The engine bounds what they keep in total: past its bound
-// it ends the connections whose parsers keep the most early, with
-// EndMemory. A parser ended so should count the payload bytes it drops
-// through Emitter.Skipped and say why on the calls it cuts.
+// Buffering is implemented by stream and datagram parsers that keep bytes
+// between calls to Feed or Datagram: partial messages, bodies kept for
+// display, requests waiting for their response. The engine bounds what they
+// keep in total: past its bound it ends the connections and flows whose
+// parsers keep the most early, with EndMemory. A parser ended so should
+// count the payload bytes it drops through Emitter.Skipped and say why on
+// the calls it cuts.
 type Buffering interface {
 	// Buffered returns about how many bytes of memory the parser keeps.
 	Buffered() int
@@ -135,8 +136,9 @@ type DatagramParser interface {
 	Datagram(r Role, payload []byte, t time.Time)
 	// Expire emits requests that have waited for an answer since before t.
 	Expire(t time.Time)
-	// End ends the flow: the parser emits what it still holds.
-	End(t time.Time)
+	// End ends the flow: the parser emits what it still holds, saying so
+	// when reason is EndMemory.
+	End(reason EndReason, t time.Time)
 }
 
 // Emitter receives what parsers produce.
