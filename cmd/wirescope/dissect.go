@@ -93,7 +93,7 @@ Times are RFC 3339 or a negative duration back from now (-15m).`,
 	fl.IntVar(&f.pagesPerConn, "max-pages-per-conn", 0, "out-of-order buffer per TCP connection, in 1900-byte pages (default 1024)")
 	fl.IntVar(&f.pagesTotal, "max-pages", 0, "out-of-order buffer in total, in 1900-byte pages (default 8192)")
 	fl.IntVar(&f.maxFlows, "max-flows", 0, "TCP connections, and UDP flows, tracked at once in total; past it the least active end early (default 8192)")
-	fl.IntVar(&f.maxParser, "max-parser-bytes", 0, "bytes protocol parsers keep in total (partial messages, bodies kept for display, requests waiting for a response); past it the connections keeping the most end early (default 33554432)")
+	fl.IntVar(&f.maxParser, "max-parser-bytes", 0, "bytes protocol parsers keep in total (partial messages, bodies kept for display, requests waiting for a response); past it the connections and UDP flows keeping the most end early (default 33554432)")
 	fl.IntVar(&f.maxPacket, "max-packet", 0, "largest captured packet read from a file, in bytes; larger ones are skipped with a warning (default 262144)")
 	fl.StringVar(&f.store, "store", "", "read the segment store in this directory (as `wirescope agent --data-dir` writes)")
 	fl.StringVar(&f.from, "from", "", "with --store: the start of the window (RFC 3339, or -15m back from now)")
