@@ -55,7 +55,8 @@ type DecodeStats struct {
 	Fragments       uint64 `json:"fragments"`
 	Reassembled     uint64 `json:"reassembled"`
 	// FragmentsDropped counts fragments given up on because more than
-	// MaxHeldFragments waited for the rest of their datagrams.
+	// MaxHeldFragments, or MaxHeldFragmentBytes of payload, waited for the
+	// rest of their datagrams.
 	FragmentsDropped uint64 `json:"fragments_dropped"`
 }
 
@@ -64,6 +65,11 @@ type DecodeStats struct {
 // every one for the 30 seconds fragments wait); past it, every fragment
 // held is dropped.
 const MaxHeldFragments = 16384
+
+// MaxHeldFragmentBytes bounds the payload of the fragments a Decoder keeps
+// likewise: a fragment may carry up to 64 KiB, so the count alone would let
+// a hostile capture hold a gigabyte.
+const MaxHeldFragmentBytes = 32 << 20
 
 // Decoder decodes frames into Decoded values. It is not safe for concurrent
 // use; the zero value is not usable, use NewDecoder.
@@ -82,8 +88,8 @@ type Decoder struct {
 	defrag4 *ip4defrag.IPv4Defragmenter
 	defrag6 *ip6defrag.IPv6Defragmenter
 	// held counts fragments kept since the defragmenters were last
-	// emptied: an upper bound on what they hold.
-	held int
+	// emptied, and heldBytes their payload: upper bounds on what they hold.
+	held, heldBytes int
 
 	// Stats counts frames that produced no Decoded.
 	Stats DecodeStats
@@ -105,16 +111,18 @@ func (d *Decoder) Expire(t time.Time) {
 	d.defrag6.DiscardOlderThan(time.Now().Add(-time.Minute))
 }
 
-// holdFragment accounts for a fragment the defragmenters keep, emptying
-// them when they may hold more than MaxHeldFragments.
-func (d *Decoder) holdFragment() {
+// holdFragment accounts for a fragment of n payload bytes the
+// defragmenters keep, emptying them when they may hold more than
+// MaxHeldFragments fragments or MaxHeldFragmentBytes bytes.
+func (d *Decoder) holdFragment(n int) {
 	d.held++
-	if d.held > MaxHeldFragments {
+	d.heldBytes += n
+	if d.held > MaxHeldFragments || d.heldBytes > MaxHeldFragmentBytes {
 		far := time.Unix(1<<62, 0)
 		d.defrag4.DiscardOlderThan(far)
 		d.defrag6.DiscardOlderThan(far)
 		d.Stats.FragmentsDropped += uint64(d.held)
-		d.held = 0
+		d.held, d.heldBytes = 0, 0
 	}
 }
 
@@ -220,7 +228,7 @@ func (d *Decoder) decodeIPv4(b []byte, ts time.Time, out *Decoded) error {
 			return d.malformed()
 		}
 		if whole == nil {
-			d.holdFragment()
+			d.holdFragment(len(cp.Payload))
 			return ErrFragment
 		}
 		d.Stats.Reassembled++
@@ -283,7 +291,7 @@ func (d *Decoder) decodeIPv6(b []byte, out *Decoded) error {
 			fc.Payload = append([]byte(nil), f.Payload...)
 			whole := d.defrag6.DefragIPv6(&hdr, &fc)
 			if whole == nil {
-				d.holdFragment()
+				d.holdFragment(len(fc.Payload))
 				return ErrFragment
 			}
 			d.Stats.Reassembled++

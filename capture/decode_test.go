@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
@@ -349,5 +350,35 @@ func TestFragmentFlood(t *testing.T) {
 	}
 	if d.Stats.FragmentsDropped != MaxHeldFragments+1 || d.held != 99 {
 		t.Errorf("dropped %d, holding %d", d.Stats.FragmentsDropped, d.held)
+	}
+}
+
+// TestFragmentBytesFlood: fragments of 60 KB that never complete are
+// bounded by their bytes, not only their count (16,384 of them would hold
+// a gigabyte), and the live heap stays near the bound.
+func TestFragmentBytesFlood(t *testing.T) {
+	d := NewDecoder()
+	var out Decoded
+	const size = 60000
+	n := MaxHeldFragmentBytes/size + 100
+	payload := make([]byte, size)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for id := range n {
+		ip := &layers.IPv4{Version: 4, IHL: 5, TTL: 64, Id: uint16(id), Flags: layers.IPv4MoreFragments,
+			Protocol: layers.IPProtocolUDP, SrcIP: net.IP{10, byte(id >> 16), byte(id >> 8), byte(id)}, DstIP: ip4b}
+		f := serialize(t, ip, gopacket.Payload(payload))
+		if err := d.Decode(layers.LinkTypeRaw, f, len(f), time.Unix(0, 0), &out); !errors.Is(err, ErrFragment) {
+			t.Fatalf("fragment %d: %v", id, err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if want := uint64(MaxHeldFragmentBytes/size + 1); d.Stats.FragmentsDropped != want || d.held != n-int(want) {
+		t.Errorf("dropped %d, holding %d; want %d dropped, %d held", d.Stats.FragmentsDropped, d.held, want, n-int(want))
+	}
+	if live := int64(after.HeapAlloc) - int64(before.HeapAlloc); live > 2*MaxHeldFragmentBytes {
+		t.Errorf("%d MiB live after the flood, bound %d MiB", live>>20, MaxHeldFragmentBytes>>20)
 	}
 }
