@@ -101,12 +101,7 @@ func TestOutOfOrderFlood(t *testing.T) {
 			t.Logf("wrote %d connections, %d payload bytes in %v", n, payload, time.Since(began).Round(time.Millisecond))
 			defer os.Remove(path)
 
-			began = time.Now()
-			rss, summary := floodDissect(t, bin, path)
-			t.Logf("dissect took %v, peak RSS %.1f MiB\n%s", time.Since(began).Round(time.Millisecond), float64(rss)/(1<<20), summary)
-			if rss >= floodRSSBound {
-				t.Errorf("peak RSS %d bytes, bound %d", rss, floodRSSBound)
-			}
+			summary := floodCheck(t, bin, path, "--flows")
 			m := regexp.MustCompile(`tcp: \d+ retransmissions, (\d+) bytes missing from the capture, (\d+) bytes skipped for memory bounds`).FindStringSubmatch(summary)
 			if m == nil {
 				t.Fatalf("no tcp line in the summary")
@@ -141,18 +136,26 @@ func buildWirescope(t *testing.T, dir string) string {
 	return bin
 }
 
-// floodDissect runs `bin dissect --flows path`, its output discarded, and
+// floodCheck runs `bin dissect flag path` (see floodRun), logs how long it
+// took and its peak resident set, fails the test if that reached
+// floodRSSBound, and returns the summary.
+func floodCheck(t *testing.T, bin, path, flag string) (summary string) {
+	t.Helper()
+	began := time.Now()
+	rss, summary := floodRun(t, bin, path, flag)
+	t.Logf("dissect took %v, peak RSS %.1f MiB\n%s", time.Since(began).Round(time.Millisecond), float64(rss)/(1<<20), summary)
+	if rss >= floodRSSBound {
+		t.Errorf("peak RSS %d bytes, bound %d", rss, floodRSSBound)
+	}
+	return summary
+}
+
+// floodRun runs `bin dissect flag path`, its output discarded, and
 // returns its peak resident set and its summary. It runs it through
 // TestFloodLauncher in a fresh process of this test binary: the kernel
 // starts a process's peak resident set from that of the process it was
 // forked from (os/exec uses vfork), so the launcher, small, must be the
 // parent rather than this test, which may have grown large.
-func floodDissect(t *testing.T, bin, path string) (rss uint64, summary string) {
-	t.Helper()
-	return floodRun(t, bin, path, "--flows")
-}
-
-// floodRun is floodDissect with the given flag instead of --flows.
 func floodRun(t *testing.T, bin, path, flag string) (rss uint64, summary string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestFloodLauncher$", "-test.v")
