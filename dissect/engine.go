@@ -476,11 +476,11 @@ func (e *Engine) deliverPending() {
 }
 
 func (e *Engine) identify(ep *proto.Endpoint, at time.Time) {
-	id, ok := e.opts.Identity.Identify(ep.IP, at)
+	id, ok := e.opts.Identity.Identify(netip.AddrPortFrom(ep.IP, ep.Port), at)
 	if !ok {
 		return
 	}
-	ep.Pod, ep.Namespace, ep.Workload, ep.Service, ep.Node = id.Pod, id.Namespace, id.Workload, id.Service, id.Node
+	ep.Pod, ep.Namespace, ep.Workload, ep.Service, ep.Node, ep.Version = id.Pod, id.Namespace, id.Workload, id.Service, id.Node, id.Version
 }
 
 // endFlow completes a flow record and passes it on.

@@ -197,7 +197,8 @@ func TestDroppedPayload(t *testing.T) {
 
 type staticIdentity map[netip.Addr]dissect.Identity
 
-func (s staticIdentity) Identify(a netip.Addr, _ time.Time) (dissect.Identity, bool) {
+func (s staticIdentity) Identify(ap netip.AddrPort, _ time.Time) (dissect.Identity, bool) {
+	a := ap.Addr()
 	id, ok := s[a]
 	return id, ok
 }

@@ -57,6 +57,9 @@ type Endpoint struct {
 	Workload string
 	Service  string
 	Node     string
+	// Version is the pod's revision within its workload
+	// (pod-template-hash, controller-revision-hash).
+	Version string
 }
 
 // Message is the request or the response of a call.
@@ -242,6 +245,7 @@ func (e *Endpoint) AppendJSON(b []byte) []byte {
 	b = appendOpt(b, "workload", e.Workload)
 	b = appendOpt(b, "service", e.Service)
 	b = appendOpt(b, "node", e.Node)
+	b = appendOpt(b, "version", e.Version)
 	return append(b, '}')
 }
 
@@ -255,11 +259,13 @@ func (e *Endpoint) UnmarshalJSON(data []byte) error {
 		Workload  string `json:"workload"`
 		Service   string `json:"service"`
 		Node      string `json:"node"`
+		Version   string `json:"version"`
 	}
 	if err := json.Unmarshal(data, &w); err != nil {
 		return err
 	}
-	*e = Endpoint{Port: w.Port, Pod: w.Pod, Namespace: w.Namespace, Workload: w.Workload, Service: w.Service, Node: w.Node}
+	*e = Endpoint{Port: w.Port, Pod: w.Pod, Namespace: w.Namespace, Workload: w.Workload, Service: w.Service, Node: w.Node,
+		Version: w.Version}
 	if w.IP != "" {
 		ip, err := netip.ParseAddr(w.IP)
 		if err != nil {

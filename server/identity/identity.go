@@ -211,8 +211,8 @@ func selects(sel, labels map[string]string) bool {
 
 // Identify implements dissect.Identifier: the first owner of the address
 // in the file that existed at t.
-func (s *Static) Identify(a netip.Addr, at time.Time) (dissect.Identity, bool) {
-	for _, o := range s.byIP[a.Unmap()] {
+func (s *Static) Identify(ap netip.AddrPort, at time.Time) (dissect.Identity, bool) {
+	for _, o := range s.byIP[ap.Addr().Unmap()] {
 		if o.pod < 0 || s.pods[o.pod].alive(at) {
 			return o.id, true
 		}

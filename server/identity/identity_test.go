@@ -38,12 +38,12 @@ func TestStatic(t *testing.T) {
 		"10.0.0.40":        "lonely shop lonely  node-a", // the first owner of an address keeps it
 		"10.96.40.10":      " shop  checkout ",           // a cluster IP names the service alone
 	} {
-		id, ok := s.Identify(netip.MustParseAddr(ip), at)
+		id, ok := s.Identify(netip.AddrPortFrom(netip.MustParseAddr(ip), 80), at)
 		if got := id.Pod + " " + id.Namespace + " " + id.Workload + " " + id.Service + " " + id.Node; !ok || got != want {
 			t.Errorf("%s: %q (found %v), want %q", ip, got, ok, want)
 		}
 	}
-	if _, ok := s.Identify(netip.MustParseAddr("10.9.9.9"), at); ok {
+	if _, ok := s.Identify(netip.MustParseAddrPort("10.9.9.9:80"), at); ok {
 		t.Error("unknown address identified")
 	}
 }
@@ -77,7 +77,7 @@ func TestRollout(t *testing.T) {
 		{rollout.Add(57 * time.Minute), "cart-6f7d8c9b5-p4x2n"},
 		{rollout.Add(58 * time.Minute), ""}, // both gone
 	} {
-		id, ok := s.Identify(ip, c.at)
+		id, ok := s.Identify(netip.AddrPortFrom(ip, 80), c.at)
 		if id.Pod != c.want || ok != (c.want != "") {
 			t.Errorf("at %v: %q (%v), want %q", c.at, id.Pod, ok, c.want)
 		}

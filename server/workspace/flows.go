@@ -119,7 +119,7 @@ func (w *Workspace) Flows(_ context.Context, from, to time.Time, f tools.Filter)
 func (w *Workspace) peer(ap netip.AddrPort, t time.Time) tools.Peer {
 	p := tools.Peer{IP: ap.Addr(), Port: ap.Port()}
 	if w.opts.Identity != nil {
-		if id, ok := w.opts.Identity.Identify(p.IP, t); ok {
+		if id, ok := w.opts.Identity.Identify(ap, t); ok {
 			p.Pod, p.Namespace, p.Workload, p.Service, p.Node = id.Pod, id.Namespace, id.Workload, id.Service, id.Node
 		}
 	}
