@@ -166,6 +166,9 @@ type Source struct {
 	Bytes       uint64
 	Drops       uint64 // packets the capture lost (unknown for files: 0)
 	Warnings    []string
+	// State is "up", "unreachable", …; LastContact is when the source last answered (zero: never, or a file).
+	State       string
+	LastContact time.Time
 }
 
 // Status is what capture_status reports.
