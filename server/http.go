@@ -57,6 +57,13 @@ type HTTPOptions struct {
 	SessionIdle time.Duration
 	// Logger receives one line per refused request; nil discards them.
 	Logger *slog.Logger
+	// Metrics, when set, counts the requests by status class and the
+	// open sessions. Give a Metrics to one Handler: each adds its
+	// sessions to the count.
+	Metrics *Metrics
+	// MetricsPath, when set (with Metrics), serves Metrics.Handler at
+	// this path, behind the token like every other path.
+	MetricsPath string
 }
 
 // Handler serves s over streamable HTTP at o.Path, for both protocol
@@ -116,6 +123,15 @@ func Handler(s *mcpserver.MCPServer, o HTTPOptions) (http.Handler, error) {
 	)
 	mux := http.NewServeMux()
 	mux.Handle(o.Path, mcpHTTP)
+	if o.Metrics != nil {
+		o.Metrics.addSessions(sess.count)
+		if o.MetricsPath != "" {
+			if !strings.HasPrefix(o.MetricsPath, "/") || o.MetricsPath == o.Path {
+				return nil, fmt.Errorf("metrics path %q: want an absolute path other than the MCP endpoint's", o.MetricsPath)
+			}
+			mux.Handle(o.MetricsPath, o.Metrics.Handler())
+		}
+	}
 	authed := bearer.Require(o.Token, o.Logger, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body != nil && r.Method == http.MethodPost {
 			if r.ContentLength > o.MaxBody {
@@ -149,7 +165,7 @@ func Handler(s *mcpserver.MCPServer, o HTTPOptions) (http.Handler, error) {
 		}
 		mux.ServeHTTP(w, r)
 	}))
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
 		if origin != "" {
 			if !originAllowed(r, origin, allow) {
@@ -175,7 +191,11 @@ func Handler(s *mcpserver.MCPServer, o HTTPOptions) (http.Handler, error) {
 			}
 		}
 		authed.ServeHTTP(w, r)
-	}), nil
+	})
+	if o.Metrics != nil {
+		h = o.Metrics.countRequests(h)
+	}
+	return h, nil
 }
 
 func tooLarge(w http.ResponseWriter, o HTTPOptions, r *http.Request) {
@@ -285,6 +305,13 @@ func (s *sessions) Terminate(id string) (bool, error) {
 	delete(s.live, id)
 	s.mu.Unlock()
 	return false, nil
+}
+
+// count returns the number of sessions held.
+func (s *sessions) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.live)
 }
 
 // full reports whether the cap is reached and, if so, in how many seconds

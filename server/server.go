@@ -39,9 +39,28 @@ func Version() string {
 	return "dev"
 }
 
+// Option configures New.
+type Option func(*options)
+
+type options struct{ metrics *Metrics }
+
+// WithMetrics records the server's tool calls, dissection and PCAP exports
+// in m.
+func WithMetrics(m *Metrics) Option { return func(o *options) { o.metrics = m } }
+
 // New returns an MCP server serving the tools over b.
-func New(b tools.Backend) *mcpserver.MCPServer {
-	opts := []mcpserver.ServerOption{
+func New(b tools.Backend, with ...Option) *mcpserver.MCPServer {
+	var o options
+	for _, f := range with {
+		f(&o)
+	}
+	var opts []mcpserver.ServerOption
+	if o.metrics != nil {
+		// First, so outermost: a call's time includes Hold, and a panic
+		// is seen as the error WithRecovery makes of it.
+		opts = append(opts, o.metrics.ServerOptions()...)
+	}
+	opts = append(opts,
 		mcpserver.WithTitle("wirescope network investigation"),
 		mcpserver.WithInstructions(instructions),
 		mcpserver.WithToolCapabilities(false),
@@ -49,7 +68,7 @@ func New(b tools.Backend) *mcpserver.MCPServer {
 		mcpserver.WithPromptCapabilities(false),
 		mcpserver.WithRecovery(),
 		mcpserver.WithResourceRecovery(),
-	}
+	)
 	if h, ok := b.(Holder); ok {
 		opts = append(opts, mcpserver.WithToolHandlerMiddleware(hold(h)))
 	}
@@ -64,7 +83,8 @@ func New(b tools.Backend) *mcpserver.MCPServer {
 	hooks.AddBeforeListResources(func(context.Context, any, *mcp.ListResourcesRequest) { res.prune() })
 	opts = append(opts, mcpserver.WithHooks(hooks), mcpserver.WithToolHandlerMiddleware(res.exported))
 	s := mcpserver.NewMCPServer(Name, Version(), opts...)
-	for _, t := range tools.All(b) {
+	// The tools see the instrumented backend; the assertions above, on b.
+	for _, t := range tools.All(InstrumentBackend(b, o.metrics)) {
 		s.AddTool(t.Def, t.Handler)
 	}
 	for _, p := range tools.Prompts() {
