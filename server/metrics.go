@@ -31,6 +31,12 @@ const (
 	// DefaultStatusTimeout bounds the Backend.Status call a scrape makes
 	// (a hub over agents asks them).
 	DefaultStatusTimeout = 3 * time.Second
+	// DefaultStatusEvery is how long a scrape reuses the capture status
+	// an earlier one read: Backend.Status walks every flow of a
+	// workspace, and a hub over agents asks each of them, so scraping
+	// faster (or a client hammering an unauthenticated metrics listener)
+	// must not multiply that work.
+	DefaultStatusEvery = 5 * time.Second
 )
 
 // maxLabelBytes bounds a label value taken from data (a source's name).
@@ -51,6 +57,10 @@ type Metrics struct {
 	// StatusTimeout bounds the Backend.Status call of a scrape; 0 means
 	// DefaultStatusTimeout. Set it before the first scrape.
 	StatusTimeout time.Duration
+	// StatusEvery is how long the capture status read by a scrape is
+	// reused by the next ones; 0 means DefaultStatusEvery, negative
+	// never. The index's size is read at every scrape.
+	StatusEvery time.Duration
 
 	reg *prometheus.Registry
 
@@ -351,6 +361,36 @@ type backendCollector struct {
 	b tools.Backend
 	// mu serializes scrapes' Status calls: a hub over agents asks each.
 	mu sync.Mutex
+	// The last status read, when, and how long it took.
+	st   tools.Status
+	err  error
+	at   time.Time
+	took time.Duration
+}
+
+// status returns the backend's status, read again when the last one is
+// older than StatusEvery.
+func (c *backendCollector) status() (tools.Status, time.Duration, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	every := c.m.StatusEvery
+	if every == 0 {
+		every = DefaultStatusEvery
+	}
+	if !c.at.IsZero() && time.Since(c.at) < every {
+		return c.st, c.took, c.err
+	}
+	timeout := c.m.StatusTimeout
+	if timeout <= 0 {
+		timeout = DefaultStatusTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	start := time.Now()
+	c.st, c.err = c.b.Status(ctx)
+	c.at = time.Now()
+	c.took = c.at.Sub(start)
+	return c.st, c.took, c.err
 }
 
 var (
@@ -361,9 +401,9 @@ var (
 	indexPartsDesc = prometheus.NewDesc("wirescope_index_partitions",
 		"Time partitions of the index.", nil, nil)
 	statusOKDesc = prometheus.NewDesc("wirescope_status_ok",
-		"1 when the scrape could read the capture status (Backend.Status) in time, else 0 and no source series.", nil, nil)
+		"1 when the capture status (Backend.Status) could be read in time, else 0 and no source series.", nil, nil)
 	statusSecondsDesc = prometheus.NewDesc("wirescope_status_duration_seconds",
-		"Time the scrape's Backend.Status call took.", nil, nil)
+		"Time the last Backend.Status call took (scrapes reuse its answer for a few seconds).", nil, nil)
 	sourcesDesc = prometheus.NewDesc("wirescope_sources",
 		"Capture sources (files, agents) the hub reads, exported or not.", nil, nil)
 	omittedDesc = prometheus.NewDesc("wirescope_source_series_omitted",
@@ -408,17 +448,8 @@ func (c *backendCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(indexBytesDesc, float64(bytes))
 	gauge(indexPartsDesc, float64(parts))
 
-	timeout := c.m.StatusTimeout
-	if timeout <= 0 {
-		timeout = DefaultStatusTimeout
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	start := time.Now()
-	st, err := c.b.Status(ctx)
-	gauge(statusSecondsDesc, time.Since(start).Seconds())
+	st, took, err := c.status()
+	gauge(statusSecondsDesc, took.Seconds())
 	if err != nil {
 		gauge(statusOKDesc, 0)
 		return
