@@ -29,6 +29,16 @@ const (
 // Formats lists the formats New accepts, for a flag's help.
 func Formats() []string { return []string{Text, JSON} }
 
+// ParseLevel reads a level for a flag: debug, info, warn or error, in any
+// case (slog's offsets such as info+2 too).
+func ParseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
 // New returns a logger writing records at level and above to w in format:
 //
 //   - "text": slog's text handler, key=value pairs, as before (local

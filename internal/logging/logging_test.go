@@ -130,3 +130,19 @@ func TestSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestParseLevel: the four levels in any case, and a clear error for
+// anything else.
+func TestParseLevel(t *testing.T) {
+	for in, want := range map[string]slog.Level{"debug": slog.LevelDebug, "INFO": slog.LevelInfo, "Warn": slog.LevelWarn,
+		"error": slog.LevelError, "info+2": slog.LevelInfo + 2} {
+		if got, err := logging.ParseLevel(in); err != nil || got != want {
+			t.Errorf("%q: %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "verbose", "trace"} {
+		if _, err := logging.ParseLevel(in); err == nil || !strings.Contains(err.Error(), "debug, info, warn or error") {
+			t.Errorf("%q: %v", in, err)
+		}
+	}
+}
