@@ -581,6 +581,51 @@ func TestMetricsSources(t *testing.T) {
 	}
 }
 
+// TestMetricsSameAnswers: with metrics, the tools see an instrumented
+// backend; clients must see the same tools and answers as without (a tool
+// that looked for an optional interface on the backend, without
+// unwrapping it, would lose it and fail here).
+func TestMetricsSameAnswers(t *testing.T) {
+	ws := openDemo(t)
+	mustCall(t, connect(t, ws), "dissect", nil)
+	plain := connect(t, ws)
+	c, err := client.NewInProcessClient(server.New(ws, server.WithMetrics(server.NewMetrics(ws))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Initialize(ctx, mcp.InitializeRequest{Params: mcp.InitializeParams{
+		ClientInfo: mcp.Implementation{Name: "wirescope-test", Version: "0"}}}); err != nil {
+		t.Fatal(err)
+	}
+	list := func(c *client.Client) string {
+		tl, err := c.ListTools(ctx, mcp.ListToolsRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(tl.Tools)
+		return string(b)
+	}
+	if a, b := list(plain), list(c); a != b || len(a) < 1000 {
+		t.Errorf("tools/list differs with metrics:\n%s\n%s", a, b)
+	}
+	for _, tc := range []struct {
+		name string
+		args map[string]any
+	}{
+		{"capture_status", nil}, {"list_flows", nil}, {"summarize_traffic", nil},
+		{"search_calls", map[string]any{"query": "outcome:server_error"}}, {"service_map", nil}, {"list_workloads", nil},
+	} {
+		if a, b := mustCall(t, plain, tc.name, tc.args), mustCall(t, c, tc.name, tc.args); a != b {
+			t.Errorf("%s differs with metrics:\n%s\n---\n%s", tc.name, a, b)
+		}
+	}
+}
+
 // TestInstrumentedBackend: the backend the tools see unwraps to the one
 // given, so an optional interface (Holder) is still found through Unwrap.
 func TestInstrumentedBackend(t *testing.T) {
