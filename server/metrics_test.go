@@ -581,6 +581,35 @@ func TestMetricsSources(t *testing.T) {
 	}
 }
 
+// TestMetricsTrickleRefused: with requests counted (the answer writer
+// wrapped), a client without the token trickling its body still gets 401
+// at once and its connection closed (bearer.Hangup reaches the connection
+// through the wrapper's Unwrap), and the refusal is counted.
+func TestMetricsTrickleRefused(t *testing.T) {
+	ws := openDemo(t)
+	m := server.NewMetrics(ws)
+	base := serveMetrics(t, ws, m, "/metrics") // body timeout 30 s: longer than the test
+	stop := make(chan struct{})
+	defer close(stop)
+	for _, length := range []int{100_000, -1} {
+		c := rawRequest(t, base+"/mcp", "Bearer wrong", length, "")
+		go trickle(c, 200*time.Millisecond, length < 0, stop)
+		resp := readStatus(t, c, 3*time.Second)
+		if resp.StatusCode != http.StatusUnauthorized || !resp.Close {
+			t.Errorf("length %d: %s, close %v", length, resp.Status, resp.Close)
+		}
+		c.SetReadDeadline(time.Now().Add(3 * time.Second))
+		if _, err := io.Copy(io.Discard, c); err != nil {
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				t.Errorf("length %d: the connection is still open 3 s after the 401", length)
+			}
+		}
+	}
+	if v := scrape(t, base+"/metrics", token).value("wirescope_http_requests_total", "code", "4xx"); v != 2 {
+		t.Errorf("4xx requests: %v, want 2", v)
+	}
+}
+
 // TestMetricsSameAnswers: with metrics, the tools see an instrumented
 // backend; clients must see the same tools and answers as without (a tool
 // that looked for an optional interface on the backend, without
