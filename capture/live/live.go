@@ -13,20 +13,23 @@
 // than loopback no packet can be seen twice, and the hashing is skipped;
 // it starts when a second ring opens (a packet already seen on the first
 // at that moment may then be stored twice, within the dedup window).
+//
+// A filter is compiled in Go by capture/bpffilter for each interface's
+// link type (Ethernet and loopback; raw IP for tun and WireGuard), no
+// tcpdump needed. An interface of another link type, or one the filter
+// cannot apply to (ether host on raw IP), fails Open when it was named;
+// matched by a glob or "any" it is left out, not captured unfiltered, and
+// listed by Skipped.
 package live
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -35,8 +38,10 @@ import (
 	"github.com/gopacket/gopacket/afpacket"
 	"github.com/gopacket/gopacket/layers"
 	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/wirescope/wirescope/capture"
+	"github.com/wirescope/wirescope/capture/bpffilter"
 )
 
 // yieldEvery is how often, in packet time, a capture goroutine passes
@@ -55,8 +60,8 @@ type Options struct {
 	Interfaces []string
 	// SnapLen cuts packets to this many bytes; 0 keeps them whole.
 	SnapLen int
-	// Filter is a BPF expression (tcpdump syntax), run in the kernel;
-	// "" takes everything. It is compiled by tcpdump (-ddd).
+	// Filter is a BPF expression (tcpdump syntax, the part
+	// capture/bpffilter covers), run in the kernel; "" takes everything.
 	Filter string
 	// RingBytes is each interface's ring size; default 8 MiB.
 	RingBytes int
@@ -73,6 +78,13 @@ type IfaceStats struct {
 	Packets, Drops uint64
 }
 
+// Skip is an interface matched by a glob or "any" and left out.
+type Skip struct {
+	Name string
+	// Reason says why: the filter cannot apply to its link type.
+	Reason string
+}
+
 // Source captures from interfaces.
 type Source struct {
 	opts Options
@@ -81,17 +93,25 @@ type Source struct {
 	handles map[string]*handle
 	deliver sync.Mutex // held while a packet is deduplicated and delivered
 	dedup   *capture.Dedup
-	rings   atomic.Int32                    // rings open
-	filter  map[string][]bpf.RawInstruction // compiled per interface
+	rings   atomic.Int32 // rings open
+	filter  *bpffilter.Filter
+	skipped map[string]string // interface → why it is left out
 }
 
 type handle struct {
 	name     string
 	index    int  // the interface index
 	loopback bool // AF_PACKET shows its packets twice (sent, received)
+	link     layers.LinkType
 	tp       *afpacket.TPacket
-	stats    IfaceStats
-	done     chan struct{}
+	// unfiltered is when the filter was attached; packets stamped before
+	// it reached the ring unfiltered and are dropped, counted in
+	// prefilter and not in the interface's packets. Zero once a later
+	// packet is read (the ring is in arrival order) or with no filter.
+	unfiltered time.Time
+	prefilter  atomic.Uint64
+	stats      IfaceStats
+	done       chan struct{}
 }
 
 // Open resolves the interfaces and opens a ring on each. It needs
@@ -103,7 +123,14 @@ func Open(o Options) (*Source, error) {
 	if o.RingBytes <= 0 {
 		o.RingBytes = 8 << 20
 	}
-	s := &Source{opts: o, handles: map[string]*handle{}, dedup: capture.NewDedup(o.DedupWindow), filter: map[string][]bpf.RawInstruction{}}
+	s := &Source{opts: o, handles: map[string]*handle{}, dedup: capture.NewDedup(o.DedupWindow), skipped: map[string]string{}}
+	if o.Filter != "" {
+		f, err := bpffilter.Parse(o.Filter)
+		if err != nil {
+			return nil, err
+		}
+		s.filter = f
+	}
 	names, err := s.match()
 	if err != nil {
 		return nil, err
@@ -117,7 +144,32 @@ func Open(o Options) (*Source, error) {
 			return nil, err
 		}
 	}
+	if len(s.handles) == 0 {
+		var why []string
+		for _, sk := range s.Skipped() {
+			why = append(why, sk.Name+": "+sk.Reason)
+		}
+		return nil, fmt.Errorf("no interface can be captured with filter %q (%s)", o.Filter, strings.Join(why, "; "))
+	}
 	return s, nil
+}
+
+// named tells whether an interface was named as it is, not matched.
+func (s *Source) named(name string) bool {
+	return slices.Contains(s.opts.Interfaces, name)
+}
+
+// Skipped lists the interfaces matched by a glob or "any" that are left
+// out because the filter cannot apply to them, with why.
+func (s *Source) Skipped() []Skip {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Skip
+	for n, why := range s.skipped {
+		out = append(out, Skip{Name: n, Reason: why})
+	}
+	slices.SortFunc(out, func(a, b Skip) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // match lists the interfaces the options name, sorted.
@@ -143,7 +195,33 @@ func (s *Source) match() ([]string, error) {
 	return out, nil
 }
 
+// errSkip marks an interface the filter cannot apply to.
+var errSkip = errors.New("filter cannot apply")
+
 func (s *Source) add(name string) error {
+	if _, ok := s.skipped[name]; ok {
+		return nil
+	}
+	lt, link, ltErr := linkType(name)
+	var prog []bpf.RawInstruction
+	if s.filter != nil {
+		var err error
+		if ltErr == nil {
+			prog, err = s.filter.Compile(lt)
+		} else {
+			err = fmt.Errorf("%w: %w", errSkip, ltErr)
+		}
+		if err != nil {
+			if errors.Is(err, bpffilter.ErrLinkType) || errors.Is(err, errSkip) {
+				if !s.named(name) {
+					s.skipped[name] = err.Error()
+					return nil
+				}
+				return fmt.Errorf("capture on %s: %w", name, err)
+			}
+			return err
+		}
+	}
 	block := 1 << 20
 	tp, err := afpacket.NewTPacket(afpacket.OptInterface(name), afpacket.OptFrameSize(1<<16), afpacket.OptBlockSize(block),
 		afpacket.OptNumBlocks(max(s.opts.RingBytes/block, 2)), afpacket.OptPollTimeout(100*time.Millisecond),
@@ -151,18 +229,16 @@ func (s *Source) add(name string) error {
 	if err != nil {
 		return fmt.Errorf("capture on %s: %w", name, err)
 	}
-	if s.opts.Filter != "" {
-		prog, err := compileFilter(name, s.opts.Filter)
-		if err != nil {
-			tp.Close()
-			return err
-		}
+	h := &handle{name: name, tp: tp, stats: IfaceStats{Name: name}, done: make(chan struct{}), link: link}
+	if prog != nil {
 		if err := tp.SetBPF(prog); err != nil {
 			tp.Close()
 			return fmt.Errorf("filter on %s: %w", name, err)
 		}
+		// The ring took packets from its opening until the filter was
+		// attached: those are dropped by their time (see handle.unfiltered).
+		h.unfiltered = time.Now()
 	}
-	h := &handle{name: name, tp: tp, stats: IfaceStats{Name: name}, done: make(chan struct{})}
 	if i, err := net.InterfaceByName(name); err == nil {
 		h.index, h.loopback = i.Index, i.Flags&net.FlagLoopback != 0
 	}
@@ -171,41 +247,33 @@ func (s *Source) add(name string) error {
 	return nil
 }
 
-// compileFilter compiles a tcpdump expression for an interface's link type
-// with tcpdump -ddd.
-func compileFilter(iface, expr string) ([]bpf.RawInstruction, error) {
-	out, err := exec.Command("tcpdump", "-i", iface, "-ddd", expr).Output()
+// linkType finds an interface's link type from its hardware type
+// (SIOCGIFHWADDR), as the filter compiler and the packets' decoder need
+// it: Ethernet and loopback frames start with an Ethernet header;
+// interfaces without a link header (tun, WireGuard: ARPHRD_NONE, and
+// ARPHRD_RAWIP) give the IP packet. The packets of any other type are
+// labelled Ethernet, as before, and the error says which type it is.
+func linkType(name string) (bpffilter.LinkType, layers.LinkType, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return nil, fmt.Errorf("filter %q: %s", expr, strings.TrimSpace(string(ee.Stderr)))
-		}
-		return nil, fmt.Errorf("filter %q: tcpdump compiles filters and is not usable: %w", expr, err)
+		return 0, layers.LinkTypeEthernet, fmt.Errorf("link type of %s: %w", name, err)
 	}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	var prog []bpf.RawInstruction
-	first := true
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if first {
-			first = false
-			continue // the instruction count
-		}
-		if len(f) != 4 {
-			return nil, fmt.Errorf("filter %q: unexpected tcpdump output %q", expr, sc.Text())
-		}
-		var v [4]uint64
-		for i := range f {
-			if v[i], err = strconv.ParseUint(f[i], 10, 32); err != nil {
-				return nil, fmt.Errorf("filter %q: unexpected tcpdump output %q", expr, sc.Text())
-			}
-		}
-		prog = append(prog, bpf.RawInstruction{Op: uint16(v[0]), Jt: uint8(v[1]), Jf: uint8(v[2]), K: uint32(v[3])})
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, layers.LinkTypeEthernet, fmt.Errorf("link type of %s: %w", name, err)
 	}
-	if len(prog) == 0 {
-		return nil, fmt.Errorf("filter %q: tcpdump gave no program", expr)
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFHWADDR, ifr); err != nil {
+		return 0, layers.LinkTypeEthernet, fmt.Errorf("link type of %s: %w", name, err)
 	}
-	return prog, nil
+	switch hw := ifr.Uint16(); hw {
+	case unix.ARPHRD_ETHER, unix.ARPHRD_LOOPBACK:
+		return bpffilter.Ethernet, layers.LinkTypeEthernet, nil
+	case unix.ARPHRD_NONE, unix.ARPHRD_RAWIP:
+		return bpffilter.Raw, layers.LinkTypeRaw, nil
+	default:
+		return 0, layers.LinkTypeEthernet, fmt.Errorf("%s has hardware type %d (ARPHRD_*), a link type filters are not compiled for", name, hw)
+	}
 }
 
 // Rescan opens rings on interfaces that appeared since Open (or the last
@@ -225,7 +293,9 @@ func (s *Source) Rescan() ([]string, error) {
 		if err := s.add(n); err != nil {
 			return added, err
 		}
-		added = append(added, n)
+		if s.handles[n] != nil {
+			added = append(added, n)
+		}
 	}
 	return added, nil
 }
@@ -268,6 +338,13 @@ func (s *Source) Run(ctx context.Context, fn func(p *capture.Packet, iface strin
 					cancel()
 					return
 				}
+				if !h.unfiltered.IsZero() {
+					if !ci.Timestamp.After(h.unfiltered) {
+						h.prefilter.Add(1)
+						continue
+					}
+					h.unfiltered = time.Time{}
+				}
 				if ci.Timestamp.Sub(yielded) >= yieldEvery {
 					yielded = ci.Timestamp
 					runtime.Gosched()
@@ -275,7 +352,7 @@ func (s *Source) Run(ctx context.Context, fn func(p *capture.Packet, iface strin
 				if snap > 0 && len(data) > snap {
 					data = data[:snap]
 				}
-				p = capture.Packet{Timestamp: ci.Timestamp, Data: data, Length: max(ci.Length, len(data)), LinkType: layers.LinkTypeEthernet}
+				p = capture.Packet{Timestamp: ci.Timestamp, Data: data, Length: max(ci.Length, len(data)), LinkType: h.link}
 				s.deliver.Lock()
 				dup := (h.loopback || s.rings.Load() > 1) && s.dedup.Duplicate(&p, h.index, h.loopback)
 				if !dup {
@@ -317,7 +394,7 @@ func (s *Source) Stats() []IfaceStats {
 	var out []IfaceStats
 	for _, h := range s.handles {
 		if _, v3, err := h.tp.SocketStats(); err == nil {
-			h.stats.Packets, h.stats.Drops = uint64(v3.Packets()), uint64(v3.Drops())
+			h.stats.Packets, h.stats.Drops = uint64(v3.Packets())-h.prefilter.Load(), uint64(v3.Drops())
 		}
 		out = append(out, h.stats)
 	}
