@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -141,7 +142,7 @@ func structured(t testing.TB, res *mcp.CallToolResult, v any) {
 // TestMetrics: a real MCP client over streamable HTTP calls tools on the
 // demo capture, and the hub's /metrics (behind the token on the main
 // listener) then counts each call by tool and outcome with its latency and
-// answer size, the dissection exactly as dissect reported it, the index as
+// answer size in bytes, the dissection exactly as dissect reported it, the index as
 // it is, the capture file as a source, the PCAP export, the session and
 // the HTTP requests by class; the Go and process collectors and the build
 // information are there.
@@ -198,7 +199,11 @@ func TestMetrics(t *testing.T) {
 	if dis.Packets == 0 || len(dis.Calls) == 0 {
 		t.Fatalf("dissect: %+v", dis)
 	}
-	ok("summarize_traffic", nil)
+	calls["summarize_traffic"]++
+	summary, res := call(t, c, "summarize_traffic", nil)
+	if res.IsError || !strings.Contains(summary, "503") {
+		t.Fatalf("summarize_traffic: %s", summary)
+	}
 	ok("search_calls", map[string]any{"query": "outcome:server_error"})
 	ok("dissect", nil) // already dissected: skipped
 	var pcap tools.PCAPInfo
@@ -220,8 +225,8 @@ func TestMetrics(t *testing.T) {
 		if got := f.count("wirescope_tool_call_duration_seconds", "tool", name); got != want {
 			t.Errorf("%s: latency histogram count %d, want %d", name, got, want)
 		}
-		if got := f.count("wirescope_tool_answer_tokens", "tool", name); got != want {
-			t.Errorf("%s: answer tokens histogram count %d, want %d", name, got, want)
+		if got := f.count("wirescope_tool_answer_bytes", "tool", name); got != want {
+			t.Errorf("%s: answer size histogram count %d, want %d", name, got, want)
 		}
 	}
 	if v := f.value("wirescope_tool_calls_total", "tool", "search_calls", "outcome", "error"); v != 1 {
@@ -230,11 +235,9 @@ func TestMetrics(t *testing.T) {
 	if _, ok := f.metric("wirescope_tool_calls_total", "tool", "list_flows"); ok {
 		t.Error("list_flows counted, never called")
 	}
-	// The status tool's answer is small, the summary's larger: the
-	// token histogram saw both within the default budget.
-	if m, _ := f.metric("wirescope_tool_answer_tokens", "tool", "summarize_traffic"); m.Histogram.GetSampleSum() <= 0 ||
-		m.Histogram.GetSampleSum() > tools.DefaultMaxTokens {
-		t.Errorf("summarize_traffic answer: %v tokens", m.Histogram.GetSampleSum())
+	// The size histogram holds the answer's bytes.
+	if m, _ := f.metric("wirescope_tool_answer_bytes", "tool", "summarize_traffic"); m.Histogram.GetSampleSum() != float64(len(summary)) {
+		t.Errorf("summarize_traffic answer: %v bytes, the client got %d", m.Histogram.GetSampleSum(), len(summary))
 	}
 
 	// Dissection: exactly what dissect reported.
@@ -697,7 +700,7 @@ func BenchmarkScrape(b *testing.B) {
 
 // BenchmarkToolOverhead measures what recording adds to a tool call:
 // capture_status on the demo through an in-process client, with and
-// without metrics (the answer's tokens counted, counters and histograms).
+// without metrics (counters, histograms, the answer's size).
 func BenchmarkToolOverhead(b *testing.B) {
 	ws := openDemo(b)
 	for _, with := range []bool{false, true} {
