@@ -359,7 +359,10 @@ func (s *statusWriter) Flush() {
 func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // backendCollector reads the backend at scrape time: the index's size and
-// the capture sources with their state.
+// the capture sources with their state. It does not Hold a Holder: a
+// scrape must not make a growing capture be read again (a tool call does),
+// and Status and Index are safe on a workspace being swapped out (its
+// closed index reports no partitions).
 type backendCollector struct {
 	m *Metrics
 	b tools.Backend
