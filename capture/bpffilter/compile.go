@@ -135,6 +135,7 @@ func (f *Filter) Compile(lt LinkType) ([]bpf.RawInstruction, error) {
 	g.emit(bpf.RetConstant{Val: Accept})
 	g.place(rej)
 	g.emit(bpf.RetConstant{Val: 0})
+	g.optimize()
 	return g.assemble()
 }
 
