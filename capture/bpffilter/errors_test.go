@@ -27,6 +27,10 @@ func TestErrors(t *testing.T) {
 		{"1.2.3.4", "needs host, net, port or a protocol before it"},
 		{"inbound", "inbound/outbound are not supported"},
 		{"ip[1] / 0 = 1", "division by zero"},
+		{strings.Repeat("(", 300) + "tcp" + strings.Repeat(")", 300), "nested more than 200 deep"},
+		{strings.Repeat("not ", 300) + "tcp", "nested more than 200 deep"},
+		{"ip[" + strings.Repeat("(", 300) + "1" + strings.Repeat(")", 300) + "] = 1", "nested more than 200 deep"},
+		{"tcp or " + strings.Repeat("port 1 or ", 7000) + "port 2", "over 65536"},
 	} {
 		_, err := Compile(c.expr, Ethernet)
 		var fe *Error

@@ -126,10 +126,18 @@ type rel struct {
 	l, r *arith
 }
 
+// Bounds on hostile input: the expression's length, and how deep
+// parentheses and "not" nest (the parser recurses).
+const (
+	maxExprLen = 64 << 10
+	maxDepth   = 200
+)
+
 type parser struct {
-	toks []token
-	i    int
-	last *quals // the qualifiers a bare id inherits ("port 80 or 8080")
+	toks  []token
+	i     int
+	depth int
+	last  *quals // the qualifiers a bare id inherits ("port 80 or 8080")
 }
 
 func (p *parser) peek() token { return p.toks[p.i] }
@@ -150,6 +158,9 @@ func (p *parser) errf(t token, format string, a ...any) error {
 // parse reads a whole expression. "and" and "or" have the same precedence
 // and associate left to right, as in pcap-filter(7); "not" binds tighter.
 func parse(s string) (*node, error) {
+	if len(s) > maxExprLen {
+		return nil, &Error{Msg: fmt.Sprintf("the expression is %d bytes, over %d", len(s), maxExprLen)}
+	}
 	toks, err := lex(s)
 	if err != nil {
 		return nil, err
@@ -192,7 +203,21 @@ func (p *parser) expr() (*node, error) {
 	}
 }
 
+// enter counts one more level of nesting; leave with the returned func.
+func (p *parser) enter() (func(), error) {
+	if p.depth >= maxDepth {
+		return nil, p.errf(p.peek(), "nested more than %d deep", maxDepth)
+	}
+	p.depth++
+	return func() { p.depth-- }, nil
+}
+
 func (p *parser) unary() (*node, error) {
+	leave, err := p.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	t := p.peek()
 	switch {
 	case t.kind == tkEOF:
@@ -662,6 +687,11 @@ func (p *parser) arith(level int) (*arith, error) {
 }
 
 func (p *parser) operand() (*arith, error) {
+	leave, err := p.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer leave()
 	t := p.next()
 	switch {
 	case t.kind == tkOp && t.s == "(":
