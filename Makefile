@@ -43,8 +43,14 @@ test/mcpclients/node_modules/.package-lock.json: test/mcpclients/package-lock.js
 
 .PHONY: test
 test: deps npm-deps ## install what the tests need, run every test (with the race detector), then the eval pack
-	$(GO) test -race -timeout 30m ./...
+	bash scripts/k8s-env.sh start
+	set -a; . .cache/k8s/env; set +a; $(GO) test -race -timeout 30m ./...; rc=$$?; bash scripts/k8s-env.sh stop; exit $$rc
 	$(MAKE) eval
+
+.PHONY: chart
+chart: ## the Helm chart's tests alone: lint, render, schema, RBAC, dry run and install on a real kube-apiserver
+	bash scripts/k8s-env.sh start
+	set -a; . .cache/k8s/env; set +a; $(GO) test -count=1 -v ./charts/; rc=$$?; bash scripts/k8s-env.sh stop; exit $$rc
 
 .PHONY: eval
 eval: build ## score the tools on the incident questions of evals/scenarios (fails below 1.0)

@@ -13,6 +13,7 @@ declare -A need=(
 	[dnsmasq]=dnsmasq-base     # real DNS server for recordings
 	[dig]=bind9-dnsutils
 	[curl]=curl
+	[openssl]=openssl        # the kube-apiserver of the chart tests (scripts/k8s-env.sh): its certificates and keys
 	[nc]=netcat-openbsd
 	[jq]=jq
 	[ip]=iproute2              # network namespaces and veth pairs for the agent's tests
