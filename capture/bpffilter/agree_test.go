@@ -394,3 +394,37 @@ func TestAgreesWithTcpdump(t *testing.T) {
 	t.Logf("%d expression × link type pairs agree with tcpdump over %d/%d/%d packets; %d verdicts on cut packets differ, all rejections of ours",
 		agreed, len(pkts[Ethernet].data), len(pkts[Raw].data), len(pkts[LinuxSLL].data), cutRejected)
 }
+
+// TestOfflineReferenceIsLive: the reference programs above come from an
+// empty Ethernet capture; tcpdump -i lo (loopback is Ethernet to
+// AF_PACKET), what capture/live used to run, gives the same program for
+// every expression of the table, so agreeing with one is agreeing with
+// the other. Opening an interface needs root.
+func TestOfflineReferenceIsLive(t *testing.T) {
+	if _, err := exec.LookPath("tcpdump"); err != nil {
+		t.Skip("tcpdump is the reference and is not installed (scripts/install-deps.sh installs it)")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("tcpdump -i lo needs root")
+	}
+	for _, e := range exprs {
+		if e.unsupported {
+			continue
+		}
+		offline, msg := refProgram(t, Ethernet, e.expr)
+		if msg != "" {
+			t.Fatalf("%q: %s", e.expr, msg)
+		}
+		out, err := exec.Command("tcpdump", "-i", "lo", "-ddd", e.expr).Output()
+		if err != nil {
+			t.Fatalf("tcpdump -i lo -ddd %q: %v", e.expr, err)
+		}
+		live, err := parseDDD(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(live, offline) {
+			t.Errorf("%q: tcpdump -i lo gives another program than for an Ethernet capture", e.expr)
+		}
+	}
+}

@@ -242,6 +242,18 @@ func TestFilterRawIP(t *testing.T) {
 		t.Errorf("ether host on tun interfaces only: %v, want no interface to capture, saying why", err)
 	}
 
+	// Named with loopback (Ethernet) and matched by a glob: the tun is
+	// left out and said so, loopback captured.
+	src, err := Open(Options{Interfaces: []string{"lo", "wstun*"}, Filter: "ether host 00:11:22:33:44:55"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ifs, sk := src.Interfaces(), src.Skipped(); len(ifs) != 1 || ifs[0] != "lo" || len(sk) != 1 || sk[0].Name != name ||
+		!strings.Contains(sk[0].Reason, "has no Ethernet header") {
+		t.Errorf("capturing on %v, skipping %+v; want lo, and %s skipped for having no Ethernet header", ifs, sk, name)
+	}
+	src.Close()
+
 	_, got := capturing(t, Options{Interfaces: []string{name}, Filter: "tcp port 80"})
 	send := func(proto uint8, dport uint16) {
 		t.Helper()
