@@ -4,12 +4,16 @@ import (
 	"bufio"
 	"bytes"
 	"debug/elf"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // dockerfile is the repository's Dockerfile, read line by line.
@@ -92,19 +96,7 @@ func TestStaticBuild(t *testing.T) {
 		}
 	}
 
-	const out = "/out/wirescope"
-	if !strings.HasPrefix(d.build, "CGO_ENABLED=0 go build ") || !strings.Contains(d.build, " -o "+out+" ") ||
-		!strings.Contains(d.build, `-ldflags "-s -w"`) || !strings.Contains(d.build, "-trimpath") {
-		t.Fatalf("the Dockerfile builds with %q, want CGO_ENABLED=0 go build -trimpath -ldflags \"-s -w\" -o %s", d.build, out)
-	}
-	bin := filepath.Join(t.TempDir(), "wirescope")
-	cmd := exec.Command("sh", "-c", strings.Replace(d.build, " -o "+out+" ", " -o "+bin+" ", 1))
-	cmd.Dir = ".." // the Dockerfile's WORKDIR holds the repository
-	cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/local/go/bin")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", d.build, err, b)
-	}
-
+	bin := staticBinary(t)
 	f, err := elf.Open(bin)
 	if err != nil {
 		t.Fatal(err)
@@ -149,5 +141,97 @@ func TestStaticBuild(t *testing.T) {
 		if !bytes.Contains(b, []byte("--token-file")) {
 			t.Errorf("wirescope %s --help does not list --token-file:\n%s", sub, b)
 		}
+	}
+}
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildBin  string
+	buildErr  error
+)
+
+// TestMain removes the binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// staticBinary builds wirescope once with the Dockerfile's go build line,
+// its output moved to a temporary directory, and returns its path.
+func staticBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: the Dockerfile's build compiles the whole binary")
+	}
+	d := readDockerfile(t)
+	const out = "/out/wirescope"
+	if !strings.HasPrefix(d.build, "CGO_ENABLED=0 go build ") || !strings.Contains(d.build, " -o "+out+" ") ||
+		!strings.Contains(d.build, `-ldflags "-s -w"`) || !strings.Contains(d.build, "-trimpath") {
+		t.Fatalf("the Dockerfile builds with %q, want CGO_ENABLED=0 go build -trimpath -ldflags \"-s -w\" -o %s", d.build, out)
+	}
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "wirescope-image-"); buildErr != nil {
+			return
+		}
+		bin := filepath.Join(buildDir, "wirescope")
+		cmd := exec.Command("sh", "-c", strings.Replace(d.build, " -o "+out+" ", " -o "+bin+" ", 1))
+		cmd.Dir = ".." // the Dockerfile's WORKDIR holds the repository
+		cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/local/go/bin")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("%s: %w\n%s", d.build, err, b)
+			return
+		}
+		buildBin = bin
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return buildBin
+}
+
+// TestChartFlags checks the binary the image holds takes every flag the
+// chart passes to `wirescope agent` and `wirescope hub`, with every value
+// set: a flag the binary does not know would crash-loop the pods.
+func TestChartFlags(t *testing.T) {
+	helm := binary(t, "helm")
+	bin := staticBinary(t)
+	help := map[string]string{}
+	for _, sub := range []string{"agent", "hub"} {
+		b, err := exec.Command(bin, sub, "--help").CombinedOutput()
+		if err != nil {
+			t.Fatalf("wirescope %s --help: %v\n%s", sub, err, b)
+		}
+		help[sub] = string(b)
+	}
+	flagRE := regexp.MustCompile(`^--([a-z0-9-]+)`)
+	missing := map[string]bool{}
+	for _, vs := range valueSets {
+		out, err := render(t, helm, rel, ns, vs.values)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := decode(t, out)
+		for _, c := range []corev1.Container{m.agent(t).Spec.Template.Spec.Containers[0], m.hub(t).Spec.Template.Spec.Containers[0]} {
+			if len(c.Args) == 0 || help[c.Args[0]] == "" {
+				t.Fatalf("%s container runs %v, want agent or hub first", c.Name, c.Args)
+			}
+			for _, a := range c.Args[1:] {
+				f := flagRE.FindStringSubmatch(a)
+				if f == nil {
+					t.Errorf("%s argument %q is not a flag", c.Name, a)
+					continue
+				}
+				if !regexp.MustCompile(`(?m)^\s+(-[a-z], )?--` + regexp.QuoteMeta(f[1]) + `\b`).MatchString(help[c.Args[0]]) {
+					missing["wirescope "+c.Args[0]+" --"+f[1]] = true
+				}
+			}
+		}
+	}
+	for f := range missing {
+		t.Errorf("the chart passes %s, which the binary does not take", f)
 	}
 }
