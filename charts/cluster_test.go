@@ -151,7 +151,9 @@ func TestServerDryRun(t *testing.T) {
 func TestInstallUpgrade(t *testing.T) {
 	c := apiserver(t)
 	ns := c.namespace(t, "chart-inst")
-	release := "inst"
+	// The release's ClusterRole is cluster-wide: a name of its own, so that
+	// two runs against one apiserver do not clash.
+	release := "inst-" + strings.TrimPrefix(ns, "chart-inst-")
 	installed := true
 	if _, err := c.h("install", release, chartDir, "--namespace", ns); err != nil {
 		t.Fatal(err)
