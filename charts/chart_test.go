@@ -424,6 +424,23 @@ var valueSets = []valueSet{
 			t.Errorf("capabilities %v, want %v (each once)", got, want)
 		}
 	}},
+	{name: "pvcOptions", values: "hub:\n  persistence:\n    storageClass: \"-\"\n    size: 50Gi\nagent:\n  maxUnavailable: 10%\n", check: func(t *testing.T, m *manifests) {
+		if len(m.pvcs) != 1 || m.pvcs[0].Spec.StorageClassName == nil || *m.pvcs[0].Spec.StorageClassName != "" ||
+			m.pvcs[0].Spec.Resources.Requests.Storage().String() != "50Gi" {
+			t.Errorf("PVCs %+v, want one of 50Gi with storageClassName \"\" (storageClass: \"-\")", m.pvcs)
+		}
+		if u := m.agent(t).Spec.UpdateStrategy.RollingUpdate.MaxUnavailable; u == nil || u.String() != "10%" {
+			t.Errorf("agent maxUnavailable %v, want 10%%", u)
+		}
+	}},
+	{name: "existingClaim", values: "hub:\n  persistence:\n    existingClaim: hub-data\n", check: func(t *testing.T, m *manifests) {
+		if n := len(m.pvcs); n != 0 {
+			t.Errorf("%d PVCs with existingClaim, want none", n)
+		}
+		if v := volume(&m.hub(t).Spec.Template.Spec, "data"); v == nil || v.PersistentVolumeClaim == nil || v.PersistentVolumeClaim.ClaimName != "hub-data" {
+			t.Errorf("hub data volume %+v, want claim hub-data", v)
+		}
+	}},
 	{name: "airgapped", values: `global:
   imageRegistry: registry.local:5000
   imagePullSecrets: [{name: mirror}]
