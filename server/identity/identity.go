@@ -1,11 +1,13 @@
-// Package identity resolves IP addresses to Kubernetes identities (pod,
-// namespace, service, node) for dissection.
+// Package identity resolves endpoints to Kubernetes identities (pod,
+// namespace, workload, service, node, version) for dissection, as of the
+// packet's time.
 //
-// Static reads the cluster file wirescope takes with --cluster (the shape of
-// DESIGN.md, also used by the evals): a fixed list of services and pods, for
-// runs without a live API server. A later source backed by client-go
-// informers answers the same dissect.Identifier interface with identities
-// as of the packet's time.
+// Two Sources answer: Static reads the cluster file wirescope takes with
+// --cluster (the shape of DESIGN.md, also used by the evals), a fixed list
+// of services and pods for runs without a live API server; Kube follows a
+// live cluster through client-go informers (one watch per resource type)
+// and keeps a bounded history of deleted pods, so that an address reused by
+// a new pod names the right one before and after.
 package identity
 
 import (
@@ -20,6 +22,30 @@ import (
 	"time"
 
 	"github.com/wirescope/wirescope/dissect"
+)
+
+// Source resolves endpoints to Kubernetes identities as of a time and lists
+// pods. Implementations are safe for concurrent use.
+type Source interface {
+	dissect.Identifier
+	// Pods lists the pods known, each with when it held its addresses
+	// (StartTime, DeletionTime).
+	Pods() []Pod
+	// Known is the earliest time the source vouches for: zero for a
+	// cluster file (always); for informers, when they first synced.
+	// Identify may still answer for a time before Known when it is sure (a
+	// pod alive now that started before then held its address then); for
+	// such a time and no certainty it answers false. Callers use Known to
+	// say that identities before it are unknown.
+	Known() time.Time
+	// Fingerprint identifies the identities given, so that an index built
+	// with others is not reused.
+	Fingerprint() string
+}
+
+var (
+	_ Source = (*Static)(nil)
+	_ Source = (*Kube)(nil)
 )
 
 // ClusterFile is the JSON document --cluster reads.
@@ -48,6 +74,25 @@ type Pod struct {
 	// Workload names the pod's owner; empty means derived from its name
 	// (WorkloadOf).
 	Workload string `json:"workload,omitempty"`
+	// WorkloadKind is the kind of the workload: Deployment, StatefulSet,
+	// DaemonSet, Job, CronJob, ReplicaSet, or empty for a bare pod (or
+	// when the file does not say).
+	WorkloadKind string `json:"workloadKind,omitempty"`
+	// Version names the pod's revision within its workload: its
+	// pod-template-hash label, else its controller-revision-hash label.
+	// Empty in a file means taken from those labels.
+	Version string `json:"version,omitempty"`
+	// Images are the pod's container images, in spec order (init
+	// containers last).
+	Images []string `json:"images,omitempty"`
+	// HostNetwork is set for pods on their node's network: they share the
+	// node's address and own it only at Ports.
+	HostNetwork bool `json:"hostNetwork,omitempty"`
+	// Ports are the ports a hostNetwork pod declares (container ports and
+	// host ports); empty for other pods.
+	Ports []uint16 `json:"ports,omitempty"`
+	// UID is the pod's Kubernetes UID, when known.
+	UID string `json:"uid,omitempty"`
 	// StartTime and DeletionTime bound when the pod held its addresses;
 	// unset means always (before and after). A rollout's old and new pods
 	// may then reuse an address.
@@ -57,13 +102,24 @@ type Pod struct {
 	Service string `json:"-"`
 }
 
+// VersionOf returns a pod's revision from its labels: pod-template-hash
+// (a Deployment's ReplicaSet), else controller-revision-hash (a
+// StatefulSet's or DaemonSet's revision).
+func VersionOf(labels map[string]string) string {
+	if v := labels["pod-template-hash"]; v != "" {
+		return v
+	}
+	return labels["controller-revision-hash"]
+}
+
 // alive reports whether the pod existed at t.
 func (p *Pod) alive(t time.Time) bool {
 	return (p.StartTime == nil || !t.Before(*p.StartTime)) && (p.DeletionTime == nil || t.Before(*p.DeletionTime))
 }
 
 // Static answers from a cluster file. Pods with StartTime or DeletionTime
-// own their addresses only while they exist; services always.
+// own their addresses only while they exist; services always. A
+// hostNetwork pod owns its address only at its Ports.
 type Static struct {
 	byIP map[netip.Addr][]owner
 	pods []Pod
@@ -76,6 +132,9 @@ type owner struct {
 	id  dissect.Identity
 	pod int
 }
+
+// Known implements Source: a cluster file vouches for all times.
+func (s *Static) Known() time.Time { return time.Time{} }
 
 // LoadFile reads and indexes a cluster file.
 func LoadFile(path string) (*Static, error) {
@@ -117,9 +176,12 @@ func New(cf ClusterFile) (*Static, error) {
 		if p.Name == "" {
 			return nil, fmt.Errorf("pods[%d]: no name", i)
 		}
-		id := dissect.Identity{Pod: p.Name, Namespace: p.Namespace, Node: p.Node, Workload: p.Workload}
+		id := dissect.Identity{Pod: p.Name, Namespace: p.Namespace, Node: p.Node, Workload: p.Workload, Version: p.Version}
 		if id.Workload == "" {
 			id.Workload = WorkloadOf(p.Name)
+		}
+		if id.Version == "" {
+			id.Version = VersionOf(p.Labels)
 		}
 		for _, svc := range svcs {
 			if svc.Namespace == p.Namespace && selects(svc.Selector, p.Labels) {
@@ -130,7 +192,7 @@ func New(cf ClusterFile) (*Static, error) {
 		if p.StartTime != nil && p.DeletionTime != nil && !p.StartTime.Before(*p.DeletionTime) {
 			return nil, fmt.Errorf("pod %s/%s: deletionTime is not after startTime", p.Namespace, p.Name)
 		}
-		p.Workload, p.Service = id.Workload, id.Service
+		p.Workload, p.Service, p.Version = id.Workload, id.Service, id.Version
 		s.pods = append(s.pods, p)
 		for _, ip := range append([]string{p.IP}, p.IPs...) {
 			if ip == "" {
@@ -210,12 +272,30 @@ func selects(sel, labels map[string]string) bool {
 }
 
 // Identify implements dissect.Identifier: the first owner of the address
-// in the file that existed at t.
+// in the file that existed at t. A hostNetwork pod owns its address only
+// at the ports it declares, and comes first there; at other ports its
+// address names its node alone (the file lists no nodes of its own).
 func (s *Static) Identify(ap netip.AddrPort, at time.Time) (dissect.Identity, bool) {
-	for _, o := range s.byIP[ap.Addr().Unmap()] {
-		if o.pod < 0 || s.pods[o.pod].alive(at) {
+	owners := s.byIP[ap.Addr().Unmap()]
+	node := ""
+	for _, o := range owners {
+		if o.pod < 0 || !s.pods[o.pod].HostNetwork || !s.pods[o.pod].alive(at) {
+			continue
+		}
+		if slices.Contains(s.pods[o.pod].Ports, ap.Port()) {
 			return o.id, true
 		}
+		if node == "" {
+			node = s.pods[o.pod].Node
+		}
+	}
+	for _, o := range owners {
+		if o.pod < 0 || !s.pods[o.pod].HostNetwork && s.pods[o.pod].alive(at) {
+			return o.id, true
+		}
+	}
+	if node != "" {
+		return dissect.Identity{Node: node}, true
 	}
 	return dissect.Identity{}, false
 }
