@@ -60,6 +60,16 @@ type DecodeStats struct {
 	FragmentsDropped uint64 `json:"fragments_dropped"`
 }
 
+// Add adds o's counts to s.
+func (s *DecodeStats) Add(o DecodeStats) {
+	s.UnsupportedLink += o.UnsupportedLink
+	s.NotIP += o.NotIP
+	s.Malformed += o.Malformed
+	s.Fragments += o.Fragments
+	s.Reassembled += o.Reassembled
+	s.FragmentsDropped += o.FragmentsDropped
+}
+
 // MaxHeldFragments bounds the IP fragments a Decoder keeps while waiting
 // for the rest of their datagrams (a fragment flood would otherwise hold
 // every one for the 30 seconds fragments wait); past it, every fragment

@@ -72,6 +72,9 @@ func New(b tools.Backend, with ...Option) *mcpserver.MCPServer {
 	if h, ok := b.(Holder); ok {
 		opts = append(opts, mcpserver.WithToolHandlerMiddleware(hold(h)))
 	}
+	if p, ok := b.(Partial); ok {
+		opts = append(opts, mcpserver.WithToolHandlerMiddleware(partial(p)))
+	}
 	// The files get_pcap writes are resources of their own, registered
 	// while the backend holds them, so that resources/read of any other
 	// pcap:// URI is "resource not found" (-32002; -32602 from protocol
@@ -111,6 +114,30 @@ func hold(h Holder) mcpserver.ToolHandlerMiddleware {
 			}
 			defer release()
 			return next(ctx, req)
+		}
+	}
+}
+
+// Partial is a backend that can answer without some of its sources (an
+// agent that does not answer): Missing says which, in sentences.
+type Partial interface {
+	Missing() []string
+}
+
+// partial begins every answer given without some sources with a note
+// naming them, so that no answer passes for complete when it is not.
+func partial(p Partial) mcpserver.ToolHandlerMiddleware {
+	return func(next mcpserver.ToolHandlerFunc) mcpserver.ToolHandlerFunc {
+		return func(ctx context.Context, req mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+			res, err := next(ctx, req)
+			if err != nil || res == nil {
+				return res, err
+			}
+			if m := p.Missing(); len(m) > 0 {
+				note := mcp.NewTextContent("incomplete: " + strings.Join(m, "; "))
+				res.Content = append([]mcp.Content{note}, res.Content...)
+			}
+			return res, err
 		}
 	}
 }

@@ -65,8 +65,26 @@ func CaptureStatus(b Backend) Tool {
 			bud.add("note: " + n)
 		}
 		bud.add(fmt.Sprintf("sources (%d):", len(st.Sources)))
+		// Sources that do not answer come first: what is missing from every
+		// answer matters more than what is there.
 		for _, s := range st.Sources {
+			if s.State != "unreachable" {
+				continue
+			}
+			line := fmt.Sprintf("  %s %s: UNREACHABLE since %s (%s); its traffic is not in these answers", s.Kind, s.Name, stamp(s.Since), s.Error)
+			if !s.LastContact.IsZero() {
+				line += "; last contact " + stamp(s.LastContact)
+			}
+			bud.add(line)
+		}
+		for _, s := range st.Sources {
+			if s.State == "unreachable" {
+				continue
+			}
 			line := fmt.Sprintf("  %s %s: %s to %s, %s, %s", s.Kind, s.Name, stamp(s.First), stamp(s.Last), plural(s.Packets, "packet"), size(s.Bytes))
+			if s.Kind == "agent" && !s.LastContact.IsZero() {
+				line += ", last contact " + stamp(s.LastContact)
+			}
 			if s.Drops > 0 {
 				line += fmt.Sprintf(", %s dropped", count(s.Drops))
 			}

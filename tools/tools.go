@@ -154,21 +154,30 @@ type DissectResult struct {
 	MissingBytes uint64
 	Flows        uint64
 	Undissected  uint64 // flows no dissector understood
-	Took         time.Duration
+	// Merged counts calls captured on two nodes and counted once.
+	Merged uint64
+	Took   time.Duration
 }
 
-// Source is one input the server reads.
+// Source is one input the server reads: a capture file, a segment store,
+// or a node's agent.
 type Source struct {
 	Name        string
-	Kind        string // "pcap", later "agent"
+	Kind        string // "pcap", "store" or "agent"
+	Node        string // the node an agent captures on
 	First, Last time.Time
 	Packets     uint64
 	Bytes       uint64
 	Drops       uint64 // packets the capture lost (unknown for files: 0)
 	Warnings    []string
-	// State is "up", "unreachable", …; LastContact is when the source last answered (zero: never, or a file).
+	// State is "up", or "unreachable" for an agent that did not answer
+	// (since Since, because of Error): its traffic is then not in the
+	// answers. LastContact is when the source last answered (zero: never,
+	// or a file).
 	State       string
 	LastContact time.Time
+	Since       time.Time
+	Error       string
 }
 
 // Status is what capture_status reports.

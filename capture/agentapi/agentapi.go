@@ -39,6 +39,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -75,6 +76,9 @@ type Interface struct {
 // Options configure the API.
 type Options struct {
 	Store *segstore.Store
+	// Node names the node the agent captures on (the hub names the
+	// traffic's capture point by it); default the host name.
+	Node string
 	// Capture reports the capture side's state; nil reports nothing.
 	Capture func() Capture
 	// Token is the bearer token every request but /healthz must carry.
@@ -117,6 +121,9 @@ func Handler(o Options) (http.Handler, error) {
 	if o.Capture == nil {
 		o.Capture = func() Capture { return Capture{} }
 	}
+	if o.Node == "" {
+		o.Node, _ = os.Hostname()
+	}
 	a := &api{o: o}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
@@ -133,12 +140,13 @@ func Handler(o Options) (http.Handler, error) {
 
 // Stats is the answer of /v1/stats.
 type Stats struct {
+	Node string `json:"node"`
 	Capture
 	Store segstore.Stats `json:"store"`
 }
 
 func (a *api) stats(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, Stats{Capture: a.o.Capture(), Store: a.o.Store.Stats()})
+	writeJSON(w, http.StatusOK, Stats{Node: a.o.Node, Capture: a.o.Capture(), Store: a.o.Store.Stats()})
 }
 
 func (a *api) segments(w http.ResponseWriter, r *http.Request) {

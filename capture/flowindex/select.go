@@ -31,6 +31,21 @@ func (s *Selector) Add(a, b netip.AddrPort, proto layers.IPProtocol) {
 	s.pairs[hostPair(a.Addr(), b.Addr())] = struct{}{}
 }
 
+// Hosts returns the addresses of the chosen flows' hosts, each once.
+func (s *Selector) Hosts() []netip.Addr {
+	seen := map[netip.Addr]struct{}{}
+	var out []netip.Addr
+	for k := range s.keys {
+		for _, a := range []netip.Addr{k.A.Addr().Unmap(), k.B.Addr().Unmap()} {
+			if _, ok := seen[a]; !ok {
+				seen[a] = struct{}{}
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
 // Len is how many flows are chosen.
 func (s *Selector) Len() int { return len(s.keys) }
 

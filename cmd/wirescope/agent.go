@@ -34,6 +34,7 @@ func newAgentCmd() *cobra.Command {
 		statsEvery   time.Duration
 		listen       string
 		tokenFile    string
+		nodeName     string
 		conns        connFlags
 	)
 	cmd := &cobra.Command{
@@ -83,7 +84,7 @@ Prometheus metrics at /metrics. See the agentapi package for the endpoints.`,
 				if err != nil {
 					return err
 				}
-				h, err := agentapi.Handler(agentapi.Options{Store: store, Token: token, Logger: logger,
+				h, err := agentapi.Handler(agentapi.Options{Store: store, Token: token, Logger: logger, Node: nodeName,
 					Capture: func() agentapi.Capture { return captureState(src, attr) }})
 				if err != nil {
 					return err
@@ -110,6 +111,7 @@ Prometheus metrics at /metrics. See the agentapi package for the endpoints.`,
 	fl.DurationVar(&dedupWindow, "dedup-window", capture.DefaultDedupWindow, "a packet seen again on another interface within this time is stored once")
 	fl.DurationVar(&statsEvery, "stats-every", time.Minute, "log capture statistics this often")
 	fl.StringVar(&listen, "listen", "", "serve the agent API on this address (host:port)")
+	fl.StringVar(&nodeName, "node-name", os.Getenv("NODE_NAME"), "the node's name, as the hub names this capture point (default $NODE_NAME, else the host name)")
 	fl.StringVar(&tokenFile, "token-file", "", "file holding the API's bearer token (created with a random one if missing)")
 	conns.register(cmd)
 	return cmd

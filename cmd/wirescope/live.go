@@ -10,6 +10,7 @@ import (
 
 	"github.com/wirescope/wirescope/capture/live"
 	"github.com/wirescope/wirescope/capture/segstore"
+	"github.com/wirescope/wirescope/capture/source"
 	"github.com/wirescope/wirescope/server/workspace"
 )
 
@@ -29,19 +30,20 @@ func (f *sourceFlags) openStore(logger *slog.Logger) (backend, func(), error) {
 		}
 		return segmentPaths(segs), nil
 	}
-	g, err := workspace.OpenGrowing(opts, "the segment store in "+f.store, list, f.refresh)
+	what := "the segment store in " + f.store
+	g, err := workspace.OpenGrowing(opts, what, source.NewListed(what, list, 0), f.refresh)
 	if err != nil {
 		cleanup()
 		return nil, nil, err
 	}
-	logger.Info("serving a segment store", "store", f.store, "data_dir", opts.Dir, "segments", len(g.Paths()))
+	logger.Info("serving a segment store", "store", f.store, "data_dir", opts.Dir)
 	return g, func() { g.Close(); cleanup() }, nil
 }
 
 // openCapture captures on the interfaces into a store under the data
 // directory, and serves it; each look for new packets closes the open
 // segment, so that only whole segments are read.
-func (f *sourceFlags) openCapture(ctx context.Context, logger *slog.Logger) (backend, func(), error) {
+func (f *sourceFlags) openCapture(ctx context.Context, logger *slog.Logger, files []string) (backend, func(), error) {
 	opts, cleanup, err := f.growingOptions(logger)
 	if err != nil {
 		return nil, nil, err
@@ -63,14 +65,31 @@ func (f *sourceFlags) openCapture(ctx context.Context, logger *slog.Logger) (bac
 	capCtx, stopCapture := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- runCapture(capCtx, src, store, logger, 10*time.Minute) }()
-	list := func() ([]string, error) {
-		if err := store.Rotate(); err != nil {
-			logger.Warn("closing the open segment", "err", err)
+	what := fmt.Sprintf("capturing on %v into %s (attribution %s)", src.Interfaces(), filepath.Join(opts.Dir, "store"), attr.Status())
+	var served source.Source = source.NewStore(store, "this machine", func() uint64 {
+		var n uint64
+		for _, st := range src.Stats() {
+			n += uint64(st.Drops)
 		}
-		return segmentPaths(store.Segments()), nil
+		return n
+	})
+	if len(files) > 0 {
+		// Capture files beside live traffic (make run as root: the demo
+		// too): a fan-out of both.
+		fs, err := source.OpenFiles(files, opts.FlowSpan)
+		if err != nil {
+			stopCapture()
+			<-done
+			store.Close()
+			src.Close()
+			attr.Close()
+			cleanup()
+			return nil, nil, err
+		}
+		served = source.NewFanout(source.FanoutOptions{Parts: []source.Source{served, fs}})
+		what += fmt.Sprintf(", and %d capture files", len(files))
 	}
-	source := fmt.Sprintf("capturing on %v into %s (attribution %s)", src.Interfaces(), filepath.Join(opts.Dir, "store"), attr.Status())
-	g, err := workspace.OpenGrowing(opts, source, list, f.refresh)
+	g, err := workspace.OpenGrowing(opts, what, served, f.refresh)
 	if err != nil {
 		stopCapture()
 		<-done

@@ -40,6 +40,7 @@ type sourceFlags struct {
 	maxBytes int64
 	refresh  time.Duration
 	filter   string
+	agents   agentFlags
 }
 
 func (f *sourceFlags) register(cmd *cobra.Command) {
@@ -52,7 +53,8 @@ func (f *sourceFlags) register(cmd *cobra.Command) {
 	fl.StringSliceVar(&f.ifaces, "iface", nil, "capture on these interfaces (names, globs, any) into a segment store under --data-dir and serve it (needs root)")
 	fl.StringVar(&f.filter, "filter", "", "with --iface: BPF filter (tcpdump syntax) run in the kernel")
 	fl.Int64Var(&f.maxBytes, "max-bytes", 1<<30, "with --iface: delete the oldest segments past this many bytes")
-	fl.DurationVar(&f.refresh, "refresh", 5*time.Second, "with --store or --iface: look for new packets at most this often (before a tool call)")
+	fl.DurationVar(&f.refresh, "refresh", 5*time.Second, "with --store, --iface or --agents: look for new packets at most this often (before a tool call)")
+	f.agents.register(cmd)
 }
 
 // backend is what the servers serve: a workspace over files, or one over
@@ -65,35 +67,26 @@ type backend interface {
 // open opens the workspace the flags describe; with --iface, capture runs
 // until ctx ends.
 func (f *sourceFlags) open(ctx context.Context, logger *slog.Logger) (backend, func(), error) {
-	kinds := 0
-	for _, set := range []bool{len(f.pcaps) > 0 || f.demo, f.store != "", len(f.ifaces) > 0} {
+	live := 0
+	for _, set := range []bool{f.store != "", len(f.ifaces) > 0, f.agents.set()} {
 		if set {
-			kinds++
+			live++
 		}
 	}
-	if kinds > 1 {
-		return nil, nil, errors.New("serve one thing: --pcap/--demo, --store or --iface")
+	if live > 1 || (f.store != "" && (len(f.pcaps) > 0 || f.demo)) {
+		return nil, nil, errors.New("serve one of --store, --iface or --agents (--iface and --agents may add --pcap/--demo)")
+	}
+	paths, cleanup, err := f.files()
+	if err != nil {
+		return nil, nil, err
 	}
 	switch {
 	case f.store != "":
 		return f.openStore(logger)
 	case len(f.ifaces) > 0:
-		return f.openCapture(ctx, logger)
-	}
-	paths := append([]string(nil), f.pcaps...)
-	cleanup := func() {}
-	if f.demo {
-		dir, err := os.MkdirTemp("", "wirescope-demo-")
-		if err != nil {
-			return nil, nil, err
-		}
-		cleanup = func() { os.RemoveAll(dir) }
-		p, err := demo.WriteTo(dir)
-		if err != nil {
-			cleanup()
-			return nil, nil, err
-		}
-		paths = append(paths, p)
+		return withCleanup(f.openCapture(ctx, logger, paths))(cleanup)
+	case f.agents.set():
+		return withCleanup(f.openAgents(logger, paths))(cleanup)
 	}
 	if len(paths) == 0 {
 		return nil, nil, errors.New("nothing to serve: give --pcap FILE, --store DIR or --iface IF (or --demo for the built-in capture)")
@@ -112,6 +105,38 @@ func (f *sourceFlags) open(ctx context.Context, logger *slog.Logger) (backend, f
 	first, last := ws.Bounds()
 	logger.Info("serving captures", "files", len(paths), "first", first, "last", last, "data_dir", ws.Dir())
 	return ws, func() { ws.Close(); cleanup() }, nil
+}
+
+// files lists the capture files to serve: --pcap, and the demo capture
+// written to a temporary directory that cleanup removes.
+func (f *sourceFlags) files() ([]string, func(), error) {
+	paths := append([]string(nil), f.pcaps...)
+	if !f.demo {
+		return paths, func() {}, nil
+	}
+	dir, err := os.MkdirTemp("", "wirescope-demo-")
+	if err != nil {
+		return nil, nil, err
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	p, err := demo.WriteTo(dir)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	return append(paths, p), cleanup, nil
+}
+
+// withCleanup runs cleanup after what an open returned is closed, or at
+// once when it failed.
+func withCleanup(b backend, closeB func(), err error) func(cleanup func()) (backend, func(), error) {
+	return func(cleanup func()) (backend, func(), error) {
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		return b, func() { closeB(); cleanup() }, nil
+	}
 }
 
 // options are the workspace options the flags give.

@@ -44,6 +44,17 @@ type Call struct {
 	Response Message
 	// Extra holds protocol-specific fields (HTTP version, DNS answers, …).
 	Extra Extra
+	// CapturedOn names the nodes whose agents captured the call (empty for
+	// capture files): two when a call between pods on two nodes was seen
+	// by both and counted once.
+	CapturedOn []string
+	// Via is the address the client sent the request to when it is not
+	// Dst's: a Service's cluster IP, before the client's node translated it
+	// to the pod's (DNAT), as the client's node captured it.
+	Via netip.AddrPort
+	// Merged counts the copies of the call, captured on other nodes, that
+	// were merged into this one.
+	Merged int
 }
 
 // Endpoint is one side of a call or flow, with its Kubernetes identity when
@@ -186,6 +197,24 @@ func (c *Call) AppendJSON(b []byte) []byte {
 	b = c.Response.appendJSON(b)
 	b = append(b, `,"extra":`...)
 	b = c.Extra.AppendJSON(b)
+	if len(c.CapturedOn) > 0 {
+		b = append(b, `,"captured_on":[`...)
+		for i, n := range c.CapturedOn {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, n)
+		}
+		b = append(b, ']')
+	}
+	if c.Via.IsValid() {
+		b = append(b, `,"via":`...)
+		b = appendString(b, c.Via.String())
+	}
+	if c.Merged > 0 {
+		b = append(b, `,"merged":`...)
+		b = strconv.AppendInt(b, int64(c.Merged), 10)
+	}
 	return append(b, '}')
 }
 
@@ -195,25 +224,36 @@ func (c *Call) MarshalJSON() ([]byte, error) { return c.AppendJSON(nil), nil }
 // UnmarshalJSON implements json.Unmarshaler.
 func (c *Call) UnmarshalJSON(data []byte) error {
 	var w struct {
-		ID        string          `json:"id"`
-		Proto     string          `json:"proto"`
-		TS        time.Time       `json:"ts"`
-		LatencyNS int64           `json:"latency_ns"`
-		Src       Endpoint        `json:"src"`
-		Dst       Endpoint        `json:"dst"`
-		Method    string          `json:"method"`
-		Path      string          `json:"path"`
-		Status    json.RawMessage `json:"status"`
-		Error     string          `json:"error"`
-		Request   Message         `json:"request"`
-		Response  Message         `json:"response"`
-		Extra     Extra           `json:"extra"`
+		ID         string          `json:"id"`
+		Proto      string          `json:"proto"`
+		TS         time.Time       `json:"ts"`
+		LatencyNS  int64           `json:"latency_ns"`
+		Src        Endpoint        `json:"src"`
+		Dst        Endpoint        `json:"dst"`
+		Method     string          `json:"method"`
+		Path       string          `json:"path"`
+		Status     json.RawMessage `json:"status"`
+		Error      string          `json:"error"`
+		Request    Message         `json:"request"`
+		Response   Message         `json:"response"`
+		Extra      Extra           `json:"extra"`
+		CapturedOn []string        `json:"captured_on"`
+		Via        string          `json:"via"`
+		Merged     int             `json:"merged"`
 	}
 	if err := json.Unmarshal(data, &w); err != nil {
 		return err
 	}
 	*c = Call{ID: w.ID, Proto: w.Proto, TS: w.TS, LatencyNS: w.LatencyNS, Src: w.Src, Dst: w.Dst,
-		Method: w.Method, Path: w.Path, Error: w.Error, Request: w.Request, Response: w.Response, Extra: w.Extra}
+		Method: w.Method, Path: w.Path, Error: w.Error, Request: w.Request, Response: w.Response, Extra: w.Extra,
+		CapturedOn: w.CapturedOn, Merged: w.Merged}
+	if w.Via != "" {
+		via, err := netip.ParseAddrPort(w.Via)
+		if err != nil {
+			return fmt.Errorf("via: %w", err)
+		}
+		c.Via = via
+	}
 	s := strings.TrimSpace(string(w.Status))
 	switch {
 	case s == "" || s == "null":

@@ -7,6 +7,7 @@ import (
 
 	"github.com/wirescope/wirescope/capture"
 	"github.com/wirescope/wirescope/capture/flowindex"
+	"github.com/wirescope/wirescope/capture/source"
 	"github.com/wirescope/wirescope/dissect"
 	"github.com/wirescope/wirescope/dissect/proto"
 	"github.com/wirescope/wirescope/tools"
@@ -34,7 +35,7 @@ func (w *Workspace) plan(from, to time.Time) (gaps, covered []tools.Window, pack
 	gaps, covered = w.covered.split(from, to)
 	w.mu.RUnlock()
 	for _, g := range gaps {
-		packets += w.set.Count(g.From.Add(-w.opts.Lookback), g.To.Add(w.opts.Lookahead))
+		packets += w.src.Count(g.From.Add(-w.opts.Lookback), g.To.Add(w.opts.Lookahead))
 	}
 	return gaps, covered, packets
 }
@@ -75,12 +76,17 @@ func (w *Workspace) Dissect(ctx context.Context, from, to time.Time, progress fu
 // dissected once its calls are indexed, adding what it found to res (the
 // packets inside the window among them). It returns the packets read,
 // the context around the window included.
+//
+// A source captured on several nodes is dissected node by node: the same
+// call between pods of two nodes was captured by both agents (once
+// addressed to the Service, before the client's node translated the
+// address, once to the pod), and is indexed once (see merge).
 func (w *Workspace) dissectGap(ctx context.Context, g tools.Window, res *tools.DissectResult, progress func(uint64)) (uint64, error) {
-	raw, _, err := w.set.Window(g.From.Add(-w.opts.Lookback), g.To.Add(w.opts.Lookahead))
-	if err != nil {
-		return 0, err
+	parts := []source.Source{w.src}
+	multi := false
+	if m, ok := w.src.(source.Multi); ok {
+		parts, multi = m.Parts(), true
 	}
-	src := &counting{Source: raw, from: g.From, to: g.To}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
@@ -101,46 +107,86 @@ func (w *Workspace) dissectGap(ctx context.Context, g tools.Window, res *tools.D
 
 	var (
 		batch  []*proto.Call
+		held   [][]*proto.Call // by part, when calls of several nodes are merged
 		labels = map[flowindex.Key]string{}
 		part   dissect.Stats // of the calls and flows inside g
 		flows  uint64
 		undis  uint64
 		read   uint64
+		inside uint64
+		err    error
 	)
-	opts := dissect.Options{
-		Protocols: w.protocols,
-		Identity:  w.opts.Identity,
-		Limits:    w.opts.Limits,
-		OnCall: func(c *dissect.Call) {
-			if c.TS.Before(g.From) || !c.TS.Before(g.To) {
-				return // another window's call
-			}
-			part.CountCall(c)
-			batch = append(batch, c)
-			if len(batch) == indexBatch {
-				batches <- batch
-				batch = nil
-			}
-		},
-		OnFlow: func(f *dissect.Flow) {
-			if f.Last.Before(g.From) || !f.First.Before(g.To) {
-				return
-			}
-			flows++
-			part.MissingBytes += f.MissingBytes
-			if f.Proto == "" {
-				undis++
-				return
-			}
-			if k, ok := flowKey(f); ok {
-				labels[k] = f.Proto
-			}
-		},
+	send := func(c *proto.Call) {
+		batch = append(batch, c)
+		if len(batch) == indexBatch {
+			batches <- batch
+			batch = nil
+		}
 	}
-	_, _, err = dissect.NewParallel(opts, w.opts.Workers).Run(ctx, src, func(n uint64) {
-		read = n
-		progress(n)
-	})
+	for i, p := range parts {
+		node := ""
+		if multi {
+			node = nodeName(p)
+			held = append(held, nil)
+		}
+		var src capture.Source
+		src, err = p.Packets(ctx, g.From.Add(-w.opts.Lookback), g.To.Add(w.opts.Lookahead), nil)
+		if err != nil {
+			break
+		}
+		cnt := &counting{Source: src, from: g.From, to: g.To}
+		opts := dissect.Options{
+			Protocols: w.protocols,
+			Identity:  w.opts.Identity,
+			Limits:    w.opts.Limits,
+			OnCall: func(c *dissect.Call) {
+				if c.TS.Before(g.From) || !c.TS.Before(g.To) {
+					return // another window's call
+				}
+				if !multi {
+					part.CountCall(c)
+					send(c)
+					return
+				}
+				if node != "" {
+					c.CapturedOn = []string{node}
+				}
+				held[i] = append(held[i], c)
+			},
+			OnFlow: func(f *dissect.Flow) {
+				if f.Last.Before(g.From) || !f.First.Before(g.To) {
+					return
+				}
+				flows++
+				part.MissingBytes += f.MissingBytes
+				if f.Proto == "" {
+					undis++
+					return
+				}
+				if k, ok := flowKey(f); ok {
+					labels[k] = f.Proto
+				}
+			},
+		}
+		before := read
+		_, _, err = dissect.NewParallel(opts, w.opts.Workers).Run(ctx, cnt, func(n uint64) {
+			read = before + n
+			progress(read)
+		})
+		cnt.Close()
+		inside += cnt.inside
+		if err != nil {
+			break
+		}
+	}
+	if err == nil && multi {
+		merged, dups := merge(held)
+		res.Merged += dups
+		for _, c := range merged {
+			part.CountCall(c)
+			send(c)
+		}
+	}
 	if len(batch) > 0 && err == nil {
 		batches <- batch
 	}
@@ -167,7 +213,7 @@ func (w *Workspace) dissectGap(ctx context.Context, g tools.Window, res *tools.D
 		w.opts.Logger.Warn("saving the workspace state", "err", err)
 	}
 	w.mu.Unlock()
-	res.Packets += src.inside
+	res.Packets += inside
 	res.Unanswered += part.Unanswered
 	res.Truncated += part.Truncated
 	res.Malformed += part.Malformed
@@ -175,6 +221,17 @@ func (w *Workspace) dissectGap(ctx context.Context, g tools.Window, res *tools.D
 	res.Undissected += undis
 	res.MissingBytes += part.MissingBytes
 	return read, nil
+}
+
+// nodeName is the node a part of a source captured on; "" for capture
+// files and this machine's store.
+func nodeName(s source.Source) string {
+	for _, p := range s.Status(context.Background()).Parts {
+		if p.Node != "" {
+			return p.Node
+		}
+	}
+	return ""
 }
 
 // flowKey is the flow index's key of a dissected flow.

@@ -15,23 +15,6 @@ import (
 	"github.com/wirescope/wirescope/tools"
 )
 
-// guessed is a flow's protocol as guessed from its first bytes.
-type guessed struct {
-	name      string
-	encrypted bool
-}
-
-// guessAll guesses the protocol of every flow of x that has payload.
-func guessAll(protocols []proto.Protocol, x *flowindex.Index) map[flowindex.Key]guessed {
-	out := map[flowindex.Key]guessed{}
-	for _, s := range x.Query(time.Time{}, time.Time{}, nil) {
-		if name, enc := guess(protocols, &s); name != "" {
-			out[s.Key()] = guessed{name, enc}
-		}
-	}
-	return out
-}
-
 // guess names a flow's application protocol from the first bytes each side
 // sent: as the dissectors' own detectors judge them, else by the opening of
 // an encrypted protocol no dissector reads (TLS, SSH, QUIC).
@@ -92,8 +75,11 @@ func encryptedOpening(b []byte, p layers.IPProtocol) string {
 
 // Flows implements tools.Backend: the flows active in [from, to) that
 // match f, largest first.
-func (w *Workspace) Flows(_ context.Context, from, to time.Time, f tools.Filter) ([]tools.Flow, error) {
-	sums := w.set.Flows().Query(from, to, nil)
+func (w *Workspace) Flows(ctx context.Context, from, to time.Time, f tools.Filter) ([]tools.Flow, error) {
+	sums, err := w.src.Flows(ctx, from, to)
+	if err != nil {
+		return nil, err
+	}
 	flowindex.SortByBytes(sums)
 	var out []tools.Flow
 	w.mu.RLock()

@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/wirescope/wirescope/capture/source"
 	"github.com/wirescope/wirescope/index"
 	"github.com/wirescope/wirescope/tools"
 )
@@ -20,39 +19,42 @@ import (
 var ErrNothingYet = errors.New("nothing captured yet: ask again once there has been some traffic")
 
 // Growing serves captures that keep growing: a segment store an agent (or
-// this process) writes into. Before a tool call, when at least Every has
-// passed since it last looked, it lists the captures again; when they
-// changed it opens a workspace over them afresh (dissection starts over,
-// on demand as ever; a window near the end of the data would otherwise
-// hold calls cut short by the end). A tool call runs against one
-// workspace from start to end: Hold keeps the swap out while calls run.
-// Growing implements tools.Backend.
+// this process) writes into, or the agents of a cluster. Before a tool
+// call, when at least Every has passed since it last looked, it refreshes
+// the source; when that changed anything it opens a workspace over it
+// afresh (dissection starts over, on demand as ever; a window near the end
+// of the data would otherwise hold calls cut short by the end). A tool
+// call runs against one workspace from start to end: Hold keeps the swap
+// (and the source's refresh) out while calls run. Growing implements
+// tools.Backend.
 type Growing struct {
-	opts   Options
-	list   func() ([]string, error)
-	every  time.Duration
-	source string // what is captured, for Status
+	opts  Options
+	src   source.Source
+	every time.Duration
+	what  string // what is captured, for Status
 
-	swap    sync.RWMutex // read-held by tool calls, write-held by a swap
+	swap    sync.RWMutex // read-held by tool calls, write-held by a refresh
 	ws      atomic.Pointer[Workspace]
 	mu      sync.Mutex // guards what follows
-	paths   []string
-	seen    []fileState // paths as they were when the workspace opened
 	checked time.Time
 	opens   int
 	lastErr string
 }
 
-// OpenGrowing serves the captures list returns (it is called again at
-// most every every); source says what they are, for capture_status.
-func OpenGrowing(opts Options, source string, list func() ([]string, error), every time.Duration) (*Growing, error) {
+// OpenGrowing serves src, which must implement source.Refresher; it is
+// refreshed at most every every. what says what it is, for
+// capture_status.
+func OpenGrowing(opts Options, what string, src source.Source, every time.Duration) (*Growing, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Dir == "" {
 		return nil, errors.New("workspace: a growing capture needs a data directory")
 	}
-	g := &Growing{opts: opts, list: list, every: every, source: source}
+	if _, ok := src.(source.Refresher); !ok {
+		return nil, fmt.Errorf("workspace: %s does not grow (no Refresh)", src.Name())
+	}
+	g := &Growing{opts: opts, src: src, every: every, what: what}
 	g.refresh(true)
 	return g, nil
 }
@@ -76,63 +78,53 @@ func (g *Growing) Hold() (release func(), err error) {
 	return g.swap.RUnlock, nil
 }
 
-// fileState is what says a capture file changed: a segment still being
-// written keeps its path and grows.
-type fileState struct {
-	size, mod int64
-}
-
-// statAll returns the state of each path; a file that cannot be read
-// has size -1.
-func statAll(paths []string) []fileState {
-	out := make([]fileState, len(paths))
-	for i, p := range paths {
-		out[i] = fileState{size: -1}
-		if fi, err := os.Stat(p); err == nil {
-			out[i] = fileState{size: fi.Size(), mod: fi.ModTime().UnixNano()}
-		}
-	}
-	return out
-}
-
-// refresh lists the captures and, when they changed (other files, or the
-// same files grown), swaps in a workspace over them.
+// refresh refreshes the source and, when it changed, swaps in a workspace
+// over it. The source changes under the workspace reading it, so no tool
+// call runs meanwhile.
 func (g *Growing) refresh(first bool) {
+	g.swap.Lock()
+	defer g.swap.Unlock()
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.checked = time.Now()
-	paths, err := g.list()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*source.DefaultPartTimeout)
+	changed, err := g.src.(source.Refresher).Refresh(ctx)
+	cancel()
 	if err != nil {
 		g.lastErr = err.Error()
-		g.opts.Logger.Warn("listing the captures", "err", err)
+		if !errors.Is(err, source.ErrNoFiles) {
+			g.opts.Logger.Warn("reading the captures", "err", err)
+		}
+		if changed {
+			if old := g.ws.Swap(nil); old != nil {
+				old.Close()
+			}
+		}
 		return
 	}
-	seen := statAll(paths)
-	if slices.Equal(paths, g.paths) && slices.Equal(seen, g.seen) && !first {
+	if !changed && !first && g.ws.Load() != nil {
 		return
 	}
-	g.swap.Lock()
-	defer g.swap.Unlock()
 	if old := g.ws.Swap(nil); old != nil {
 		old.Close()
 	}
-	g.paths, g.seen = paths, seen
-	if len(paths) == 0 {
+	if first, _ := g.src.Bounds(); first.IsZero() {
+		g.lastErr = ""
 		return
 	}
 	o := g.opts
-	o.Paths = paths
+	o.Source = g.src
 	ws, err := Open(o)
 	if err != nil {
 		g.lastErr = err.Error()
-		g.opts.Logger.Warn("opening the captures", "files", len(paths), "err", err)
+		g.opts.Logger.Warn("opening the captures", "err", err)
 		return
 	}
 	g.opens++
 	g.lastErr = ""
 	g.ws.Store(ws)
 	from, to := ws.Bounds()
-	g.opts.Logger.Info("captures read again", "files", len(paths), "first", from, "last", to)
+	g.opts.Logger.Info("captures read again", "source", g.src.Name(), "first", from, "last", to)
 }
 
 // Close closes the current workspace.
@@ -152,9 +144,9 @@ func (g *Growing) cur() (*Workspace, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.lastErr != "" {
-		return nil, fmt.Errorf("%w (%s; last error: %s)", ErrNothingYet, g.source, g.lastErr)
+		return nil, fmt.Errorf("%w (%s; last error: %s)", ErrNothingYet, g.what, g.lastErr)
 	}
-	return nil, fmt.Errorf("%w (%s)", ErrNothingYet, g.source)
+	return nil, fmt.Errorf("%w (%s)", ErrNothingYet, g.what)
 }
 
 // Bounds implements tools.Backend.
@@ -180,7 +172,7 @@ func (g *Growing) Status(ctx context.Context) (tools.Status, error) {
 	}
 	g.mu.Lock()
 	st.Notes = append(st.Notes, fmt.Sprintf("live: %s; the captures are read again when they changed, at most every %s, and windows are then dissected afresh (read %d times so far)",
-		g.source, g.every, g.opens))
+		g.what, g.every, g.opens))
 	if g.lastErr != "" {
 		st.Notes = append(st.Notes, "last error reading the captures: "+g.lastErr)
 	}
@@ -250,9 +242,14 @@ func (g *Growing) Pods() []tools.Pod {
 	return nil
 }
 
-// Paths lists the captures the current workspace reads.
-func (g *Growing) Paths() []string {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return slices.Clone(g.paths)
+// Source returns what the workspace reads.
+func (g *Growing) Source() source.Source { return g.src }
+
+// Missing says which parts of the source did not answer (agents that are
+// unreachable), for answers to say what they lack; nil when all did.
+func (g *Growing) Missing() []string {
+	if m, ok := g.src.(interface{ Missing() []string }); ok {
+		return m.Missing()
+	}
+	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/wirescope/wirescope/capture"
 	"github.com/wirescope/wirescope/capture/capturetest"
 	"github.com/wirescope/wirescope/capture/segstore"
+	"github.com/wirescope/wirescope/capture/source"
 	"github.com/wirescope/wirescope/server/workspace"
 )
 
@@ -35,7 +36,7 @@ func TestGrowing(t *testing.T) {
 		}
 		return paths, nil
 	}
-	g, err := workspace.OpenGrowing(workspace.Options{Dir: filepath.Join(dir, "ws")}, "a test store", list, 0)
+	g, err := workspace.OpenGrowing(workspace.Options{Dir: filepath.Join(dir, "ws")}, "a test store", source.NewListed("a test store", list, 0), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func TestGrowingFileGrows(t *testing.T) {
 		t.Fatal(err)
 	}
 	list := func() ([]string, error) { return []string{path}, nil }
-	g, err := workspace.OpenGrowing(workspace.Options{Dir: filepath.Join(dir, "ws")}, "a growing file", list, 0)
+	g, err := workspace.OpenGrowing(workspace.Options{Dir: filepath.Join(dir, "ws")}, "a growing file", source.NewListed("a growing file", list, 0), 0)
 	if err != nil {
 		t.Fatal(err)
 	}

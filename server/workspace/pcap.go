@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/gopacket/gopacket/layers"
-
 	"github.com/wirescope/wirescope/capture"
 	"github.com/wirescope/wirescope/capture/flowindex"
 	"github.com/wirescope/wirescope/dissect"
@@ -83,20 +81,11 @@ func (w *Workspace) WritePCAP(ctx context.Context, from, to time.Time, f tools.F
 // to out.
 func (w *Workspace) export(ctx context.Context, out io.Writer, from, to time.Time, sel *flowindex.Selector, maxPackets int) (tools.PCAPFile, error) {
 	var file tools.PCAPFile
-	var links []layers.LinkType
-	for _, fi := range w.set.Files() {
-		if (to.IsZero() || fi.First.Before(to)) && (from.IsZero() || !fi.Last.Before(from)) {
-			for _, lt := range fi.LinkTypes {
-				if !slices.Contains(links, lt) {
-					links = append(links, lt)
-				}
-			}
-		}
-	}
+	links := w.src.LinkTypes(from, to)
 	if len(links) == 0 {
 		return file, nil
 	}
-	src, _, err := w.set.Window(from, to)
+	src, err := w.src.Packets(ctx, from, to, sel)
 	if err != nil {
 		return file, err
 	}
@@ -120,8 +109,8 @@ func (w *Workspace) export(ctx context.Context, out io.Writer, from, to time.Tim
 			}
 			return file, err
 		}
-		if sel != nil && !sel.Keep(&p) {
-			continue
+		if !slices.Contains(links, p.LinkType) {
+			continue // a link type the source did not list (a node's new interface)
 		}
 		if file.Packets == uint64(maxPackets) {
 			file.Truncated = true

@@ -64,10 +64,7 @@ func (w *Workspace) fingerprint() string {
 	} else if w.opts.Identity != nil {
 		fmt.Fprintf(h, "identity %T\n", w.opts.Identity)
 	}
-	for _, f := range w.set.Files() {
-		abs, _ := filepath.Abs(f.Path)
-		fmt.Fprintf(h, "%s %d %d %d %d\n", abs, f.Packets, f.Bytes, f.First.UnixNano(), f.Last.UnixNano())
-	}
+	fmt.Fprintf(h, "source %s\n", w.src.Fingerprint())
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -30,8 +30,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/wirescope/wirescope/capture/fileset"
 	"github.com/wirescope/wirescope/capture/flowindex"
+	"github.com/wirescope/wirescope/capture/source"
 	"github.com/wirescope/wirescope/dissect"
 	"github.com/wirescope/wirescope/dissect/proto"
 	"github.com/wirescope/wirescope/index"
@@ -41,8 +41,10 @@ import (
 
 // Options configure a Workspace. Zero fields take defaults.
 type Options struct {
-	// Paths are the capture files (pcap, pcapng, gzipped).
-	Paths []string
+	// Source is what the workspace reads packets from. When nil, Paths
+	// are opened as one (capture files: pcap, pcapng, gzipped).
+	Source source.Source
+	Paths  []string
 	// Identity resolves addresses to Kubernetes identities; nil leaves
 	// endpoints as bare addresses.
 	Identity dissect.Identifier
@@ -72,14 +74,13 @@ type Options struct {
 // use; dissections run one at a time.
 type Workspace struct {
 	opts      Options
-	set       *fileset.Set
+	src       source.Source
 	ix        *index.Index
 	dir       string
 	temp      bool   // dir is ours to remove
 	fp        string // the captures' fingerprint (state.go)
 	protocols []proto.Protocol
-	guesses   map[flowindex.Key]guessed // flows' protocols guessed from their first bytes
-	busy      chan struct{}             // held by the dissection running
+	busy      chan struct{} // held by the dissection running
 
 	mu      sync.RWMutex
 	covered coverage                 // windows dissected
@@ -92,7 +93,7 @@ type Workspace struct {
 // Open scans the capture files and opens (or creates) the index in the data
 // directory.
 func Open(opts Options) (*Workspace, error) {
-	if len(opts.Paths) == 0 {
+	if opts.Source == nil && len(opts.Paths) == 0 {
 		return nil, errors.New("workspace: no capture files")
 	}
 	if opts.Workers <= 0 {
@@ -116,11 +117,16 @@ func Open(opts Options) (*Workspace, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	set, err := fileset.Open(opts.Paths, opts.FlowSpan)
-	if err != nil {
-		return nil, err
+	src := opts.Source
+	if src == nil {
+		files, err := source.OpenFiles(opts.Paths, opts.FlowSpan)
+		if err != nil {
+			return nil, err
+		}
+		src = files
 	}
-	w := &Workspace{opts: opts, set: set, dir: opts.Dir, protocols: dissect.All(), busy: make(chan struct{}, 1),
+	var err error
+	w := &Workspace{opts: opts, src: src, dir: opts.Dir, protocols: dissect.All(), busy: make(chan struct{}, 1),
 		labels: map[flowindex.Key]string{}, calls: map[string]uint64{}}
 	if w.dir == "" {
 		if w.dir, err = os.MkdirTemp("", "wirescope-"); err != nil {
@@ -164,7 +170,6 @@ func Open(opts Options) (*Workspace, error) {
 		w.removeTemp()
 		return nil, fmt.Errorf("workspace: %w", err)
 	}
-	w.guesses = guessAll(w.protocols, set.Flows())
 	w.loadPCAPs()
 	return w, nil
 }
@@ -186,7 +191,10 @@ func (w *Workspace) removeTemp() {
 func (w *Workspace) Dir() string { return w.dir }
 
 // Bounds implements tools.Backend.
-func (w *Workspace) Bounds() (first, last time.Time) { return w.set.Bounds() }
+func (w *Workspace) Bounds() (first, last time.Time) { return w.src.Bounds() }
+
+// Source returns what the workspace reads.
+func (w *Workspace) Source() source.Source { return w.src }
 
 // Live implements tools.Backend: files do not grow.
 func (w *Workspace) Live() bool { return false }
@@ -223,7 +231,7 @@ func (w *Workspace) Pods() []tools.Pod {
 
 // clamp limits [from, to) (zero: unbounded) to the data.
 func (w *Workspace) clamp(from, to time.Time) (time.Time, time.Time) {
-	first, last := w.set.Bounds()
+	first, last := w.src.Bounds()
 	end := last.Add(time.Nanosecond)
 	if from.IsZero() || from.Before(first) {
 		from = first
@@ -235,24 +243,32 @@ func (w *Workspace) clamp(from, to time.Time) (time.Time, time.Time) {
 }
 
 // Status implements tools.Backend.
-func (w *Workspace) Status(context.Context) (tools.Status, error) {
+func (w *Workspace) Status(ctx context.Context) (tools.Status, error) {
 	st := tools.Status{Flows: map[string]uint64{}}
-	st.First, st.Last = w.set.Bounds()
-	st.Packets, st.Bytes = w.set.Packets()
-	for _, f := range w.set.Files() {
-		src := tools.Source{Name: f.Name, Kind: "pcap", First: f.First, Last: f.Last, Packets: f.Packets, Bytes: f.Bytes}
-		for _, warn := range f.Warnings {
-			src.Warnings = append(src.Warnings, warn.String())
-		}
+	st.First, st.Last = w.src.Bounds()
+	ss := w.src.Status(ctx)
+	for _, p := range ss.Parts {
+		src := tools.Source{Name: p.Name, Kind: p.Kind, Node: p.Node, First: p.First, Last: p.Last, Packets: p.Packets,
+			Bytes: p.Bytes, Drops: p.Drops, State: p.State, LastContact: p.LastContact, Since: p.Since, Error: p.Error,
+			Warnings: p.Warnings}
 		st.Sources = append(st.Sources, src)
+		if p.Up() {
+			st.Packets += p.Packets
+			st.Bytes += p.Bytes
+			st.Drops += p.Drops
+		}
 	}
-	d := w.set.DecodeStats()
+	d := ss.Decode
 	st.NotDecoded = d.UnsupportedLink + d.NotIP + d.Malformed + d.FragmentsDropped
+	flows, err := w.src.Flows(ctx, time.Time{}, time.Time{})
+	if err != nil {
+		return st, err
+	}
 	w.mu.RLock()
 	st.Dissected = w.covered.clone()
 	st.Calls = maps.Clone(w.calls)
 	missing := w.missing
-	for _, s := range w.set.Flows().Query(time.Time{}, time.Time{}, nil) {
+	for _, s := range flows {
 		if s.Payload[0]+s.Payload[1] == 0 {
 			st.Empty++
 			continue
@@ -278,13 +294,13 @@ func (w *Workspace) Status(context.Context) (tools.Status, error) {
 
 // protocolOf names a flow's application protocol: as dissected, else as
 // guessed. Callers hold mu.
-func (w *Workspace) protocolOf(s *flowindex.Summary) (name string, guess, encrypted bool) {
+func (w *Workspace) protocolOf(s *flowindex.Summary) (name string, guessed, encrypted bool) {
 	k := s.Key()
 	if name, ok := w.labels[k]; ok {
 		return name, false, false
 	}
-	if g, ok := w.guesses[k]; ok {
-		return g.name, true, g.encrypted
+	if name, enc := guess(w.protocols, s); name != "" {
+		return name, true, enc
 	}
 	return "", false, false
 }

@@ -1,0 +1,371 @@
+package agentapi
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gopacket/gopacket/layers"
+
+	"github.com/wirescope/wirescope/capture"
+	"github.com/wirescope/wirescope/capture/flowindex"
+	"github.com/wirescope/wirescope/capture/segstore"
+	"github.com/wirescope/wirescope/capture/source"
+)
+
+// maxSelectHosts bounds the addresses a PCAP request names to narrow what
+// an agent sends; a selection of more hosts is asked for whole and
+// narrowed by the client.
+const maxSelectHosts = 64
+
+// maxAnswer bounds the JSON answers (stats, segments) read from an agent.
+const maxAnswer = 64 << 20
+
+// ClientOptions configure a Client.
+type ClientOptions struct {
+	// URL is the agent's base URL (http://10.0.0.5:8899).
+	URL string
+	// Token is the agents' bearer token.
+	Token string
+	// HTTP is the client used; default one without a timeout (streams are
+	// long; every call takes a context).
+	HTTP *http.Client
+}
+
+// Client reads an agent's data over its API. It implements source.Source
+// and source.Refresher: Refresh asks the agent for its statistics and
+// segments, Flows and Packets stream what a question needs.
+type Client struct {
+	o    ClientOptions
+	base *url.URL
+
+	mu    sync.Mutex
+	stats Stats
+	segs  []segstore.Segment
+}
+
+// NewClient returns a client of the agent at o.URL. The URL must be http
+// or https, without user information, query or fragment.
+func NewClient(o ClientOptions) (*Client, error) {
+	u, err := url.Parse(o.URL)
+	if err != nil {
+		return nil, fmt.Errorf("agent URL %q: %w", o.URL, err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("agent URL %q: want http(s)://host:port", o.URL)
+	}
+	if o.Token == "" {
+		return nil, errors.New("agent client: no token")
+	}
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{}
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	return &Client{o: o, base: u}, nil
+}
+
+// URL returns the agent's base URL.
+func (c *Client) URL() string { return c.base.String() }
+
+// get sends an authenticated GET and checks the status.
+func (c *Client) get(ctx context.Context, path string, q url.Values) (*http.Response, error) {
+	u := *c.base
+	u.Path += path
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.o.Token)
+	resp, err := c.o.HTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		return nil, statusError(resp)
+	}
+	return resp, nil
+}
+
+// statusError reads an error answer: the agent's message when it gave one.
+func statusError(resp *http.Response) error {
+	var e struct {
+		Error string `json:"error"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if json.Unmarshal(b, &e) == nil && e.Error != "" {
+		return fmt.Errorf("agent answered %s: %s", resp.Status, e.Error)
+	}
+	return fmt.Errorf("agent answered %s", resp.Status)
+}
+
+func (c *Client) getJSON(ctx context.Context, path string, v any) error {
+	resp, err := c.get(ctx, path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}
+
+// Refresh implements source.Refresher: it reads the agent's statistics and
+// segments, and reports whether the segments changed.
+func (c *Client) Refresh(ctx context.Context) (bool, error) {
+	var st Stats
+	if err := c.getJSON(ctx, "/v1/stats", &st); err != nil {
+		return false, err
+	}
+	var segs []segstore.Segment
+	if err := c.getJSON(ctx, "/v1/segments", &segs); err != nil {
+		return false, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	changed := !slices.EqualFunc(segs, c.segs, sameSegment)
+	c.stats, c.segs = st, segs
+	return changed, nil
+}
+
+// sameSegment compares what the hub uses of a segment (not its path).
+func sameSegment(a, b segstore.Segment) bool {
+	return a.Seq == b.Seq && a.LinkType == b.LinkType && a.Packets == b.Packets && a.First.Equal(b.First) &&
+		a.Last.Equal(b.Last) && a.Closed == b.Closed
+}
+
+func (c *Client) state() (Stats, []segstore.Segment) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats, c.segs
+}
+
+// Node returns the agent's node name, once it answered.
+func (c *Client) Node() string {
+	st, _ := c.state()
+	return st.Node
+}
+
+// Name implements source.Source: the node, else the agent's address.
+func (c *Client) Name() string {
+	if n := c.Node(); n != "" {
+		return n
+	}
+	return c.base.Host
+}
+
+// Bounds implements source.Source.
+func (c *Client) Bounds() (first, last time.Time) {
+	_, segs := c.state()
+	for _, g := range segs {
+		if g.Packets == 0 {
+			continue
+		}
+		if first.IsZero() || g.First.Before(first) {
+			first = g.First
+		}
+		if g.Last.After(last) {
+			last = g.Last
+		}
+	}
+	return first, last
+}
+
+func window(from, to time.Time) url.Values {
+	q := url.Values{}
+	if !from.IsZero() {
+		q.Set("from", from.UTC().Format(time.RFC3339Nano))
+	}
+	if !to.IsZero() {
+		q.Set("to", to.UTC().Format(time.RFC3339Nano))
+	}
+	return q
+}
+
+// Flows implements source.Source: the agent's flows of [from, to), its
+// per-segment pieces summed.
+func (c *Client) Flows(ctx context.Context, from, to time.Time) ([]flowindex.Summary, error) {
+	resp, err := c.get(ctx, "/v1/flows", window(from, to))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	set := source.NewFlowSet()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		var fl Flow
+		if err := json.Unmarshal(sc.Bytes(), &fl); err != nil {
+			return nil, fmt.Errorf("flows from %s: %w", c.Name(), err)
+		}
+		p, ok := parseProto(fl.Proto)
+		src, err1 := netip.ParseAddrPort(fl.Src)
+		dst, err2 := netip.ParseAddrPort(fl.Dst)
+		if !ok || err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("flows from %s: a flow of %q %q→%q", c.Name(), fl.Proto, fl.Src, fl.Dst)
+		}
+		set.Add(p, src, dst, fl.First, fl.Last, fl.Packets, fl.Bytes, [2]uint8{parseFlags(fl.Flags[0]), parseFlags(fl.Flags[1])})
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("flows from %s: %w", c.Name(), err)
+	}
+	if e := resp.Trailer.Get("Wirescope-Error"); e != "" {
+		return nil, fmt.Errorf("flows from %s: the agent stopped: %s", c.Name(), e)
+	}
+	return set.Summaries(), nil
+}
+
+// Packets implements source.Source: the agent streams the packets of
+// [from, to) as a capture file, of the selected flows' hosts when they are
+// few (the selection itself is applied here).
+func (c *Client) Packets(ctx context.Context, from, to time.Time, sel *flowindex.Selector) (capture.Source, error) {
+	q := window(from, to)
+	if sel != nil {
+		if sel.Len() == 0 {
+			return source.Select(emptySource{}, nil), nil
+		}
+		if hosts := sel.Hosts(); len(hosts) <= maxSelectHosts {
+			for _, h := range hosts {
+				q.Add("ip", h.String())
+			}
+		}
+	}
+	resp, err := c.get(ctx, "/v1/pcap", q)
+	if err != nil {
+		return nil, err
+	}
+	r, err := capture.NewReader(c.Name(), resp.Body)
+	if err != nil {
+		resp.Body.Close()
+		return nil, fmt.Errorf("packets from %s: %w", c.Name(), err)
+	}
+	return source.Select(&stream{File: r, resp: resp, name: c.Name()}, sel), nil
+}
+
+// stream is a capture read from an HTTP answer: at its end, the trailers
+// say whether the agent sent everything.
+type stream struct {
+	*capture.File
+	resp *http.Response
+	name string
+}
+
+func (s *stream) Next(p *capture.Packet) error {
+	err := s.File.Next(p)
+	if err == io.EOF {
+		if e := s.resp.Trailer.Get("Wirescope-Error"); e != "" {
+			return fmt.Errorf("packets from %s: the agent stopped: %s", s.name, e)
+		}
+	}
+	return err
+}
+
+func (s *stream) Close() error {
+	s.File.Close()
+	return s.resp.Body.Close()
+}
+
+// emptySource is a source of no packets.
+type emptySource struct{}
+
+func (emptySource) Next(*capture.Packet) error  { return io.EOF }
+func (emptySource) Warnings() []capture.Warning { return nil }
+func (emptySource) Name() string                { return "no packets" }
+func (emptySource) Close() error                { return nil }
+
+// Count implements source.Source: the packets of the segments in the
+// window, as the agent last reported them.
+func (c *Client) Count(from, to time.Time) uint64 {
+	_, segs := c.state()
+	var n uint64
+	for _, g := range segs {
+		if g.Overlaps(from, to) {
+			n += g.Packets
+		}
+	}
+	return n
+}
+
+// LinkTypes implements source.Source.
+func (c *Client) LinkTypes(from, to time.Time) []layers.LinkType {
+	_, segs := c.state()
+	var links []layers.LinkType
+	for _, g := range segs {
+		if g.Overlaps(from, to) && !slices.Contains(links, g.LinkType) {
+			links = append(links, g.LinkType)
+		}
+	}
+	slices.Sort(links)
+	return links
+}
+
+// Status implements source.Source: the node, what it holds and what its
+// capture lost.
+func (c *Client) Status(context.Context) source.Status {
+	st, _ := c.state()
+	p := source.Part{Name: c.Name(), Kind: "agent", Node: st.Node, Packets: st.Store.Packets, Bytes: st.Store.Bytes,
+		Drops: st.Store.Dropped, State: source.StateUp}
+	p.First, p.Last = c.Bounds()
+	for _, i := range st.Interfaces {
+		p.Drops += i.Drops
+	}
+	if st.Store.LastError != "" {
+		p.Warnings = append(p.Warnings, "store: "+st.Store.LastError)
+	}
+	if st.Store.Full {
+		p.Warnings = append(p.Warnings, "the agent's disk is full: packets are being dropped")
+	}
+	return source.Status{Parts: []source.Part{p}}
+}
+
+// Fingerprint implements source.Source: the node and its segments.
+func (c *Client) Fingerprint() string {
+	st, segs := c.state()
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n", st.Node)
+	for _, g := range segs {
+		fmt.Fprintf(h, "%d %d %d %d %d\n", g.Seq, g.LinkType, g.Packets, g.First.UnixNano(), g.Last.UnixNano())
+	}
+	return "agent " + hex.EncodeToString(h.Sum(nil))
+}
+
+func parseProto(s string) (layers.IPProtocol, bool) {
+	if p, ok := protoNames[s]; ok {
+		return p, true
+	}
+	var n uint8
+	if _, err := fmt.Sscanf(s, "%d", &n); err == nil {
+		return layers.IPProtocol(n), true
+	}
+	return 0, false
+}
+
+// parseFlags reads the flag names flagNames writes.
+func parseFlags(s string) uint8 {
+	var f uint8
+	for name := range strings.SplitSeq(s, ",") {
+		if name == "" {
+			continue
+		}
+		for bit := uint8(1); bit != 0; bit <<= 1 {
+			if flagNames(bit) == name {
+				f |= bit
+			}
+		}
+	}
+	return f
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/wirescope/wirescope/capture/agentapi"
+	"github.com/wirescope/wirescope/capture/source"
+	"github.com/wirescope/wirescope/server/workspace"
+)
+
+// agentFlags choose the agents a hub reads.
+type agentFlags struct {
+	urls      []string
+	tokenFile string
+	service   string
+	timeout   time.Duration
+}
+
+func (f *agentFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.urls, "agents", nil, "read the node agents at these URLs (http://10.0.0.5:8899); repeat or separate with commas")
+	fl.StringVar(&f.tokenFile, "agent-token-file", "", "file holding the agents' bearer token (or WIRESCOPE_AGENT_TOKEN)")
+	fl.StringVar(&f.service, "agents-service", "", "discover the agents from the EndpointSlices of this headless Service (NAMESPACE/NAME); needs --kubeconfig or --in-cluster")
+	fl.DurationVar(&f.timeout, "agent-timeout", source.DefaultPartTimeout, "an agent that does not answer a refresh within this long is reported unreachable and left out of answers")
+}
+
+// set reports whether agents are to be read.
+func (f *agentFlags) set() bool { return len(f.urls) > 0 || f.service != "" }
+
+// token reads the agents' token: it must exist (the agents were given it).
+func (f *agentFlags) token() (string, error) {
+	if t := strings.TrimSpace(os.Getenv("WIRESCOPE_AGENT_TOKEN")); t != "" {
+		return t, nil
+	}
+	if f.tokenFile == "" {
+		return "", errors.New("agents need their token: give --agent-token-file or set WIRESCOPE_AGENT_TOKEN")
+	}
+	b, err := os.ReadFile(f.tokenFile)
+	if err != nil {
+		return "", fmt.Errorf("agent token: %w", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("agent token file %s is empty", f.tokenFile)
+	}
+	return t, nil
+}
+
+// openAgents serves what the agents captured (and the capture files
+// given beside them), read again as they grow.
+func (f *sourceFlags) openAgents(logger *slog.Logger, files []string) (backend, func(), error) {
+	token, err := f.agents.token()
+	if err != nil {
+		return nil, nil, err
+	}
+	opts, cleanup, err := f.growingOptions(logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	fo := source.FanoutOptions{Timeout: f.agents.timeout, New: func(url string) (source.Source, error) {
+		return agentapi.NewClient(agentapi.ClientOptions{URL: url, Token: token})
+	}}
+	if len(files) > 0 {
+		fs, err := source.OpenFiles(files, opts.FlowSpan)
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		fo.Parts = append(fo.Parts, fs)
+	}
+	what := ""
+	switch {
+	case f.agents.service != "":
+		discover, err := f.discoverAgents(logger)
+		if err != nil {
+			cleanup()
+			return nil, nil, err
+		}
+		fo.Discover = discover
+		what = "the agents of Service " + f.agents.service
+	default:
+		for _, u := range f.agents.urls {
+			if _, err := agentapi.NewClient(agentapi.ClientOptions{URL: u, Token: token}); err != nil {
+				cleanup()
+				return nil, nil, err
+			}
+		}
+		urls := f.agents.urls
+		fo.Discover = func(context.Context) ([]string, error) { return urls, nil }
+		what = fmt.Sprintf("%d agents", len(urls))
+	}
+	fan := source.NewFanout(fo)
+	g, err := workspace.OpenGrowing(opts, what, fan, f.refresh)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	for _, m := range fan.Missing() {
+		logger.Warn("agent", "state", m)
+	}
+	logger.Info("serving agents", "agents", what, "data_dir", opts.Dir)
+	return g, func() { g.Close(); cleanup() }, nil
+}
+
+// discoverAgents lists the agents from the EndpointSlices of their
+// Service, through the hub's Kubernetes client.
+func (f *sourceFlags) discoverAgents(*slog.Logger) (func(context.Context) ([]string, error), error) {
+	return nil, errors.New("--agents-service: not wired yet")
+}

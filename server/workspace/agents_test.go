@@ -1,0 +1,267 @@
+package workspace_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wirescope/wirescope/capture"
+	"github.com/wirescope/wirescope/capture/agentapi"
+	"github.com/wirescope/wirescope/capture/capturetest"
+	"github.com/wirescope/wirescope/capture/segstore"
+	"github.com/wirescope/wirescope/capture/source"
+	"github.com/wirescope/wirescope/index"
+	"github.com/wirescope/wirescope/server/identity"
+	"github.com/wirescope/wirescope/server/workspace"
+)
+
+// testAgent is a real agent API over a real segment store, served on a
+// loopback port that can be stopped and served again.
+type testAgent struct {
+	t     *testing.T
+	node  string
+	store *segstore.Store
+	addr  string
+	srv   *http.Server
+}
+
+const agentToken = "agent-test-token"
+
+func startAgent(t *testing.T, node string) *testAgent {
+	t.Helper()
+	store, err := segstore.Open(filepath.Join(t.TempDir(), node), segstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	a := &testAgent{t: t, node: node, store: store}
+	a.serve()
+	t.Cleanup(a.stop)
+	return a
+}
+
+func (a *testAgent) serve() {
+	a.t.Helper()
+	h, err := agentapi.Handler(agentapi.Options{Store: a.store, Token: agentToken, Node: a.node})
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	addr := a.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	a.addr = l.Addr().String()
+	a.srv = &http.Server{Handler: h}
+	go a.srv.Serve(l)
+}
+
+func (a *testAgent) stop() {
+	if a.srv != nil {
+		a.srv.Close()
+		a.srv = nil
+	}
+}
+
+func (a *testAgent) url() string { return "http://" + a.addr }
+
+// call writes one HTTP call from client to server as this node captured it.
+func (a *testAgent) call(client, server string, at time.Time, path string, status int) {
+	a.t.Helper()
+	var pkts []capture.Packet
+	c := capturetest.NewConn(client, server, at, func(p capture.Packet) {
+		p.Data = slices.Clone(p.Data)
+		pkts = append(pkts, p)
+	})
+	c.Handshake()
+	c.Send(true, fmt.Appendf(nil, "GET %s HTTP/1.1\r\nHost: checkout\r\n\r\n", path))
+	body := "ok"
+	c.Send(false, fmt.Appendf(nil, "HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s", status, len(body), body))
+	c.Close()
+	for i := range pkts {
+		if err := a.store.Write(&pkts[i], "eth0"); err != nil {
+			a.t.Fatal(err)
+		}
+	}
+}
+
+// TestAgentsFanOut: two agents on two nodes both capture the calls of a
+// client pod on node-a to a server pod on node-b, node-a addressed to the
+// Service's cluster IP (before DNAT), node-b to the pod. The hub, reading
+// both over the agent API, counts each call once, with the pod as the
+// destination, the Service's address as via, both nodes as capture
+// points; a node whose agent stops is named in every answer as missing
+// (and its calls are not there), and comes back when the agent does.
+func TestAgentsFanOut(t *testing.T) {
+	a, b := startAgent(t, "node-a"), startAgent(t, "node-b")
+	t0 := time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
+	const calls = 12
+	for i := range calls {
+		at := t0.Add(time.Duration(i) * time.Second)
+		client := fmt.Sprintf("10.244.1.5:%d", 40000+i)
+		path := fmt.Sprintf("/api/orders/%d", i)
+		status := 200
+		if i%4 == 0 {
+			status = 503
+		}
+		a.call(client, "10.96.0.10:80", at, path, status)
+		b.call(client, "10.244.2.7:8080", at.Add(700*time.Microsecond), path, status)
+	}
+	// A call only node-b saw (from a host outside the cluster).
+	b.call("192.168.1.9:50000", "10.244.2.7:8080", t0.Add(30*time.Second), "/healthz", 200)
+
+	id, err := identity.New(identity.ClusterFile{
+		Services: []identity.Service{{Name: "checkout", Namespace: "shop", ClusterIP: "10.96.0.10", Selector: map[string]string{"app": "checkout"}}},
+		Pods: []identity.Pod{
+			{Name: "frontend-6d9f7c8b5-abcde", Namespace: "shop", Node: "node-a", IP: "10.244.1.5", Labels: map[string]string{"app": "frontend"}},
+			{Name: "checkout-7c4b8d9f6-m8wzt", Namespace: "shop", Node: "node-b", IP: "10.244.2.7", Labels: map[string]string{"app": "checkout"}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fan := source.NewFanout(source.FanoutOptions{
+		Discover: func(context.Context) ([]string, error) { return []string{a.url(), b.url()}, nil },
+		New: func(url string) (source.Source, error) {
+			return agentapi.NewClient(agentapi.ClientOptions{URL: url, Token: agentToken})
+		},
+		Timeout: 2 * time.Second,
+	})
+	g, err := workspace.OpenGrowing(workspace.Options{Dir: t.TempDir(), Identity: id}, "two agents", fan, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	ctx := context.Background()
+
+	// A call that fails ends the test holding the workspace: it is
+	// released before g.Close, which waits for it.
+	var held func()
+	defer func() {
+		if held != nil {
+			held()
+		}
+	}()
+	hold := func() {
+		t.Helper()
+		if held != nil {
+			held()
+			held = nil
+		}
+		release, err := g.Hold()
+		if err != nil {
+			t.Fatalf("a question failed: %v", err)
+		}
+		held = release
+	}
+	hold()
+	res, err := g.Dissect(ctx, time.Time{}, time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Calls["http"] != calls+1 || res.Merged != calls {
+		t.Errorf("dissected %v calls, %d merged; want %d http calls, %d merged", res.Calls, res.Merged, calls+1, calls)
+	}
+	all, err := g.Index().Search(ctx, index.Query{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all.Total != calls+1 {
+		t.Fatalf("the index holds %d calls, want %d (each seen on two nodes counted once)", all.Total, calls+1)
+	}
+	for _, c := range all.Calls {
+		if c.Path == "/healthz" {
+			if !slices.Equal(c.CapturedOn, []string{"node-b"}) || c.Via.IsValid() || c.Merged != 0 {
+				t.Errorf("the call node-b alone saw: captured on %v, via %v, merged %d", c.CapturedOn, c.Via, c.Merged)
+			}
+			continue
+		}
+		if c.Dst.Pod != "checkout-7c4b8d9f6-m8wzt" || c.Dst.Port != 8080 || c.Src.Pod != "frontend-6d9f7c8b5-abcde" ||
+			c.Via.String() != "10.96.0.10:80" || !slices.Equal(c.CapturedOn, []string{"node-a", "node-b"}) || c.Merged != 1 ||
+			c.Dst.Service != "checkout" || c.Src.Node != "node-a" || c.Dst.Node != "node-b" {
+			t.Errorf("merged call %s %s: src %+v dst %+v via %v captured on %v merged %d", c.Method, c.Path, c.Src, c.Dst, c.Via, c.CapturedOn, c.Merged)
+		}
+	}
+	st, err := g.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []string
+	for _, s := range st.Sources {
+		if s.Kind != "agent" || s.State != "up" || s.LastContact.IsZero() || s.Packets == 0 {
+			t.Errorf("source %+v: want an agent, up, contacted, with packets", s)
+		}
+		nodes = append(nodes, s.Node)
+	}
+	slices.Sort(nodes)
+	if !slices.Equal(nodes, []string{"node-a", "node-b"}) {
+		t.Errorf("sources name the nodes %v", nodes)
+	}
+	if m := g.Missing(); len(m) != 0 {
+		t.Errorf("missing %v with both agents up", m)
+	}
+
+	// node-b's agent stops: answers go on from node-a, and say node-b is
+	// missing.
+	b.stop()
+	hold()
+	missing := g.Missing()
+	if len(missing) != 1 || !strings.HasPrefix(missing[0], "node-b unreachable since") {
+		t.Errorf("missing %q, want node-b unreachable", missing)
+	}
+	st, err = g.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := map[string]string{}
+	for _, s := range st.Sources {
+		states[s.Name] = s.State
+		if s.State == "unreachable" && (s.Since.IsZero() || s.Error == "") {
+			t.Errorf("unreachable source %+v: want since and error", s)
+		}
+	}
+	if states["node-a"] != "up" || states["node-b"] != "unreachable" {
+		t.Errorf("states %v", states)
+	}
+	if _, err := g.Dissect(ctx, time.Time{}, time.Time{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	page, err := g.Index().Search(ctx, index.Query{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Total != calls {
+		t.Errorf("with node-b down, %d calls; want node-a's %d", page.Total, calls)
+	}
+	for _, c := range page.Calls {
+		if !slices.Equal(c.CapturedOn, []string{"node-a"}) {
+			t.Errorf("with node-b down, a call captured on %v", c.CapturedOn)
+		}
+	}
+
+	// It comes back on the same address: all is as before.
+	b.serve()
+	hold()
+	if m := g.Missing(); len(m) != 0 {
+		t.Errorf("missing %v after node-b came back", m)
+	}
+	if _, err := g.Dissect(ctx, time.Time{}, time.Time{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	page, err = g.Index().Search(ctx, index.Query{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Total != calls+1 {
+		t.Errorf("after node-b came back, %d calls, want %d", page.Total, calls+1)
+	}
+}
