@@ -1,12 +1,16 @@
 package identity
 
 import (
+	"encoding/json"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/wirescope/wirescope/dissect"
 )
 
 func TestStatic(t *testing.T) {
@@ -133,6 +137,66 @@ func TestWorkloadOf(t *testing.T) {
 	} {
 		if got := WorkloadOf(pod); got != want {
 			t.Errorf("WorkloadOf(%q) = %q, want %q", pod, got, want)
+		}
+	}
+}
+
+// TestClusterFileFields: the fields the informers fill are optional in the
+// cluster file too, under stable names; a hostNetwork pod owns its node's
+// address at its ports only.
+func TestClusterFileFields(t *testing.T) {
+	const file = `{"services":[{"name":"agents","namespace":"ws","clusterIP":"None","selector":{"app":"agent"}}],
+	 "pods":[
+	  {"name":"agent-x7k2p","namespace":"ws","node":"node-a","ip":"10.0.0.11","labels":{"app":"agent","controller-revision-hash":"6b9f7c5d8"},
+	   "hostNetwork":true,"ports":[9100,9101],"uid":"u-1","workloadKind":"DaemonSet","workload":"agent","images":["reg/agent:1.2"]},
+	  {"name":"web-7c4b8d9f6-m8wzt","namespace":"ws","node":"node-a","ip":"10.1.0.5","labels":{"pod-template-hash":"7c4b8d9f6"}},
+	  {"name":"pinned","namespace":"ws","node":"node-a","ip":"10.1.0.6","version":"v2","labels":{"pod-template-hash":"ignored"}}]}`
+	var cf ClusterFile
+	if err := json.Unmarshal([]byte(file), &cf); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !s.Known().IsZero() {
+		t.Errorf("Known %v, want zero", s.Known())
+	}
+	at := time.Now()
+	for _, c := range []struct {
+		ep   string
+		want dissect.Identity
+	}{
+		{"10.0.0.11:9100", dissect.Identity{Pod: "agent-x7k2p", Namespace: "ws", Workload: "agent", Service: "agents", Node: "node-a", Version: "6b9f7c5d8"}},
+		{"10.0.0.11:9101", dissect.Identity{Pod: "agent-x7k2p", Namespace: "ws", Workload: "agent", Service: "agents", Node: "node-a", Version: "6b9f7c5d8"}},
+		{"10.0.0.11:51234", dissect.Identity{Node: "node-a"}}, // the node's, not the pod's
+		{"10.1.0.5:80", dissect.Identity{Pod: "web-7c4b8d9f6-m8wzt", Namespace: "ws", Workload: "web", Node: "node-a", Version: "7c4b8d9f6"}},
+		{"10.1.0.6:80", dissect.Identity{Pod: "pinned", Namespace: "ws", Workload: "pinned", Node: "node-a", Version: "v2"}},
+	} {
+		if id, ok := s.Identify(netip.MustParseAddrPort(c.ep), at); !ok || id != c.want {
+			t.Errorf("%s: %+v (%v), want %+v", c.ep, id, ok, c.want)
+		}
+	}
+	p := s.Pods()[0]
+	if !p.HostNetwork || !slices.Equal(p.Ports, []uint16{9100, 9101}) || p.UID != "u-1" || p.WorkloadKind != "DaemonSet" ||
+		!slices.Equal(p.Images, []string{"reg/agent:1.2"}) || p.Version != "6b9f7c5d8" {
+		t.Errorf("Pods()[0] = %+v", p)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"name":`, `"namespace":`, `"node":`, `"ip":`, `"labels":`, `"workload":`, `"workloadKind":`, `"version":`,
+		`"images":`, `"hostNetwork":`, `"ports":`, `"uid":`} {
+		if !strings.Contains(string(b), key) {
+			t.Errorf("JSON %s lacks %s", b, key)
+		}
+	}
+	// Absent, the new fields are left out.
+	b, _ = json.Marshal(Pod{Name: "a", IP: "10.0.0.1"})
+	for _, key := range []string{"workloadKind", "version", "images", "hostNetwork", "ports", "uid"} {
+		if strings.Contains(string(b), key) {
+			t.Errorf("JSON %s holds %s", b, key)
 		}
 	}
 }

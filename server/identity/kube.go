@@ -181,21 +181,21 @@ type holder struct {
 
 // podRec is what is kept of a pod, after its deletion too.
 type podRec struct {
-	uid          types.UID
-	name, ns     string
-	node         string
-	labels       map[string]string
-	owner        metav1.OwnerReference // Kind empty: no controller
-	from, until  time.Time             // until zero: holds its addresses
-	hostNetwork  bool
-	ports        []uint16
-	images       []string
-	version      string
-	claims       []*claim
-	deleted      bool
-	frozen       bool // res no longer changes (deleted)
-	res          atomic.Pointer[resolved]
-	ipsRecorded  bool // the pod's first addresses were seen
+	uid         types.UID
+	name, ns    string
+	node        string
+	labels      map[string]string
+	owner       metav1.OwnerReference // Kind empty: no controller
+	from, until time.Time             // until zero: holds its addresses
+	hostNetwork bool
+	ports       []uint16
+	images      []string
+	version     string
+	claims      []*claim
+	deleted     bool
+	frozen      bool // res no longer changes (deleted)
+	res         atomic.Pointer[resolved]
+	ipsRecorded bool // the pod's first addresses were seen
 }
 
 // resolved is a pod's identity as of generation gen.
@@ -1058,9 +1058,9 @@ type fifo[T any] struct {
 	head  int
 }
 
-func (q *fifo[T]) push(v T)   { q.items = append(q.items, v) }
-func (q *fifo[T]) len() int   { return len(q.items) - q.head }
-func (q *fifo[T]) front() T   { return q.items[q.head] }
+func (q *fifo[T]) push(v T) { q.items = append(q.items, v) }
+func (q *fifo[T]) len() int { return len(q.items) - q.head }
+func (q *fifo[T]) front() T { return q.items[q.head] }
 func (q *fifo[T]) pop() {
 	var zero T
 	q.items[q.head] = zero

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -16,9 +17,11 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authv1 "k8s.io/api/authentication/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
@@ -29,7 +32,7 @@ import (
 
 // kenv is one test's namespace on the real API server of ../shared/k8s.
 type kenv struct {
-	t     *testing.T
+	t     testing.TB
 	ctx   context.Context
 	cfg   *rest.Config
 	cs    *kubernetes.Clientset
@@ -39,7 +42,7 @@ type kenv struct {
 
 // newKenv reads KUBECONFIG (exported by k8s-testenv.sh) and makes a
 // namespace idt-NAME-XXXX, deleted with what the test created when it ends.
-func newKenv(t *testing.T, name string) *kenv {
+func newKenv(t testing.TB, name string) *kenv {
 	t.Helper()
 	kc := os.Getenv("KUBECONFIG")
 	if kc == "" {
@@ -256,7 +259,7 @@ func (e *kenv) kube(o KubeOptions) *Kube {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
@@ -705,3 +708,110 @@ func TestKubeOneWatchPerResource(t *testing.T) {
 	}
 	t.Logf("watches %v for %d pods created and deleted", cw.watches, n)
 }
+
+// TestKubeForbidden: a service account RBAC does not let list a resource
+// gets an error naming it, within the sync timeout.
+func TestKubeForbidden(t *testing.T) {
+	e := newKenv(t, "rbac")
+	sa, err := e.cs.CoreV1().ServiceAccounts(e.ns).Create(e.ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "hub"}}, metav1.CreateOptions{})
+	e.check(err)
+	tok, err := e.cs.CoreV1().ServiceAccounts(e.ns).CreateToken(e.ctx, sa.Name, &authv1.TokenRequest{}, metav1.CreateOptions{})
+	e.check(err)
+	// Everything a hub needs but cronjobs.
+	role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: e.ns + "-hub"}, Rules: []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods", "services", "nodes", "namespaces"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"apps"}, Resources: []string{"replicasets", "deployments", "statefulsets", "daemonsets"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"get", "list", "watch"}},
+	}}
+	_, err = e.cs.RbacV1().ClusterRoles().Create(e.ctx, role, metav1.CreateOptions{})
+	e.check(err)
+	t.Cleanup(func() { e.cs.RbacV1().ClusterRoles().Delete(context.Background(), role.Name, metav1.DeleteOptions{}) })
+	binding := &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: e.ns + "-hub"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa.Name, Namespace: e.ns}}}
+	_, err = e.cs.RbacV1().ClusterRoleBindings().Create(e.ctx, binding, metav1.CreateOptions{})
+	e.check(err)
+	t.Cleanup(func() {
+		e.cs.RbacV1().ClusterRoleBindings().Delete(context.Background(), binding.Name, metav1.DeleteOptions{})
+	})
+
+	cfg := rest.AnonymousClientConfig(e.cfg)
+	cfg.BearerToken = tok.Status.Token
+	_, err = NewKube(e.ctx, cfg, KubeOptions{SyncTimeout: 3 * time.Second})
+	if err == nil || !strings.Contains(err.Error(), "cronjobs: forbidden") || strings.Contains(err.Error(), "pods:") {
+		t.Fatalf("NewKube without cronjobs granted: %v", err)
+	}
+	t.Log(err)
+
+	role.Rules[3].Resources = append(role.Rules[3].Resources, "cronjobs")
+	_, err = e.cs.RbacV1().ClusterRoles().Update(e.ctx, role, metav1.UpdateOptions{})
+	e.check(err)
+	k, err := NewKube(e.ctx, cfg, KubeOptions{SyncTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatalf("NewKube with get, list and watch granted: %v", err)
+	}
+	k.Close()
+}
+
+func TestRESTConfigErrors(t *testing.T) {
+	if _, err := RESTConfig("", false); err == nil || !strings.Contains(err.Error(), "kubeconfig") {
+		t.Errorf("neither: %v", err)
+	}
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	if _, err := RESTConfig("", true); err == nil || !strings.Contains(err.Error(), "in-cluster") {
+		t.Errorf("in-cluster outside a pod: %v", err)
+	}
+	missing := t.TempDir() + "/missing"
+	if _, err := RESTConfig(missing, false); err == nil || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing kubeconfig: %v", err)
+	}
+}
+
+// TestKubeChurnBound: pods created and deleted; the history keeps
+// MaxDeleted of them (BenchmarkKubeChurn measures the heap with 5,000).
+func TestKubeChurnBound(t *testing.T) {
+	st, _ := churn(t, 2000, 500)
+	t.Logf("Stats %+v", st)
+}
+
+// BenchmarkKubeChurn: 5,000 pods created and deleted through the API
+// server, 1,000 kept; reports the heap with them all and after.
+func BenchmarkKubeChurn(b *testing.B) {
+	for range b.N {
+		_, heap := churn(b, 5000, 1000)
+		b.ReportMetric(heap[0], "MiB-before")
+		b.ReportMetric(heap[1], "MiB-live")
+		b.ReportMetric(heap[2], "MiB-after")
+	}
+}
+
+// churn creates n pods, deletes them, checks what is kept, and returns the
+// heap before, with the pods and after their deletion, in MiB.
+func churn(t testing.TB, n, keep int) (KubeStats, [3]float64) {
+	e := newKenv(t, "churn")
+	node := e.node("10.231.5.11")
+	var heap [3]float64
+	measure := func(i int) {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		heap[i] = mib(m.HeapAlloc)
+	}
+	measure(0)
+	k := e.kube(KubeOptions{Namespace: e.ns, MaxDeleted: keep})
+	e.createPods(n, node)
+	waitFor(t, "every pod", func() bool { return k.Stats().Pods == n })
+	measure(1)
+	e.deleteAllPods()
+	waitFor(t, "every pod deleted", func() bool { st := k.Stats(); return st.Pods == 0 && st.Evicted == uint64(n-keep) })
+	st := k.Stats()
+	if st.Deleted != keep || len(k.Pods()) != keep || st.Addresses != keep+1 {
+		t.Errorf("Stats %+v, want %d deleted pods kept and their addresses (and the node's)", st, keep)
+	}
+	measure(2)
+	t.Logf("heap: %.1f MiB before, %.1f MiB with %d pods, %.1f MiB after their deletion with %d kept", heap[0], heap[1], n, heap[2], keep)
+	return st, heap
+}
+
+func mib(b uint64) float64 { return float64(b) / (1 << 20) }
