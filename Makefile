@@ -23,10 +23,10 @@ install: ## install wirescope into GOBIN, else GOPATH/bin
 	@echo "installed $$(d=$$($(GO) env GOBIN); echo $${d:-$$($(GO) env GOPATH)/bin})/wirescope"
 
 .PHONY: run
-run: build ## serve over MCP at http://127.0.0.1:8898/mcp and print how to connect: as root, what this machine captures live; else the demo capture
+run: build ## serve over MCP at http://127.0.0.1:8898/mcp and print how to connect: as root, what this machine captures live and the demo capture; else the demo
 	@if [ "$$(id -u)" -eq 0 ]; then \
-		echo "root: capturing on every interface into .cache/run/data (not the hub's own port 8898); make run as a user serves the demo capture"; \
-		./$(BIN) hub --iface any --filter 'not port 8898' --data-dir .cache/run/data --token-file .cache/run/token; \
+		echo "root: capturing on every interface into .cache/run/data (not the hub's own port 8898), beside the demo capture; make run as a user serves the demo alone"; \
+		./$(BIN) hub --iface any --filter 'not port 8898' --demo --data-dir .cache/run/data --token-file .cache/run/token; \
 	else ./$(BIN) hub --demo --token-file .cache/run/token; fi
 
 .PHONY: deps

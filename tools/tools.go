@@ -62,6 +62,10 @@ type Pod struct {
 	Name, Namespace, Workload, Service, Node string
 	IPs                                      []netip.Addr
 	Labels                                   map[string]string
+	// Version is the pod's revision in its workload (pod-template-hash,
+	// controller-revision-hash); Images its containers' images.
+	Version string
+	Images  []string
 	// Start and End bound when the pod held its addresses; zero is
 	// unbounded.
 	Start, End time.Time

@@ -36,6 +36,7 @@ func newAgentCmd() *cobra.Command {
 		tokenFile    string
 		nodeName     string
 		conns        connFlags
+		logs         logFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --iface IF... --data-dir DIR",
@@ -56,7 +57,10 @@ Prometheus metrics at /metrics. See the agentapi package for the endpoints.`,
 			if len(ifaces) == 0 || dataDir == "" {
 				return errors.New("--iface and --data-dir are required")
 			}
-			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			logger, err := logs.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
 			var token string
 			if listen != "" {
 				var err error
@@ -114,6 +118,7 @@ Prometheus metrics at /metrics. See the agentapi package for the endpoints.`,
 	fl.StringVar(&nodeName, "node-name", os.Getenv("NODE_NAME"), "the node's name, as the hub names this capture point (default $NODE_NAME, else the host name)")
 	fl.StringVar(&tokenFile, "token-file", "", "file holding the API's bearer token (created with a random one if missing)")
 	conns.register(cmd)
+	logs.register(cmd)
 	return cmd
 }
 

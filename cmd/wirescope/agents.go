@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"github.com/wirescope/wirescope/capture/agentapi"
 	"github.com/wirescope/wirescope/capture/source"
+	"github.com/wirescope/wirescope/server/identity"
 	"github.com/wirescope/wirescope/server/workspace"
 )
 
@@ -111,7 +114,30 @@ func (f *sourceFlags) openAgents(logger *slog.Logger, files []string) (backend, 
 }
 
 // discoverAgents lists the agents from the EndpointSlices of their
-// Service, through the hub's Kubernetes client.
+// Service, through the informers of the hub's identities: ready endpoints
+// on the port named "api" (else any port), one URL each.
 func (f *sourceFlags) discoverAgents(*slog.Logger) (func(context.Context) ([]string, error), error) {
-	return nil, errors.New("--agents-service: not wired yet")
+	if f.kubeSrc == nil {
+		return nil, errors.New("--agents-service needs the API server: give --kubeconfig or --in-cluster")
+	}
+	ns, name, ok := strings.Cut(f.agents.service, "/")
+	if !ok || ns == "" || name == "" || strings.Contains(name, "/") {
+		return nil, fmt.Errorf("--agents-service %q: want NAMESPACE/NAME", f.agents.service)
+	}
+	k := f.kubeSrc
+	return func(context.Context) ([]string, error) {
+		eps := k.ServiceEndpoints(ns, name)
+		named := slices.ContainsFunc(eps, func(e identity.Endpoint) bool { return e.PortName == "api" })
+		var urls []string
+		for _, e := range eps {
+			if !e.Ready || (named && e.PortName != "api") {
+				continue
+			}
+			urls = append(urls, "http://"+netip.AddrPortFrom(e.Addr, e.Port).String())
+		}
+		if len(urls) == 0 {
+			return nil, fmt.Errorf("service %s/%s has no ready endpoints (are the agents running?)", ns, name)
+		}
+		return urls, nil
+	}, nil
 }

@@ -23,11 +23,32 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wirescope/wirescope/internal/demo"
+	"github.com/wirescope/wirescope/internal/logging"
 	"github.com/wirescope/wirescope/server"
 	"github.com/wirescope/wirescope/server/identity"
 	"github.com/wirescope/wirescope/server/workspace"
 	"github.com/wirescope/wirescope/tools"
 )
+
+// logFlags choose how a command logs.
+type logFlags struct {
+	format, level string
+}
+
+func (f *logFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&f.format, "log-format", "text", "log format on stderr: "+strings.Join(logging.Formats(), " or ")+" (one JSON object a line, for log shippers)")
+	fl.StringVar(&f.level, "log-level", "info", "least level logged: debug, info, warn or error")
+}
+
+// logger returns the logger the flags describe, writing to w.
+func (f *logFlags) logger(w io.Writer) (*slog.Logger, error) {
+	level, err := logging.ParseLevel(f.level)
+	if err != nil {
+		return nil, err
+	}
+	return logging.New(w, f.format, level)
+}
 
 // sourceFlags choose what a server serves.
 type sourceFlags struct {
@@ -41,7 +62,23 @@ type sourceFlags struct {
 	refresh  time.Duration
 	filter   string
 	agents   agentFlags
+	kube     kubeFlags
+
+	// id is the identity source the flags give (set by open), kube the
+	// API server's when it is one.
+	id      identity.Source
+	kubeSrc *identity.Kube
 }
+
+// kubeFlags choose the Kubernetes API server identities come from.
+type kubeFlags struct {
+	kubeconfig string
+	inCluster  bool
+	namespace  string
+	retention  time.Duration
+}
+
+func (f *kubeFlags) set() bool { return f.kubeconfig != "" || f.inCluster }
 
 func (f *sourceFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
@@ -55,6 +92,43 @@ func (f *sourceFlags) register(cmd *cobra.Command) {
 	fl.Int64Var(&f.maxBytes, "max-bytes", 1<<30, "with --iface: delete the oldest segments past this many bytes")
 	fl.DurationVar(&f.refresh, "refresh", 5*time.Second, "with --store, --iface or --agents: look for new packets at most this often (before a tool call)")
 	f.agents.register(cmd)
+	fl.StringVar(&f.kube.kubeconfig, "kubeconfig", "", "name peers from this cluster's API server (pods, services, nodes, workloads, as of each packet's time), reached with this kubeconfig file")
+	fl.BoolVar(&f.kube.inCluster, "in-cluster", false, "name peers from the API server of the cluster this runs in (its service account)")
+	fl.StringVar(&f.kube.namespace, "kube-namespace", "", "with --kubeconfig or --in-cluster: follow only this namespace's pods and services (nodes are followed whole)")
+	fl.DurationVar(&f.kube.retention, "kube-retention", 24*time.Hour, "with --kubeconfig or --in-cluster: keep deleted pods this long, to name the traffic they had")
+}
+
+// identities opens the identity source the flags give: a cluster file, or
+// the API server (watched until close is called).
+func (f *sourceFlags) identities(ctx context.Context, logger *slog.Logger) (close func(), err error) {
+	if f.cluster != "" && f.kube.set() {
+		return nil, errors.New("name peers from --cluster or from the API server (--kubeconfig, --in-cluster), not both")
+	}
+	if f.kube.kubeconfig != "" && f.kube.inCluster {
+		return nil, errors.New("give --kubeconfig or --in-cluster, not both")
+	}
+	switch {
+	case f.cluster != "":
+		id, err := identity.LoadFile(f.cluster)
+		if err != nil {
+			return nil, err
+		}
+		f.id = id
+	case f.kube.set():
+		cfg, err := identity.RESTConfig(f.kube.kubeconfig, f.kube.inCluster)
+		if err != nil {
+			return nil, err
+		}
+		k, err := identity.NewKube(ctx, cfg, identity.KubeOptions{Retention: f.kube.retention, Namespace: f.kube.namespace, Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		st := k.Stats()
+		logger.Info("watching the API server", "host", cfg.Host, "pods", st.Pods)
+		f.id, f.kubeSrc = k, k
+		return k.Close, nil
+	}
+	return func() {}, nil
 }
 
 // backend is what the servers serve: a workspace over files, or one over
@@ -67,6 +141,19 @@ type backend interface {
 // open opens the workspace the flags describe; with --iface, capture runs
 // until ctx ends.
 func (f *sourceFlags) open(ctx context.Context, logger *slog.Logger) (backend, func(), error) {
+	closeID, err := f.identities(ctx, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, closeB, err := f.openSources(ctx, logger)
+	if err != nil {
+		closeID()
+		return nil, nil, err
+	}
+	return b, func() { closeB(); closeID() }, nil
+}
+
+func (f *sourceFlags) openSources(ctx context.Context, logger *slog.Logger) (backend, func(), error) {
 	live := 0
 	for _, set := range []bool{f.store != "", len(f.ifaces) > 0, f.agents.set()} {
 		if set {
@@ -141,19 +228,12 @@ func withCleanup(b backend, closeB func(), err error) func(cleanup func()) (back
 
 // options are the workspace options the flags give.
 func (f *sourceFlags) options() (workspace.Options, error) {
-	opts := workspace.Options{Dir: f.dataDir}
-	if f.cluster != "" {
-		id, err := identity.LoadFile(f.cluster)
-		if err != nil {
-			return opts, err
-		}
-		opts.Identity = id
-	}
-	return opts, nil
+	return workspace.Options{Dir: f.dataDir, Identity: f.id}, nil
 }
 
 func newMCPCmd() *cobra.Command {
 	var f sourceFlags
+	var logs logFlags
 	cmd := &cobra.Command{
 		Use:   "mcp",
 		Short: "Serve captures to an MCP client over stdio",
@@ -170,7 +250,10 @@ product); both are read again as they grow.`,
   claude mcp add wirescope -- wirescope mcp --pcap /path/to/capture.pcap --cluster cluster.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+			logger, err := logs.logger(cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			ws, closeWS, err := f.open(ctx, logger)
@@ -187,6 +270,7 @@ product); both are read again as they grow.`,
 		},
 	}
 	f.register(cmd)
+	logs.register(cmd)
 	return cmd
 }
 
@@ -199,6 +283,8 @@ type hubFlags struct {
 	sessions  int
 	idle      time.Duration
 	conns     connFlags
+	logs      logFlags
+	metrics   string
 }
 
 // connFlags bound what clients can hold of an HTTP server.
@@ -250,11 +336,16 @@ terminal; otherwise (a log, a pipe) the token is replaced by $(cat FILE).`,
 	fl.IntVar(&f.sessions, "max-sessions", server.DefaultMaxSessions, "sessions (protocol 2025-11-25) held at once; an initialize over it gets 503 with Retry-After")
 	fl.DurationVar(&f.idle, "session-idle", server.DefaultSessionIdle, "end a session unused for this long")
 	f.conns.register(cmd)
+	f.logs.register(cmd)
+	fl.StringVar(&f.metrics, "metrics-listen", "", "serve Prometheus /metrics on this address, without authentication (for a scraper inside the cluster); without it /metrics is served beside /mcp, behind the bearer token")
 	return cmd
 }
 
 func runHub(cmd *cobra.Command, f *hubFlags) error {
-	logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
+	logger, err := f.logs.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
 	token, err := loadToken(f.tokenFile)
 	if err != nil {
 		return err
@@ -266,8 +357,13 @@ func runHub(cmd *cobra.Command, f *hubFlags) error {
 		return err
 	}
 	defer closeWS()
-	h, err := server.Handler(server.New(ws), server.HTTPOptions{Token: token, MaxBody: f.maxBody, Logger: logger,
-		AllowOrigins: f.origins, MaxSessions: f.sessions, SessionIdle: f.idle})
+	m := server.NewMetrics(ws)
+	ho := server.HTTPOptions{Token: token, MaxBody: f.maxBody, Logger: logger, AllowOrigins: f.origins,
+		MaxSessions: f.sessions, SessionIdle: f.idle, Metrics: m}
+	if f.metrics == "" {
+		ho.MetricsPath = "/metrics"
+	}
+	h, err := server.Handler(server.New(ws, server.WithMetrics(m)), ho)
 	if err != nil {
 		return err
 	}
@@ -275,8 +371,19 @@ func runHub(cmd *cobra.Command, f *hubFlags) error {
 	if err != nil {
 		return err
 	}
+	if f.metrics != "" {
+		ml, err := net.Listen("tcp", f.metrics)
+		if err != nil {
+			l.Close()
+			return err
+		}
+		go server.ServeHTTP(ctx, ml, m.Handler(), f.conns.options(logger))
+		logger.Info("metrics listening", "url", "http://"+ml.Addr().String()+"/metrics")
+	}
 	url := "http://" + l.Addr().String() + "/mcp"
-	fmt.Fprint(cmd.OutOrStdout(), clientConfig(url, token, f.tokenFile, isTerminal(cmd.OutOrStdout())))
+	if f.logs.format == "text" {
+		fmt.Fprint(cmd.OutOrStdout(), clientConfig(url, token, f.tokenFile, isTerminal(cmd.OutOrStdout())))
+	}
 	logger.Info("listening", "url", url)
 	return server.ServeHTTP(ctx, l, h, f.conns.options(logger))
 }

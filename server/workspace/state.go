@@ -59,10 +59,8 @@ func (w *Workspace) fingerprint() string {
 		}
 		fmt.Fprintln(h)
 	}
-	if id, ok := w.opts.Identity.(interface{ Fingerprint() string }); ok {
-		fmt.Fprintf(h, "identity %s\n", id.Fingerprint())
-	} else if w.opts.Identity != nil {
-		fmt.Fprintf(h, "identity %T\n", w.opts.Identity)
+	if w.opts.Identity != nil {
+		fmt.Fprintf(h, "identity %s\n", w.opts.Identity.Fingerprint())
 	}
 	fmt.Fprintf(h, "source %s\n", w.src.Fingerprint())
 	return hex.EncodeToString(h.Sum(nil))

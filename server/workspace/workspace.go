@@ -47,7 +47,7 @@ type Options struct {
 	Paths  []string
 	// Identity resolves addresses to Kubernetes identities; nil leaves
 	// endpoints as bare addresses.
-	Identity dissect.Identifier
+	Identity identity.Source
 	// Dir holds the index and the exported PCAP files. Empty means a
 	// temporary directory that Close removes.
 	Dir string
@@ -205,14 +205,13 @@ func (w *Workspace) Index() *index.Index { return w.ix }
 // Pods lists the pods of the identity source, when it can list them (a
 // cluster file can).
 func (w *Workspace) Pods() []tools.Pod {
-	src, ok := w.opts.Identity.(interface{ Pods() []identity.Pod })
-	if !ok {
+	if w.opts.Identity == nil {
 		return nil
 	}
 	var out []tools.Pod
-	for _, p := range src.Pods() {
+	for _, p := range w.opts.Identity.Pods() {
 		tp := tools.Pod{Name: p.Name, Namespace: p.Namespace, Workload: p.Workload, Service: p.Service, Node: p.Node,
-			Labels: p.Labels}
+			Labels: p.Labels, Version: p.Version, Images: p.Images}
 		for _, ip := range append([]string{p.IP}, p.IPs...) {
 			if a, err := netip.ParseAddr(ip); err == nil {
 				tp.IPs = append(tp.IPs, a.Unmap())
@@ -281,7 +280,10 @@ func (w *Workspace) Status(ctx context.Context) (tools.Status, error) {
 	}
 	w.mu.RUnlock()
 	if w.opts.Identity == nil {
-		st.Notes = append(st.Notes, "no cluster file: endpoints are addresses without Kubernetes identities")
+		st.Notes = append(st.Notes, "no cluster file or API server: endpoints are addresses without Kubernetes identities")
+	} else if known := w.opts.Identity.Known(); !known.IsZero() && !st.First.IsZero() && st.First.Before(known) {
+		st.Notes = append(st.Notes, fmt.Sprintf("Kubernetes identities are known from %s (when the hub began watching the API server): an address whose pod was gone by then is shown without a pod before that",
+			known.UTC().Format(time.RFC3339)))
 	}
 	if missing > 0 {
 		st.Notes = append(st.Notes, fmt.Sprintf("%d bytes of TCP payload in dissected windows were not captured (gaps): calls across them are marked truncated", missing))
