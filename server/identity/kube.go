@@ -115,6 +115,11 @@ type KubeStats struct {
 // An address belongs to a pod from its start until it is gone: its
 // deletion, or the end of its containers for a pod that completed. When an
 // address is reused, times before and after name the right pods.
+//
+// RBAC: get, list and watch on pods, services, nodes, namespaces (core),
+// endpointslices (discovery.k8s.io), replicasets, deployments,
+// statefulsets, daemonsets (apps), jobs and cronjobs (batch); nothing
+// more.
 type Kube struct {
 	opts    KubeOptions
 	log     *slog.Logger

@@ -785,7 +785,7 @@ func TestRESTConfigErrors(t *testing.T) {
 // TestKubeChurnBound: pods created and deleted; the history keeps
 // MaxDeleted of them (BenchmarkKubeChurn measures the heap with 5,000).
 func TestKubeChurnBound(t *testing.T) {
-	st, _ := churn(t, 2000, 500)
+	st, _ := churn(t, 1000, 250)
 	t.Logf("Stats %+v", st)
 }
 
