@@ -20,6 +20,7 @@ type searchCallsArgs struct {
 	windowArgs
 	filterArgs
 	pageArgs
+	snapshotArgs
 	budgetArgs
 }
 
@@ -34,6 +35,10 @@ func SearchCalls(b Backend) Tool {
 		inputSchema[searchCallsArgs](schemaOpts{limit: page}),
 	}, annotations("Search API calls", true, false, true, false)...)...)
 	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a searchCallsArgs) (*mcp.CallToolResult, error) {
+		b, err := a.snapshotArgs.backend(ctx, b)
+		if err != nil {
+			return nil, err
+		}
 		budgetMax, err := a.maxTokens()
 		if err != nil {
 			return nil, err

@@ -9,6 +9,7 @@ import (
 
 type dissectArgs struct {
 	windowArgs
+	snapshotArgs
 	budgetArgs
 }
 
@@ -38,6 +39,10 @@ func Dissect(b Backend) Tool {
 		outputSchema[DissectInfo](),
 	}, annotations("Dissect a window", false, false, true, false)...)...)
 	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a dissectArgs) (*mcp.CallToolResult, error) {
+		b, err := a.snapshotArgs.backend(ctx, b)
+		if err != nil {
+			return nil, err
+		}
 		budgetMax, err := a.maxTokens()
 		if err != nil {
 			return nil, err

@@ -29,6 +29,7 @@ type getPCAPArgs struct {
 	MaxPackets int `json:"max_packets,omitempty" jsonschema:"most packets to write (default 100000); the answer says when the limit cut the file"`
 	windowArgs
 	filterArgs
+	snapshotArgs
 	budgetArgs
 }
 
@@ -56,6 +57,10 @@ func GetPCAP(b Backend) Tool {
 		outputSchema[PCAPInfo](),
 	}, annotations("Export packets as PCAP", true, false, true, false)...)...)
 	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a getPCAPArgs) (*mcp.CallToolResult, error) {
+		b, err := a.snapshotArgs.backend(ctx, b)
+		if err != nil {
+			return nil, err
+		}
 		budgetMax, err := a.maxTokens()
 		if err != nil {
 			return nil, err

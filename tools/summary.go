@@ -18,6 +18,7 @@ type summarizeArgs struct {
 	windowArgs
 	filterArgs
 	Limit int `json:"limit,omitempty" jsonschema:"most groups to list"`
+	snapshotArgs
 	budgetArgs
 }
 
@@ -33,6 +34,10 @@ func SummarizeTraffic(b Backend) Tool {
 		inputSchema[summarizeArgs](schemaOpts{limit: page, enums: map[string][]string{"group_by": groupBys}}),
 	}, annotations("Summarize traffic", true, false, true, false)...)...)
 	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a summarizeArgs) (*mcp.CallToolResult, error) {
+		b, err := a.snapshotArgs.backend(ctx, b)
+		if err != nil {
+			return nil, err
+		}
 		budgetMax, err := a.maxTokens()
 		if err != nil {
 			return nil, err

@@ -226,5 +226,8 @@ func All(b Backend) []Tool {
 		CompareWindows(b),
 		ServiceMap(b),
 		ListWorkloads(b),
+		CreateSnapshot(b),
+		ListSnapshots(b),
+		DeleteSnapshot(b),
 	}
 }

@@ -84,7 +84,7 @@ func TestInventory(t *testing.T) {
 	all := tools.All(nil)
 	seen := map[string]bool{}
 	for _, want := range []string{"capture_status", "list_flows", "get_pcap", "dissect", "search_calls", "get_call", "summarize_traffic",
-		"compare_windows", "service_map", "list_workloads"} {
+		"compare_windows", "service_map", "list_workloads", "create_snapshot", "list_snapshots", "delete_snapshot"} {
 		seen[want] = false
 	}
 	for _, tool := range all {
@@ -103,8 +103,10 @@ func TestInventory(t *testing.T) {
 		if a.Title == "" || a.ReadOnlyHint == nil || a.DestructiveHint == nil || a.IdempotentHint == nil || a.OpenWorldHint == nil {
 			t.Errorf("%s: annotations not all set: %+v", d.Name, a)
 		}
-		if a.DestructiveHint != nil && *a.DestructiveHint {
-			t.Errorf("%s: no wirescope tool destroys anything", d.Name)
+		// delete_snapshot alone removes data (the frozen copy of a window),
+		// and says so.
+		if a.DestructiveHint != nil && *a.DestructiveHint != (d.Name == "delete_snapshot") {
+			t.Errorf("%s: destructive hint %v; only delete_snapshot destroys anything", d.Name, *a.DestructiveHint)
 		}
 		var s schema
 		if err := json.Unmarshal(d.RawInputSchema, &s); err != nil {

@@ -22,6 +22,9 @@
 //	POST   /v1/snapshots            {"name","from","to"} freezes a time range
 //	DELETE /v1/snapshots/NAME
 //
+// /v1/segments, /v1/flows and /v1/pcap read one snapshot's segments instead
+// of the store's with snapshot=NAME (404 when there is none).
+//
 // FILTERS are from and to (RFC 3339, or a negative duration back from now),
 // and any of ip, port, proto (tcp, udp, icmp or a number), iface, pid,
 // comm, pod_uid, container_id; ip and port may repeat (any of them). A flow
@@ -150,7 +153,58 @@ func (a *api) stats(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) segments(w http.ResponseWriter, r *http.Request) {
+	if name := r.URL.Query().Get("snapshot"); name != "" {
+		_, segs, err := a.o.Store.SnapshotSegments(name)
+		if err != nil {
+			failSnapshot(w, err)
+			return
+		}
+		if segs == nil {
+			segs = []segstore.Segment{}
+		}
+		writeJSON(w, http.StatusOK, segs)
+		return
+	}
 	writeJSON(w, http.StatusOK, a.o.Store.Segments())
+}
+
+// failSnapshot answers a snapshot that cannot be read: 404 when there is
+// none of that name.
+func failSnapshot(w http.ResponseWriter, err error) {
+	status := http.StatusInternalServerError
+	if errors.Is(err, segstore.ErrNoSnapshot) {
+		status = http.StatusNotFound
+	}
+	fail(w, status, "%v", err)
+}
+
+// view is what a request reads: the store, or one of its snapshots
+// (?snapshot=NAME).
+type view struct {
+	snap []segstore.Segment // nil: the store
+}
+
+func (a *api) view(w http.ResponseWriter, r *http.Request) (view, bool) {
+	name := r.URL.Query().Get("snapshot")
+	if name == "" {
+		return view{}, true
+	}
+	_, segs, err := a.o.Store.SnapshotSegments(name)
+	if err != nil {
+		failSnapshot(w, err)
+		return view{}, false
+	}
+	if segs == nil {
+		segs = []segstore.Segment{}
+	}
+	return view{snap: segs}, true
+}
+
+func (a *api) eachFlow(v view, from, to time.Time, fn func(segstore.Segment, *segstore.Flow) bool) error {
+	if v.snap != nil {
+		return segstore.EachSnapshotFlow(v.snap, from, to, fn)
+	}
+	return a.o.Store.EachFlow(from, to, fn)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -224,7 +278,7 @@ var protoNames = map[string]layers.IPProtocol{"tcp": layers.IPProtocolTCP, "udp"
 func ParseFilter(q map[string][]string, now time.Time) (Filter, error) {
 	var f Filter
 	known := map[string]bool{"from": true, "to": true, "ip": true, "port": true, "proto": true, "iface": true, "pid": true,
-		"comm": true, "pod_uid": true, "container_id": true, "limit": true, "max_packets": true}
+		"comm": true, "pod_uid": true, "container_id": true, "limit": true, "max_packets": true, "snapshot": true}
 	for k := range q {
 		if !known[k] {
 			return f, fmt.Errorf("unknown parameter %q (filters: from, to, ip, port, proto, iface, pid, comm, pod_uid, container_id)", k)
@@ -378,11 +432,15 @@ func (a *api) flows(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	v, ok := a.view(w, r)
+	if !ok {
+		return
+	}
 	out := a.stream(w, "application/x-ndjson")
 	enc := json.NewEncoder(out)
 	n := 0
 	var werr error
-	err = a.o.Store.EachFlow(f.From, f.To, func(seg segstore.Segment, fl *segstore.Flow) bool {
+	err = a.eachFlow(v, f.From, f.To, func(seg segstore.Segment, fl *segstore.Flow) bool {
 		if r.Context().Err() != nil || !f.Match(fl) {
 			return r.Context().Err() == nil
 		}
@@ -433,11 +491,15 @@ func (a *api) pcap(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	v, ok := a.view(w, r)
+	if !ok {
+		return
+	}
 	var sel *flowindex.Selector
 	if !f.IsZero() {
 		sel = flowindex.NewSelector()
 		tooMany := false
-		err := a.o.Store.EachFlow(f.From, f.To, func(_ segstore.Segment, fl *segstore.Flow) bool {
+		err := a.eachFlow(v, f.From, f.To, func(_ segstore.Segment, fl *segstore.Flow) bool {
 			if f.Match(fl) {
 				sel.Add(fl.Src, fl.Dst, fl.Proto)
 				tooMany = sel.Len() > a.o.MaxFlows
@@ -453,11 +515,14 @@ func (a *api) pcap(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// What was written so far is to be read: flush it.
-	if err := a.o.Store.Flush(); err != nil {
-		a.o.Logger.Warn("pcap: flushing the store", "err", err)
+	segs := v.snap
+	if segs == nil {
+		// What was written so far is to be read: flush it.
+		if err := a.o.Store.Flush(); err != nil {
+			a.o.Logger.Warn("pcap: flushing the store", "err", err)
+		}
+		segs = a.o.Store.Segments()
 	}
-	segs := a.o.Store.Segments()
 	var links []layers.LinkType
 	for _, g := range segs {
 		if g.Overlaps(f.From, f.To) && !slices.Contains(links, g.LinkType) {

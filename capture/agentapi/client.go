@@ -48,8 +48,9 @@ type ClientOptions struct {
 // and source.Refresher: Refresh asks the agent for its statistics and
 // segments, Flows and Packets stream what a question needs.
 type Client struct {
-	o    ClientOptions
-	base *url.URL
+	o        ClientOptions
+	base     *url.URL
+	snapshot string // read this snapshot rather than the store
 
 	mu    sync.Mutex
 	stats Stats
@@ -83,6 +84,12 @@ func (c *Client) URL() string { return c.base.String() }
 func (c *Client) get(ctx context.Context, path string, q url.Values) (*http.Response, error) {
 	u := *c.base
 	u.Path += path
+	if c.snapshot != "" && path != "/v1/stats" {
+		if q == nil {
+			q = url.Values{}
+		}
+		q.Set("snapshot", c.snapshot)
+	}
 	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
@@ -100,16 +107,31 @@ func (c *Client) get(ctx context.Context, path string, q url.Values) (*http.Resp
 	return resp, nil
 }
 
+// StatusError is an agent's answer other than success.
+type StatusError struct {
+	Code    int
+	Status  string
+	Message string // the agent's, when it gave one
+}
+
+func (e *StatusError) Error() string {
+	if e.Message != "" {
+		return fmt.Sprintf("agent answered %s: %s", e.Status, e.Message)
+	}
+	return "agent answered " + e.Status
+}
+
 // statusError reads an error answer: the agent's message when it gave one.
 func statusError(resp *http.Response) error {
 	var e struct {
 		Error string `json:"error"`
 	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if json.Unmarshal(b, &e) == nil && e.Error != "" {
-		return fmt.Errorf("agent answered %s: %s", resp.Status, e.Error)
+	se := &StatusError{Code: resp.StatusCode, Status: resp.Status}
+	if json.Unmarshal(b, &e) == nil {
+		se.Message = e.Error
 	}
-	return fmt.Errorf("agent answered %s", resp.Status)
+	return se
 }
 
 func (c *Client) getJSON(ctx context.Context, path string, v any) error {
@@ -368,4 +390,105 @@ func parseFlags(s string) uint8 {
 		}
 	}
 	return f
+}
+
+// ForSnapshot returns a client reading the agent's snapshot name instead
+// of its store (not refreshed yet).
+func (c *Client) ForSnapshot(name string) *Client {
+	return &Client{o: c.o, base: c.base, snapshot: name}
+}
+
+// CreateSnapshot implements source.Snapshotter: it freezes [from, to) on
+// the agent under name.
+func (c *Client) CreateSnapshot(ctx context.Context, name string, from, to time.Time) ([]source.SnapshotInfo, error) {
+	snap, err := c.createSnapshot(ctx, name, from, to)
+	if err != nil {
+		return nil, err
+	}
+	return []source.SnapshotInfo{c.info(snap)}, nil
+}
+
+func (c *Client) info(s segstore.Snapshot) source.SnapshotInfo {
+	return source.SnapshotInfo{Name: s.Name, Part: c.Name(), From: s.From, To: s.To, Created: s.Created, Segments: len(s.Segments)}
+}
+
+func (c *Client) createSnapshot(ctx context.Context, name string, from, to time.Time) (segstore.Snapshot, error) {
+	body, _ := json.Marshal(SnapshotRequest{Name: name, From: stamp(from), To: stamp(to)})
+	u := *c.base
+	u.Path += "/v1/snapshots"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), strings.NewReader(string(body)))
+	if err != nil {
+		return segstore.Snapshot{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.o.Token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.o.HTTP.Do(req)
+	if err != nil {
+		return segstore.Snapshot{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return segstore.Snapshot{}, statusError(resp)
+	}
+	var snap segstore.Snapshot
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxAnswer)).Decode(&snap); err != nil {
+		return snap, err
+	}
+	return snap, nil
+}
+
+// stamp writes a time for the agent; zero is unbounded ("").
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// Snapshots implements source.Snapshotter.
+func (c *Client) Snapshots(ctx context.Context) ([]source.SnapshotInfo, error) {
+	var snaps []segstore.Snapshot
+	if err := c.getJSON(ctx, "/v1/snapshots", &snaps); err != nil {
+		return nil, err
+	}
+	out := make([]source.SnapshotInfo, len(snaps))
+	for i, s := range snaps {
+		out[i] = c.info(s)
+	}
+	return out, nil
+}
+
+// OpenSnapshot implements source.Snapshotter: a client of the agent's
+// snapshot, refreshed; source.ErrNoSnapshot when the agent has none of
+// that name.
+func (c *Client) OpenSnapshot(ctx context.Context, name string) (source.Source, error) {
+	s := c.ForSnapshot(name)
+	if _, err := s.Refresh(ctx); err != nil {
+		if se := (*StatusError)(nil); errors.As(err, &se) && se.Code == http.StatusNotFound {
+			return nil, fmt.Errorf("%w: %q on %s", source.ErrNoSnapshot, name, c.Name())
+		}
+		return nil, err
+	}
+	return s, nil
+}
+
+// DeleteSnapshot implements source.Snapshotter: it deletes the agent's
+// snapshot name; one it does not hold is not an error.
+func (c *Client) DeleteSnapshot(ctx context.Context, name string) error {
+	u := *c.base
+	u.Path += "/v1/snapshots/" + url.PathEscape(name)
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.o.Token)
+	resp, err := c.o.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotFound {
+		return statusError(resp)
+	}
+	return nil
 }

@@ -108,6 +108,9 @@ func (s *Store) DeleteSnapshot(name string) error {
 	}
 	dir := filepath.Join(s.dir, "snapshots", name)
 	if _, err := os.Stat(dir); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w: %q", ErrNoSnapshot, name)
+		}
 		return fmt.Errorf("snapshot %q: %w", name, err)
 	}
 	return os.RemoveAll(dir)
@@ -131,4 +134,68 @@ func (s *Store) snapshotOnlyBytes() int64 {
 		return nil
 	})
 	return n
+}
+
+// SnapshotSegments lists a snapshot's segments, oldest first, described
+// by their indexes (every segment of a snapshot is closed), with Path in
+// the snapshot's directory: Packets reads them as it reads the store's.
+func (s *Store) SnapshotSegments(name string) (Snapshot, []Segment, error) {
+	if !snapName.MatchString(name) {
+		return Snapshot{}, nil, fmt.Errorf("snapshot name %q is not valid", name)
+	}
+	dir := filepath.Join(s.dir, "snapshots", name)
+	b, err := os.ReadFile(filepath.Join(dir, "snapshot.json"))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return Snapshot{}, nil, fmt.Errorf("%w: %q", ErrNoSnapshot, name)
+		}
+		return Snapshot{}, nil, err
+	}
+	var snap Snapshot
+	if err := json.Unmarshal(b, &snap); err != nil {
+		return Snapshot{}, nil, fmt.Errorf("snapshot %q: %w", name, err)
+	}
+	snap.Dir = dir
+	var segs []Segment
+	for _, file := range snap.Segments {
+		if filepath.Base(file) != file {
+			return snap, nil, fmt.Errorf("snapshot %q names %q, not a file of its own", name, file)
+		}
+		path := filepath.Join(dir, file)
+		g, err := readIndex(indexPath(path))
+		if err != nil {
+			return snap, nil, fmt.Errorf("snapshot %q: segment %s: %w", name, file, err)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			return snap, nil, fmt.Errorf("snapshot %q: %w", name, err)
+		}
+		seg := g.Segment
+		seg.Path, seg.Size, seg.Closed = path, fi.Size(), true
+		segs = append(segs, seg)
+	}
+	return snap, segs, nil
+}
+
+// ErrNoSnapshot is returned for a snapshot the store does not hold.
+var ErrNoSnapshot = errors.New("no such snapshot")
+
+// EachSnapshotFlow calls fn with the flows of the snapshot's segments
+// active in [from, to), segment by segment, until fn returns false.
+func EachSnapshotFlow(segs []Segment, from, to time.Time, fn func(Segment, *Flow) bool) error {
+	for _, seg := range segs {
+		if !seg.Overlaps(from, to) {
+			continue
+		}
+		g, err := readIndex(indexPath(seg.Path))
+		if err != nil {
+			return fmt.Errorf("segment %s: %w", seg.Path, err)
+		}
+		for _, fl := range g.order {
+			if (to.IsZero() || fl.First.Before(to)) && (from.IsZero() || !fl.Last.Before(from)) && !fn(seg, fl) {
+				return nil
+			}
+		}
+	}
+	return nil
 }

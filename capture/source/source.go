@@ -13,6 +13,7 @@ package source
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
@@ -98,3 +99,29 @@ const (
 	StateUp          = "up"
 	StateUnreachable = "unreachable"
 )
+
+// SnapshotInfo is one part's snapshot: a time range frozen against
+// retention.
+type SnapshotInfo struct {
+	Name string
+	// Part is the node (or store) holding it.
+	Part              string
+	From, To, Created time.Time
+	Segments          int
+}
+
+// Snapshotter is a source that can freeze a time range against retention
+// and read it back later as a source of its own.
+type Snapshotter interface {
+	// CreateSnapshot freezes [from, to) under name on every part holding
+	// packets in it.
+	CreateSnapshot(ctx context.Context, name string, from, to time.Time) ([]SnapshotInfo, error)
+	Snapshots(ctx context.Context) ([]SnapshotInfo, error)
+	// DeleteSnapshot deletes name wherever it is.
+	DeleteSnapshot(ctx context.Context, name string) error
+	// OpenSnapshot returns a source reading the snapshot name.
+	OpenSnapshot(ctx context.Context, name string) (Source, error)
+}
+
+// ErrNoSnapshot is returned for a snapshot no part holds.
+var ErrNoSnapshot = errors.New("no such snapshot")

@@ -116,7 +116,7 @@ func (f *sourceFlags) openAgents(logger *slog.Logger, files []string) (backend, 
 // discoverAgents lists the agents from the EndpointSlices of their
 // Service, through the informers of the hub's identities: ready endpoints
 // on the port named "api" (else any port), one URL each.
-func (f *sourceFlags) discoverAgents(*slog.Logger) (func(context.Context) ([]string, error), error) {
+func (f *sourceFlags) discoverAgents(logger *slog.Logger) (func(context.Context) ([]string, error), error) {
 	if f.kubeSrc == nil {
 		return nil, errors.New("--agents-service needs the API server: give --kubeconfig or --in-cluster")
 	}
@@ -128,12 +128,25 @@ func (f *sourceFlags) discoverAgents(*slog.Logger) (func(context.Context) ([]str
 	return func(context.Context) ([]string, error) {
 		eps := k.ServiceEndpoints(ns, name)
 		named := slices.ContainsFunc(eps, func(e identity.Endpoint) bool { return e.PortName == "api" })
-		var urls []string
+		var urls, skipped []string
 		for _, e := range eps {
 			if !e.Ready || (named && e.PortName != "api") {
 				continue
 			}
-			urls = append(urls, "http://"+netip.AddrPortFrom(e.Addr, e.Port).String())
+			// The hub sends the agents' token to every address it lists:
+			// an EndpointSlice anyone could write must not name one of
+			// theirs. An address is an agent's only when it belongs now to
+			// a pod of the Service's namespace (a hostNetwork agent owns
+			// its node's address at its port).
+			ap := netip.AddrPortFrom(e.Addr, e.Port)
+			if id, ok := k.Identify(ap, time.Now()); !ok || id.Pod == "" || id.Namespace != ns {
+				skipped = append(skipped, ap.String())
+				continue
+			}
+			urls = append(urls, "http://"+ap.String())
+		}
+		if len(skipped) > 0 {
+			logger.Warn("agent discovery: endpoints that are not pods of the namespace left out", "service", f.agents.service, "endpoints", skipped)
 		}
 		if len(urls) == 0 {
 			return nil, fmt.Errorf("service %s/%s has no ready endpoints (are the agents running?)", ns, name)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/wirescope/wirescope/index"
 	"github.com/wirescope/wirescope/server/identity"
 	"github.com/wirescope/wirescope/server/workspace"
+	"github.com/wirescope/wirescope/tools"
 )
 
 // testAgent is a real agent API over a real segment store, served on a
@@ -35,7 +37,12 @@ const agentToken = "agent-test-token"
 
 func startAgent(t *testing.T, node string) *testAgent {
 	t.Helper()
-	store, err := segstore.Open(filepath.Join(t.TempDir(), node), segstore.Options{})
+	return startAgentWith(t, node, segstore.Options{})
+}
+
+func startAgentWith(t *testing.T, node string, o segstore.Options) *testAgent {
+	t.Helper()
+	store, err := segstore.Open(filepath.Join(t.TempDir(), node), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,5 +270,137 @@ func TestAgentsFanOut(t *testing.T) {
 	}
 	if page.Total != calls+1 {
 		t.Errorf("after node-b came back, %d calls, want %d", page.Total, calls+1)
+	}
+}
+
+// TestAgentSnapshots: a snapshot made with a filter on two agents keeps
+// the window's calls (seen on both nodes, counted once) after retention
+// deleted them from the rolling stores, lists with its nodes and filter,
+// and goes when deleted.
+func TestAgentSnapshots(t *testing.T) {
+	o := segstore.Options{SegmentBytes: 32 << 10, MaxBytes: 256 << 10}
+	a, b := startAgentWith(t, "node-a", o), startAgentWith(t, "node-b", o)
+	t0 := time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
+	const calls = 10
+	for i := range calls {
+		at := t0.Add(time.Duration(i) * time.Second)
+		client := fmt.Sprintf("10.244.1.5:%d", 41000+i)
+		a.call(client, "10.96.0.10:80", at, fmt.Sprintf("/api/pay/%d", i), 500)
+		b.call(client, "10.244.2.7:8080", at.Add(time.Millisecond), fmt.Sprintf("/api/pay/%d", i), 500)
+	}
+	// Another client in the window, which the filter leaves out.
+	a.call("10.244.1.9:42000", "10.96.0.10:80", t0.Add(20*time.Second), "/other", 200)
+	b.call("10.244.1.9:42000", "10.244.2.7:8080", t0.Add(20*time.Second), "/other", 200)
+
+	fan := source.NewFanout(source.FanoutOptions{
+		Discover: func(context.Context) ([]string, error) { return []string{a.url(), b.url()}, nil },
+		New: func(url string) (source.Source, error) {
+			return agentapi.NewClient(agentapi.ClientOptions{URL: url, Token: agentToken})
+		},
+	})
+	g, err := workspace.OpenGrowing(workspace.Options{Dir: t.TempDir()}, "two agents", fan, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	ctx := context.Background()
+	var held func()
+	defer func() {
+		if held != nil {
+			held()
+		}
+	}()
+	hold := func() {
+		t.Helper()
+		if held != nil {
+			held()
+			held = nil
+		}
+		release, err := g.Hold()
+		if err != nil {
+			t.Fatalf("a question failed: %v", err)
+		}
+		held = release
+	}
+	hold()
+	window := [2]time.Time{t0, t0.Add(time.Minute)}
+	f := tools.Filter{IP: netip.MustParseAddr("10.244.1.5")}
+	snap, err := g.CreateSnapshot(ctx, "incident-1", window[0], window[1], f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Parts) != 2 || snap.Flows != 2*calls || snap.Filter != f {
+		t.Errorf("snapshot %+v: want 2 parts, %d flows, the filter", snap, 2*calls)
+	}
+	if _, err := g.CreateSnapshot(ctx, "incident-1", window[0], window[1], f); err == nil {
+		t.Error("a second snapshot of the same name was made")
+	}
+	for _, bad := range []string{"../x", "", "a/b", "-x"} {
+		if _, err := g.CreateSnapshot(ctx, bad, window[0], window[1], tools.Filter{}); err == nil {
+			t.Errorf("snapshot name %q accepted", bad)
+		}
+	}
+
+	// Ten minutes later, traffic enough for retention to delete the
+	// window's segments on both nodes.
+	later := t0.Add(10 * time.Minute)
+	for i := range 400 {
+		at := later.Add(time.Duration(i) * 100 * time.Millisecond)
+		client := fmt.Sprintf("10.244.1.7:%d", 20000+i)
+		a.call(client, "10.96.0.10:80", at, "/later", 200)
+		b.call(client, "10.244.2.7:8080", at, "/later", 200)
+	}
+	// Segments are closed and deleted by the stores in the background:
+	// wait for it.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		hold()
+		first, _ := g.Bounds()
+		if first.After(window[1]) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("retention kept the window: the data begins at %v", first)
+		}
+	}
+
+	sb, err := g.OpenSnapshot(ctx, "incident-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := sb.Dissect(ctx, time.Time{}, time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Calls["http"] != calls || res.Merged != calls {
+		t.Errorf("the snapshot dissected %v calls, %d merged; want %d, %d merged", res.Calls, res.Merged, calls, calls)
+	}
+	page, err := sb.Index().Search(ctx, index.Query{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Total != calls {
+		t.Fatalf("the snapshot holds %d calls, want %d", page.Total, calls)
+	}
+	for _, c := range page.Calls {
+		if !strings.HasPrefix(c.Path, "/api/pay/") || c.Status != "500" || !slices.Equal(c.CapturedOn, []string{"node-a", "node-b"}) {
+			t.Errorf("snapshot call %s %s %s captured on %v", c.Method, c.Path, c.Status, c.CapturedOn)
+		}
+	}
+
+	list, err := g.ListSnapshots(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Name != "incident-1" || len(list[0].Parts) != 2 || list[0].Filter != f || list[0].Flows != 2*calls {
+		t.Errorf("list_snapshots: %+v", list)
+	}
+	if err := g.DeleteSnapshot(ctx, "incident-1"); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := g.ListSnapshots(ctx); err != nil || len(list) != 0 {
+		t.Errorf("after delete: %+v, %v", list, err)
+	}
+	if _, err := g.OpenSnapshot(ctx, "incident-1"); err == nil {
+		t.Error("a deleted snapshot opened")
 	}
 }

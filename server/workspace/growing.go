@@ -39,6 +39,9 @@ type Growing struct {
 	checked time.Time
 	opens   int
 	lastErr string
+
+	snapMu sync.Mutex
+	snaps  map[string]*Workspace // snapshots opened, by name
 }
 
 // OpenGrowing serves src, which must implement source.Refresher; it is
@@ -127,8 +130,9 @@ func (g *Growing) refresh(first bool) {
 	g.opts.Logger.Info("captures read again", "source", g.src.Name(), "first", from, "last", to)
 }
 
-// Close closes the current workspace.
+// Close closes the current workspace (and the snapshots').
 func (g *Growing) Close() error {
+	g.closeSnapshots()
 	g.swap.Lock()
 	defer g.swap.Unlock()
 	if ws := g.ws.Swap(nil); ws != nil {
