@@ -201,4 +201,3 @@ func DeleteSnapshot(b Backend) Tool {
 		return mcp.NewToolResultText("deleted snapshot " + a.Name), nil
 	})}
 }
-
