@@ -33,6 +33,11 @@ const maxSelectHosts = 64
 // maxAnswer bounds the JSON answers (stats, segments) read from an agent.
 const maxAnswer = 64 << 20
 
+// MaxFlows bounds the flows read from one agent for one question (a
+// summary each, about 200 bytes): an agent that sends more is cut off
+// with an error rather than allowed to fill the hub's memory.
+const MaxFlows = 1 << 20
+
 // ClientOptions configure a Client.
 type ClientOptions struct {
 	// URL is the agent's base URL (http://10.0.0.5:8899).
@@ -229,7 +234,10 @@ func (c *Client) Flows(ctx context.Context, from, to time.Time) ([]flowindex.Sum
 	set := source.NewFlowSet()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
+	for n := 0; sc.Scan(); n++ {
+		if n == MaxFlows {
+			return nil, fmt.Errorf("flows from %s: more than %d in the window: narrow the window", c.Name(), MaxFlows)
+		}
 		var fl Flow
 		if err := json.Unmarshal(sc.Bytes(), &fl); err != nil {
 			return nil, fmt.Errorf("flows from %s: %w", c.Name(), err)

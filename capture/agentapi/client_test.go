@@ -1,0 +1,75 @@
+package agentapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestClientHostileAgent: what an agent (or something at its address)
+// answers cannot make the hub fail other than with an error that says
+// what was wrong: bad JSON, lines too long, endless flows, a capture that
+// is not one, errors with and without a message.
+func TestClientHostileAgent(t *testing.T) {
+	cases := []struct {
+		name    string
+		path    string
+		handler http.HandlerFunc
+		want    string
+	}{
+		{"not json", "flows", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "<html>") }, "invalid character"},
+		{"a line over 1 MiB", "flows", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, `{"proto":"tcp","src":"%s"}`+"\n", strings.Repeat("1", 2<<20))
+		}, "token too long"},
+		{"bad addresses", "flows", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintln(w, `{"proto":"tcp","src":"x","dst":"y"}`)
+		}, `"tcp" "x"→"y"`},
+		{"endless flows", "flows", func(w http.ResponseWriter, r *http.Request) {
+			for i := 0; r.Context().Err() == nil; i++ {
+				fmt.Fprintf(w, `{"proto":"udp","src":"10.%d.%d.%d:1","dst":"10.0.0.1:53"}`+"\n", i>>16&255, i>>8&255, i&255)
+			}
+		}, "more than 1048576 in the window"},
+		{"not a capture", "pcap", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello, this is not pcap") }, "packets from"},
+		{"error with a message", "flows", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusForbidden)
+			fmt.Fprint(w, `{"error":"bad token"}`)
+		}, "403 Forbidden: bad token"},
+		{"error without one", "pcap", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusBadGateway) }, "agent answered 502 Bad Gateway"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			srv := httptest.NewServer(c.handler)
+			defer srv.Close()
+			cl, err := NewClient(ClientOptions{URL: srv.URL, Token: "t"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if c.path == "flows" {
+				_, err = cl.Flows(ctx, time.Time{}, time.Time{})
+			} else {
+				var src interface{ Close() error }
+				src, err = cl.Packets(ctx, time.Time{}, time.Time{}, nil)
+				if err == nil {
+					src.Close()
+				}
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error %v, want one saying %q", err, c.want)
+			}
+		})
+	}
+	for _, bad := range []string{"ftp://x", "http://user:pw@x:1", "http://x:1/?q=1", "x:1", ""} {
+		if _, err := NewClient(ClientOptions{URL: bad, Token: "t"}); err == nil {
+			t.Errorf("URL %q accepted", bad)
+		}
+	}
+	if _, err := NewClient(ClientOptions{URL: "http://127.0.0.1:1"}); err == nil {
+		t.Error("a client without a token")
+	}
+}
