@@ -190,6 +190,13 @@ func Handler(s *mcpserver.MCPServer, o HTTPOptions) (http.Handler, error) {
 				return
 			}
 		}
+		// Probes (a kubelet's) carry no token: GET /healthz says the hub
+		// serves, and nothing else.
+		if r.URL.Path == "/healthz" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+			io.WriteString(w, "ok\n")
+			return
+		}
 		authed.ServeHTTP(w, r)
 	})
 	if o.Metrics != nil {

@@ -126,8 +126,9 @@ func TestHTTPAuth(t *testing.T) {
 		}
 	}
 	// Other paths and methods are behind the token too.
-	for _, path := range []string{"/", "/mcp/../metrics", "/healthz"} {
-		resp, err := http.Get(strings.TrimSuffix(url, "/mcp") + path)
+	base := strings.TrimSuffix(url, "/mcp")
+	for _, path := range []string{"/", "/mcp/../metrics", "/healthz/", "/healthz/../mcp", "/healthzx"} {
+		resp, err := http.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,6 +136,19 @@ func TestHTTPAuth(t *testing.T) {
 		if resp.StatusCode != http.StatusUnauthorized {
 			t.Errorf("GET %s without a token: %d", path, resp.StatusCode)
 		}
+	}
+	// But for a probe's GET /healthz, which says "ok" and nothing more.
+	resp, err := http.Get(base + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(hb) != "ok\n" {
+		t.Errorf("GET /healthz without a token: %d %q", resp.StatusCode, hb)
+	}
+	if resp := post(t, base+"/healthz", "", []byte(initialize)); resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("POST /healthz without a token: %d", resp.StatusCode)
 	}
 	if _, err := httpClient(t, url, "wrong", false); err == nil {
 		t.Error("a client with a wrong token connected")
