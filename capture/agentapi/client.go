@@ -198,18 +198,7 @@ func (c *Client) Name() string {
 // Bounds implements source.Source.
 func (c *Client) Bounds() (first, last time.Time) {
 	_, segs := c.state()
-	for _, g := range segs {
-		if g.Packets == 0 {
-			continue
-		}
-		if first.IsZero() || g.First.Before(first) {
-			first = g.First
-		}
-		if g.Last.After(last) {
-			last = g.Last
-		}
-	}
-	return first, last
+	return source.SegmentBounds(segs)
 }
 
 func window(from, to time.Time) url.Values {
@@ -321,26 +310,13 @@ func (emptySource) Close() error                { return nil }
 // window, as the agent last reported them.
 func (c *Client) Count(from, to time.Time) uint64 {
 	_, segs := c.state()
-	var n uint64
-	for _, g := range segs {
-		if g.Overlaps(from, to) {
-			n += g.Packets
-		}
-	}
-	return n
+	return source.SegmentCount(segs, from, to)
 }
 
 // LinkTypes implements source.Source.
 func (c *Client) LinkTypes(from, to time.Time) []layers.LinkType {
 	_, segs := c.state()
-	var links []layers.LinkType
-	for _, g := range segs {
-		if g.Overlaps(from, to) && !slices.Contains(links, g.LinkType) {
-			links = append(links, g.LinkType)
-		}
-	}
-	slices.Sort(links)
-	return links
+	return source.SegmentLinkTypes(segs, from, to)
 }
 
 // Status implements source.Source: the node, what it holds and what its

@@ -153,7 +153,7 @@ type frozen struct {
 }
 
 func (z *frozen) Name() string                    { return z.name }
-func (z *frozen) Bounds() (first, last time.Time) { return segBounds(z.segs) }
+func (z *frozen) Bounds() (first, last time.Time) { return SegmentBounds(z.segs) }
 
 func (z *frozen) Flows(ctx context.Context, from, to time.Time) ([]flowindex.Summary, error) {
 	set := NewFlowSet()
@@ -168,25 +168,10 @@ func (z *frozen) Packets(_ context.Context, from, to time.Time, sel *flowindex.S
 	return Select(segstore.Packets(z.segs, from, to), sel), nil
 }
 
-func (z *frozen) Count(from, to time.Time) uint64 {
-	var n uint64
-	for _, g := range z.segs {
-		if g.Overlaps(from, to) {
-			n += g.Packets
-		}
-	}
-	return n
-}
+func (z *frozen) Count(from, to time.Time) uint64 { return SegmentCount(z.segs, from, to) }
 
 func (z *frozen) LinkTypes(from, to time.Time) []layers.LinkType {
-	var links []layers.LinkType
-	for _, g := range z.segs {
-		if g.Overlaps(from, to) && !slices.Contains(links, g.LinkType) {
-			links = append(links, g.LinkType)
-		}
-	}
-	slices.Sort(links)
-	return links
+	return SegmentLinkTypes(z.segs, from, to)
 }
 
 func (z *frozen) Status(context.Context) Status {

@@ -59,9 +59,11 @@ func (s *Store) segments() []segstore.Segment {
 func (s *Store) Name() string { return s.name }
 
 // Bounds implements Source.
-func (s *Store) Bounds() (first, last time.Time) { return segBounds(s.segments()) }
+func (s *Store) Bounds() (first, last time.Time) { return SegmentBounds(s.segments()) }
 
-func segBounds(segs []segstore.Segment) (first, last time.Time) {
+// SegmentBounds returns the times of the first and last packets of
+// segments.
+func SegmentBounds(segs []segstore.Segment) (first, last time.Time) {
 	for _, g := range segs {
 		if g.Packets == 0 {
 			continue
@@ -95,9 +97,13 @@ func (s *Store) Packets(_ context.Context, from, to time.Time, sel *flowindex.Se
 }
 
 // Count implements Source.
-func (s *Store) Count(from, to time.Time) uint64 {
+func (s *Store) Count(from, to time.Time) uint64 { return SegmentCount(s.segments(), from, to) }
+
+// SegmentCount bounds the packets of segments in [from, to): those of
+// every segment overlapping it.
+func SegmentCount(segs []segstore.Segment, from, to time.Time) uint64 {
 	var n uint64
-	for _, g := range s.segments() {
+	for _, g := range segs {
 		if g.Overlaps(from, to) {
 			n += g.Packets
 		}
@@ -107,8 +113,14 @@ func (s *Store) Count(from, to time.Time) uint64 {
 
 // LinkTypes implements Source.
 func (s *Store) LinkTypes(from, to time.Time) []layers.LinkType {
+	return SegmentLinkTypes(s.segments(), from, to)
+}
+
+// SegmentLinkTypes lists the link types of the segments overlapping
+// [from, to).
+func SegmentLinkTypes(segs []segstore.Segment, from, to time.Time) []layers.LinkType {
 	var links []layers.LinkType
-	for _, g := range s.segments() {
+	for _, g := range segs {
 		if g.Overlaps(from, to) && !slices.Contains(links, g.LinkType) {
 			links = append(links, g.LinkType)
 		}

@@ -73,24 +73,7 @@ func (f *sourceFlags) openCapture(ctx context.Context, logger *slog.Logger, file
 		}
 		return n
 	})
-	if len(files) > 0 {
-		// Capture files beside live traffic (make run as root: the demo
-		// too): a fan-out of both.
-		fs, err := source.OpenFiles(files, opts.FlowSpan)
-		if err != nil {
-			stopCapture()
-			<-done
-			store.Close()
-			src.Close()
-			attr.Close()
-			cleanup()
-			return nil, nil, err
-		}
-		served = source.NewFanout(source.FanoutOptions{Parts: []source.Source{served, fs}})
-		what += fmt.Sprintf(", and %d capture files", len(files))
-	}
-	g, err := workspace.OpenGrowing(opts, what, served, f.refresh)
-	if err != nil {
+	abort := func(err error) (backend, func(), error) {
 		stopCapture()
 		<-done
 		store.Close()
@@ -98,6 +81,20 @@ func (f *sourceFlags) openCapture(ctx context.Context, logger *slog.Logger, file
 		attr.Close()
 		cleanup()
 		return nil, nil, err
+	}
+	if len(files) > 0 {
+		// Capture files beside live traffic (make run as root: the demo
+		// too): a fan-out of both.
+		fs, err := source.OpenFiles(files, opts.FlowSpan)
+		if err != nil {
+			return abort(err)
+		}
+		served = source.NewFanout(source.FanoutOptions{Parts: []source.Source{served, fs}})
+		what += fmt.Sprintf(", and %d capture files", len(files))
+	}
+	g, err := workspace.OpenGrowing(opts, what, served, f.refresh)
+	if err != nil {
+		return abort(err)
 	}
 	logger.Info("capturing and serving", "interfaces", src.Interfaces(), "data_dir", opts.Dir, "attribution", attr.Status())
 	return g, func() {

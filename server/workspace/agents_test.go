@@ -147,29 +147,8 @@ func TestAgentsFanOut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.Close()
 	ctx := context.Background()
-
-	// A call that fails ends the test holding the workspace: it is
-	// released before g.Close, which waits for it.
-	var held func()
-	defer func() {
-		if held != nil {
-			held()
-		}
-	}()
-	hold := func() {
-		t.Helper()
-		if held != nil {
-			held()
-			held = nil
-		}
-		release, err := g.Hold()
-		if err != nil {
-			t.Fatalf("a question failed: %v", err)
-		}
-		held = release
-	}
+	hold := holder(t, g)
 	hold()
 	res, err := g.Dissect(ctx, time.Time{}, time.Time{}, nil)
 	if err != nil {
@@ -302,26 +281,8 @@ func TestAgentSnapshots(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer g.Close()
 	ctx := context.Background()
-	var held func()
-	defer func() {
-		if held != nil {
-			held()
-		}
-	}()
-	hold := func() {
-		t.Helper()
-		if held != nil {
-			held()
-			held = nil
-		}
-		release, err := g.Hold()
-		if err != nil {
-			t.Fatalf("a question failed: %v", err)
-		}
-		held = release
-	}
+	hold := holder(t, g)
 	hold()
 	window := [2]time.Time{t0, t0.Add(time.Minute)}
 	f := tools.Filter{IP: netip.MustParseAddr("10.244.1.5")}
@@ -402,5 +363,31 @@ func TestAgentSnapshots(t *testing.T) {
 	}
 	if _, err := g.OpenSnapshot(ctx, "incident-1"); err == nil {
 		t.Error("a deleted snapshot opened")
+	}
+}
+
+// holder returns a function that holds g as a tool call does, releasing
+// what it held before. It closes g when the test ends, after releasing
+// what it holds last (Close waits for a hold: a test that fails while
+// holding must not hang).
+func holder(t *testing.T, g *workspace.Growing) func() {
+	t.Cleanup(func() { g.Close() }) // cleanups run last first: after the release below
+	var held func()
+	t.Cleanup(func() {
+		if held != nil {
+			held()
+		}
+	})
+	return func() {
+		t.Helper()
+		if held != nil {
+			held()
+			held = nil
+		}
+		release, err := g.Hold()
+		if err != nil {
+			t.Fatalf("a question failed: %v", err)
+		}
+		held = release
 	}
 }
