@@ -49,7 +49,7 @@ const (
 
 // endpointFields are the identity fields of each side, after "src." or
 // "dst.".
-var endpointFields = []string{"ip", "port", "pod", "namespace", "workload", "service", "node"}
+var endpointFields = []string{"ip", "port", "pod", "namespace", "workload", "service", "node", "version"}
 
 // defaultFields are searched by a query term without a field name.
 var defaultFields = []string{fieldPath, fieldRoute, fieldError, fieldMethod, fieldStatus}
@@ -398,6 +398,7 @@ func (docBuilder) build(c *proto.Call) *document.Document {
 		keyword(names[4], ep.Workload)
 		keyword(names[5], ep.Service)
 		keyword(names[6], ep.Node)
+		keyword(names[7], ep.Version)
 	}
 	// buf is complete: view the terms in it.
 	all := unsafe.String(unsafe.SliceData(buf), len(buf))

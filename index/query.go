@@ -613,7 +613,7 @@ func filterQuery(f Filter) query.Query {
 
 // endpointValues returns the filter's endpoint fields as indexed terms,
 // in endpointFields order; "" for those not set.
-func (f Filter) endpointValues() [7]string {
+func (f Filter) endpointValues() [8]string {
 	ip := f.IP
 	if a, err := netip.ParseAddr(ip); err == nil {
 		ip = a.String()
@@ -622,7 +622,7 @@ func (f Filter) endpointValues() [7]string {
 	if f.Port != 0 {
 		port = strconv.Itoa(int(f.Port))
 	}
-	return [7]string{lower(ip), port, lower(f.Pod), lower(f.Namespace), lower(f.Workload), lower(f.Service), lower(f.Node)}
+	return [8]string{lower(ip), port, lower(f.Pod), lower(f.Namespace), lower(f.Workload), lower(f.Service), lower(f.Node), lower(f.Version)}
 }
 
 // conjoin ANDs the non-nil queries; match-all for none.

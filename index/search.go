@@ -22,11 +22,17 @@ import (
 // Proto equals Protocol if set. Comparisons ignore case.
 type Filter struct {
 	Namespace, Pod, Workload, Service, Node, IP string
+	// Version is a pod's revision (pod-template-hash,
+	// controller-revision-hash) on either side.
+	Version string
 	Port                                        uint16
 	Protocol                                    string
 }
 
-func (f Filter) hasAddress() bool { return f.IP != "" || f.Port != 0 }
+// hasAddress reports whether the filter sets a field the aggregates do
+// not keep (an address, a port, a version): summaries then count the
+// calls found by search.
+func (f Filter) hasAddress() bool { return f.IP != "" || f.Port != 0 || f.Version != "" }
 
 // Query is a search.
 type Query struct {

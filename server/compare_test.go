@@ -372,3 +372,57 @@ func TestCompareWithoutIdentities(t *testing.T) {
 		t.Errorf("compare_windows does not list the server by address once:\n%s", text)
 	}
 }
+
+// TestCompareVersions: compare_windows with baseline_version and
+// candidate_version compares the calls served by the pods of two
+// revisions (pod-template-hash) over one window, whatever their times.
+func TestCompareVersions(t *testing.T) {
+	fast := 2 * time.Millisecond
+	r := rollout{
+		before: calls(100, "GET", "/api/cart", 0, 0, fast),
+		after:  calls(100, "GET", "/api/cart", 40, 503, fast),
+	}
+	id, err := identity.New(identity.ClusterFile{
+		Services: []identity.Service{{Name: "cart", Namespace: "shop", Selector: map[string]string{"app": "cart"}}},
+		Pods: []identity.Pod{
+			{Name: "frontend-7b9c6d5f4-k2j8h", Namespace: "shop", Node: "node-a", IP: frontendIP, Labels: map[string]string{"app": "frontend", "pod-template-hash": "7b9c6d5f4"}},
+			{Name: oldCartPod, Namespace: "shop", Node: "node-b", IP: oldCartIP, Labels: map[string]string{"app": "cart", "pod-template-hash": "5d8f7b6c4"}},
+			{Name: newCartPod, Namespace: "shop", Node: "node-c", IP: newCartIP, Labels: map[string]string{"app": "cart", "pod-template-hash": "6f7d8c9b5"}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := workspace.Open(workspace.Options{Paths: []string{r.write(t)}, Dir: t.TempDir(), Identity: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	c := connect(t, ws)
+	text := mustCall(t, c, "compare_windows", map[string]any{"baseline_version": "5d8f7b6c4", "candidate_version": "6f7d8c9b5"})
+	if !strings.HasPrefix(text, "verdict: regressed — errors: cart GET /api/cart") || !strings.Contains(text, "40 of 100 failed after") ||
+		!strings.Contains(text, "0 of 100 failed before") || !strings.Contains(text, "comparing version 5d8f7b6c4 (baseline) with 6f7d8c9b5 (candidate)") {
+		t.Errorf("versions old → new:\n%s", text)
+	}
+	// The other way round, the new version is the baseline: fewer errors.
+	text = mustCall(t, c, "compare_windows", map[string]any{"baseline_version": "6f7d8c9b5", "candidate_version": "5d8f7b6c4"})
+	if strings.HasPrefix(text, "verdict: regressed") {
+		t.Errorf("versions new → old is a regression:\n%s", text)
+	}
+	// search_calls finds a version's calls by the query language.
+	text = mustCall(t, c, "search_calls", map[string]any{"query": "+dst.version:6f7d8c9b5 +status:503", "max_tokens": 400})
+	if !strings.HasPrefix(text, "40 calls match") {
+		t.Errorf("search by version:\n%s", text)
+	}
+	for args, want := range map[string]map[string]any{
+		"go together":           {"baseline_version": "5d8f7b6c4"},
+		"name two revisions":    {"baseline_version": "x", "candidate_version": "x"},
+		"share one window":      {"baseline_version": "a", "candidate_version": "b", "rollout_at": t0.Format(time.RFC3339)},
+		"no calls of version a": {"baseline_version": "a", "candidate_version": "b"},
+	} {
+		text, res := call(t, c, "compare_windows", want)
+		if !res.IsError || !strings.Contains(text, args) {
+			t.Errorf("%v: %q, want an error saying %q", want, text, args)
+		}
+	}
+}

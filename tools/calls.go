@@ -16,7 +16,7 @@ import (
 )
 
 type searchCallsArgs struct {
-	Query string `json:"query,omitempty" jsonschema:"Bleve query string; empty matches every call. Clauses are optional unless prefixed + (required) or - (excluded); AND, OR and NOT are not operators. Fields: proto method path route status outcome error latency_ms src.* dst.* (ip port pod namespace workload service node); a bare word matches path, route, error, method or status. Examples: outcome:server_error, status:>=500, +dst.service:checkout +latency_ms:>500, path:/api/cart*"`
+	Query string `json:"query,omitempty" jsonschema:"Bleve query string; empty matches every call. Clauses are optional unless prefixed + (required) or - (excluded); AND, OR and NOT are not operators. Fields: proto method path route status outcome error latency_ms src.* dst.* (ip port pod namespace workload service node version); a bare word matches path, route, error, method or status. Examples: outcome:server_error, status:>=500, +dst.service:checkout +latency_ms:>500, path:/api/cart*"`
 	windowArgs
 	filterArgs
 	pageArgs

@@ -89,6 +89,10 @@ type Filter struct {
 	IP                                      netip.Addr
 	Port                                    uint16
 	Protocol                                string
+	// Version is a pod revision (pod-template-hash,
+	// controller-revision-hash); compare_windows sets it to compare a
+	// rollout's versions.
+	Version string
 }
 
 // IsZero reports whether the filter matches everything.
@@ -97,7 +101,7 @@ func (f Filter) IsZero() bool { return f == Filter{} }
 // Index converts the filter for index queries.
 func (f Filter) Index() index.Filter {
 	x := index.Filter{Namespace: f.Namespace, Pod: f.Pod, Workload: f.Workload, Service: f.Service, Node: f.Node,
-		Port: f.Port, Protocol: f.Protocol}
+		Version: f.Version, Port: f.Port, Protocol: f.Protocol}
 	if f.IP.IsValid() {
 		x.IP = f.IP.String()
 	}
@@ -109,6 +113,7 @@ type Peer struct {
 	IP                                      netip.Addr
 	Port                                    uint16
 	Pod, Namespace, Workload, Service, Node string
+	Version                                 string
 }
 
 // Flow is an L4 flow's activity in a window, client (Src) to server (Dst).

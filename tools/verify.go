@@ -47,13 +47,15 @@ const (
 )
 
 type compareArgs struct {
-	RolloutAt     string `json:"rollout_at,omitempty" jsonschema:"when the change went out (RFC 3339, or relative to the newest packet like -20m): the baseline is the span before it, the candidate the span after"`
-	Window        string `json:"window,omitempty" jsonschema:"with rollout_at, the span on each side, like 10m; default: the longest equal spans the data has on both sides"`
-	BaselineFrom  string `json:"baseline_from,omitempty" jsonschema:"instead of rollout_at: start of the baseline window; default: as long before baseline_to as the candidate window is long"`
-	BaselineTo    string `json:"baseline_to,omitempty" jsonschema:"end of the baseline window, exclusive; default: candidate_from"`
-	CandidateFrom string `json:"candidate_from,omitempty" jsonschema:"instead of rollout_at: start of the candidate window (required without rollout_at)"`
-	CandidateTo   string `json:"candidate_to,omitempty" jsonschema:"end of the candidate window, exclusive; default: the end of the data"`
-	Label         string `json:"label,omitempty" jsonschema:"a pod label, key=value (app=cart or version=1.5.0; several comma-separated): compare only the workload whose pods carry it"`
+	RolloutAt        string `json:"rollout_at,omitempty" jsonschema:"when the change went out (RFC 3339, or relative to the newest packet like -20m): the baseline is the span before it, the candidate the span after"`
+	Window           string `json:"window,omitempty" jsonschema:"with rollout_at, the span on each side, like 10m; default: the longest equal spans the data has on both sides"`
+	BaselineFrom     string `json:"baseline_from,omitempty" jsonschema:"instead of rollout_at: start of the baseline window; default: as long before baseline_to as the candidate window is long"`
+	BaselineTo       string `json:"baseline_to,omitempty" jsonschema:"end of the baseline window, exclusive; default: candidate_from"`
+	CandidateFrom    string `json:"candidate_from,omitempty" jsonschema:"instead of rollout_at: start of the candidate window (required without rollout_at)"`
+	CandidateTo      string `json:"candidate_to,omitempty" jsonschema:"end of the candidate window, exclusive; default: the end of the data"`
+	Label            string `json:"label,omitempty" jsonschema:"a pod label, key=value (app=cart or version=1.5.0; several comma-separated): compare only the workload whose pods carry it"`
+	BaselineVersion  string `json:"baseline_version,omitempty" jsonschema:"instead of two times: compare the calls served by the pods of this revision (pod-template-hash or controller-revision-hash, as list_workloads shows) with those of candidate_version, over the same window (candidate_from/candidate_to, default all the data), as during a canary or a rolling update"`
+	CandidateVersion string `json:"candidate_version,omitempty" jsonschema:"the new revision, with baseline_version"`
 	filterArgs
 	budgetArgs
 }
@@ -83,6 +85,9 @@ func CompareWindows(b Backend) Tool {
 			return nil, err
 		}
 		var notes []string
+		if a.BaselineVersion != "" || a.CandidateVersion != "" {
+			return compareVersions(ctx, b, req, a, f, budgetMax)
+		}
 		if a.RolloutAt == "" && a.Window == "" && a.BaselineFrom == "" && a.BaselineTo == "" && a.CandidateFrom == "" && a.CandidateTo == "" {
 			// Nothing to compare named: find when the error rate changed.
 			if msg := emptyWindow(b, time.Time{}, time.Time{}); msg != "" {
@@ -394,15 +399,23 @@ func summaries(ctx context.Context, ix *index.Index, w Window, f Filter) (*side,
 }
 
 func compare(ctx context.Context, b Backend, base, cand Window, f Filter) (*comparison, error) {
-	c := &comparison{f: f}
+	return compareWith(ctx, b, base, cand, f, f)
+}
+
+// compareWith compares the calls of base matching fb with those of cand
+// matching fc (the same filter but for the version, when versions are
+// compared).
+func compareWith(ctx context.Context, b Backend, base, cand Window, fb, fc Filter) (*comparison, error) {
+	c := &comparison{f: fc}
 	var err error
-	if c.base, err = summaries(ctx, b.Index(), base, f); err != nil {
+	if c.base, err = summaries(ctx, b.Index(), base, fb); err != nil {
 		return nil, err
 	}
-	if c.cand, err = summaries(ctx, b.Index(), cand, f); err != nil {
+	if c.cand, err = summaries(ctx, b.Index(), cand, fc); err != nil {
 		return nil, err
 	}
-	for _, s := range []*side{c.base, c.cand} {
+	for i, s := range []*side{c.base, c.cand} {
+		f := []Filter{fb, fc}[i]
 		flows, err := b.Flows(ctx, s.w.From, s.w.To, f)
 		if err != nil {
 			return nil, err
@@ -1008,6 +1021,7 @@ func describeFilter(f Filter) string {
 	add("service", f.Service)
 	add("pod", f.Pod)
 	add("node", f.Node)
+	add("version", f.Version)
 	if f.IP.IsValid() {
 		add("ip", f.IP.String())
 	}
@@ -1016,4 +1030,60 @@ func describeFilter(f Filter) string {
 	}
 	add("protocol", f.Protocol)
 	return strings.Join(parts, " ")
+}
+
+// compareVersions compares two revisions of a workload over one window:
+// the calls their pods served (and made) side by side, for a canary or a
+// rolling update where both run at once.
+func compareVersions(ctx context.Context, b Backend, req mcp.CallToolRequest, a compareArgs, f Filter, budgetMax int) (*mcp.CallToolResult, error) {
+	switch {
+	case a.BaselineVersion == "" || a.CandidateVersion == "":
+		return nil, argError("baseline_version and candidate_version go together")
+	case a.BaselineVersion == a.CandidateVersion:
+		return nil, argErrorf("baseline_version and candidate_version are both %q: name two revisions", a.BaselineVersion)
+	case a.RolloutAt != "" || a.Window != "" || a.BaselineFrom != "" || a.BaselineTo != "":
+		return nil, argError("with versions, both sides share one window: give candidate_from and candidate_to (or nothing, for all the data), not rollout_at or a baseline window")
+	}
+	first, last := b.Bounds()
+	if first.IsZero() {
+		return nil, argError("no traffic has been captured yet")
+	}
+	ref := last
+	if b.Live() {
+		ref = time.Now()
+	}
+	w := Window{first, last.Add(time.Nanosecond)}
+	var err error
+	if a.CandidateFrom != "" {
+		if w.From, err = parseTime("candidate_from", a.CandidateFrom, ref); err != nil {
+			return nil, err
+		}
+	}
+	if a.CandidateTo != "" {
+		if w.To, err = parseTime("candidate_to", a.CandidateTo, ref); err != nil {
+			return nil, err
+		}
+	}
+	if !w.From.Before(w.To) {
+		return nil, argErrorf("the window %s is empty", describeWindow(w.From, w.To))
+	}
+	var notes []string
+	note, err := ensureDissected(ctx, b, req, w.From, w.To)
+	if err != nil {
+		return nil, err
+	}
+	if note != "" {
+		notes = append(notes, note)
+	}
+	fb, fc := f, f
+	fb.Version, fc.Version = a.BaselineVersion, a.CandidateVersion
+	res, err := compareWith(ctx, b, w, w, fb, fc)
+	if err != nil {
+		return nil, err
+	}
+	if res.base.total.Calls == 0 {
+		return nil, argErrorf("no calls of version %s in %s: list_workloads shows the versions pods have (pod-template-hash)", a.BaselineVersion, describeWindow(w.From, w.To))
+	}
+	notes = append(notes, fmt.Sprintf("comparing version %s (baseline) with %s (candidate), both over %s", a.BaselineVersion, a.CandidateVersion, describeWindow(w.From, w.To)))
+	return mcp.NewToolResultText(res.render(budgetMax, notes)), nil
 }

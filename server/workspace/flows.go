@@ -106,7 +106,7 @@ func (w *Workspace) peer(ap netip.AddrPort, t time.Time) tools.Peer {
 	p := tools.Peer{IP: ap.Addr(), Port: ap.Port()}
 	if w.opts.Identity != nil {
 		if id, ok := w.opts.Identity.Identify(ap, t); ok {
-			p.Pod, p.Namespace, p.Workload, p.Service, p.Node = id.Pod, id.Namespace, id.Workload, id.Service, id.Node
+			p.Pod, p.Namespace, p.Workload, p.Service, p.Node, p.Version = id.Pod, id.Namespace, id.Workload, id.Service, id.Node, id.Version
 		}
 	}
 	return p
@@ -145,5 +145,6 @@ func matchPeer(f *tools.Filter, p *tools.Peer) bool {
 	return (!f.IP.IsValid() || f.IP == p.IP.Unmap()) && (f.Port == 0 || f.Port == p.Port) &&
 		(f.Namespace == "" || f.Namespace == p.Namespace) && (f.Pod == "" || f.Pod == p.Pod) &&
 		(f.Workload == "" || f.Workload == p.Workload) && (f.Service == "" || f.Service == p.Service) &&
-		(f.Node == "" || f.Node == p.Node)
+		(f.Node == "" || f.Node == p.Node) &&
+		(f.Version == "" || f.Version == p.Version)
 }

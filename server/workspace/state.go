@@ -23,7 +23,7 @@ const stateFile = "state.json"
 
 // stateVersion changes when what dissection produces changes in a way that
 // makes calls indexed before wrong.
-const stateVersion = 1
+const stateVersion = 2 // 2: calls carry their pods' versions
 
 // state is stateFile's content.
 type state struct {
