@@ -24,9 +24,9 @@ type Filter struct {
 	Namespace, Pod, Workload, Service, Node, IP string
 	// Version is a pod's revision (pod-template-hash,
 	// controller-revision-hash) on either side.
-	Version string
-	Port                                        uint16
-	Protocol                                    string
+	Version  string
+	Port     uint16
+	Protocol string
 }
 
 // hasAddress reports whether the filter sets a field the aggregates do
