@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -15,7 +13,6 @@ import (
 
 	"github.com/wirescope/wirescope/capture/agentapi"
 	"github.com/wirescope/wirescope/capture/source"
-	"github.com/wirescope/wirescope/server/identity"
 	"github.com/wirescope/wirescope/server/workspace"
 )
 
@@ -126,30 +123,17 @@ func (f *sourceFlags) discoverAgents(logger *slog.Logger) (func(context.Context)
 	}
 	k := f.kubeSrc
 	return func(context.Context) ([]string, error) {
-		eps := k.ServiceEndpoints(ns, name)
-		named := slices.ContainsFunc(eps, func(e identity.Endpoint) bool { return e.PortName == "api" })
-		var urls, skipped []string
-		for _, e := range eps {
-			if !e.Ready || (named && e.PortName != "api") {
-				continue
-			}
-			// The hub sends the agents' token to every address it lists:
-			// an EndpointSlice anyone could write must not name one of
-			// theirs. An address is an agent's only when it belongs now to
-			// a pod of the Service's namespace (a hostNetwork agent owns
-			// its node's address at its port).
-			ap := netip.AddrPortFrom(e.Addr, e.Port)
-			if id, ok := k.Identify(ap, time.Now()); !ok || id.Pod == "" || id.Namespace != ns {
-				skipped = append(skipped, ap.String())
-				continue
-			}
-			urls = append(urls, "http://"+ap.String())
+		agents, rejected := k.Agents(ns, name, "api")
+		if len(rejected) > 0 {
+			logger.Warn("agent discovery: endpoints that are not pods of the namespace left out (the agents' token is not sent there)",
+				"service", f.agents.service, "endpoints", fmt.Sprint(rejected))
 		}
-		if len(skipped) > 0 {
-			logger.Warn("agent discovery: endpoints that are not pods of the namespace left out", "service", f.agents.service, "endpoints", skipped)
+		if len(agents) == 0 {
+			return nil, fmt.Errorf("service %s/%s has no ready endpoints that are pods of its namespace (are the agents running?)", ns, name)
 		}
-		if len(urls) == 0 {
-			return nil, fmt.Errorf("service %s/%s has no ready endpoints (are the agents running?)", ns, name)
+		urls := make([]string, len(agents))
+		for i, ap := range agents {
+			urls[i] = "http://" + ap.String()
 		}
 		return urls, nil
 	}, nil

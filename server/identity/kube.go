@@ -1147,3 +1147,28 @@ func strip(obj any) (any, error) {
 	}
 	return obj, nil
 }
+
+// Agents lists the addresses of a Service's ready endpoints (on the port
+// named portName when there is one, else any) that may be sent the
+// agents' token: those that belong now to a pod of the Service's
+// namespace (a hostNetwork agent owns its node's address at its port).
+// EndpointSlices can be written by whoever may write them in that
+// namespace, even without running a pod there: an address that is not
+// such a pod's is returned in rejected instead.
+func (k *Kube) Agents(namespace, name, portName string) (agents, rejected []netip.AddrPort) {
+	eps := k.ServiceEndpoints(namespace, name)
+	named := slices.ContainsFunc(eps, func(e Endpoint) bool { return e.PortName == portName })
+	now := k.opts.Now()
+	for _, e := range eps {
+		if !e.Ready || (named && e.PortName != portName) {
+			continue
+		}
+		ap := netip.AddrPortFrom(e.Addr, e.Port)
+		if id, ok := k.Identify(ap, now); !ok || id.Pod == "" || id.Namespace != namespace {
+			rejected = append(rejected, ap)
+			continue
+		}
+		agents = append(agents, ap)
+	}
+	return agents, rejected
+}

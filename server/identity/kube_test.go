@@ -421,6 +421,24 @@ func TestKubeIdentify(t *testing.T) {
 	if eps := k.ServiceEndpoints(ns, "nope"); len(eps) != 0 {
 		t.Errorf("ServiceEndpoints(nope) = %+v", eps)
 	}
+	// Agents, which the hub sends its agent token to: ready endpoints
+	// that are pods of the namespace; an EndpointSlice naming an address
+	// no pod of it holds (anyone allowed to write slices could add one)
+	// is rejected.
+	ready := true
+	api, port := "api", int32(9100)
+	_, err = e.cs.DiscoveryV1().EndpointSlices(ns).Create(e.ctx, &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "agents-evil", Labels: map[string]string{discoveryv1.LabelServiceName: "agents"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"203.0.113.7"}, Conditions: discoveryv1.EndpointConditions{Ready: &ready}}},
+		Ports:       []discoveryv1.EndpointPort{{Name: &api, Port: &port}},
+	}, metav1.CreateOptions{})
+	e.check(err)
+	waitFor(t, "the hostile endpoint", func() bool { return len(k.ServiceEndpoints(ns, "agents")) == 3 })
+	agents, rejected := k.Agents(ns, "agents", "api")
+	if !slices.Equal(agents, []netip.AddrPort{ap("10.231.0.11", 9100)}) || !slices.Equal(rejected, []netip.AddrPort{ap("203.0.113.7", 9100)}) {
+		t.Errorf("Agents = %v, rejected %v; want the ready agent, and the address no pod holds rejected", agents, rejected)
+	}
 
 	// The ReplicaSet's owner changes: the workload follows (through the
 	// lister, at the next call).
