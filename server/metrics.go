@@ -74,6 +74,7 @@ type Metrics struct {
 	dissectCalls    *prometheus.CounterVec
 	dissectProblems *prometheus.CounterVec
 	dissectFlows    prometheus.Counter
+	dissectMerged   prometheus.Counter
 	dissectSeconds  prometheus.Histogram
 
 	exports        *prometheus.CounterVec
@@ -124,6 +125,8 @@ func NewMetrics(b tools.Backend) *Metrics {
 		Help: "Calls dissected and indexed, by protocol; its rate is the indexing rate."}, []string{"protocol"})
 	m.dissectProblems = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wirescope_dissected_problem_calls_total",
 		Help: "Calls dissected with a problem: unanswered (no response), truncated (capture gaps), malformed."}, []string{"problem"})
+	m.dissectMerged = prometheus.NewCounter(prometheus.CounterOpts{Name: "wirescope_dissected_calls_merged_total",
+		Help: "Calls captured on two nodes (the client's and the server's) and counted once."})
 	m.dissectFlows = prometheus.NewCounter(prometheus.CounterOpts{Name: "wirescope_dissected_flows_total",
 		Help: "Flows seen in the windows dissected."})
 	m.dissectSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "wirescope_dissect_duration_seconds",
@@ -144,7 +147,7 @@ func NewMetrics(b tools.Backend) *Metrics {
 		Help: "Always 1; the labels say which wirescope runs.", ConstLabels: prometheus.Labels{"version": Version()}})
 	build.Set(1)
 	m.reg.MustRegister(m.toolCalls, m.toolSeconds, m.toolBytes, m.dissections, m.dissectWindows, m.dissectPackets,
-		m.dissectCalls, m.dissectProblems, m.dissectFlows, m.dissectSeconds, m.exports, m.exportPackets, m.exportBytes,
+		m.dissectCalls, m.dissectProblems, m.dissectFlows, m.dissectMerged, m.dissectSeconds, m.exports, m.exportPackets, m.exportBytes,
 		m.httpRequests, sessions, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Series that are 0 until something happens exist from the start, so
@@ -283,6 +286,7 @@ func (m *Metrics) recordDissect(res tools.DissectResult, err error) {
 	m.dissectProblems.WithLabelValues("truncated").Add(float64(res.Truncated))
 	m.dissectProblems.WithLabelValues("malformed").Add(float64(res.Malformed))
 	m.dissectFlows.Add(float64(res.Flows))
+	m.dissectMerged.Add(float64(res.Merged))
 	m.dissectSeconds.Observe(res.Took.Seconds())
 }
 

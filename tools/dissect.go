@@ -24,6 +24,7 @@ type DissectInfo struct {
 	Malformed   uint64            `json:"malformed" jsonschema:"calls whose messages did not parse"`
 	Flows       uint64            `json:"flows" jsonschema:"flows seen"`
 	Undissected uint64            `json:"undissected" jsonschema:"flows no dissector understood"`
+	Merged      uint64            `json:"merged,omitempty" jsonschema:"calls captured on two nodes (client's and server's) and counted once"`
 	Seconds     float64           `json:"seconds" jsonschema:"how long dissection took"`
 }
 
@@ -56,7 +57,7 @@ func Dissect(b Backend) Tool {
 			return nil, err
 		}
 		info := DissectInfo{Packets: res.Packets, Calls: res.Calls, Unanswered: res.Unanswered, Truncated: res.Truncated,
-			Malformed: res.Malformed, Flows: res.Flows, Undissected: res.Undissected, Seconds: res.Took.Seconds(),
+			Malformed: res.Malformed, Flows: res.Flows, Undissected: res.Undissected, Merged: res.Merged, Seconds: res.Took.Seconds(),
 			Dissected: windowStrings(res.Dissected), Skipped: windowStrings(res.Skipped)}
 		if info.Calls == nil {
 			info.Calls = map[string]uint64{}
@@ -68,6 +69,9 @@ func Dissect(b Backend) Tool {
 			text = fmt.Sprintf("dissected %s: %s in %s; calls: %s; unanswered %s, truncated %s, malformed %s; %s, %s not understood by any dissector",
 				windowsText(res.Dissected), plural(res.Packets, "packet"), res.Took.Round(1e6), counts(res.Calls, "none"), count(res.Unanswered),
 				count(res.Truncated), count(res.Malformed), plural(res.Flows, "flow"), count(res.Undissected))
+			if res.Merged > 0 {
+				text += fmt.Sprintf("; %s seen on two nodes counted once", plural(res.Merged, "call"))
+			}
 			if len(res.Skipped) > 0 {
 				text += "; already dissected before: " + windowsText(res.Skipped)
 			}

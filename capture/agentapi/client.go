@@ -47,6 +47,10 @@ type ClientOptions struct {
 	// HTTP is the client used; default one without a timeout (streams are
 	// long; every call takes a context).
 	HTTP *http.Client
+	// StallTimeout ends a request whose answer has not begun, or whose
+	// stream has brought nothing, for this long: an agent that hangs
+	// cannot hold a question. Default 30s.
+	StallTimeout time.Duration
 }
 
 // Client reads an agent's data over its API. It implements source.Source
@@ -78,6 +82,9 @@ func NewClient(o ClientOptions) (*Client, error) {
 	if o.HTTP == nil {
 		o.HTTP = &http.Client{}
 	}
+	if o.StallTimeout <= 0 {
+		o.StallTimeout = 30 * time.Second
+	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	return &Client{o: o, base: u}, nil
 }
@@ -96,20 +103,77 @@ func (c *Client) get(ctx context.Context, path string, q url.Values) (*http.Resp
 		q.Set("snapshot", c.snapshot)
 	}
 	u.RawQuery = q.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	// The request lives until its body is closed; a watchdog cancels it
+	// when nothing arrives for StallTimeout.
+	rctx, cancel := context.WithCancelCause(ctx)
+	w := &watchdog{cancel: cancel, every: c.o.StallTimeout}
+	w.timer = time.AfterFunc(w.every, w.fire)
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, u.String(), nil)
 	if err != nil {
+		w.stop()
 		return nil, err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.o.Token)
 	resp, err := c.o.HTTP.Do(req)
 	if err != nil {
+		w.stop()
+		if cause := context.Cause(rctx); errors.Is(cause, errStalled) {
+			err = fmt.Errorf("%w (%s)", cause, c.base.Host)
+		}
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
+		defer w.stop()
 		defer resp.Body.Close()
 		return nil, statusError(resp)
 	}
+	w.timer.Reset(w.every)
+	resp.Body = &watchedBody{ReadCloser: resp.Body, w: w, ctx: rctx}
 	return resp, nil
+}
+
+// errStalled is the cause of a request the watchdog ended.
+var errStalled = errors.New("the agent sent nothing for too long")
+
+// watchdog cancels a request that makes no progress.
+type watchdog struct {
+	cancel context.CancelCauseFunc
+	timer  *time.Timer
+	every  time.Duration
+}
+
+func (w *watchdog) fire() { w.cancel(fmt.Errorf("%w (%s)", errStalled, w.every)) }
+
+func (w *watchdog) stop() {
+	w.timer.Stop()
+	w.cancel(context.Canceled)
+}
+
+// watchedBody rearms the watchdog with every read that brings bytes, and
+// says why a read failed when the watchdog ended it.
+type watchedBody struct {
+	io.ReadCloser
+	w   *watchdog
+	ctx context.Context
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.w.timer.Reset(b.w.every)
+	}
+	if err != nil && err != io.EOF {
+		if cause := context.Cause(b.ctx); errors.Is(cause, errStalled) {
+			err = cause
+		}
+	}
+	return n, err
+}
+
+func (b *watchedBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.w.stop()
+	return err
 }
 
 // StatusError is an agent's answer other than success.

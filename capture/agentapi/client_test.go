@@ -73,3 +73,58 @@ func TestClientHostileAgent(t *testing.T) {
 		t.Error("a client without a token")
 	}
 }
+
+// TestClientStalledAgent: an agent that stops sending, before its answer
+// begins or in the middle of a stream, ends the request after
+// StallTimeout with an error saying so; a slow agent that keeps sending is
+// not cut off.
+func TestClientStalledAgent(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/hang/v1/flows", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	mux.HandleFunc("/mid/v1/flows", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, `{"proto":"udp","src":"10.0.0.2:5353","dst":"10.0.0.1:53"}`)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	mux.HandleFunc("/slow/v1/flows", func(w http.ResponseWriter, r *http.Request) {
+		for i := range 8 {
+			fmt.Fprintf(w, `{"proto":"udp","src":"10.0.0.2:%d","dst":"10.0.0.1:53"}`+"\n", 5000+i)
+			w.(http.Flusher).Flush()
+			time.Sleep(100 * time.Millisecond) // slower in all than the stall timeout, never stalled
+		}
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	for _, path := range []string{"/hang", "/mid"} {
+		cl, err := NewClient(ClientOptions{URL: srv.URL + path, Token: "t", StallTimeout: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		_, err = cl.Flows(context.Background(), time.Time{}, time.Time{})
+		if err == nil || !strings.Contains(err.Error(), "sent nothing for too long") {
+			t.Errorf("%s: %v, want the stall named", path, err)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("%s: ended after %v", path, took)
+		}
+	}
+	cl, err := NewClient(ClientOptions{URL: srv.URL + "/slow", Token: "t", StallTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	flows, err := cl.Flows(context.Background(), time.Time{}, time.Time{})
+	if err != nil || len(flows) != 8 {
+		t.Errorf("a slow agent: %d flows, %v", len(flows), err)
+	}
+}
