@@ -17,6 +17,7 @@ declare -A need=(
 	[nc]=netcat-openbsd
 	[jq]=jq
 	[ip]=iproute2              # network namespaces and veth pairs for the agent's tests
+	[nft]=nftables             # the cluster test: a Service's DNAT on the client's node, as kube-proxy does
 	[sysctl]=procps
 	[node]=nodejs              # MCP clients the tests drive (test/mcpclients: TypeScript SDK, Inspector)
 	[npm]=npm

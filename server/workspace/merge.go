@@ -14,6 +14,10 @@ import (
 // request: the wire between them plus their clocks' difference.
 const mergeSkew = 2 * time.Second
 
+// natSkew is how far apart one node captures a request before and after
+// its DNAT: the same clock stamps both, microseconds apart.
+const natSkew = 10 * time.Millisecond
+
 // mergeKey is what two captures of one call share: the client's address
 // and port (the client's node sees the Service's address as the
 // destination, the server's node the pod's, but the source is the same
@@ -33,30 +37,35 @@ func keyOf(c *proto.Call) mergeKey {
 }
 
 // merge returns the calls of several parts (nodes) with each call captured
-// by two of them once, and how many copies it dropped. Two calls are
-// copies when they come from different parts, share a mergeKey and were
-// captured within mergeSkew of each other; a call absorbs at most one copy
-// from each other part. The copy kept is the one addressed to a pod (the
-// server's node's: its destination has a pod identity where the other's
-// has none), with the other's destination as Via when it differs, both
-// nodes in CapturedOn, and the earlier timestamp.
+// more than once counted once, and how many copies it dropped. Two calls
+// are copies when they share a mergeKey, were captured within mergeSkew of
+// each other, and either come from different parts or from one part with
+// different destinations: a node that forwards its pod's request sees it
+// on the pod's interface addressed to the Service and again, after DNAT,
+// on its way out addressed to the pod (packets merely routed are folded
+// before they are stored; see capture.Dedup), within natSkew. A call absorbs at most one
+// copy per part and destination, so two identical requests on one
+// connection stay two. The copy kept is the one addressed to a pod (its
+// destination has a pod identity where the other's has none), with the
+// other's destination as Via when it differs, all nodes in CapturedOn, and
+// the earliest timestamp.
 func merge(byPart [][]*proto.Call) ([]*proto.Call, uint64) {
+	// seen is where a call and the copies it absorbed were captured: the
+	// part, the destination there and when.
+	type seen struct {
+		part int
+		dst  netip.AddrPort
+		ts   time.Time
+	}
 	type item struct {
-		c     *proto.Call
-		parts uint64 // bit i: part i captured it (parts past 63 share bit 63)
+		c    *proto.Call
+		seen []seen
 	}
 	var all []item
 	for i, calls := range byPart {
 		for _, c := range calls {
-			all = append(all, item{c, 1 << min(i, 63)})
+			all = append(all, item{c, []seen{{i, dstOf(c), c.TS}}})
 		}
-	}
-	if len(byPart) < 2 {
-		out := make([]*proto.Call, len(all))
-		for i, it := range all {
-			out[i] = it.c
-		}
-		return out, 0
 	}
 	slices.SortStableFunc(all, func(a, b item) int { return a.c.TS.Compare(b.c.TS) })
 	open := map[mergeKey][]int{} // indexes into all of calls that may still absorb a copy
@@ -67,32 +76,49 @@ func merge(byPart [][]*proto.Call) ([]*proto.Call, uint64) {
 		k := keyOf(c)
 		// Forget the candidates too old to match this call or any later.
 		js := slices.DeleteFunc(open[k], func(j int) bool { return c.TS.Sub(all[j].c.TS) > mergeSkew })
-		matched := slices.IndexFunc(js, func(j int) bool { return all[j].parts&all[i].parts == 0 })
+		matched := slices.IndexFunc(js, func(j int) bool {
+			for _, s := range all[j].seen {
+				for _, o := range all[i].seen {
+					// The same part saw the same destination: a second call.
+					// One part saw two destinations: its clock stamped both
+					// copies, so they are close (its DNAT is in between).
+					if s.part == o.part && (s.dst == o.dst || o.ts.Sub(s.ts).Abs() > natSkew) {
+						return false
+					}
+				}
+			}
+			return true
+		})
 		if matched < 0 {
 			open[k] = append(js, i)
 			continue
 		}
 		j := js[matched]
+		both := append(all[j].seen, all[i].seen...)
 		if preferDst(c, all[j].c) {
 			combine(c, all[j].c)
-			all[i].parts |= all[j].parts
+			all[i].seen = both
 			drop[j] = true
 			js[matched] = i // the kept call stands for both
 		} else {
 			combine(all[j].c, c)
-			all[j].parts |= all[i].parts
+			all[j].seen = both
 			drop[i] = true
 		}
 		open[k] = js
 		dups++
 	}
-	var out []*proto.Call
+	out := make([]*proto.Call, 0, len(all)-int(dups))
 	for i, it := range all {
 		if !drop[i] {
 			out = append(out, it.c)
 		}
 	}
 	return out, dups
+}
+
+func dstOf(c *proto.Call) netip.AddrPort {
+	return netip.AddrPortFrom(c.Dst.IP.Unmap(), c.Dst.Port)
 }
 
 // preferDst reports whether a's destination names the server better than
