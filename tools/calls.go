@@ -206,6 +206,16 @@ func callDetail(c *proto.Call, max int) string {
 	add("outcome: %s; latency %s (request's last byte to response's first)", c.Outcome(), ms(time.Duration(c.LatencyNS)))
 	add("client: %s", endpointDetail(&c.Src))
 	add("server: %s", endpointDetail(&c.Dst))
+	if c.Via.IsValid() {
+		add("via: %s (the address the client asked for, before its node's DNAT)", c.Via)
+	}
+	if len(c.CapturedOn) > 0 {
+		merged := ""
+		if c.Merged > 0 {
+			merged = fmt.Sprintf(" (%s, counted as one call)", plural(uint64(c.Merged)+1, "copy"))
+		}
+		add("captured on: %s%s", strings.Join(c.CapturedOn, ", "), merged)
+	}
 	for _, f := range c.Extra {
 		add("%s: %s", f.Key, clip(redactText(string(proto.AppendValue(nil, f.Value))), 400))
 	}
@@ -257,7 +267,7 @@ func callDetail(c *proto.Call, max int) string {
 func endpointDetail(e *proto.Endpoint) string {
 	s := addrPort(e.IP, e.Port)
 	var id []string
-	for _, kv := range [][2]string{{"pod", e.Pod}, {"namespace", e.Namespace}, {"workload", e.Workload}, {"service", e.Service}, {"node", e.Node}} {
+	for _, kv := range [][2]string{{"pod", e.Pod}, {"namespace", e.Namespace}, {"workload", e.Workload}, {"version", e.Version}, {"service", e.Service}, {"node", e.Node}} {
 		if kv[1] != "" {
 			id = append(id, kv[0]+"="+kv[1])
 		}

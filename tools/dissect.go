@@ -70,7 +70,7 @@ func Dissect(b Backend) Tool {
 				windowsText(res.Dissected), plural(res.Packets, "packet"), res.Took.Round(1e6), counts(res.Calls, "none"), count(res.Unanswered),
 				count(res.Truncated), count(res.Malformed), plural(res.Flows, "flow"), count(res.Undissected))
 			if res.Merged > 0 {
-				text += fmt.Sprintf("; %s seen on two nodes counted once", plural(res.Merged, "call"))
+				text += fmt.Sprintf("; %s of calls captured twice (on two nodes, or before and after a node's DNAT) left out", plural(res.Merged, "copy"))
 			}
 			if len(res.Skipped) > 0 {
 				text += "; already dissected before: " + windowsText(res.Skipped)

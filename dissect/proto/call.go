@@ -52,8 +52,8 @@ type Call struct {
 	// Dst's: a Service's cluster IP, before the client's node translated it
 	// to the pod's (DNAT), as the client's node captured it.
 	Via netip.AddrPort
-	// Merged counts the copies of the call, captured on other nodes, that
-	// were merged into this one.
+	// Merged counts the copies of the call merged into this one: captured
+	// on other nodes, or on its node before its DNAT.
 	Merged int
 }
 
