@@ -291,8 +291,20 @@ const autoDissectPackets = 5_000_000
 
 // ensureDissected dissects what [from, to) still lacks, when that is small
 // enough, and returns a note for the answer: what was dissected on demand,
-// or what remains undissected.
+// or what remains undissected, and whether identities are unknown in part
+// of the window.
 func ensureDissected(ctx context.Context, b Backend, req mcp.CallToolRequest, from, to time.Time) (string, error) {
+	note, err := dissectMissing(ctx, b, req, from, to)
+	if err != nil {
+		return "", err
+	}
+	if un := unknownIdentities(b, from); un != "" {
+		note = strings.TrimPrefix(note+"\n"+un, "\n")
+	}
+	return note, nil
+}
+
+func dissectMissing(ctx context.Context, b Backend, req mcp.CallToolRequest, from, to time.Time) (string, error) {
 	missing, packets := b.Undissected(from, to)
 	if len(missing) == 0 {
 		return "", nil
@@ -310,6 +322,24 @@ func ensureDissected(ctx context.Context, b Backend, req mcp.CallToolRequest, fr
 		calls += n
 	}
 	return fmt.Sprintf("(dissected %s on demand: %s, %s)", windowsText(res.Dissected), plural(res.Packets, "packet"), plural(calls, "call")), nil
+}
+
+// unknownIdentities says so when a window starting at from (zero: the
+// start of the data) begins before the server knew identities as they
+// were: a pod gone by then is not guessed, its address stands unnamed.
+func unknownIdentities(b Backend, from time.Time) string {
+	known := b.IdentitiesKnown()
+	if known.IsZero() {
+		return ""
+	}
+	if from.IsZero() {
+		from, _ = b.Bounds()
+	}
+	if from.IsZero() || !from.Before(known) {
+		return ""
+	}
+	return fmt.Sprintf("note: Kubernetes identities are unknown before %s (the server began watching the API server then): addresses of pods gone by then are shown without a pod in calls before it",
+		stamp(known))
 }
 
 // progressReporter returns a function that sends MCP progress

@@ -55,6 +55,11 @@ type Backend interface {
 	// the API server), whether or not they were seen in traffic; nil when
 	// it knows none.
 	Pods() []Pod
+	// IdentitiesKnown is when the server began knowing Kubernetes
+	// identities as they were (it started watching the API server): an
+	// address whose pod was gone by then has no name before it. Zero when
+	// they are known for all times (a cluster file) or not at all.
+	IdentitiesKnown() time.Time
 }
 
 // Pod is a Kubernetes pod as the server knows it.

@@ -108,6 +108,8 @@ func TestCluster(t *testing.T) {
 		a.start(t)
 		agents[n.name] = a
 	}
+	// A request before the hub starts watching the API server.
+	net.curl(t, clusterIP, "/early", 1)
 	url, token := startClientHub(t, ctx, bin, "--kubeconfig", kc, "--kube-namespace", k.ns,
 		"--agents-service", k.ns+"/wirescope-agents", "--agent-token-file", agentToken, "--agent-timeout", "3s")
 	mc := clusterClient(ctx, t, url, token)
@@ -149,7 +151,14 @@ func TestCluster(t *testing.T) {
 		owner: owner("apps/v1", "ReplicaSet", web2RS.Name, web2RS.UID), hash: "9a1c2"})
 	k.deleteSlice("web-1")
 	k.slice("web-2", "web", "http", 8080, k.endpoint(web2))
-	time.Sleep(time.Second) // the hub's informers see the change (watch latency)
+	waitFor(t, "the hub to see the new pod on "+net.serverIP, func() bool {
+		held := ask("list_workloads", map[string]any{"ip": net.serverIP})
+		return strings.Contains(held, web2.Name) && strings.Contains(held, web1.Name)
+	})
+	// The API server keeps a pod's start to the second: a hub that was
+	// not watching then is certain the address is the new pod's only from
+	// the end of that second.
+	time.Sleep(time.Until(web2.Status.StartTime.Add(time.Second + 100*time.Millisecond)))
 	net.curl(t, clusterIP, "/after", after)
 	for _, a := range agents {
 		a.flush(t)
@@ -184,7 +193,7 @@ func TestCluster(t *testing.T) {
 	// served the warm-up request and /before, the new one /after.
 	cmp := ask("compare_windows", map[string]any{"baseline_version": "5f6b8", "candidate_version": "9a1c2"})
 	for _, s := range []string{"comparing version 5f6b8 (baseline) with 9a1c2 (candidate)",
-		fmt.Sprintf("%s (gone): %d calls", web1.Name, before+1), fmt.Sprintf("%s (new): %d calls", web2.Name, after)} {
+		fmt.Sprintf("%s (gone): %d calls", web1.Name, before+2), fmt.Sprintf("%s (new): %d calls", web2.Name, after)} {
 		if !strings.Contains(cmp, s) {
 			t.Errorf("compare_windows by version lacks %q:\n%s", s, cmp)
 		}
@@ -192,8 +201,42 @@ func TestCluster(t *testing.T) {
 	// dissect says how many copies it left out: each request was captured
 	// three times (node a before and after DNAT, node b), the warm-up
 	// (pod to pod) twice.
-	if want := fmt.Sprintf("%d copies of calls captured twice", 2*(before+after)+1); !strings.Contains(out, want) {
+	if want := fmt.Sprintf("%d copies of calls captured twice", 2*(before+after+1)+1); !strings.Contains(out, want) {
 		t.Errorf("dissect does not say %q:\n%s", want, out)
+	}
+
+	// The early request: named (its pods were alive when the hub began
+	// watching), and the answer says identities before then are unknown.
+	early := ask("search_calls", map[string]any{"query": "+path:/early +dst.pod:" + web1.Name + " +src.pod:" + clientPod.Name})
+	if callLines(early) != 1 || !strings.Contains(early, "Kubernetes identities are unknown before") {
+		t.Errorf("search_calls /early, before the hub started: want the call named and a note that identities before the hub are unknown:\n%s", early)
+	}
+
+	// A hub given the agents' URLs (no discovery), started after the pod
+	// was replaced: it names the new pod for calls after its start, and
+	// for the calls before, whose pod was gone before it began watching,
+	// it names none rather than guessing the new one, and says why.
+	var urls []string
+	for _, a := range agents {
+		urls = append(urls, "http://"+a.addr)
+	}
+	url2, token2 := startClientHub(t, ctx, bin, "--kubeconfig", kc, "--kube-namespace", k.ns,
+		"--agents", strings.Join(urls, ","), "--agent-token-file", agentToken)
+	mc2 := clusterClient(ctx, t, url2, token2)
+	ask2 := func(args map[string]any) string {
+		t.Helper()
+		args["limit"] = 50
+		return toolText(ctx, t, mc2, "search_calls", args)
+	}
+	if got := ask2(map[string]any{"query": "+path:/after +dst.pod:" + web2.Name + " +dst.version:9a1c2"}); callLines(got) != after {
+		t.Errorf("hub with --agents: search_calls /after naming %s: %d calls, want %d:\n%s", web2.Name, callLines(got), after, got)
+	} else if d := toolText(ctx, t, mc2, "get_call", map[string]any{"id": callID(t, got)}); !strings.Contains(d, "captured on: "+nodeA+", "+nodeB) {
+		t.Errorf("hub with --agents: get_call does not name both nodes:\n%s", d)
+	}
+	got2 := ask2(map[string]any{"query": "+path:/before"})
+	if callLines(got2) != before || strings.Contains(got2, web2.Name) || strings.Contains(got2, web1.Name) ||
+		!strings.Contains(got2, "Kubernetes identities are unknown before") {
+		t.Errorf("hub with --agents: search_calls /before: want %d calls naming no server pod, with a note that identities then are unknown:\n%s", before, got2)
 	}
 
 	// Node b's agent dies: every answer says so, node a's calls remain.

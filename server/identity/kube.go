@@ -759,7 +759,10 @@ func (k *Kube) podEvent(obj any, initial, deleted bool) {
 		if slices.ContainsFunc(r.claims, func(c *claim) bool { return c.addr == a && c.until.IsZero() }) {
 			continue
 		}
-		c := &claim{addr: a, kind: kind, pod: r, from: r.from, sure: r.from}
+		// The API server keeps a pod's start to the second, rounded
+		// down: it started within the second after r.from, and the
+		// address is certainly its from the end of that second.
+		c := &claim{addr: a, kind: kind, pod: r, from: r.from, sure: ceilSecond(r.from)}
 		switch {
 		case r.ipsRecorded:
 			// A changed address is the pod's from now on.

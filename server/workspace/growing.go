@@ -246,6 +246,14 @@ func (g *Growing) Pods() []tools.Pod {
 	return nil
 }
 
+// IdentitiesKnown implements tools.Backend.
+func (g *Growing) IdentitiesKnown() time.Time {
+	if ws, err := g.cur(); err == nil {
+		return ws.IdentitiesKnown()
+	}
+	return time.Time{}
+}
+
 // Source returns what the workspace reads.
 func (g *Growing) Source() source.Source { return g.src }
 

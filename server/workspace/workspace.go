@@ -202,6 +202,14 @@ func (w *Workspace) Live() bool { return false }
 // Index implements tools.Backend.
 func (w *Workspace) Index() *index.Index { return w.ix }
 
+// IdentitiesKnown implements tools.Backend.
+func (w *Workspace) IdentitiesKnown() time.Time {
+	if w.opts.Identity == nil {
+		return time.Time{}
+	}
+	return w.opts.Identity.Known()
+}
+
 // Pods lists the pods of the identity source, when it can list them (a
 // cluster file can).
 func (w *Workspace) Pods() []tools.Pod {
