@@ -14,7 +14,6 @@ import (
 
 	"github.com/mark3labs/mcp-go/client"
 	"github.com/mark3labs/mcp-go/client/transport"
-	"github.com/mark3labs/mcp-go/mcp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -117,26 +116,12 @@ func TestCluster(t *testing.T) {
 		t.Helper()
 		return toolText(ctx, t, mc, tool, args)
 	}
-	// Until the agents have stored a packet, the hub says it has nothing.
-	status := func() string {
-		t.Helper()
-		res, err := mc.CallTool(ctx, mcp.CallToolRequest{Params: mcp.CallToolParams{Name: "capture_status"}})
-		if err != nil {
-			t.Fatalf("capture_status: %v", err)
-		}
-		var text []string
-		for _, ct := range res.Content {
-			if tc, ok := ct.(mcp.TextContent); ok {
-				text = append(text, tc.Text)
-			}
-		}
-		return strings.Join(text, "\n")
-	}
-	net.curl(t, net.serverIP+":8080", "/warmup", 1)
-	waitFor(t, "the hub to serve both agents", func() bool {
-		s := status()
+	// capture_status lists both agents, up.
+	waitFor(t, "the hub to list both agents", func() bool {
+		s := ask("capture_status", nil)
 		return strings.Contains(s, nodeA) && strings.Contains(s, nodeB) && !strings.Contains(s, "incomplete")
 	})
+	net.curl(t, net.serverIP+":8080", "/warmup", 1)
 
 	// Calls through the Service, before the server pod is replaced.
 	const before, after = 6, 4
@@ -257,7 +242,7 @@ func TestCluster(t *testing.T) {
 	// It restarts on its store: the answers are whole again.
 	b.start(t)
 	waitFor(t, nodeB+"'s agent to be served again", func() bool {
-		return !strings.Contains(status(), "incomplete")
+		return !strings.Contains(ask("capture_status", nil), "incomplete")
 	})
 	got = ask("search_calls", map[string]any{"query": "+path:/after +dst.pod:" + web2.Name, "limit": 50})
 	if c := callLines(got); c != after || strings.Contains(got, "incomplete") {

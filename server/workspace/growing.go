@@ -167,12 +167,19 @@ func (g *Growing) Live() bool { return true }
 // Status implements tools.Backend.
 func (g *Growing) Status(ctx context.Context) (tools.Status, error) {
 	ws, err := g.cur()
-	if err != nil {
+	var st tools.Status
+	switch {
+	case errors.Is(err, ErrNothingYet):
+		// Nothing to read yet, but the sources (agents) can say how
+		// they are: which answer, since when, what they dropped.
+		st, _ = sourceStatus(ctx, g.src)
+		st.Notes = append(st.Notes, "nothing captured yet: no packet has been stored by any source")
+	case err != nil:
 		return tools.Status{}, err
-	}
-	st, err := ws.Status(ctx)
-	if err != nil {
-		return st, err
+	default:
+		if st, err = ws.Status(ctx); err != nil {
+			return st, err
+		}
 	}
 	g.mu.Lock()
 	st.Notes = append(st.Notes, fmt.Sprintf("live: %s; the captures are read again when they changed, at most every %s, and windows are then dissected afresh (read %d times so far)",

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,6 +44,11 @@ func TestGrowing(t *testing.T) {
 	defer g.Close()
 	if _, err := g.Hold(); !errors.Is(err, workspace.ErrNothingYet) {
 		t.Fatalf("an empty store: %v", err)
+	}
+	// capture_status still answers: the source, and that nothing came yet.
+	if st, err := g.Status(t.Context()); err != nil || st.Packets != 0 ||
+		!slices.ContainsFunc(st.Notes, func(n string) bool { return strings.HasPrefix(n, "nothing captured yet") }) {
+		t.Fatalf("Status of an empty store: %v, %+v", err, st)
 	}
 
 	t0 := time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)

@@ -249,22 +249,27 @@ func (w *Workspace) clamp(from, to time.Time) (time.Time, time.Time) {
 	return from, to
 }
 
-// Status implements tools.Backend.
-func (w *Workspace) Status(ctx context.Context) (tools.Status, error) {
+// sourceStatus is what src says of itself and each of its parts.
+func sourceStatus(ctx context.Context, src source.Source) (tools.Status, source.Status) {
 	st := tools.Status{Flows: map[string]uint64{}}
-	st.First, st.Last = w.src.Bounds()
-	ss := w.src.Status(ctx)
+	st.First, st.Last = src.Bounds()
+	ss := src.Status(ctx)
 	for _, p := range ss.Parts {
-		src := tools.Source{Name: p.Name, Kind: p.Kind, Node: p.Node, First: p.First, Last: p.Last, Packets: p.Packets,
-			Bytes: p.Bytes, Drops: p.Drops, State: p.State, LastContact: p.LastContact, Since: p.Since, Error: p.Error,
-			Warnings: p.Warnings}
-		st.Sources = append(st.Sources, src)
+		st.Sources = append(st.Sources, tools.Source{Name: p.Name, Kind: p.Kind, Node: p.Node, First: p.First, Last: p.Last,
+			Packets: p.Packets, Bytes: p.Bytes, Drops: p.Drops, State: p.State, LastContact: p.LastContact, Since: p.Since,
+			Error: p.Error, Warnings: p.Warnings})
 		if p.Up() {
 			st.Packets += p.Packets
 			st.Bytes += p.Bytes
 			st.Drops += p.Drops
 		}
 	}
+	return st, ss
+}
+
+// Status implements tools.Backend.
+func (w *Workspace) Status(ctx context.Context) (tools.Status, error) {
+	st, ss := sourceStatus(ctx, w.src)
 	d := ss.Decode
 	st.NotDecoded = d.UnsupportedLink + d.NotIP + d.Malformed + d.FragmentsDropped
 	flows, err := w.src.Flows(ctx, time.Time{}, time.Time{})
