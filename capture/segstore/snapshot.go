@@ -24,6 +24,11 @@ type Snapshot struct {
 
 var snapName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
 
+// ValidSnapshotName reports whether a snapshot may be called name: letters,
+// digits, '.', '_' and '-', at most 100, beginning with a letter or digit
+// (so never "..", an option or a path).
+func ValidSnapshotName(name string) bool { return snapName.MatchString(name) }
+
 // Snapshot freezes the segments holding packets in [from, to) under name:
 // they are hard-linked into snapshots/NAME, so retention deleting them
 // from the store keeps them there. Open segments in the range are closed

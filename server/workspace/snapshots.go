@@ -8,21 +8,17 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/wirescope/wirescope/capture/flowindex"
+	"github.com/wirescope/wirescope/capture/segstore"
 	"github.com/wirescope/wirescope/capture/source"
 	"github.com/wirescope/wirescope/dissect"
 	"github.com/wirescope/wirescope/tools"
 )
-
-// snapName is what a snapshot may be called (as the agents accept it): it
-// names a directory here too.
-var snapName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$`)
 
 // maxSnapshotFlows bounds the flows a filtered snapshot records.
 const maxSnapshotFlows = 100_000
@@ -56,7 +52,7 @@ func (g *Growing) CreateSnapshot(ctx context.Context, name string, from, to time
 	if err != nil {
 		return tools.Snapshot{}, err
 	}
-	if !snapName.MatchString(name) {
+	if !segstore.ValidSnapshotName(name) {
 		return tools.Snapshot{}, fmt.Errorf("snapshot name %q: use letters, digits, '.', '_' and '-' (at most 100, not starting with a sign)", name)
 	}
 	if _, err := os.Stat(g.snapDir(name)); err == nil {
@@ -168,7 +164,7 @@ func (g *Growing) DeleteSnapshot(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if !snapName.MatchString(name) {
+	if !segstore.ValidSnapshotName(name) {
 		return fmt.Errorf("snapshot name %q is not valid", name)
 	}
 	if err := sn.DeleteSnapshot(ctx, name); err != nil {
@@ -191,7 +187,7 @@ func (g *Growing) OpenSnapshot(ctx context.Context, name string) (tools.Backend,
 	if err != nil {
 		return nil, err
 	}
-	if !snapName.MatchString(name) {
+	if !segstore.ValidSnapshotName(name) {
 		return nil, fmt.Errorf("snapshot name %q is not valid", name)
 	}
 	g.snapMu.Lock()
