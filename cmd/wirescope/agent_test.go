@@ -75,24 +75,32 @@ func newNetns(t *testing.T) *netns {
 // request with a 3 KB body.
 func (n *netns) startNginx(t *testing.T) {
 	t.Helper()
+	nginxIn(t, n.name, n.nsIP, strings.Repeat("wirescope ", 300))
+}
+
+// nginxIn runs nginx in network namespace ns on ip:8080 until the test
+// ends, answering every request with body (nginx variables expand), and
+// waits until it answers.
+func nginxIn(t *testing.T, ns, ip, body string) {
+	t.Helper()
 	dir := t.TempDir()
 	conf := fmt.Sprintf(`daemon off; master_process off; worker_processes 1; pid %[1]s/nginx.pid; error_log %[1]s/error.log;
 events { worker_connections 256; }
 http { access_log off; client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
-  server { listen %[2]s:8080; location / { return 200 "%[3]s"; } } }`, dir, n.nsIP, strings.Repeat("wirescope ", 300))
+  server { listen %[2]s:8080; location / { return 200 "%[3]s"; } } }`, dir, ip, body)
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", "netns", "exec", n.name, "nginx", "-c", filepath.Join(dir, "nginx.conf"), "-p", dir)
+	cmd := exec.Command("ip", "netns", "exec", ns, "nginx", "-c", filepath.Join(dir, "nginx.conf"), "-p", dir)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	deadline := time.Now().Add(10 * time.Second)
-	for exec.Command("ip", "netns", "exec", n.name, "curl", "-s", "-o", "/dev/null", "http://"+n.nsIP+":8080/").Run() != nil {
+	for exec.Command("ip", "netns", "exec", ns, "curl", "-s", "-o", "/dev/null", "http://"+ip+":8080/").Run() != nil {
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx in %s did not start:\n%s", n.name, b)
+			t.Fatalf("nginx in %s did not start:\n%s", ns, b)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -365,27 +365,7 @@ func (n *clusterNet) dnat(t *testing.T, vip string, vport int, ip string, port i
 // with its name.
 func (n *clusterNet) startServer(t *testing.T) {
 	t.Helper()
-	dir := t.TempDir()
-	conf := fmt.Sprintf(`daemon off; master_process off; worker_processes 1; pid %[1]s/nginx.pid; error_log %[1]s/error.log;
-events { worker_connections 64; }
-http { access_log off; client_body_temp_path %[1]s; proxy_temp_path %[1]s; fastcgi_temp_path %[1]s; uwsgi_temp_path %[1]s; scgi_temp_path %[1]s;
-  server { listen %[2]s:8080; location / { return 200 "served $uri\n"; } } }`, dir, n.serverIP)
-	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("ip", "netns", "exec", n.serverNS, "nginx", "-c", filepath.Join(dir, "nginx.conf"), "-p", dir)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for exec.Command("ip", "netns", "exec", n.serverNS, "curl", "-sf", "-o", "/dev/null", "http://"+n.serverIP+":8080/").Run() != nil {
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx did not start:\n%s", b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	nginxIn(t, n.serverNS, n.serverIP, `served $uri\n`)
 }
 
 // curl makes count requests from the client pod to vip:80/path, each on
