@@ -101,6 +101,23 @@ func (a *testAgent) call(client, server string, at time.Time, path string, statu
 	}
 }
 
+// shopIdentity names the client pod on node-a, the server pod on node-b
+// and the Service in front of it.
+func shopIdentity(t *testing.T) *identity.Static {
+	t.Helper()
+	id, err := identity.New(identity.ClusterFile{
+		Services: []identity.Service{{Name: "checkout", Namespace: "shop", ClusterIP: "10.96.0.10", Selector: map[string]string{"app": "checkout"}}},
+		Pods: []identity.Pod{
+			{Name: "frontend-6d9f7c8b5-abcde", Namespace: "shop", Node: "node-a", IP: "10.244.1.5", Labels: map[string]string{"app": "frontend"}},
+			{Name: "checkout-7c4b8d9f6-m8wzt", Namespace: "shop", Node: "node-b", IP: "10.244.2.7", Labels: map[string]string{"app": "checkout"}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 // TestAgentsFanOut: two agents on two nodes both capture the calls of a
 // client pod on node-a to a server pod on node-b, node-a addressed to the
 // Service's cluster IP (before DNAT), node-b to the pod. The hub, reading
@@ -126,16 +143,7 @@ func TestAgentsFanOut(t *testing.T) {
 	// A call only node-b saw (from a host outside the cluster).
 	b.call("192.168.1.9:50000", "10.244.2.7:8080", t0.Add(30*time.Second), "/healthz", 200)
 
-	id, err := identity.New(identity.ClusterFile{
-		Services: []identity.Service{{Name: "checkout", Namespace: "shop", ClusterIP: "10.96.0.10", Selector: map[string]string{"app": "checkout"}}},
-		Pods: []identity.Pod{
-			{Name: "frontend-6d9f7c8b5-abcde", Namespace: "shop", Node: "node-a", IP: "10.244.1.5", Labels: map[string]string{"app": "frontend"}},
-			{Name: "checkout-7c4b8d9f6-m8wzt", Namespace: "shop", Node: "node-b", IP: "10.244.2.7", Labels: map[string]string{"app": "checkout"}},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := shopIdentity(t)
 	fan := source.NewFanout(source.FanoutOptions{
 		Discover: func(context.Context) ([]string, error) { return []string{a.url(), b.url()}, nil },
 		New: func(url string) (source.Source, error) {
@@ -389,5 +397,60 @@ func holder(t *testing.T, g *workspace.Growing) func() {
 			t.Fatalf("a question failed: %v", err)
 		}
 		held = release
+	}
+}
+
+// TestAgentsMergeInPieces: a window of two nodes holding more packets than
+// MergePackets is dissected in pieces of a minute, and copies captured on
+// either side of a piece's end (node-b stamps them 1.5 s after node-a)
+// are still merged: every call is counted once.
+func TestAgentsMergeInPieces(t *testing.T) {
+	a, b := startAgent(t, "node-a"), startAgent(t, "node-b")
+	t0 := time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
+	const calls = 120 // one every 2 s over 4 minutes, node-b's 1.5 s later
+	for i := range calls {
+		at := t0.Add(time.Second + time.Duration(2*i)*time.Second)
+		client := fmt.Sprintf("10.244.1.5:%d", 40000+i)
+		path := fmt.Sprintf("/api/orders/%d", i)
+		a.call(client, "10.96.0.10:80", at, path, 200)
+		b.call(client, "10.244.2.7:8080", at.Add(1500*time.Millisecond), path, 200)
+	}
+	// The data begins at t0, so pieces end on whole minutes: node-a's
+	// call at 0:59 is node-b's at 1:00.5, in the next piece.
+	a.call("192.168.1.9:50000", "10.244.1.5:8080", t0, "/healthz", 200)
+	fan := source.NewFanout(source.FanoutOptions{
+		Discover: func(context.Context) ([]string, error) { return []string{a.url(), b.url()}, nil },
+		New: func(url string) (source.Source, error) {
+			return agentapi.NewClient(agentapi.ClientOptions{URL: url, Token: agentToken})
+		},
+		Timeout: 2 * time.Second,
+	})
+	// About 1,900 packets in all: pieces of a minute (the shortest).
+	g, err := workspace.OpenGrowing(workspace.Options{Dir: t.TempDir(), Identity: shopIdentity(t), MergePackets: 200}, "two agents", fan, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder(t, g)()
+	res, err := g.Dissect(t.Context(), time.Time{}, time.Time{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Calls["http"] != calls+1 || res.Merged != calls {
+		t.Errorf("dissected %v calls, %d merged; want %d http calls, %d merged", res.Calls, res.Merged, calls+1, calls)
+	}
+	all, err := g.Index().Search(t.Context(), index.Query{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if all.Total != calls+1 {
+		t.Fatalf("the index holds %d calls, want %d", all.Total, calls+1)
+	}
+	for _, c := range all.Calls {
+		if c.Path == "/healthz" {
+			continue
+		}
+		if !slices.Equal(c.CapturedOn, []string{"node-a", "node-b"}) || c.Via.String() != "10.96.0.10:80" {
+			t.Errorf("call %s: captured on %v, via %v", c.Path, c.CapturedOn, c.Via)
+		}
 	}
 }

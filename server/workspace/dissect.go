@@ -107,7 +107,6 @@ func (w *Workspace) dissectGap(ctx context.Context, g tools.Window, res *tools.D
 
 	var (
 		batch  []*proto.Call
-		held   [][]*proto.Call // by part, when calls of several nodes are merged
 		labels = map[flowindex.Key]string{}
 		part   dissect.Stats // of the calls and flows inside g
 		flows  uint64
@@ -117,75 +116,92 @@ func (w *Workspace) dissectGap(ctx context.Context, g tools.Window, res *tools.D
 		err    error
 	)
 	send := func(c *proto.Call) {
+		part.CountCall(c)
 		batch = append(batch, c)
 		if len(batch) == indexBatch {
 			batches <- batch
 			batch = nil
 		}
 	}
-	for i, p := range parts {
-		node := ""
+	// Several nodes: their calls are merged, piece by piece of g (see
+	// pieces), the calls near a piece's end held over to the next.
+	pieces := []tools.Window{g}
+	var (
+		mg    *merger
+		nodes []string
+	)
+	if multi {
+		pieces, mg = w.pieces(g), newMerger()
+		for _, p := range parts {
+			nodes = append(nodes, nodeName(p))
+		}
+	}
+pieces:
+	for _, pc := range pieces {
+		held := make([][]*proto.Call, len(parts))
+		for i, p := range parts {
+			var src capture.Source
+			src, err = p.Packets(ctx, pc.From.Add(-w.opts.Lookback), pc.To.Add(w.opts.Lookahead), nil)
+			if err != nil {
+				break pieces
+			}
+			cnt := &counting{Source: src, from: pc.From, to: pc.To}
+			opts := dissect.Options{
+				Protocols: w.protocols,
+				Identity:  w.opts.Identity,
+				Limits:    w.opts.Limits,
+				OnCall: func(c *dissect.Call) {
+					if c.TS.Before(pc.From) || !c.TS.Before(pc.To) {
+						return // another window's call
+					}
+					if !multi {
+						send(c)
+						return
+					}
+					if nodes[i] != "" {
+						c.CapturedOn = []string{nodes[i]}
+					}
+					held[i] = append(held[i], c)
+				},
+				OnFlow: func(f *dissect.Flow) {
+					// A flow is the piece's where it begins (the first
+					// piece's when it began before g).
+					if f.Last.Before(g.From) || !f.First.Before(g.To) {
+						return
+					}
+					if at := maxTime(f.First, g.From); at.Before(pc.From) || !at.Before(pc.To) {
+						return
+					}
+					flows++
+					part.MissingBytes += f.MissingBytes
+					if f.Proto == "" {
+						undis++
+						return
+					}
+					if k, ok := flowKey(f); ok {
+						labels[k] = f.Proto
+					}
+				},
+			}
+			before := read
+			_, _, err = dissect.NewParallel(opts, w.opts.Workers).Run(ctx, cnt, func(n uint64) {
+				read = before + n
+				progress(read)
+			})
+			cnt.Close()
+			inside += cnt.inside
+			if err != nil {
+				break pieces
+			}
+		}
 		if multi {
-			node = nodeName(p)
-			held = append(held, nil)
-		}
-		var src capture.Source
-		src, err = p.Packets(ctx, g.From.Add(-w.opts.Lookback), g.To.Add(w.opts.Lookahead), nil)
-		if err != nil {
-			break
-		}
-		cnt := &counting{Source: src, from: g.From, to: g.To}
-		opts := dissect.Options{
-			Protocols: w.protocols,
-			Identity:  w.opts.Identity,
-			Limits:    w.opts.Limits,
-			OnCall: func(c *dissect.Call) {
-				if c.TS.Before(g.From) || !c.TS.Before(g.To) {
-					return // another window's call
-				}
-				if !multi {
-					part.CountCall(c)
-					send(c)
-					return
-				}
-				if node != "" {
-					c.CapturedOn = []string{node}
-				}
-				held[i] = append(held[i], c)
-			},
-			OnFlow: func(f *dissect.Flow) {
-				if f.Last.Before(g.From) || !f.First.Before(g.To) {
-					return
-				}
-				flows++
-				part.MissingBytes += f.MissingBytes
-				if f.Proto == "" {
-					undis++
-					return
-				}
-				if k, ok := flowKey(f); ok {
-					labels[k] = f.Proto
-				}
-			},
-		}
-		before := read
-		_, _, err = dissect.NewParallel(opts, w.opts.Workers).Run(ctx, cnt, func(n uint64) {
-			read = before + n
-			progress(read)
-		})
-		cnt.Close()
-		inside += cnt.inside
-		if err != nil {
-			break
+			mg.addRound(held)
+			mg.flush(pc.To, send)
 		}
 	}
 	if err == nil && multi {
-		merged, dups := merge(held)
-		res.Merged += dups
-		for _, c := range merged {
-			part.CountCall(c)
-			send(c)
-		}
+		mg.flush(time.Time{}, send)
+		res.Merged += mg.dups
 	}
 	if len(batch) > 0 && err == nil {
 		batches <- batch
@@ -221,6 +237,44 @@ func (w *Workspace) dissectGap(ctx context.Context, g tools.Window, res *tools.D
 	res.Undissected += undis
 	res.MissingBytes += part.MissingBytes
 	return read, nil
+}
+
+// pieces splits g, a window of several nodes, into pieces of time holding
+// at most about Options.MergePackets packets (of a minute at least): a
+// piece's calls are held until all nodes have been read, to merge copies,
+// so a piece bounds the memory that takes. Each piece is read with its own
+// Lookback and Lookahead, the price of splitting.
+func (w *Workspace) pieces(g tools.Window) []tools.Window {
+	limit := uint64(w.opts.MergePackets)
+	span := g.To.Sub(g.From)
+	n := w.src.Count(g.From, g.To)
+	if n <= limit || span <= minPiece {
+		return []tools.Window{g}
+	}
+	step := max(span/time.Duration((n+limit-1)/limit), minPiece)
+	var out []tools.Window
+	for from := g.From; from.Before(g.To); from = from.Add(step) {
+		out = append(out, tools.Window{From: from, To: minTime(from.Add(step), g.To)})
+	}
+	return out
+}
+
+// minPiece is the shortest piece pieces makes: reading a piece costs its
+// Lookback and Lookahead more.
+const minPiece = time.Minute
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 // nodeName is the node a part of a source captured on; "" for capture

@@ -60,6 +60,10 @@ type Options struct {
 	// Lookback and Lookahead widen the packets read around a window
 	// (defaults 10s and 2m); see the package documentation.
 	Lookback, Lookahead time.Duration
+	// MergePackets bounds the packets of a window of several nodes read
+	// before their calls are merged (see Workspace.pieces): about 1 KB of
+	// memory per call held, a call per 10 packets or more. 0: 1,000,000.
+	MergePackets int
 	// FlowSpan is the flow index's bucket span. Default 10s.
 	FlowSpan time.Duration
 	// KeepPCAPs and KeepPCAPBytes bound the exported PCAP files kept: past
@@ -101,6 +105,9 @@ func Open(opts Options) (*Workspace, error) {
 	}
 	if opts.Lookback <= 0 {
 		opts.Lookback = 10 * time.Second
+	}
+	if opts.MergePackets <= 0 {
+		opts.MergePackets = 1_000_000
 	}
 	if opts.Lookahead <= 0 {
 		opts.Lookahead = 2 * time.Minute
