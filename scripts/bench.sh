@@ -2,7 +2,9 @@
 # bench.sh — what `make bench` runs: the Go micro-benchmarks across the
 # repository, then scripts/benchcmp, which measures `wirescope dissect` against
 # `tshark -q -z http,tree` on a 50,000-pair HTTP/1.1 capture in the same run
-# and prints the wall-time and peak-RSS ratios (see scripts/benchcmp/main.go).
+# and prints the wall-time and peak-RSS ratios (see scripts/benchcmp/main.go),
+# the agent against tcpdump (scripts/bench-agent.sh), and the hub with 1, 10
+# and 50 agents (test/hubscale: about 40 s on 2 cores).
 #
 # Usage: scripts/bench.sh [benchcmp flags: -runs N -capture PATH -rerecord -bin PATH -strict]
 #
@@ -47,3 +49,11 @@ echo
 # wirescope agent against tcpdump -w on the same veth traffic (needs root;
 # it says so and skips otherwise). See scripts/bench-agent.sh -h.
 bash scripts/bench-agent.sh
+
+echo
+# The hub reading 1, 10 and 50 agents (real agent API, real hub binary,
+# mcp-go's client); see test/hubscale/main.go. HUBSCALE_FLAGS passes flags
+# (-runs, -calls-per-node, -agents).
+echo "== hub scaling: 1, 10, 50 agents"
+# shellcheck disable=SC2086
+go run ./test/hubscale ${HUBSCALE_FLAGS:-}
