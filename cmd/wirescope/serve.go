@@ -254,6 +254,7 @@ product); both are read again as they grow.`,
 			if err != nil {
 				return err
 			}
+			tools.PrepareTokens() // while the captures open
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			ws, closeWS, err := f.open(ctx, logger)
@@ -350,6 +351,7 @@ func runHub(cmd *cobra.Command, f *hubFlags) error {
 	if err != nil {
 		return err
 	}
+	tools.PrepareTokens() // while the sources open
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	ws, closeWS, err := f.open(ctx, logger)
