@@ -3,6 +3,7 @@ package dissect_test
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/wirescope/wirescope/capture"
 	synth "github.com/wirescope/wirescope/capture/capturetest"
 	"github.com/wirescope/wirescope/dissect"
+	"github.com/wirescope/wirescope/dissect/proto"
 )
 
 var start = time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
@@ -354,5 +356,23 @@ func TestRecentBound(t *testing.T) {
 	}
 	if len(h.calls) != 300 || len(h.flows) != 300 || len(ports) != 300 || st.Flows["tcp"] != 300 || st.Evicted != 0 {
 		t.Errorf("%d calls, %d flows for %d ports, stats %v evicted %d", len(h.calls), len(h.flows), len(ports), st.Flows, st.Evicted)
+	}
+}
+
+// TestRegistry: every protocol dissect dissects is registered with proto,
+// in All's order, and describes itself.
+func TestRegistry(t *testing.T) {
+	var names []string
+	for _, p := range dissect.All() {
+		names = append(names, p.Name())
+		if _, ok := p.(proto.Describer); !ok {
+			t.Errorf("%s does not describe its calls (proto.Describer)", p.Name())
+		}
+		if proto.Described(p.Name()).Summary == "" {
+			t.Errorf("%s: no summary registered", p.Name())
+		}
+	}
+	if got := proto.Registered(); !slices.Equal(got[:min(len(got), len(names))], names) {
+		t.Errorf("registered %v, want %v first", got, names)
 	}
 }

@@ -1,6 +1,8 @@
 package dissect
 
 import (
+	"slices"
+
 	"github.com/wirescope/wirescope/dissect/dns"
 	"github.com/wirescope/wirescope/dissect/http1"
 	"github.com/wirescope/wirescope/dissect/proto"
@@ -9,11 +11,18 @@ import (
 // Call is the record a dissection produces; see proto.Call.
 type Call = proto.Call
 
+// all is every protocol wirescope dissects, in the order they are asked
+// about a flow when no port hints otherwise. Adding a protocol is adding
+// its package and a line here.
+var all = []proto.Protocol{
+	http1.Protocol{},
+	dns.Protocol{},
+}
+
+// The rest of wirescope (the index, the tools) reads what each protocol
+// says of its calls from proto's registry.
+func init() { proto.Register(all...) }
+
 // All returns every protocol wirescope dissects, in the order they are asked
 // about a flow when no port hints otherwise.
-func All() []proto.Protocol {
-	return []proto.Protocol{
-		http1.Protocol{},
-		dns.Protocol{},
-	}
-}
+func All() []proto.Protocol { return slices.Clone(all) }

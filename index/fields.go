@@ -367,7 +367,7 @@ func (docBuilder) build(c *proto.Call) *document.Document {
 	keyword(fieldStatus, c.Status)
 	keyword(fieldOutcome, c.Outcome().String())
 	if c.Path != "" {
-		if c.Proto == "http" {
+		if urlPath(c) {
 			forPathWords(c.Path, func(w string) { add(fieldPath, w) })
 			keyword(fieldPath, TemplatePath(c.Path))
 		} else {

@@ -360,7 +360,16 @@ func TestIPv6(t *testing.T) {
 	}
 }
 
+// testURLProto is a protocol whose paths are URLs.
+type testURLProto struct{}
+
+func (testURLProto) Name() string { return "test-url" }
+func (testURLProto) Describe() proto.Description {
+	return proto.Description{Path: proto.PathURL}
+}
+
 func TestRoute(t *testing.T) {
+	proto.Register(testURLProto{})
 	for _, tc := range []struct {
 		c    proto.Call
 		want string
@@ -384,6 +393,9 @@ func TestRoute(t *testing.T) {
 		{proto.Call{Proto: "redis", Method: "GET", Path: "session:123"}, "GET session:123"},
 		{proto.Call{Proto: "grpc", Method: "POST"}, "POST"},
 		{proto.Call{Proto: "http"}, ""},
+		// What templates a path is the protocol's description, not its name.
+		{proto.Call{Proto: "test-url", Method: "FETCH", Path: "/things/12345?x=1"}, "FETCH /things/{id}"},
+		{proto.Call{Proto: "test-unregistered", Method: "FETCH", Path: "/things/12345?x=1"}, "FETCH /things/12345?x=1"},
 	} {
 		if got := Route(&tc.c); got != tc.want {
 			t.Errorf("Route(%s %q) = %q, want %q", tc.c.Method, tc.c.Path, got, tc.want)

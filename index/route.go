@@ -6,10 +6,10 @@ import (
 	"github.com/wirescope/wirescope/dissect/proto"
 )
 
-// Route is a call's endpoint template: for HTTP the method and the path
-// without its query, with ID-like segments replaced by "{id}":
-// "GET /api/orders/{id}"; for DNS the query type and name:
-// "A web.shop.svc.cluster.local". Other protocols: method + " " + path.
+// Route is a call's endpoint template: method + " " + path, where a path
+// its protocol describes as a URL (proto.PathURL: HTTP) loses its query and
+// has ID-like segments replaced by "{id}": "GET /api/orders/{id}"; other
+// paths stay as they are (DNS: "A web.shop.svc.cluster.local").
 //
 // A path segment is ID-like when it is all digits, a UUID, hex digits only
 // and at least 8 long, or a token of letters, digits, '-' and '_' at least
@@ -22,15 +22,18 @@ func Route(c *proto.Call) string {
 	case c.Path == "":
 		return c.Method
 	case c.Method == "":
-		if c.Proto == "http" {
+		if urlPath(c) {
 			return TemplatePath(c.Path)
 		}
 		return c.Path
-	case c.Proto == "http":
+	case urlPath(c):
 		return c.Method + " " + TemplatePath(c.Path)
 	}
 	return c.Method + " " + c.Path
 }
+
+// urlPath reports whether c's protocol describes its path as a URL.
+func urlPath(c *proto.Call) bool { return proto.Described(c.Proto).Path == proto.PathURL }
 
 // TemplatePath returns an HTTP request target without its query or
 // fragment and with ID-like segments replaced by "{id}" (see Route).

@@ -15,6 +15,7 @@ import (
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/wirescope/wirescope/dissect"
+	"github.com/wirescope/wirescope/dissect/proto"
 	"github.com/wirescope/wirescope/internal/when"
 )
 
@@ -33,7 +34,7 @@ type filterArgs struct {
 	Node      string `json:"node,omitempty" jsonschema:"node of either peer"`
 	IP        string `json:"ip,omitempty" jsonschema:"IP address of either peer"`
 	Port      int    `json:"port,omitempty" jsonschema:"port of either peer"`
-	Protocol  string `json:"protocol,omitempty" jsonschema:"application protocol: http or dns"`
+	Protocol  string `json:"protocol,omitempty" jsonschema:"application protocol"`
 }
 
 // budgetArgs bound the answer.
@@ -55,6 +56,19 @@ var protocols = func() []string {
 	}
 	return names
 }()
+
+// protocolsText names the protocols for a schema: "http (HTTP/1.x
+// requests), dns (DNS queries)".
+func protocolsText() string {
+	var parts []string
+	for _, name := range protocols {
+		if d := proto.Described(name); d.Summary != "" {
+			name += " (" + d.Summary + ")"
+		}
+		parts = append(parts, name)
+	}
+	return strings.Join(parts, ", ")
+}
 
 // argError is a problem with a tool's arguments, told to the model.
 type argError string
@@ -385,6 +399,15 @@ func inputSchema[T any](o schemaOpts) mcp.ToolOption {
 	set("max_tokens", MinMaxTokens, MaxMaxTokens, DefaultMaxTokens)
 	set("limit", 1, o.limit.most, o.limit.def)
 	set("port", 1, 65535, 0)
+	// The protocols come from dissect's registry: one the dissectors do
+	// not know is refused by the schema, and the model sees the choices.
+	if p := s.Properties["protocol"]; p != nil {
+		p.Description = "application protocol: " + protocolsText()
+		p.Enum = nil
+		for _, name := range protocols {
+			p.Enum = append(p.Enum, name)
+		}
+	}
 	for name, values := range o.enums {
 		p := s.Properties[name]
 		if p == nil {

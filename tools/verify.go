@@ -13,6 +13,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/wirescope/wirescope/dissect/proto"
 	"github.com/wirescope/wirescope/index"
 )
 
@@ -583,7 +584,7 @@ func (c *comparison) endpoint(ctx context.Context, b Backend, key string, bg, cg
 	g := cmp.Or(cg, bg)
 	nb, nc := answered(bg), answered(cg)
 	fb, fc := failed(bg), failed(cg)
-	dns := g.Proto == "dns"
+	dns := proto.Described(g.Proto).Resolution
 	switch {
 	case cg == nil:
 		expected := float64(bg.Calls) * scale

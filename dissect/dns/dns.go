@@ -34,6 +34,23 @@ type Protocol struct{}
 // Name implements proto.Protocol.
 func (Protocol) Name() string { return "dns" }
 
+// Describe implements proto.Describer: status is the RCODE; NOERROR is ok,
+// the server's own failures (SERVFAIL, REFUSED, NOTIMP) are server errors,
+// every other RCODE (NXDOMAIN, FORMERR, …) says the question was wrong.
+func (Protocol) Describe() proto.Description {
+	return proto.Description{Summary: "DNS queries", Path: proto.PathText, Resolution: true, Outcome: outcome}
+}
+
+func outcome(c *proto.Call) proto.Outcome {
+	switch c.Status {
+	case "NOERROR":
+		return proto.OK
+	case "SERVFAIL", "REFUSED", "NOTIMP":
+		return proto.ServerError
+	}
+	return proto.ClientError
+}
+
 // Ports implements proto.PortHinter.
 func (Protocol) Ports() []uint16 { return []uint16{53, 5353, 5355} }
 

@@ -107,16 +107,24 @@ func TestRecordTypes(t *testing.T) {
 	}
 }
 
+// TestRcodes: the status is the RCODE's name, and the protocol's
+// description classifies it (registered, as dissect registers it).
 func TestRcodes(t *testing.T) {
-	for code, name := range map[layers.DNSResponseCode]string{
-		0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED", 9: "NOTAUTH", 15: "RCODE15",
+	proto.Register(dns.Protocol{})
+	for code, want := range map[layers.DNSResponseCode]struct {
+		name    string
+		outcome proto.Outcome
+	}{
+		0: {"NOERROR", proto.OK}, 1: {"FORMERR", proto.ClientError}, 2: {"SERVFAIL", proto.ServerError},
+		3: {"NXDOMAIN", proto.ClientError}, 4: {"NOTIMP", proto.ServerError}, 5: {"REFUSED", proto.ServerError},
+		9: {"NOTAUTH", proto.ClientError}, 15: {"RCODE15", proto.ClientError},
 	} {
 		r, p := newFlow()
 		q := query(7, "x.example", layers.DNSTypeA)
 		p.Datagram(proto.Client, msg(t, q), at(0))
 		p.Datagram(proto.Server, msg(t, answer(q, code)), at(1))
-		if len(r.calls) != 1 || r.calls[0].Status != name {
-			t.Errorf("rcode %d: %v, want %s", code, r.calls, name)
+		if len(r.calls) != 1 || r.calls[0].Status != want.name || r.calls[0].Outcome() != want.outcome {
+			t.Errorf("rcode %d: %v, want %s (%v)", code, r.calls, want.name, want.outcome)
 		}
 	}
 	// The upper eight bits of an extended rcode travel in the OPT record's

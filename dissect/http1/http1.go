@@ -36,6 +36,12 @@ type Protocol struct{}
 // Name implements proto.Protocol.
 func (Protocol) Name() string { return "http" }
 
+// Describe implements proto.Describer: the path is the request target;
+// statuses classify by HTTP's classes (the default).
+func (Protocol) Describe() proto.Description {
+	return proto.Description{Summary: "HTTP/1.x requests", Path: proto.PathURL}
+}
+
 // Ports implements proto.PortHinter.
 func (Protocol) Ports() []uint16 { return []uint16{80, 8080, 8000, 8008, 8081, 8888, 3128, 5000, 9090} }
 

@@ -37,7 +37,8 @@ func (o Outcome) String() string {
 func (o Outcome) Failed() bool { return o == ClientError || o == ServerError || o == NoResponse }
 
 // Outcome classifies the call by its status, whatever its Error says about
-// capture damage (a 200 whose body lost bytes in a gap is still OK).
+// capture damage (a 200 whose body lost bytes in a gap is still OK), as its
+// protocol's Description says.
 func (c *Call) Outcome() Outcome {
 	if strings.HasPrefix(c.Error, "no response") {
 		return NoResponse
@@ -45,15 +46,8 @@ func (c *Call) Outcome() Outcome {
 	if c.Status == "" {
 		return Incomplete
 	}
-	switch c.Proto {
-	case "dns":
-		switch c.Status {
-		case "NOERROR":
-			return OK
-		case "SERVFAIL", "REFUSED", "NOTIMP":
-			return ServerError
-		}
-		return ClientError
+	if f := Described(c.Proto).Outcome; f != nil {
+		return f(c)
 	}
 	// Numeric statuses: HTTP and protocols that borrow its classes.
 	if len(c.Status) == 3 && c.Status[1] >= '0' && c.Status[1] <= '9' {

@@ -2,7 +2,22 @@ package proto
 
 import "testing"
 
+// testRcode describes a protocol whose status GOOD is ok and any other a
+// server error.
+type testRcode struct{}
+
+func (testRcode) Name() string { return "test-rcode" }
+func (testRcode) Describe() Description {
+	return Description{Outcome: func(c *Call) Outcome {
+		if c.Status == "GOOD" {
+			return OK
+		}
+		return ServerError
+	}}
+}
+
 func TestOutcome(t *testing.T) {
+	Register(testRcode{})
 	for _, c := range []struct {
 		proto, status, err string
 		want               Outcome
@@ -18,12 +33,15 @@ func TestOutcome(t *testing.T) {
 		{"http", "", "no response", NoResponse},
 		{"http", "200", "no request", OK},
 		{"http", "", "truncated: header block larger than 65536 bytes", Incomplete},
-		{"dns", "NOERROR", "", OK},
-		{"dns", "NXDOMAIN", "", ClientError},
-		{"dns", "SERVFAIL", "", ServerError},
-		{"dns", "REFUSED", "", ServerError},
 		{"dns", "", "no response", NoResponse},
 		{"dns", "", "malformed: max DNS recursion level hit", Incomplete},
+		// A protocol that describes its own classes.
+		{"test-rcode", "GOOD", "", OK},
+		{"test-rcode", "BAD", "", ServerError},
+		{"test-rcode", "", "no response", NoResponse},
+		// Not registered: HTTP's numeric classes, else OK.
+		{"unknown", "503", "", ServerError},
+		{"unknown", "FAIL", "", OK},
 	} {
 		call := Call{Proto: c.proto, Status: c.status, Error: c.err}
 		if got := call.Outcome(); got != c.want {
