@@ -161,14 +161,14 @@ func (s *Stats) CountCall(c *Call) {
 		s.Calls = map[string]uint64{}
 	}
 	s.Calls[c.Proto]++
-	switch {
-	case strings.HasPrefix(c.Error, "no response"):
+	switch c.ProblemKind() {
+	case proto.Unanswered:
 		s.Unanswered++
-	case c.Error == "no request":
+	case proto.Orphan:
 		s.Orphans++
-	case strings.HasPrefix(c.Error, "truncated"):
+	case proto.Truncated:
 		s.Truncated++
-	case strings.HasPrefix(c.Error, "malformed"):
+	case proto.Malformed:
 		s.Malformed++
 	}
 }
@@ -437,6 +437,9 @@ func (e *Engine) emit(c *Call, f *Flow, client, server proto.Endpoint, seq uint6
 	c.Src.IP, c.Src.Port = client.IP, client.Port
 	c.Dst.IP, c.Dst.Port = server.IP, server.Port
 	c.ID = callID(c, seq)
+	// The kind of Error travels typed from here on; a parser that wrote
+	// only the text gets it read once, here.
+	c.Problem = c.ProblemKind()
 	if e.opts.Identity != nil {
 		e.identify(&c.Src, c.TS)
 		e.identify(&c.Dst, c.TS)

@@ -40,6 +40,9 @@ type Call struct {
 	Path     string
 	Status   string
 	Error    string
+	// Problem is the kind of Error, typed (see Fail and ProblemKind); the
+	// JSON record carries only Error.
+	Problem  Problem
 	Request  Message
 	Response Message
 	// Extra holds protocol-specific fields (HTTP version, DNS answers, …).
@@ -245,7 +248,7 @@ func (c *Call) UnmarshalJSON(data []byte) error {
 		return err
 	}
 	*c = Call{ID: w.ID, Proto: w.Proto, TS: w.TS, LatencyNS: w.LatencyNS, Src: w.Src, Dst: w.Dst,
-		Method: w.Method, Path: w.Path, Error: w.Error, Request: w.Request, Response: w.Response, Extra: w.Extra,
+		Method: w.Method, Path: w.Path, Error: w.Error, Problem: ProblemOf(w.Error), Request: w.Request, Response: w.Response, Extra: w.Extra,
 		CapturedOn: w.CapturedOn, Merged: w.Merged}
 	if w.Via != "" {
 		via, err := netip.ParseAddrPort(w.Via)

@@ -1,7 +1,5 @@
 package proto
 
-import "strings"
-
 // Outcome classifies how a call ended, so that error rates mean the same in
 // every summary.
 type Outcome uint8
@@ -40,7 +38,7 @@ func (o Outcome) Failed() bool { return o == ClientError || o == ServerError || 
 // capture damage (a 200 whose body lost bytes in a gap is still OK), as its
 // protocol's Description says.
 func (c *Call) Outcome() Outcome {
-	if strings.HasPrefix(c.Error, "no response") {
+	if c.ProblemKind() == Unanswered {
 		return NoResponse
 	}
 	if c.Status == "" {

@@ -52,3 +52,33 @@ func TestOutcome(t *testing.T) {
 		t.Error("Failed/String")
 	}
 }
+
+// TestProblem: the typed kind of Error, set by Fail, read from the text
+// when not set, and kept through JSON (which carries only the text).
+func TestProblem(t *testing.T) {
+	for text, want := range map[string]Problem{
+		"": NoProblem, "no response": Unanswered, "no response: connection reset": Unanswered, "no request": Orphan,
+		"truncated: 10 body bytes missing from the capture": Truncated, "malformed: bad status line": Malformed,
+		"no responses were expected": OtherProblem, "timeout": OtherProblem,
+	} {
+		if got := ProblemOf(text); got != want {
+			t.Errorf("ProblemOf(%q) = %v, want %v", text, got, want)
+		}
+	}
+	var c Call
+	c.Fail(Unanswered, "stream reset CANCEL")
+	if c.Error != "no response: stream reset CANCEL" || c.ProblemKind() != Unanswered || c.Outcome() != NoResponse {
+		t.Errorf("Fail: %q %v %v", c.Error, c.ProblemKind(), c.Outcome())
+	}
+	// A parser's own words after a kind's: the typed kind wins over the text.
+	c = Call{Status: "200", Error: "no response seen, then one came"}
+	c.Problem = Truncated
+	if c.ProblemKind() != Truncated || c.Outcome() != OK {
+		t.Errorf("typed kind: %v %v", c.ProblemKind(), c.Outcome())
+	}
+	var back Call
+	c.Fail(Orphan, "")
+	if err := back.UnmarshalJSON(c.AppendJSON(nil)); err != nil || back.Problem != Orphan || back.Error != "no request" {
+		t.Errorf("through JSON: %v %v %q", err, back.Problem, back.Error)
+	}
+}
