@@ -14,6 +14,7 @@ import (
 	"github.com/wirescope/wirescope/capture"
 	synth "github.com/wirescope/wirescope/capture/capturetest"
 	"github.com/wirescope/wirescope/dissect"
+	"github.com/wirescope/wirescope/dissect/http1"
 	"github.com/wirescope/wirescope/dissect/proto"
 )
 
@@ -258,6 +259,78 @@ func TestUpgradeLabelsFlow(t *testing.T) {
 	h.finish()
 	if len(h.calls) != 1 || h.calls[0].Status != "101" || len(h.flows) != 1 || h.flows[0].Upgraded != "websocket" {
 		t.Fatalf("calls %+v flows %+v", h.calls, h.flows)
+	}
+}
+
+// echoProto is reached only through an upgrade to "test-echo": each chunk
+// it is fed becomes a call, method the role and path the bytes.
+type echoProto struct{}
+
+func (echoProto) Name() string { return "echo" }
+func (echoProto) Describe() proto.Description {
+	return proto.Description{Upgrades: []string{"test-echo"}}
+}
+func (echoProto) DetectStream([]byte, uint16, uint16) (proto.Verdict, proto.Role) {
+	return proto.No, proto.RoleUnknown
+}
+func (echoProto) NewStream(out proto.Emitter, _ *proto.Limits) proto.StreamParser {
+	return &echoParser{out: out}
+}
+
+type echoParser struct{ out proto.Emitter }
+
+func (p *echoParser) Feed(r proto.Role, data []byte, t time.Time) {
+	p.out.Emit(&proto.Call{Proto: "echo", TS: t, Method: r.String(), Path: string(data), Status: "OK"})
+}
+func (p *echoParser) Gap(proto.Role, int)            {}
+func (p *echoParser) End(proto.EndReason, time.Time) {}
+
+// TestUpgradeHandsOver: after an HTTP 101, every byte goes to the protocol
+// that takes the upgrade's token: the rest of the segment that carried the
+// 101, what the client sent while it waited for it, and all that follows,
+// in capture order.
+func TestUpgradeHandsOver(t *testing.T) {
+	h := newHarness(dissect.Options{Protocols: []proto.Protocol{http1.Protocol{}, echoProto{}}})
+	c := h.conn("10.0.0.2:51010", "10.0.0.9:8080")
+	c.Handshake()
+	c.Send(true, []byte("GET /chat HTTP/1.1\r\nHost: chat\r\nUpgrade: test-echo\r\nConnection: Upgrade\r\n\r\n"))
+	c.Send(true, []byte("early"))
+	c.Send(false, []byte("HTTP/1.1 101 Switching Protocols\r\nUpgrade: test-echo\r\nConnection: Upgrade\r\n\r\nfirst"))
+	c.Send(true, []byte("after"))
+	c.Send(false, []byte("reply"))
+	c.Close()
+	h.finish()
+	var got []string
+	for _, call := range h.calls {
+		got = append(got, call.Proto+" "+call.Method+" "+call.Path+" "+call.Status)
+	}
+	want := []string{"http GET /chat 101", "echo client early OK", "echo server first OK", "echo client after OK", "echo server reply OK"}
+	if !slices.Equal(got, want) {
+		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if len(h.flows) != 1 || h.flows[0].Upgraded != "test-echo" {
+		t.Errorf("flows %+v", h.flows)
+	}
+}
+
+// TestTunnelDetectedAgain: after CONNECT's 200, the tunnel's protocol is
+// detected from its bytes: an HTTP request inside is a call too.
+func TestTunnelDetectedAgain(t *testing.T) {
+	h := newHarness(dissect.Options{})
+	c := h.conn("10.0.0.2:51011", "10.0.0.9:3128")
+	c.Handshake()
+	c.Send(true, []byte("CONNECT api.example:80 HTTP/1.1\r\nHost: api.example:80\r\n\r\n"))
+	c.Send(false, []byte("HTTP/1.1 200 Connection Established\r\n\r\n"))
+	c.Send(true, []byte("GET /inner HTTP/1.1\r\nHost: api.example\r\n\r\n"))
+	c.Send(false, []byte("HTTP/1.1 204 No Content\r\n\r\n"))
+	c.Close()
+	h.finish()
+	var got []string
+	for _, call := range h.calls {
+		got = append(got, call.Method+" "+call.Path+" "+call.Status)
+	}
+	if want := []string{"CONNECT api.example:80 200", "GET /inner 204"}; !slices.Equal(got, want) {
+		t.Errorf("calls %q, want %q", got, want)
 	}
 }
 

@@ -427,23 +427,62 @@ func (e *Engine) shedBuffered() {
 	}
 }
 
-// afterFeed switches to the protocol a parser upgraded to, when wirescope
-// dissects it. Bytes of the segment that carried the switch are not replayed.
+// afterFeed switches to the protocol a parser upgraded to: the one named
+// so, or listing the name in its Description's Upgrades, else whatever the
+// bytes after the switch are detected as. The bytes the old parser had
+// received after the switch are replayed first.
 func (s *tcpStream) afterFeed() {
-	if s.upgrade == "" {
-		return
-	}
-	name := s.upgrade
-	s.upgrade = ""
-	s.f.Upgraded = name
-	for _, p := range s.e.streamProtos {
-		if p.Name() == name {
-			s.sp = p
-			s.parser = p.NewStream(s, &s.e.opts.Limits)
+	for s.upgrade != "" {
+		name := s.upgrade
+		s.upgrade = ""
+		s.f.Upgraded = name
+		var rest []proto.Chunk
+		if h, ok := s.parser.(proto.HandingOver); ok {
+			rest = h.HandOver()
+		}
+		side := func(r proto.Role) int {
+			if s.role[0] == r {
+				return 0
+			}
+			return 1
+		}
+		if next := s.e.upgradeTo(name); next != nil {
+			s.sp = next
+			s.parser = next.NewStream(s, &s.e.opts.Limits)
 			s.bufp, _ = s.parser.(proto.Buffering)
-			return
+			for _, c := range rest {
+				s.parser.Feed(c.Role, c.Data, c.T)
+			}
+			continue // the new parser may switch again
+		}
+		// No parser takes the switch: detect the protocol afresh.
+		sides := make([]int, len(rest))
+		for i, c := range rest {
+			sides[i] = side(c.Role)
+		}
+		s.sp, s.parser, s.bufp, s.order = nil, nil, nil, nil
+		s.setBuffered(0)
+		for i, c := range rest {
+			if s.parser != nil {
+				s.parser.Feed(s.role[sides[i]], c.Data, c.T)
+			} else {
+				s.detect(sides[i], c.Data, c.T)
+			}
 		}
 	}
+}
+
+// upgradeTo is the stream protocol that takes over after a switch to name.
+func (e *Engine) upgradeTo(name string) proto.StreamProtocol {
+	for _, p := range e.streamProtos {
+		if p.Name() == name {
+			return p
+		}
+		if d, ok := p.(proto.Describer); ok && slices.Contains(d.Describe().Upgrades, name) {
+			return p
+		}
+	}
+	return nil
 }
 
 func (s *tcpStream) detect(i int, b []byte, t time.Time) {

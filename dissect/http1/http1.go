@@ -23,6 +23,8 @@
 package http1
 
 import (
+	"bytes"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -141,6 +143,9 @@ type conn struct {
 	req     half
 	resp    half
 	pending []*exchange // requests waiting for a final response, oldest first
+	// handover holds the bytes received after a protocol switch, for the
+	// protocol that takes over (HandOver).
+	handover []proto.Chunk
 }
 
 func (c *conn) half(r proto.Role) *half {
@@ -247,6 +252,8 @@ func (c *conn) Feed(r proto.Role, data []byte, t time.Time) {
 			h.heldSize += len(data)
 			return
 		case stOpaque:
+			// After a switch: the new protocol's bytes, handed over.
+			c.handover = append(c.handover, proto.Chunk{Role: h.role, Data: bytes.Clone(data), T: t})
 			return
 		}
 	}
@@ -601,6 +608,11 @@ func (c *conn) complete(h *half, t time.Time) {
 	c.emit(ex, "")
 	if switched {
 		c.req.state, c.resp.state = stOpaque, stOpaque
+		// What the client sent while the switch was pending is the new
+		// protocol's: it goes on with the rest (HandOver).
+		for _, hb := range c.req.held {
+			c.handover = append(c.handover, proto.Chunk{Role: proto.Client, Data: hb.b, T: hb.t})
+		}
 		c.req.held, c.req.heldSize = nil, 0
 		name := m.upgrade
 		if name == "" {
@@ -773,11 +785,24 @@ func kind(h *half) string {
 	return "response"
 }
 
+// HandOver implements proto.HandingOver: the bytes received after a
+// protocol switch, in capture order (the client's held during the switch
+// may be older than the rest of the segment that carried the 101).
+func (c *conn) HandOver() []proto.Chunk {
+	out := c.handover
+	c.handover = nil
+	slices.SortStableFunc(out, func(a, b proto.Chunk) int { return a.T.Compare(b.T) })
+	return out
+}
+
 // Buffered implements proto.Buffering: the partial lines and header blocks,
 // the bytes held after an upgrade request, and the messages kept (requests
 // waiting for their response, the response in progress) with their bodies.
 func (c *conn) Buffered() int {
 	n := cap(c.req.buf) + cap(c.resp.buf) + c.req.heldSize
+	for _, ch := range c.handover {
+		n += len(ch.Data)
+	}
 	for _, ex := range c.pending {
 		n += ex.req.size()
 	}

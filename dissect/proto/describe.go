@@ -24,6 +24,10 @@ type Description struct {
 	// reports its new failures as failed lookups rather than endpoint
 	// errors.
 	Resolution bool
+	// Upgrades are the protocol switches it takes over: HTTP Upgrade
+	// tokens ("websocket", "h2c") after which its parser reads the
+	// connection (see Emitter.Upgrade).
+	Upgrades []string
 }
 
 // PathKind says how a protocol's Call.Path is searched and grouped.

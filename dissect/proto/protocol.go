@@ -108,6 +108,23 @@ type StreamParser interface {
 	End(reason EndReason, t time.Time)
 }
 
+// Chunk is bytes one side of a connection sent, and when they were
+// captured.
+type Chunk struct {
+	Role Role
+	Data []byte
+	T    time.Time
+}
+
+// HandingOver is a StreamParser that switches protocols (Emitter.Upgrade)
+// with bytes of the new protocol in hand: the rest of the segment that
+// carried the switch, what the client sent while the switch was pending.
+// HandOver returns them, in capture order, once, after the Feed that asked
+// for the switch; the parser is not fed again.
+type HandingOver interface {
+	HandOver() []Chunk
+}
+
 // Buffering is implemented by stream and datagram parsers that keep bytes
 // between calls to Feed or Datagram: partial messages, bodies kept for
 // display, requests waiting for their response. The engine bounds what they
@@ -143,14 +160,18 @@ type DatagramParser interface {
 
 // Emitter receives what parsers produce.
 type Emitter interface {
-	// Emit hands over a finished call. Client and server roles are given by
-	// the call's ClientRole; the engine fills Src, Dst, ID and identities.
+	// Emit hands over a finished call. The engine fills Src and Dst (the
+	// connection's client and server), ID and identities.
 	// The parser must not touch c afterwards.
 	Emit(c *Call)
 	// Upgrade tells the engine that the rest of the connection speaks
-	// another protocol (for example "websocket" after an HTTP 101). Bytes
-	// after the switch are passed to that protocol's parser if one is
-	// registered, otherwise counted as opaque.
+	// another protocol: an HTTP Upgrade token ("websocket", "h2c") or
+	// "tunnel" (CONNECT). The engine switches once Feed returns. Every byte
+	// after the switch goes on: those the parser received already it hands
+	// over (HandingOver), those that follow come after them. They go to
+	// the protocol named so or listing the name in its Description's
+	// Upgrades; when none does (a tunnel, an unknown token), the
+	// connection's protocol is detected again from them.
 	Upgrade(protocol string)
 	// Skipped counts bytes a parser dropped to stay within its limits.
 	Skipped(n int)
