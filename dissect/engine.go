@@ -133,6 +133,8 @@ type Stats struct {
 	Unanswered uint64 `json:"unanswered"`
 	// Orphans counts responses emitted without a request.
 	Orphans uint64 `json:"orphans"`
+	// OneWay counts one-way messages (Call.OneWay), also counted in Calls.
+	OneWay uint64 `json:"one_way,omitempty"`
 	// Truncated counts calls cut by a gap or the capture's end.
 	Truncated uint64 `json:"truncated"`
 	// Malformed counts calls whose messages did not parse.
@@ -161,6 +163,15 @@ func (s *Stats) CountCall(c *Call) {
 		s.Calls = map[string]uint64{}
 	}
 	s.Calls[c.Proto]++
+	if c.OneWay {
+		s.OneWay++
+		if k := c.ProblemKind(); k == proto.Truncated {
+			s.Truncated++
+		} else if k == proto.Malformed {
+			s.Malformed++
+		}
+		return
+	}
 	switch c.ProblemKind() {
 	case proto.Unanswered:
 		s.Unanswered++

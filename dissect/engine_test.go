@@ -263,7 +263,7 @@ func TestUpgradeLabelsFlow(t *testing.T) {
 }
 
 // echoProto is reached only through an upgrade to "test-echo": each chunk
-// it is fed becomes a call, method the role and path the bytes.
+// it is fed becomes a one-way message, method the role and path the bytes.
 type echoProto struct{}
 
 func (echoProto) Name() string { return "echo" }
@@ -280,7 +280,7 @@ func (echoProto) NewStream(out proto.Emitter, _ *proto.Limits) proto.StreamParse
 type echoParser struct{ out proto.Emitter }
 
 func (p *echoParser) Feed(r proto.Role, data []byte, t time.Time) {
-	p.out.Emit(&proto.Call{Proto: "echo", TS: t, Method: r.String(), Path: string(data), Status: "OK"})
+	p.out.Emit(&proto.Call{Proto: "echo", TS: t, Method: r.String(), Path: string(data), OneWay: true})
 }
 func (p *echoParser) Gap(proto.Role, int)            {}
 func (p *echoParser) End(proto.EndReason, time.Time) {}
@@ -299,12 +299,16 @@ func TestUpgradeHandsOver(t *testing.T) {
 	c.Send(true, []byte("after"))
 	c.Send(false, []byte("reply"))
 	c.Close()
-	h.finish()
+	st := h.finish()
 	var got []string
 	for _, call := range h.calls {
-		got = append(got, call.Proto+" "+call.Method+" "+call.Path+" "+call.Status)
+		got = append(got, call.Proto+" "+call.Method+" "+call.Path+" "+call.Outcome().String())
 	}
-	want := []string{"http GET /chat 101", "echo client early OK", "echo server first OK", "echo client after OK", "echo server reply OK"}
+	want := []string{"http GET /chat ok", "echo client early one_way", "echo server first one_way", "echo client after one_way", "echo server reply one_way"}
+	// One-way messages are counted as such, not as orphans or unanswered.
+	if st.OneWay != 4 || st.Orphans != 0 || st.Unanswered != 0 || st.Calls["echo"] != 4 {
+		t.Errorf("stats: %d one-way, %d orphans, %d unanswered, calls %v", st.OneWay, st.Orphans, st.Unanswered, st.Calls)
+	}
 	if !slices.Equal(got, want) {
 		t.Errorf("calls:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

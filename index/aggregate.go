@@ -297,7 +297,7 @@ func loadAggregates(path string) (*aggregates, int64, error) {
 		k.proto, k.method, k.route = r.id(len(a.strs)), r.id(len(a.strs)), r.id(len(a.strs))
 		k.status, k.errText = r.id(len(a.strs)), r.id(len(a.strs))
 		k.src, k.dst = r.id(len(a.idents)), r.id(len(a.idents))
-		if r.err != nil || len(r.b) < 1 {
+		if r.err != nil || len(r.b) < 1 || r.b[0] >= proto.NumOutcomes {
 			return nil, 0, errAggsCorrupt
 		}
 		k.outcome = proto.Outcome(r.b[0])

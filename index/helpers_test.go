@@ -266,7 +266,7 @@ func bruteSummary(calls []*proto.Call, q SummaryQuery) Summary {
 	}
 	for _, a := range groups {
 		g := a.g
-		if d := g.Calls - g.Outcomes["incomplete"]; d > 0 {
+		if d := g.Rated(); d > 0 {
 			g.ErrorRate = float64(g.Failed) / float64(d)
 		}
 		slices.Sort(a.lats)

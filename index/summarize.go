@@ -83,11 +83,11 @@ type Group struct {
 	ServerField, Route    string
 	Calls                 uint64
 	// Outcomes counts calls by proto.Outcome.String(): ok, client_error,
-	// server_error, no_response, incomplete.
+	// server_error, no_response, incomplete, one_way.
 	Outcomes map[string]uint64
 	// Failed counts calls whose Outcome().Failed().
 	Failed uint64
-	// ErrorRate is Failed / (Calls − incomplete); 0 when that is 0.
+	// ErrorRate is Failed / (Calls − incomplete − one_way); 0 when that is 0.
 	ErrorRate float64
 	// P50, P95 and P99 are latency quantiles over the calls with a
 	// latency, within 1% (a DDSketch).
@@ -100,6 +100,12 @@ type Group struct {
 	TopErrors []Count
 	// First and Last are the times of the group's first and last call.
 	First, Last time.Time
+}
+
+// Rated is how many of the group's calls count in its error rate: those
+// whose success or failure is known (not incomplete, not one-way).
+func (g *Group) Rated() uint64 {
+	return g.Calls - g.Outcomes[proto.Incomplete.String()] - g.Outcomes[proto.OneWay.String()]
 }
 
 // Count is a value and how often it occurred.
@@ -285,7 +291,7 @@ type window struct{ from, to int64 }
 // groupAcc accumulates a group.
 type groupAcc struct {
 	calls               uint64
-	outcomes            [5]uint64
+	outcomes            [proto.NumOutcomes]uint64
 	reqBytes, respBytes uint64
 	first, last         int64
 	lat                 sketch.Sketch
@@ -324,7 +330,7 @@ func (g *groupAcc) group(key string, topErrors int) Group {
 			out.Failed += n
 		}
 	}
-	if d := g.calls - g.outcomes[proto.Incomplete]; d > 0 {
+	if d := g.calls - g.outcomes[proto.Incomplete] - g.outcomes[proto.OneWay]; d > 0 {
 		out.ErrorRate = float64(out.Failed) / float64(d)
 	}
 	out.P50 = time.Duration(g.lat.Quantile(0.50))

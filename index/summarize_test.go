@@ -2,8 +2,14 @@ package index
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
+	"math"
+	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -136,5 +142,80 @@ func TestSummarizePathsAgree(t *testing.T) {
 			}
 			compareSummary(t, fmt.Sprintf("%+v", q), got, bruteSummary(calls, q), 0.02)
 		}
+	}
+}
+
+// TestOneWay: one-way messages are counted, searchable as outcome:one_way,
+// and left out of error rates: 1 failure among 3 answered calls is 33%,
+// whatever the 4 messages beside them.
+func TestOneWay(t *testing.T) {
+	ix, _ := openTest(t, &Options{BatchSize: 10})
+	dst := proto.Endpoint{IP: netip.MustParseAddr("10.244.2.7"), Port: 8080, Service: "chat", Namespace: "shop"}
+	src := proto.Endpoint{IP: netip.MustParseAddr("10.244.1.5"), Port: 40000}
+	var calls []*proto.Call
+	for i, status := range []string{"200", "200", "503"} {
+		calls = append(calls, &proto.Call{ID: fmt.Sprintf("c%d", i), Proto: "http", TS: day0.Add(time.Duration(i) * time.Second),
+			Method: "GET", Path: "/chat", Status: status, Src: src, Dst: dst, LatencyNS: int64(time.Millisecond)})
+	}
+	for i := range 4 {
+		calls = append(calls, &proto.Call{ID: fmt.Sprintf("m%d", i), Proto: "websocket", TS: day0.Add(time.Duration(10+i) * time.Second),
+			Method: "text", Path: "/chat", OneWay: true, Src: src, Dst: dst})
+	}
+	mustAdd(t, ix, calls)
+	sum, err := ix.Summarize(context.Background(), SummaryQuery{GroupBy: ByService})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sum.Groups) != 1 {
+		t.Fatalf("groups %+v", sum.Groups)
+	}
+	g := sum.Groups[0]
+	if g.Calls != 7 || g.Failed != 1 || g.Outcomes["one_way"] != 4 || g.Rated() != 3 || math.Abs(g.ErrorRate-1.0/3) > 1e-9 {
+		t.Errorf("group %+v: want 7 calls, 1 failed, 4 one-way, error rate 1/3", g)
+	}
+	res, err := ix.Search(context.Background(), Query{Text: "outcome:one_way", Limit: 10})
+	if err != nil || res.Total != 4 {
+		t.Errorf("outcome:one_way: %v, %d calls, want 4", err, res.Total)
+	}
+}
+
+// TestAggregatesUnknownOutcome: an aggregates file naming an outcome this
+// version does not know (written by a newer one) is refused as corrupt,
+// not read into a panic.
+func TestAggregatesUnknownOutcome(t *testing.T) {
+	dir := t.TempDir()
+	var files [2][]byte
+	for i, oneWay := range []bool{false, true} {
+		a := newAggregates()
+		a.add(&proto.Call{Proto: "websocket", TS: day0, Method: "text", Path: "/chat", OneWay: oneWay, Status: "x"})
+		path := filepath.Join(dir, fmt.Sprint(i))
+		if err := a.save(path, 1); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[i] = b
+	}
+	// The one byte apart, besides the checksum, is the outcome's.
+	at := -1
+	for i := range len(files[0]) - 4 {
+		if files[0][i] != files[1][i] {
+			at = i
+		}
+	}
+	if at < 0 || files[1][at] != byte(proto.OneWay) {
+		t.Fatalf("outcome byte not found (%d)", at)
+	}
+	b := files[1]
+	b[at] = proto.NumOutcomes + 3
+	binary.LittleEndian.PutUint32(b[len(b)-4:], crc32.Checksum(b[:len(b)-4], castagnoli))
+	path := filepath.Join(dir, "future")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := loadAggregates(path); !errors.Is(err, errAggsCorrupt) {
+		t.Fatalf("an unknown outcome: %v, want errAggsCorrupt", err)
 	}
 }

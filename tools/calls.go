@@ -30,7 +30,7 @@ func SearchCalls(b Backend) Tool {
 	def := mcp.NewTool("search_calls", append([]mcp.ToolOption{
 		mcp.WithDescription("Find API calls (HTTP requests, DNS lookups, …) matching a query, newest first, one line each: time, " +
 			"protocol, method, path, status, latency, client→server and the id get_call takes. outcome is one of ok, client_error, " +
-			"server_error, no_response, incomplete. Times default to all the data; relative times count back from the newest packet. " +
+			"server_error, no_response, incomplete, one_way (a message no answer is expected for). Times default to all the data; relative times count back from the newest packet. " +
 			"A window not dissected yet is dissected first when small enough, else the answer says so. Secrets in paths are redacted."),
 		inputSchema[searchCallsArgs](schemaOpts{limit: page}),
 	}, annotations("Search API calls", true, false, true, false)...)...)

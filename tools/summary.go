@@ -8,6 +8,7 @@ import (
 
 	"github.com/mark3labs/mcp-go/mcp"
 
+	"github.com/wirescope/wirescope/dissect/proto"
 	"github.com/wirescope/wirescope/index"
 )
 
@@ -116,6 +117,9 @@ func groupLine(g *index.Group) string {
 	}
 	if n := g.Outcomes["incomplete"]; n > 0 {
 		fmt.Fprintf(&b, ", %s incomplete", count(n))
+	}
+	if n := g.Outcomes[proto.OneWay.String()]; n > 0 {
+		fmt.Fprintf(&b, ", %s one-way (no answer expected)", count(n))
 	}
 	if g.P50 > 0 {
 		fmt.Fprintf(&b, "; p50 %s p95 %s p99 %s", ms(g.P50), ms(g.P95), ms(g.P99))

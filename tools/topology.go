@@ -205,7 +205,7 @@ func mergeGroups(a, b *index.Group) *index.Group {
 	}
 	m.TopErrors = append(slices.Clone(a.TopErrors), b.TopErrors...)
 	slices.SortFunc(m.TopErrors, func(x, y index.Count) int { return cmp.Compare(y.Count, x.Count) })
-	if d := m.Calls - m.Outcomes["incomplete"]; d > 0 {
+	if d := m.Rated(); d > 0 {
 		m.ErrorRate = float64(m.Failed) / float64(d)
 	}
 	return &m

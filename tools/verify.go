@@ -538,7 +538,7 @@ func answered(g *index.Group) uint64 {
 	if g == nil {
 		return 0
 	}
-	return g.Calls - g.Outcomes["incomplete"]
+	return g.Rated()
 }
 
 func failed(g *index.Group) uint64 {
@@ -652,7 +652,7 @@ func (c *comparison) endpoint(ctx context.Context, b Backend, key string, bg, cg
 	if bg == nil || cg == nil {
 		return nil
 	}
-	sb, sc := bg.Calls-bg.Outcomes["no_response"]-bg.Outcomes["incomplete"], cg.Calls-cg.Outcomes["no_response"]-cg.Outcomes["incomplete"]
+	sb, sc := bg.Rated()-bg.Outcomes["no_response"], cg.Rated()-cg.Outcomes["no_response"]
 	shifted := func(before, after time.Duration) bool {
 		return float64(after) >= latencyRatio*float64(before) && after-before >= latencyFloor
 	}

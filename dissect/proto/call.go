@@ -58,6 +58,11 @@ type Call struct {
 	// Merged counts the copies of the call merged into this one: captured
 	// on other nodes, or on its node before its DNAT.
 	Merged int
+	// OneWay marks a message no answer is expected for (a pub/sub push, a
+	// WebSocket message, a produce with acks=0): Request holds it when the
+	// client sent it, Response when the server did. It is neither
+	// unanswered nor an orphan (Outcome OneWay).
+	OneWay bool
 }
 
 // Endpoint is one side of a call or flow, with its Kubernetes identity when
@@ -218,6 +223,9 @@ func (c *Call) AppendJSON(b []byte) []byte {
 		b = append(b, `,"merged":`...)
 		b = strconv.AppendInt(b, int64(c.Merged), 10)
 	}
+	if c.OneWay {
+		b = append(b, `,"one_way":true`...)
+	}
 	return append(b, '}')
 }
 
@@ -243,13 +251,14 @@ func (c *Call) UnmarshalJSON(data []byte) error {
 		CapturedOn []string        `json:"captured_on"`
 		Via        string          `json:"via"`
 		Merged     int             `json:"merged"`
+		OneWay     bool            `json:"one_way"`
 	}
 	if err := json.Unmarshal(data, &w); err != nil {
 		return err
 	}
 	*c = Call{ID: w.ID, Proto: w.Proto, TS: w.TS, LatencyNS: w.LatencyNS, Src: w.Src, Dst: w.Dst,
 		Method: w.Method, Path: w.Path, Error: w.Error, Problem: ProblemOf(w.Error), Request: w.Request, Response: w.Response, Extra: w.Extra,
-		CapturedOn: w.CapturedOn, Merged: w.Merged}
+		CapturedOn: w.CapturedOn, Merged: w.Merged, OneWay: w.OneWay}
 	if w.Via != "" {
 		via, err := netip.ParseAddrPort(w.Via)
 		if err != nil {

@@ -19,9 +19,16 @@ const (
 	// Incomplete: the capture cannot say (a response without its request,
 	// a call cut before its status).
 	Incomplete
+	// OneWay: a message no answer is expected for (a pub/sub push, a
+	// WebSocket message, a Kafka produce with acks=0): neither a success
+	// nor a failure, and not counted in error rates.
+	OneWay
+
+	// NumOutcomes is how many outcomes there are.
+	NumOutcomes = iota
 )
 
-var outcomeNames = [...]string{"ok", "client_error", "server_error", "no_response", "incomplete"}
+var outcomeNames = [...]string{"ok", "client_error", "server_error", "no_response", "incomplete", "one_way"}
 
 func (o Outcome) String() string {
 	if int(o) < len(outcomeNames) {
@@ -30,14 +37,21 @@ func (o Outcome) String() string {
 	return "unknown"
 }
 
-// Failed reports whether the outcome counts as an error: anything but OK
-// and Incomplete.
+// Failed reports whether the outcome counts as an error: anything but OK,
+// Incomplete and OneWay.
 func (o Outcome) Failed() bool { return o == ClientError || o == ServerError || o == NoResponse }
+
+// Rated reports whether the outcome counts in an error rate's denominator:
+// the calls whose success or failure is known (not Incomplete, not OneWay).
+func (o Outcome) Rated() bool { return o != Incomplete && o != OneWay }
 
 // Outcome classifies the call by its status, whatever its Error says about
 // capture damage (a 200 whose body lost bytes in a gap is still OK), as its
 // protocol's Description says.
 func (c *Call) Outcome() Outcome {
+	if c.OneWay {
+		return OneWay
+	}
 	if c.ProblemKind() == Unanswered {
 		return NoResponse
 	}

@@ -1,6 +1,9 @@
 package proto
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // testRcode describes a protocol whose status GOOD is ok and any other a
 // server error.
@@ -80,5 +83,25 @@ func TestProblem(t *testing.T) {
 	c.Fail(Orphan, "")
 	if err := back.UnmarshalJSON(c.AppendJSON(nil)); err != nil || back.Problem != Orphan || back.Error != "no request" {
 		t.Errorf("through JSON: %v %v %q", err, back.Problem, back.Error)
+	}
+}
+
+// TestOneWayOutcome: a one-way message is neither a failure nor rated, even
+// with nothing answering it, and keeps its mark through JSON.
+func TestOneWayOutcome(t *testing.T) {
+	c := Call{Proto: "websocket", Method: "text", Path: "/chat", OneWay: true}
+	if o := c.Outcome(); o != OneWay || o.Failed() || o.Rated() || o.String() != "one_way" {
+		t.Errorf("outcome %v failed %v rated %v", o, o.Failed(), o.Rated())
+	}
+	if !OK.Rated() || !ServerError.Rated() || Incomplete.Rated() {
+		t.Error("Rated")
+	}
+	var back Call
+	if err := back.UnmarshalJSON(c.AppendJSON(nil)); err != nil || !back.OneWay || back.Outcome() != OneWay {
+		t.Errorf("through JSON: %v %+v", err, back)
+	}
+	plainCall := Call{Proto: "http", Status: "200"}
+	if plain := plainCall.AppendJSON(nil); strings.Contains(string(plain), "one_way") {
+		t.Errorf("a call's JSON says one_way: %s", plain)
 	}
 }
