@@ -338,12 +338,38 @@ func (e *Engine) periodic(now time.Time) {
 			TC: now.Add(-e.opts.TCPIdle),
 		})
 		e.expireDatagrams(now, now.Add(-e.opts.UDPIdle), proto.EndIdle)
+		e.expireStreams(now)
 		e.reportRecent(now.Add(-closeLinger))
 		e.flushing = false
 		e.deliverPending()
 		e.dec.Expire(now.Add(-30 * time.Second))
 	}
 	e.nextFlush = now.Add(time.Second)
+}
+
+// expireStreams lets the parsers of open connections that expire requests
+// (proto.Expiring) give up on those unanswered for StreamRequestTimeout.
+// The caller sets e.flushing. Connections are visited in a fixed order
+// (their first packet, then their endpoints), so that the same capture
+// always gives the same calls in the same order.
+func (e *Engine) expireStreams(now time.Time) {
+	deadline := now.Add(-e.opts.Limits.StreamRequestTimeout)
+	var due []*tcpStream
+	for s := range e.live {
+		if _, ok := s.parser.(proto.Expiring); ok {
+			due = append(due, s)
+		}
+	}
+	slices.SortFunc(due, func(x, y *tcpStream) int {
+		return cmp.Or(x.f.First.Compare(y.f.First), x.key.a.Compare(y.key.a), x.key.b.Compare(y.key.b))
+	})
+	for _, s := range due {
+		// An earlier one's account may have ended this connection early.
+		if ex, ok := s.parser.(proto.Expiring); ok {
+			ex.Expire(deadline)
+			s.account()
+		}
+	}
 }
 
 // farFuture is after every capture: flows idle since before it are all.

@@ -338,6 +338,55 @@ func TestTunnelDetectedAgain(t *testing.T) {
 	}
 }
 
+// dnsTCP is a DNS message over TCP: its length, then the message.
+func dnsTCP(t *testing.T, id uint16, response bool) []byte {
+	t.Helper()
+	d := &layers.DNS{ID: id, QR: response, RD: true, Questions: []layers.DNSQuestion{{Name: []byte("db.shop.svc"), Type: layers.DNSTypeA, Class: layers.DNSClassIN}}}
+	buf := gopacket.NewSerializeBuffer()
+	if err := d.SerializeTo(buf, gopacket.SerializeOptions{FixLengths: true}); err != nil {
+		t.Fatal(err)
+	}
+	return append([]byte{byte(len(buf.Bytes()) >> 8), byte(len(buf.Bytes()))}, buf.Bytes()...)
+}
+
+// TestStreamExpiry: on a connection that stays open, a query unanswered for
+// StreamRequestTimeout is emitted as unanswered while the capture goes on
+// (the engine's clock, not the connection's end); a response that comes
+// after that is one without its query, not a 3-minute answer. A query
+// answered in time is matched.
+func TestStreamExpiry(t *testing.T) {
+	h := newHarness(dissect.Options{})
+	c := h.conn("10.0.0.2:51012", "10.0.0.9:53")
+	c.Handshake()
+	c.Send(true, dnsTCP(t, 1, false))
+	c.Send(false, dnsTCP(t, 1, true))
+	c.Send(true, dnsTCP(t, 2, false))
+	// Other traffic moves the capture's clock on for 3 minutes.
+	other := h.conn("10.0.0.3:51013", "10.0.0.9:8080")
+	other.T = c.T
+	other.Handshake()
+	for range 18 {
+		other.T = other.T.Add(10 * time.Second)
+		other.Send(true, []byte(req))
+		other.Send(false, []byte(resp))
+	}
+	c.T = other.T
+	c.Send(false, dnsTCP(t, 2, true))
+	c.Close()
+	other.Close()
+	st := h.finish()
+	var dns []string
+	for _, call := range h.calls {
+		if call.Proto == "dns" {
+			dns = append(dns, fmt.Sprintf("%v %s %q", call.Extra.Get("id"), call.Status, call.Error))
+		}
+	}
+	want := []string{`1 NOERROR ""`, `2  "no response"`, `2 NOERROR "no request"`}
+	if !slices.Equal(dns, want) || st.Unanswered != 1 || st.Orphans != 1 {
+		t.Errorf("dns calls %q (unanswered %d, orphans %d), want %q", dns, st.Unanswered, st.Orphans, want)
+	}
+}
+
 // TestEstablishedPacketAllocs proves that a packet of an established
 // connection that carries no new data (an ACK) goes through the engine
 // without allocating.

@@ -8,8 +8,9 @@
 // MX, NS, SOA and more, via gopacket's decoder, which bounds name
 // compression loops). A query sent again with the same ID and question
 // before an answer counts as a retransmission of the first, not a new call.
-// Queries unanswered after Limits.RequestTimeout, or when the flow ends, are
-// emitted with Error "no response" ("no response: flow ended early for
+// Queries unanswered after Limits.RequestTimeout (over TCP
+// Limits.StreamRequestTimeout), or when the flow ends, are emitted with
+// Error "no response" ("no response: flow ended early for
 // memory bounds" when the engine ended a UDP flow to bound what parsers
 // keep); answers without a query with "no request". A message that does not decode yields a call with Error
 // "malformed: …" rather than disappearing.

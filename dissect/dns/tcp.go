@@ -60,6 +60,11 @@ func (s *stream) Feed(r proto.Role, data []byte, t time.Time) {
 	}
 }
 
+// Expire implements proto.Expiring: queries on the connection unanswered
+// since before deadline are emitted as such (responses match by ID, so a
+// late one becomes an answer without its query, not a wrong match).
+func (s *stream) Expire(deadline time.Time) { s.m.expire(deadline, false, "no response") }
+
 // body returns the message in a partial buffer, without its length.
 func body(buf []byte) []byte { return buf[min(2, len(buf)):] }
 

@@ -108,6 +108,17 @@ type StreamParser interface {
 	End(reason EndReason, t time.Time)
 }
 
+// Expiring is a StreamParser that gives up on requests unanswered for
+// long: on a connection that stays open (a pooled client, a long-lived
+// session) they would otherwise surface only when it ends. The engine calls
+// Expire about once a second of capture time; the parser emits the
+// requests waiting since before deadline as unanswered ("no response").
+// Protocols whose responses come strictly in order must not skip one
+// still to come: they implement it only where matching is by id.
+type Expiring interface {
+	Expire(deadline time.Time)
+}
+
 // Chunk is bytes one side of a connection sent, and when they were
 // captured.
 type Chunk struct {
@@ -193,6 +204,10 @@ type Limits struct {
 	MaxPending int
 	// RequestTimeout is how long a datagram request waits for its answer.
 	RequestTimeout time.Duration
+	// StreamRequestTimeout is how long a request on a connection waits
+	// for its answer, for parsers that expire them (Expiring): longer than
+	// RequestTimeout, as long polls and slow queries are answered late.
+	StreamRequestTimeout time.Duration
 	// Summary keeps only what summaries need, for runs that count and
 	// aggregate: calls carry no headers and no bodies (their sizes are still
 	// counted), which spares a parser most of its work per message.
@@ -201,11 +216,12 @@ type Limits struct {
 
 // DefaultLimits are the limits used for zero fields.
 var DefaultLimits = Limits{
-	MaxHeaderBytes: 64 << 10,
-	MaxBodyCapture: 64 << 10,
-	MaxBodyDisplay: 4 << 10,
-	MaxPending:     1024,
-	RequestTimeout: 10 * time.Second,
+	MaxHeaderBytes:       64 << 10,
+	MaxBodyCapture:       64 << 10,
+	MaxBodyDisplay:       4 << 10,
+	MaxPending:           1024,
+	RequestTimeout:       10 * time.Second,
+	StreamRequestTimeout: 2 * time.Minute,
 }
 
 // WithDefaults returns l with zero fields replaced by defaults.
@@ -225,6 +241,9 @@ func (l Limits) WithDefaults() Limits {
 	}
 	if l.RequestTimeout > 0 {
 		d.RequestTimeout = l.RequestTimeout
+	}
+	if l.StreamRequestTimeout > 0 {
+		d.StreamRequestTimeout = l.StreamRequestTimeout
 	}
 	d.Summary = l.Summary
 	if d.MaxBodyCapture < d.MaxBodyDisplay {
