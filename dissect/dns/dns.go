@@ -18,7 +18,6 @@ package dns
 
 import (
 	"encoding/binary"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -124,12 +123,13 @@ func (Protocol) DetectStream(b []byte, _, _ uint16) (proto.Verdict, proto.Role) 
 
 // NewFlow implements proto.DatagramProtocol.
 func (Protocol) NewFlow(out proto.Emitter, lim *proto.Limits) proto.DatagramParser {
-	return &matcher{out: out, lim: lim, transport: "udp"}
+	m := newMatcher(out, lim, "udp")
+	return &m
 }
 
 // NewStream implements proto.StreamProtocol.
 func (Protocol) NewStream(out proto.Emitter, lim *proto.Limits) proto.StreamParser {
-	return &stream{m: matcher{out: out, lim: lim, transport: "tcp"}}
+	return &stream{m: newMatcher(out, lim, "tcp")}
 }
 
 // query is a query waiting for its response.
@@ -149,9 +149,13 @@ type matcher struct {
 	lim       *proto.Limits
 	transport string
 	dec       layers.DNS
-	pending   []*query // in arrival order
-	// kept is about the memory the pending queries take (keptSize).
-	kept int
+	pending   proto.Pending[uint16, *query] // by ID, in arrival order; Size keptSize
+}
+
+// newMatcher is a matcher of one flow over transport.
+func newMatcher(out proto.Emitter, lim *proto.Limits, transport string) matcher {
+	return matcher{out: out, lim: lim, transport: transport,
+		pending: proto.Pending[uint16, *query]{Max: lim.MaxPending, Size: keptSize}}
 }
 
 // querySize is about the memory a query waiting for its response takes
@@ -177,11 +181,9 @@ func (m *matcher) message(r proto.Role, b []byte, t time.Time) {
 		name, qtype = string(d.Questions[0].Name), typeName(d.Questions[0].Type)
 	}
 	if !d.QR {
-		for _, q := range m.pending {
-			if q.id == d.ID && q.name == name && q.qtype == qtype {
-				q.retrans++
-				return
-			}
+		if q, ok := m.pending.Find(d.ID, func(q *query) bool { return q.name == name && q.qtype == qtype }); ok {
+			q.retrans++
+			return
 		}
 		q := &query{id: d.ID, name: name, qtype: qtype, t: t, size: len(b), extra: proto.Extra{
 			{Key: "id", Value: int(d.ID)}, {Key: "transport", Value: m.transport}, {Key: "rd", Value: d.RD},
@@ -189,14 +191,9 @@ func (m *matcher) message(r proto.Role, b []byte, t time.Time) {
 		if d.OpCode != layers.DNSOpCodeQuery {
 			q.extra.Set("opcode", opcodeName(d.OpCode))
 		}
-		if len(m.pending) >= m.lim.MaxPending {
-			m.emit(m.pending[0], nil, "truncated: more than "+strconv.Itoa(m.lim.MaxPending)+" queries waiting for a response")
-			m.kept -= keptSize(m.pending[0])
-			m.pending[0] = nil
-			m.pending = m.pending[1:]
+		if old, full := m.pending.Add(d.ID, t, q); full {
+			m.emit(old, nil, "truncated: more than "+strconv.Itoa(m.lim.MaxPending)+" queries waiting for a response")
 		}
-		m.pending = append(m.pending, q)
-		m.kept += keptSize(q)
 		return
 	}
 	resp := &response{
@@ -225,12 +222,7 @@ type response struct {
 // answer pairs a response with the oldest query of the same ID (and the
 // same question when the response repeats it).
 func (m *matcher) answer(id uint16, name, qtype string, resp *response) {
-	for i, q := range m.pending {
-		if q.id != id || (name != "" && (q.name != name || q.qtype != qtype)) {
-			continue
-		}
-		m.pending = slices.Delete(m.pending, i, i+1)
-		m.kept -= keptSize(q)
+	if q, ok := m.pending.Take(id, func(q *query) bool { return name == "" || (q.name == name && q.qtype == qtype) }); ok {
 		m.emit(q, resp, resp.err)
 		return
 	}
@@ -296,22 +288,13 @@ func (m *matcher) emit(q *query, r *response, errText string) {
 // expire emits queries sent before deadline, or all when all is set, as
 // unanswered, with Error errText.
 func (m *matcher) expire(deadline time.Time, all bool, errText string) {
-	kept := m.pending[:0]
-	m.kept = 0
-	for _, q := range m.pending {
-		if all || q.t.Before(deadline) {
-			m.emit(q, nil, errText)
-			continue
-		}
-		kept = append(kept, q)
-		m.kept += keptSize(q)
+	switch {
+	case all:
+		deadline = time.Time{} // Pending.Expire's "all"
+	case deadline.IsZero():
+		return
 	}
-	clear(m.pending[len(kept):])
-	m.pending = kept
-	if len(m.pending) == 0 {
-		// A flood of queries may have grown the slice: let it go.
-		m.pending = nil
-	}
+	m.pending.Expire(deadline, func(q *query) { m.emit(q, nil, errText) })
 }
 
 // Datagram implements proto.DatagramParser.
@@ -333,7 +316,7 @@ func (m *matcher) End(reason proto.EndReason, _ time.Time) {
 
 // Buffered implements proto.Buffering: the queries waiting for their
 // response.
-func (m *matcher) Buffered() int { return m.kept }
+func (m *matcher) Buffered() int { return m.pending.Kept() }
 
 // answerExtra describes a response's flags and records for display.
 func answerExtra(d *layers.DNS) proto.Extra {

@@ -74,7 +74,7 @@ const keepCap = 4 << 10
 // Buffered implements proto.Buffering: the partial messages and the queries
 // waiting for their response.
 func (s *stream) Buffered() int {
-	return cap(s.buf[0]) + cap(s.buf[1]) + s.m.kept
+	return cap(s.buf[0]) + cap(s.buf[1]) + s.m.pending.Kept()
 }
 
 // Gap implements proto.StreamParser.
@@ -103,10 +103,7 @@ func (s *stream) End(reason proto.EndReason, t time.Time) {
 		}
 	}
 	if reason == proto.EndMemory {
-		for _, q := range s.m.pending {
-			s.m.emit(q, nil, "truncated: connection ended early for memory bounds before the response")
-		}
-		s.m.pending, s.m.kept = nil, 0
+		s.m.expire(t, true, "truncated: connection ended early for memory bounds before the response")
 	}
 	s.m.expire(t, true, "no response")
 }
