@@ -387,6 +387,62 @@ func TestStreamExpiry(t *testing.T) {
 	}
 }
 
+// lineProto is a line protocol that turns to TLS after "STARTTLS" is
+// answered: a stand-in for SMTP's or LDAP's STARTTLS.
+type lineProto struct{}
+
+func (lineProto) Name() string { return "line" }
+func (lineProto) DetectStream(b []byte, _, _ uint16) (proto.Verdict, proto.Role) {
+	if strings.HasPrefix(string(b), "HELLO") {
+		return proto.Yes, proto.Client
+	}
+	return proto.No, proto.RoleUnknown
+}
+func (lineProto) NewStream(out proto.Emitter, _ *proto.Limits) proto.StreamParser {
+	return &lineParser{out: out}
+}
+
+type lineParser struct {
+	out      proto.Emitter
+	starting bool
+}
+
+func (p *lineParser) Feed(r proto.Role, data []byte, t time.Time) {
+	if r == proto.Client {
+		p.starting = string(data) == "STARTTLS\r\n"
+		p.out.Emit(&proto.Call{Proto: "line", TS: t, Method: strings.TrimSpace(string(data)), Status: "OK"})
+		return
+	}
+	if p.starting {
+		p.out.Upgrade(proto.SwitchTLS)
+	}
+}
+func (p *lineParser) Gap(proto.Role, int)            {}
+func (p *lineParser) End(proto.EndReason, time.Time) {}
+
+// TestStartTLS: a protocol's switch to TLS marks the flow encrypted (and
+// its JSON says so); the TLS bytes after it make no calls.
+func TestStartTLS(t *testing.T) {
+	h := newHarness(dissect.Options{Protocols: []proto.Protocol{lineProto{}, http1.Protocol{}}})
+	c := h.conn("10.0.0.2:51014", "10.0.0.9:25")
+	c.Handshake()
+	c.Send(true, []byte("HELLO\r\n"))
+	c.Send(false, []byte("250 hi\r\n"))
+	c.Send(true, []byte("STARTTLS\r\n"))
+	c.Send(false, []byte("220 go ahead\r\n"))
+	c.Send(true, []byte("\x16\x03\x01\x00\x05hello"))
+	c.Send(false, []byte("\x16\x03\x03\x00\x05world"))
+	c.Close()
+	h.finish()
+	if len(h.calls) != 2 || len(h.flows) != 1 {
+		t.Fatalf("calls %+v flows %+v", h.calls, h.flows)
+	}
+	f := h.flows[0]
+	if !f.Encrypted || f.Upgraded != proto.SwitchTLS || f.Proto != "line" || !strings.Contains(string(f.AppendJSON(nil)), `"encrypted":true`) {
+		t.Errorf("flow %+v: want line, encrypted after STARTTLS", f)
+	}
+}
+
 // TestEstablishedPacketAllocs proves that a packet of an established
 // connection that carries no new data (an ACK) goes through the engine
 // without allocating.

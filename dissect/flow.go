@@ -20,6 +20,9 @@ type Flow struct {
 	// Upgraded names the protocol the flow switched to (HTTP Upgrade,
 	// CONNECT), if any.
 	Upgraded string
+	// Encrypted is set when the flow turned to TLS after its protocol's
+	// STARTTLS (proto.SwitchTLS): what follows is encrypted.
+	Encrypted bool
 	// Src is the client: the side that sent the SYN, else the side the
 	// protocol says is the client, else the side with the higher port.
 	Src, Dst     proto.Endpoint
@@ -102,6 +105,9 @@ func (f *Flow) AppendJSON(b []byte) []byte {
 	if f.Upgraded != "" {
 		b = append(b, `,"upgraded":`...)
 		b = proto.AppendString(b, f.Upgraded)
+	}
+	if f.Encrypted {
+		b = append(b, `,"encrypted":true`...)
 	}
 	b = append(b, `,"ts":`...)
 	b = proto.AppendTime(b, f.First)

@@ -436,6 +436,9 @@ func (s *tcpStream) afterFeed() {
 		name := s.upgrade
 		s.upgrade = ""
 		s.f.Upgraded = name
+		if name == proto.SwitchTLS {
+			s.f.Encrypted = true
+		}
 		var rest []proto.Chunk
 		if h, ok := s.parser.(proto.HandingOver); ok {
 			rest = h.HandOver()

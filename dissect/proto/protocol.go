@@ -108,6 +108,12 @@ type StreamParser interface {
 	End(reason EndReason, t time.Time)
 }
 
+// SwitchTLS is the protocol a parser switches to (Emitter.Upgrade) when its
+// connection turns to TLS: SMTP, IMAP or LDAP STARTTLS, a PostgreSQL
+// SSLRequest answered 'S', a MySQL SSL request. The flow is marked
+// encrypted from there; a TLS dissector, when there is one, reads on.
+const SwitchTLS = "tls"
+
 // Expiring is a StreamParser that gives up on requests unanswered for
 // long: on a connection that stays open (a pooled client, a long-lived
 // session) they would otherwise surface only when it ends. The engine calls

@@ -107,7 +107,7 @@ func (w *Workspace) dissectGap(ctx context.Context, g tools.Window, res *tools.D
 
 	var (
 		batch  []*proto.Call
-		labels = map[flowindex.Key]string{}
+		labels = map[flowindex.Key]flowLabel{}
 		part   dissect.Stats // of the calls and flows inside g
 		flows  uint64
 		undis  uint64
@@ -179,7 +179,7 @@ pieces:
 						return
 					}
 					if k, ok := flowKey(f); ok {
-						labels[k] = f.Proto
+						labels[k] = flowLabel{f.Proto, f.Encrypted}
 					}
 				},
 			}

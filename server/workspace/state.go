@@ -42,6 +42,8 @@ type label struct {
 	B     netip.AddrPort `json:"b"`
 	Proto uint8          `json:"ip_proto"`
 	Name  string         `json:"proto"`
+	// Encrypted: the flow turned to TLS after its protocol's STARTTLS.
+	Encrypted bool `json:"encrypted,omitempty"`
 }
 
 // fingerprint identifies the captures (each file's path, size in packets
@@ -86,7 +88,7 @@ func (w *Workspace) loadState() bool {
 	}
 	w.missing = st.Missing
 	for _, l := range st.Labels {
-		w.labels[flowindex.NewKey(l.A, l.B, layers.IPProtocol(l.Proto))] = l.Name
+		w.labels[flowindex.NewKey(l.A, l.B, layers.IPProtocol(l.Proto))] = flowLabel{l.Name, l.Encrypted}
 	}
 	return true
 }
@@ -97,8 +99,8 @@ func (w *Workspace) saveState() error {
 		return nil // removed on Close: nothing to reopen
 	}
 	st := state{Captures: w.fp, Covered: w.covered, Calls: w.calls, Missing: w.missing}
-	for k, name := range w.labels {
-		st.Labels = append(st.Labels, label{A: k.A, B: k.B, Proto: uint8(k.Proto), Name: name})
+	for k, l := range w.labels {
+		st.Labels = append(st.Labels, label{A: k.A, B: k.B, Proto: uint8(k.Proto), Name: l.name, Encrypted: l.encrypted})
 	}
 	b, err := json.Marshal(st)
 	if err != nil {

@@ -88,7 +88,7 @@ type Workspace struct {
 
 	mu      sync.RWMutex
 	covered coverage                 // windows dissected
-	labels  map[flowindex.Key]string // flows' protocols, as dissected
+	labels  map[flowindex.Key]flowLabel // flows' protocols, as dissected
 	calls   map[string]uint64        // calls indexed, by protocol
 	pcaps   []tools.PCAPFile         // exported files, oldest first
 	missing uint64                   // TCP payload bytes the capture lacks, in dissected windows
@@ -134,7 +134,7 @@ func Open(opts Options) (*Workspace, error) {
 	}
 	var err error
 	w := &Workspace{opts: opts, src: src, dir: opts.Dir, protocols: dissect.All(), busy: make(chan struct{}, 1),
-		labels: map[flowindex.Key]string{}, calls: map[string]uint64{}}
+		labels: map[flowindex.Key]flowLabel{}, calls: map[string]uint64{}}
 	if w.dir == "" {
 		if w.dir, err = os.MkdirTemp("", "wirescope-"); err != nil {
 			return nil, err
@@ -316,10 +316,17 @@ func (w *Workspace) Status(ctx context.Context) (tools.Status, error) {
 
 // protocolOf names a flow's application protocol: as dissected, else as
 // guessed. Callers hold mu.
+// flowLabel is what dissection found of a flow: its protocol, and whether
+// it turned encrypted (STARTTLS and the like).
+type flowLabel struct {
+	name      string
+	encrypted bool
+}
+
 func (w *Workspace) protocolOf(s *flowindex.Summary) (name string, guessed, encrypted bool) {
 	k := s.Key()
-	if name, ok := w.labels[k]; ok {
-		return name, false, false
+	if l, ok := w.labels[k]; ok {
+		return l.name, false, l.encrypted
 	}
 	if name, enc := guess(w.protocols, s); name != "" {
 		return name, true, enc
