@@ -87,11 +87,11 @@ type Workspace struct {
 	busy      chan struct{} // held by the dissection running
 
 	mu      sync.RWMutex
-	covered coverage                 // windows dissected
+	covered coverage                    // windows dissected
 	labels  map[flowindex.Key]flowLabel // flows' protocols, as dissected
-	calls   map[string]uint64        // calls indexed, by protocol
-	pcaps   []tools.PCAPFile         // exported files, oldest first
-	missing uint64                   // TCP payload bytes the capture lacks, in dissected windows
+	calls   map[string]uint64           // calls indexed, by protocol
+	pcaps   []tools.PCAPFile            // exported files, oldest first
+	missing uint64                      // TCP payload bytes the capture lacks, in dissected windows
 }
 
 // Open scans the capture files and opens (or creates) the index in the data
