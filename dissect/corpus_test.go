@@ -2,6 +2,7 @@ package dissect_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -422,5 +423,71 @@ func TestSummaryMatchesFull(t *testing.T) {
 				t.Errorf("%s: call %d differs:\n full: %.300s\n summ: %.300s", c.name, i, f, s)
 			}
 		}
+	}
+}
+
+// TestCorpusWebSocket checks the WebSocket captures of the corpus against
+// tshark's frame listing: after the upgrade, one message per frame (every
+// frame in them is final), in order, with tshark's opcode and direction
+// (masked: the client's); the compressed capture's messages inflate to
+// text.
+func TestCorpusWebSocket(t *testing.T) {
+	dir, ok := corpus.Dir()
+	if !ok {
+		t.Skip("the shared corpus (../shared/corpus beside the repository) is not present")
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, "websocket", "*.pcap"))
+	if len(matches) < 4 {
+		t.Fatalf("found %d WebSocket captures, want 4", len(matches))
+	}
+	opcodes := map[string]string{"1": "text", "2": "binary", "8": "close", "9": "ping", "10": "pong"}
+	for _, m := range matches {
+		t.Run(filepath.Base(m), func(t *testing.T) {
+			b, err := os.ReadFile(strings.TrimSuffix(m, ".pcap") + ".truth.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tr struct {
+				WebSocket struct {
+					Frames struct {
+						Result [][]string `json:"result"`
+					} `json:"frames_listing"`
+				} `json:"websocket"`
+			}
+			if err := json.Unmarshal(b, &tr); err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for _, f := range tr.WebSocket.Frames.Result { // frame, stream, fin, opcode, mask
+				if f[2] != "1" {
+					t.Fatalf("a fragment in the truth (frame %s): this test compares whole messages", f[0])
+				}
+				from := "server"
+				if f[4] == "1" {
+					from = "client"
+				}
+				want = append(want, opcodes[f[3]]+" from "+from)
+			}
+			calls, _, st := run(t, dissect.Options{}, m)
+			var got []string
+			for _, c := range calls {
+				if c.Proto != "websocket" {
+					continue
+				}
+				got = append(got, fmt.Sprintf("%s from %v", c.Method, c.Extra.Get("from")))
+				if c.Outcome() != proto.OneWay || c.Error != "" {
+					t.Errorf("message %s: outcome %v error %q", c.Method, c.Outcome(), c.Error)
+				}
+				if c.Extra.Get("compressed") == true && !strings.Contains(c.Response.Body+c.Request.Body, "=") {
+					t.Errorf("compressed message did not inflate to text: %q", c.Response.Body)
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("messages:\n%s\ntshark's frames:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			if st.OneWay != uint64(len(want)) {
+				t.Errorf("stats count %d one-way messages, want %d", st.OneWay, len(want))
+			}
+		})
 	}
 }

@@ -257,8 +257,12 @@ func TestUpgradeLabelsFlow(t *testing.T) {
 	c.Send(false, []byte("\x81\x05hello"))
 	c.Close()
 	h.finish()
-	if len(h.calls) != 1 || h.calls[0].Status != "101" || len(h.flows) != 1 || h.flows[0].Upgraded != "websocket" {
+	if len(h.calls) != 2 || h.calls[0].Status != "101" || len(h.flows) != 1 || h.flows[0].Upgraded != "websocket" {
 		t.Fatalf("calls %+v flows %+v", h.calls, h.flows)
+	}
+	// The frame after the switch is a WebSocket message.
+	if m := h.calls[1]; m.Proto != "websocket" || m.Method != "text" || m.Response.Body != "hello" || m.Path != "/ws" || !m.OneWay {
+		t.Errorf("message %+v", m)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"github.com/wirescope/wirescope/dissect/dns"
 	"github.com/wirescope/wirescope/dissect/http1"
 	"github.com/wirescope/wirescope/dissect/proto"
+	"github.com/wirescope/wirescope/dissect/websocket"
 )
 
 // Call is the record a dissection produces; see proto.Call.
@@ -17,6 +18,7 @@ type Call = proto.Call
 var all = []proto.Protocol{
 	http1.Protocol{},
 	dns.Protocol{},
+	websocket.Protocol{},
 }
 
 // The rest of wirescope (the index, the tools) reads what each protocol

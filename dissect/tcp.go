@@ -439,10 +439,11 @@ func (s *tcpStream) afterFeed() {
 		if name == proto.SwitchTLS {
 			s.f.Encrypted = true
 		}
-		var rest []proto.Chunk
+		var ho proto.Handover
 		if h, ok := s.parser.(proto.HandingOver); ok {
-			rest = h.HandOver()
+			ho = h.HandOver()
 		}
+		rest := ho.Chunks
 		side := func(r proto.Role) int {
 			if s.role[0] == r {
 				return 0
@@ -451,7 +452,11 @@ func (s *tcpStream) afterFeed() {
 		}
 		if next := s.e.upgradeTo(name); next != nil {
 			s.sp = next
-			s.parser = next.NewStream(s, &s.e.opts.Limits)
+			if up, ok := next.(proto.UpgradeProtocol); ok {
+				s.parser = up.NewUpgraded(s, &s.e.opts.Limits, ho.Context)
+			} else {
+				s.parser = next.NewStream(s, &s.e.opts.Limits)
+			}
 			s.bufp, _ = s.parser.(proto.Buffering)
 			for _, c := range rest {
 				s.parser.Feed(c.Role, c.Data, c.T)

@@ -143,9 +143,9 @@ type conn struct {
 	req     half
 	resp    half
 	pending []*exchange // requests waiting for a final response, oldest first
-	// handover holds the bytes received after a protocol switch, for the
-	// protocol that takes over (HandOver).
-	handover []proto.Chunk
+	// handover holds the bytes received after a protocol switch, and what
+	// the switch said, for the protocol that takes over (HandOver).
+	handover proto.Handover
 }
 
 func (c *conn) half(r proto.Role) *half {
@@ -253,7 +253,7 @@ func (c *conn) Feed(r proto.Role, data []byte, t time.Time) {
 			return
 		case stOpaque:
 			// After a switch: the new protocol's bytes, handed over.
-			c.handover = append(c.handover, proto.Chunk{Role: h.role, Data: bytes.Clone(data), T: t})
+			c.handover.Chunks = append(c.handover.Chunks, proto.Chunk{Role: h.role, Data: bytes.Clone(data), T: t})
 			return
 		}
 	}
@@ -611,7 +611,13 @@ func (c *conn) complete(h *half, t time.Time) {
 		// What the client sent while the switch was pending is the new
 		// protocol's: it goes on with the rest (HandOver).
 		for _, hb := range c.req.held {
-			c.handover = append(c.handover, proto.Chunk{Role: proto.Client, Data: hb.b, T: hb.t})
+			c.handover.Chunks = append(c.handover.Chunks, proto.Chunk{Role: proto.Client, Data: hb.b, T: hb.t})
+		}
+		c.handover.Context = proto.Extra{{Key: "target", Value: ex.req.target}}
+		for _, h := range []struct{ key, header string }{{"extensions", "sec-websocket-extensions"}, {"subprotocol", "sec-websocket-protocol"}} {
+			if v := m.headers.Get(h.header); v != "" {
+				c.handover.Context = append(c.handover.Context, proto.Field{Key: h.key, Value: v})
+			}
 		}
 		c.req.held, c.req.heldSize = nil, 0
 		name := m.upgrade
@@ -788,10 +794,10 @@ func kind(h *half) string {
 // HandOver implements proto.HandingOver: the bytes received after a
 // protocol switch, in capture order (the client's held during the switch
 // may be older than the rest of the segment that carried the 101).
-func (c *conn) HandOver() []proto.Chunk {
+func (c *conn) HandOver() proto.Handover {
 	out := c.handover
-	c.handover = nil
-	slices.SortStableFunc(out, func(a, b proto.Chunk) int { return a.T.Compare(b.T) })
+	c.handover = proto.Handover{}
+	slices.SortStableFunc(out.Chunks, func(a, b proto.Chunk) int { return a.T.Compare(b.T) })
 	return out
 }
 
@@ -800,7 +806,7 @@ func (c *conn) HandOver() []proto.Chunk {
 // waiting for their response, the response in progress) with their bodies.
 func (c *conn) Buffered() int {
 	n := cap(c.req.buf) + cap(c.resp.buf) + c.req.heldSize
-	for _, ch := range c.handover {
+	for _, ch := range c.handover.Chunks {
 		n += len(ch.Data)
 	}
 	for _, ex := range c.pending {

@@ -139,7 +139,22 @@ type Chunk struct {
 // HandOver returns them, in capture order, once, after the Feed that asked
 // for the switch; the parser is not fed again.
 type HandingOver interface {
-	HandOver() []Chunk
+	HandOver() Handover
+}
+
+// Handover is what a parser passes on at a protocol switch: the new
+// protocol's bytes it holds, and what the new protocol needs to know of
+// the switch (for an HTTP upgrade: "target", the request's target, and the
+// handshake's headers "extensions" and "subprotocol").
+type Handover struct {
+	Chunks  []Chunk
+	Context Extra
+}
+
+// UpgradeProtocol is a StreamProtocol reached by a switch that wants the
+// switch's context (Handover.Context) for its parser.
+type UpgradeProtocol interface {
+	NewUpgraded(out Emitter, lim *Limits, context Extra) StreamParser
 }
 
 // Buffering is implemented by stream and datagram parsers that keep bytes
