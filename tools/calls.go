@@ -27,98 +27,93 @@ type searchCallsArgs struct {
 // SearchCalls is the search_calls tool.
 func SearchCalls(b Backend) Tool {
 	page := limits{20, 200}
-	def := mcp.NewTool("search_calls", append([]mcp.ToolOption{
-		mcp.WithDescription("Find API calls (HTTP requests, DNS lookups, …) matching a query, newest first, one line each: time, " +
+	return newTool(toolSpec{name: "search_calls", title: "Search API calls",
+		desc: "Find API calls (HTTP requests, DNS lookups, …) matching a query, newest first, one line each: time, " +
 			"protocol, method, path, status, latency, client→server and the id get_call takes. outcome is one of ok, client_error, " +
 			"server_error, no_response, incomplete, one_way (a message no answer is expected for). Times default to all the data; relative times count back from the newest packet. " +
-			"A window not dissected yet is dissected first when small enough, else the answer says so. Secrets in paths are redacted."),
-		inputSchema[searchCallsArgs](schemaOpts{limit: page}),
-	}, annotations("Search API calls", true, false, true, false)...)...)
-	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a searchCallsArgs) (*mcp.CallToolResult, error) {
-		b, err := a.snapshotArgs.backend(ctx, b)
-		if err != nil {
-			return nil, err
-		}
-		budgetMax, err := a.maxTokens()
-		if err != nil {
-			return nil, err
-		}
-		limit, err := a.limit(page)
-		if err != nil {
-			return nil, err
-		}
-		f, err := a.filter()
-		if err != nil {
-			return nil, err
-		}
-		from, to, err := a.window(b)
-		if err != nil {
-			return nil, err
-		}
-		note, err := ensureDissected(ctx, b, req, from, to)
-		if err != nil {
-			return nil, err
-		}
-		q := index.Query{From: from, To: to, Text: a.Query, Filter: f.Index(), Limit: limit, Cursor: a.Cursor}
-		res, err := b.Index().Search(ctx, q)
-		if errors.Is(err, index.ErrBadQuery) {
-			msg := strings.TrimPrefix(err.Error(), index.ErrBadQuery.Error()+": ")
-			if strings.HasPrefix(msg, "cursor") {
-				return nil, argError(msg + ": pass the cursor a search_calls answer ended with, with the same query, filters and window")
+			"A window not dissected yet is dissected first when small enough, else the answer says so. Secrets in paths are redacted.",
+		readOnly: true, idempotent: true, schema: schemaOpts{limit: page}},
+		func(ctx context.Context, req mcp.CallToolRequest, a searchCallsArgs, budgetMax int) (*mcp.CallToolResult, error) {
+			b, err := a.snapshotArgs.backend(ctx, b)
+			if err != nil {
+				return nil, err
 			}
-			return nil, argErrorf("query %q: %s (the query argument's description has the syntax)", a.Query, msg)
-		}
-		if err != nil {
-			return nil, err
-		}
-		bud := newBudget(budgetMax, 80)
-		head := fmt.Sprintf("%s %s in %s", plural(res.Total, "call"), agree(res.Total, "matches", "match"), describeWindow(from, to))
-		if a.Query != "" {
-			head += " for " + strconv.Quote(a.Query)
-		}
-		if res.Total == 0 {
-			bud.add(head + ".")
+			limit, err := a.limit(page)
+			if err != nil {
+				return nil, err
+			}
+			f, err := a.filter()
+			if err != nil {
+				return nil, err
+			}
+			from, to, err := a.window(b)
+			if err != nil {
+				return nil, err
+			}
+			note, err := ensureDissected(ctx, b, req, from, to)
+			if err != nil {
+				return nil, err
+			}
+			q := index.Query{From: from, To: to, Text: a.Query, Filter: f.Index(), Limit: limit, Cursor: a.Cursor}
+			res, err := b.Index().Search(ctx, q)
+			if errors.Is(err, index.ErrBadQuery) {
+				msg := strings.TrimPrefix(err.Error(), index.ErrBadQuery.Error()+": ")
+				if strings.HasPrefix(msg, "cursor") {
+					return nil, argError(msg + ": pass the cursor a search_calls answer ended with, with the same query, filters and window")
+				}
+				return nil, argErrorf("query %q: %s (the query argument's description has the syntax)", a.Query, msg)
+			}
+			if err != nil {
+				return nil, err
+			}
+			bud := newBudget(budgetMax, 80)
+			head := fmt.Sprintf("%s %s in %s", plural(res.Total, "call"), agree(res.Total, "matches", "match"), describeWindow(from, to))
+			if a.Query != "" {
+				head += " for " + strconv.Quote(a.Query)
+			}
+			if res.Total == 0 {
+				bud.add(head + ".")
+				if note != "" {
+					bud.add(note)
+				}
+				hints, err := noMatchHints(ctx, b, q)
+				if err != nil {
+					return nil, err
+				}
+				for _, h := range hints {
+					bud.add(h)
+				}
+				return mcp.NewToolResultText(bud.text()), nil
+			}
+			bud.add(head + ":")
 			if note != "" {
 				bud.add(note)
 			}
-			hints, err := noMatchHints(ctx, b, q)
-			if err != nil {
-				return nil, err
+			shown := 0
+			for _, c := range res.Calls {
+				if !bud.add(callLine(c)) {
+					break
+				}
+				shown++
 			}
-			for _, h := range hints {
-				bud.add(h)
+			next := res.Next
+			if shown < len(res.Calls) && shown > 0 {
+				// The budget cut the page: the next one starts after the last
+				// call shown, which is where a page of that size ends.
+				q.Limit = shown
+				cut, err := b.Index().Search(ctx, q)
+				if err != nil {
+					return nil, err
+				}
+				next = cut.Next
 			}
-			return mcp.NewToolResultText(bud.text()), nil
-		}
-		bud.add(head + ":")
-		if note != "" {
-			bud.add(note)
-		}
-		shown := 0
-		for _, c := range res.Calls {
-			if !bud.add(callLine(c)) {
-				break
+			var closing []string
+			if next != "" {
+				closing = append(closing, fmt.Sprintf("(showing %d of %s: continue with cursor=%s, or narrow the window, the filters or the query)",
+					shown, count(res.Total), next))
 			}
-			shown++
-		}
-		next := res.Next
-		if shown < len(res.Calls) && shown > 0 {
-			// The budget cut the page: the next one starts after the last
-			// call shown, which is where a page of that size ends.
-			q.Limit = shown
-			cut, err := b.Index().Search(ctx, q)
-			if err != nil {
-				return nil, err
-			}
-			next = cut.Next
-		}
-		var closing []string
-		if next != "" {
-			closing = append(closing, fmt.Sprintf("(showing %d of %s: continue with cursor=%s, or narrow the window, the filters or the query)",
-				shown, count(res.Total), next))
-		}
-		return mcp.NewToolResultText(bud.text(closing...)), nil
-	})}
+			return mcp.NewToolResultText(bud.text(closing...)), nil
+		})
 }
 
 // noMatchHints explain a search that found nothing: which fields the
@@ -168,29 +163,24 @@ type getCallArgs struct {
 
 // GetCall is the get_call tool.
 func GetCall(b Backend) Tool {
-	def := mcp.NewTool("get_call", append([]mcp.ToolOption{
-		mcp.WithDescription("One API call in full: both peers with their Kubernetes identities, timing, request and response headers " +
+	return newTool(toolSpec{name: "get_call", title: "Get one API call",
+		desc: "One API call in full: both peers with their Kubernetes identities, timing, request and response headers " +
 			"and bodies (content-decoded, cut to fit max_tokens), protocol details. Secrets (Authorization, cookies, password-like " +
-			"fields) are redacted."),
-		inputSchema[getCallArgs](schemaOpts{}),
-	}, annotations("Get one API call", true, false, true, false)...)...)
-	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a getCallArgs) (*mcp.CallToolResult, error) {
-		budgetMax, err := a.maxTokens()
-		if err != nil {
-			return nil, err
-		}
-		if strings.TrimSpace(a.ID) == "" {
-			return nil, argError("id is required: take one from search_calls")
-		}
-		c, err := b.Index().Get(a.ID)
-		if errors.Is(err, index.ErrNotFound) {
-			return nil, argErrorf("no call has id %q: ids come from search_calls (a window dissected again keeps its ids)", a.ID)
-		}
-		if err != nil {
-			return nil, err
-		}
-		return mcp.NewToolResultText(callDetail(c, budgetMax)), nil
-	})}
+			"fields) are redacted.",
+		readOnly: true, idempotent: true},
+		func(ctx context.Context, req mcp.CallToolRequest, a getCallArgs, budgetMax int) (*mcp.CallToolResult, error) {
+			if strings.TrimSpace(a.ID) == "" {
+				return nil, argError("id is required: take one from search_calls")
+			}
+			c, err := b.Index().Get(a.ID)
+			if errors.Is(err, index.ErrNotFound) {
+				return nil, argErrorf("no call has id %q: ids come from search_calls (a window dissected again keeps its ids)", a.ID)
+			}
+			if err != nil {
+				return nil, err
+			}
+			return mcp.NewToolResultText(callDetail(c, budgetMax)), nil
+		})
 }
 
 // callDetail renders a call within max tokens: everything but the bodies,

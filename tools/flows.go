@@ -23,61 +23,56 @@ type listFlowsArgs struct {
 // ListFlows is the list_flows tool.
 func ListFlows(b Backend) Tool {
 	page := limits{30, 500}
-	def := mcp.NewTool("list_flows", append([]mcp.ToolOption{
-		mcp.WithDescription("L4 flows (TCP connections, UDP and other flows) active in a window, largest first: client→server with " +
+	return newTool(toolSpec{name: "list_flows", title: "List flows",
+		desc: "L4 flows (TCP connections, UDP and other flows) active in a window, largest first: client→server with " +
 			"Kubernetes identities, transport, application protocol (dissected, or guessed from the first bytes with a ?; TLS " +
 			"and other encrypted payloads are marked), packets and bytes each way, duration, TCP state (closed, reset, refused, " +
 			"unanswered, open) and retransmissions. Works without dissection. Times default to all the data; relative times count " +
-			"back from the newest packet."),
-		inputSchema[listFlowsArgs](schemaOpts{limit: page, enums: map[string][]string{"state": flowStates}}),
-	}, annotations("List flows", true, false, true, false)...)...)
-	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a listFlowsArgs) (*mcp.CallToolResult, error) {
-		budgetMax, err := a.maxTokens()
-		if err != nil {
-			return nil, err
-		}
-		limit, err := a.limit(page)
-		if err != nil {
-			return nil, err
-		}
-		f, err := a.filter()
-		if err != nil {
-			return nil, err
-		}
-		if a.State != "" && !slices.Contains(flowStates, a.State) {
-			return nil, argErrorf("state %q is not one of %s", a.State, strings.Join(flowStates, ", "))
-		}
-		offset, err := a.offset("list_flows")
-		if err != nil {
-			return nil, err
-		}
-		from, to, err := a.window(b)
-		if err != nil {
-			return nil, err
-		}
-		all, err := b.Flows(ctx, from, to, f)
-		if err != nil {
-			return nil, err
-		}
-		flows := all[:0:0]
-		for _, fl := range all {
-			if (a.State == "" || fl.State == a.State) && (a.Transport == "" || strings.EqualFold(fl.Transport, a.Transport)) {
-				flows = append(flows, fl)
+			"back from the newest packet.",
+		readOnly: true, idempotent: true, schema: schemaOpts{limit: page, enums: map[string][]string{"state": flowStates}}},
+		func(ctx context.Context, req mcp.CallToolRequest, a listFlowsArgs, budgetMax int) (*mcp.CallToolResult, error) {
+			limit, err := a.limit(page)
+			if err != nil {
+				return nil, err
 			}
-		}
-		bud := newBudget(budgetMax, 60)
-		bud.add(fmt.Sprintf("%s in %s, largest first (client→server, packets and bytes sent each way):", plural(len(flows), "flow"), describeWindow(from, to)))
-		shown := 0
-		page := pageOf(flows, offset, limit)
-		for i := range page {
-			if !bud.add(flowLine(&page[i])) {
-				break
+			f, err := a.filter()
+			if err != nil {
+				return nil, err
 			}
-			shown++
-		}
-		closing := []string{nextPage(offset, shown, len(flows), "", "state, transport, the filters or the window")}
-		return mcp.NewToolResultText(bud.text(closing...)), nil
-	})}
+			if a.State != "" && !slices.Contains(flowStates, a.State) {
+				return nil, argErrorf("state %q is not one of %s", a.State, strings.Join(flowStates, ", "))
+			}
+			offset, err := a.offset("list_flows")
+			if err != nil {
+				return nil, err
+			}
+			from, to, err := a.window(b)
+			if err != nil {
+				return nil, err
+			}
+			all, err := b.Flows(ctx, from, to, f)
+			if err != nil {
+				return nil, err
+			}
+			flows := all[:0:0]
+			for _, fl := range all {
+				if (a.State == "" || fl.State == a.State) && (a.Transport == "" || strings.EqualFold(fl.Transport, a.Transport)) {
+					flows = append(flows, fl)
+				}
+			}
+			bud := newBudget(budgetMax, 60)
+			bud.add(fmt.Sprintf("%s in %s, largest first (client→server, packets and bytes sent each way):", plural(len(flows), "flow"), describeWindow(from, to)))
+			shown := 0
+			page := pageOf(flows, offset, limit)
+			for i := range page {
+				if !bud.add(flowLine(&page[i])) {
+					break
+				}
+				shown++
+			}
+			closing := []string{nextPage(offset, shown, len(flows), "", "state, transport, the filters or the window")}
+			return mcp.NewToolResultText(bud.text(closing...)), nil
+		})
 }
 
 // flowLine is one flow in a list.

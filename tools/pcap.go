@@ -48,83 +48,77 @@ type PCAPInfo struct {
 
 // GetPCAP is the get_pcap tool.
 func GetPCAP(b Backend) Tool {
-	def := mcp.NewTool("get_pcap", append([]mcp.ToolOption{
-		mcp.WithDescription("Export the packets of a window that match the filters as a PCAP file Wireshark and tshark open: its " +
+	return newTool(toolSpec{name: "get_pcap", title: "Export packets as PCAP",
+		desc: "Export the packets of a window that match the filters as a PCAP file Wireshark and tshark open: its " +
 			"size, packet count, sha256, time range and a pcap:// resource URI to read it with resources/read (the bytes are " +
 			"embedded too when they fit max_tokens with the rest of the answer). The packets are raw: nothing in them is redacted. Times default to all " +
-			"the data; relative times count back from the newest packet."),
-		inputSchema[getPCAPArgs](schemaOpts{}),
-		outputSchema[PCAPInfo](),
-	}, annotations("Export packets as PCAP", true, false, true, false)...)...)
-	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a getPCAPArgs) (*mcp.CallToolResult, error) {
-		b, err := a.snapshotArgs.backend(ctx, b)
-		if err != nil {
-			return nil, err
-		}
-		budgetMax, err := a.maxTokens()
-		if err != nil {
-			return nil, err
-		}
-		maxPackets := a.MaxPackets
-		switch {
-		case maxPackets == 0:
-			maxPackets = 100_000
-		case maxPackets < 0 || maxPackets > 10_000_000:
-			return nil, argErrorf("max_packets %d is out of range: use 1 to 10000000", a.MaxPackets)
-		}
-		f, err := a.filter()
-		if err != nil {
-			return nil, err
-		}
-		from, to, err := a.window(b)
-		if err != nil {
-			return nil, err
-		}
-		file, err := b.WritePCAP(ctx, from, to, f, maxPackets)
-		if err != nil {
-			return nil, err
-		}
-		if file.Packets == 0 {
-			return nil, argErrorf("no packets match the filters in %s: list_flows shows what the window holds", describeWindow(from, to))
-		}
-		info := PCAPInfo{URI: PCAPURI(file.ID), Size: file.Size, Packets: file.Packets, SHA256: file.SHA256,
-			First: stamp(file.First), Last: stamp(file.Last), Format: file.Format, Truncated: file.Truncated}
-		// The bytes are embedded when they fit with the rest of the answer.
-		var text, blob string
-		if file.Size <= EmbedLimit {
-			_, data, err := b.ReadPCAP(file.ID, EmbedLimit)
+			"the data; relative times count back from the newest packet.",
+		readOnly: true, idempotent: true, output: outputSchema[PCAPInfo]()},
+		func(ctx context.Context, req mcp.CallToolRequest, a getPCAPArgs, budgetMax int) (*mcp.CallToolResult, error) {
+			b, err := a.snapshotArgs.backend(ctx, b)
 			if err != nil {
 				return nil, err
 			}
-			// Base64 takes at least a token per 16 characters (random
-			// bytes about one per 2): longer ones cannot fit and are not
-			// counted.
-			if b64 := base64.StdEncoding.EncodeToString(data); data != nil && len(b64) <= 16*budgetMax {
-				if n := Tokens(b64); n < budgetMax {
-					with := info
-					with.Embedded = true
-					if t, used := pcapText(with, maxPackets, budgetMax-n, "the bytes are embedded below"); used+n <= budgetMax {
-						info, text, blob = with, t, b64
+			maxPackets := a.MaxPackets
+			switch {
+			case maxPackets == 0:
+				maxPackets = 100_000
+			case maxPackets < 0 || maxPackets > 10_000_000:
+				return nil, argErrorf("max_packets %d is out of range: use 1 to 10000000", a.MaxPackets)
+			}
+			f, err := a.filter()
+			if err != nil {
+				return nil, err
+			}
+			from, to, err := a.window(b)
+			if err != nil {
+				return nil, err
+			}
+			file, err := b.WritePCAP(ctx, from, to, f, maxPackets)
+			if err != nil {
+				return nil, err
+			}
+			if file.Packets == 0 {
+				return nil, argErrorf("no packets match the filters in %s: list_flows shows what the window holds", describeWindow(from, to))
+			}
+			info := PCAPInfo{URI: PCAPURI(file.ID), Size: file.Size, Packets: file.Packets, SHA256: file.SHA256,
+				First: stamp(file.First), Last: stamp(file.Last), Format: file.Format, Truncated: file.Truncated}
+			// The bytes are embedded when they fit with the rest of the answer.
+			var text, blob string
+			if file.Size <= EmbedLimit {
+				_, data, err := b.ReadPCAP(file.ID, EmbedLimit)
+				if err != nil {
+					return nil, err
+				}
+				// Base64 takes at least a token per 16 characters (random
+				// bytes about one per 2): longer ones cannot fit and are not
+				// counted.
+				if b64 := base64.StdEncoding.EncodeToString(data); data != nil && len(b64) <= 16*budgetMax {
+					if n := Tokens(b64); n < budgetMax {
+						with := info
+						with.Embedded = true
+						if t, used := pcapText(with, maxPackets, budgetMax-n, "the bytes are embedded below"); used+n <= budgetMax {
+							info, text, blob = with, t, b64
+						}
 					}
 				}
 			}
-		}
-		if blob == "" {
-			why := "the bytes are not embedded: they do not fit max_tokens (" + count(budgetMax) + ") with the rest of the answer"
-			if file.Size > EmbedLimit {
-				why = "the bytes are not embedded: the file is larger than " + size(EmbedLimit)
+			if blob == "" {
+				why := "the bytes are not embedded: they do not fit max_tokens (" + count(budgetMax) + ") with the rest of the answer"
+				if file.Size > EmbedLimit {
+					why = "the bytes are not embedded: the file is larger than " + size(EmbedLimit)
+				}
+				text, _ = pcapText(info, maxPackets, budgetMax, why)
 			}
-			text, _ = pcapText(info, maxPackets, budgetMax, why)
-		}
-		res := mcp.NewToolResultStructured(info, text)
-		res.Content = append(res.Content, mcp.NewResourceLink(info.URI, file.ID+"."+file.Format,
-			"packets of "+describeWindow(from, to), PCAPMediaType(file.Format)))
-		if blob != "" {
-			res.Content = append(res.Content, mcp.NewEmbeddedResource(mcp.BlobResourceContents{
-				URI: info.URI, MIMEType: PCAPMediaType(file.Format), Blob: blob}))
-		}
-		return res, nil
-	})}
+			res := mcp.NewToolResultStructured(info, text)
+			res.Content = append(res.Content, mcp.NewResourceLink(info.URI, file.ID+"."+file.Format,
+				"packets of "+describeWindow(from, to), PCAPMediaType(file.Format)))
+			if blob != "" {
+				res.Content = append(res.Content, mcp.NewEmbeddedResource(mcp.BlobResourceContents{
+					URI: info.URI, MIMEType: PCAPMediaType(file.Format), Blob: blob}))
+			}
+			return res, nil
+		})
 }
 
 // pcapText is get_pcap's text within max tokens together with the

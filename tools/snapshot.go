@@ -90,39 +90,34 @@ type createSnapshotArgs struct {
 
 // CreateSnapshot is the create_snapshot tool.
 func CreateSnapshot(b Backend) Tool {
-	def := mcp.NewTool("create_snapshot", append([]mcp.ToolOption{
-		mcp.WithDescription("Freeze the packets of a window against retention, on every node that holds packets in it, so that " +
+	return newTool(toolSpec{name: "create_snapshot", title: "Create a snapshot",
+		desc: "Freeze the packets of a window against retention, on every node that holds packets in it, so that " +
 			"an incident's evidence survives after the rolling capture has moved on; with filters, the snapshot reads only the " +
 			"flows that match them now. get_pcap, dissect, search_calls and summarize_traffic read it with snapshot=NAME. Times " +
-			"default to all the data; relative times count back from the newest packet."),
-		inputSchema[createSnapshotArgs](schemaOpts{}),
-	}, annotations("Create a snapshot", false, false, false, false)...)...)
-	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a createSnapshotArgs) (*mcp.CallToolResult, error) {
-		budgetMax, err := a.maxTokens()
-		if err != nil {
-			return nil, err
-		}
-		if a.Name == "" {
-			return nil, argError("name is required")
-		}
-		s, ok := snapshotsOf(b)
-		if !ok {
-			return nil, argError(ErrNoSnapshots.Error())
-		}
-		f, err := a.filter()
-		if err != nil {
-			return nil, err
-		}
-		from, to, err := a.window(b)
-		if err != nil {
-			return nil, err
-		}
-		snap, err := s.CreateSnapshot(ctx, a.Name, from, to, f)
-		if err != nil {
-			return nil, err
-		}
-		return mcp.NewToolResultText(clipTokens("created "+snapshotText(snap), budgetMax)), nil
-	})}
+			"default to all the data; relative times count back from the newest packet.",
+	},
+		func(ctx context.Context, req mcp.CallToolRequest, a createSnapshotArgs, budgetMax int) (*mcp.CallToolResult, error) {
+			if a.Name == "" {
+				return nil, argError("name is required")
+			}
+			s, ok := snapshotsOf(b)
+			if !ok {
+				return nil, argError(ErrNoSnapshots.Error())
+			}
+			f, err := a.filter()
+			if err != nil {
+				return nil, err
+			}
+			from, to, err := a.window(b)
+			if err != nil {
+				return nil, err
+			}
+			snap, err := s.CreateSnapshot(ctx, a.Name, from, to, f)
+			if err != nil {
+				return nil, err
+			}
+			return mcp.NewToolResultText(clipTokens("created "+snapshotText(snap), budgetMax)), nil
+		})
 }
 
 func snapshotText(s Snapshot) string {
@@ -143,34 +138,29 @@ type listSnapshotsArgs struct {
 
 // ListSnapshots is the list_snapshots tool.
 func ListSnapshots(b Backend) Tool {
-	def := mcp.NewTool("list_snapshots", append([]mcp.ToolOption{
-		mcp.WithDescription("List the snapshots create_snapshot made: name, window, when made, the nodes holding them and the filters."),
-		inputSchema[listSnapshotsArgs](schemaOpts{}),
-	}, annotations("List snapshots", true, false, true, false)...)...)
-	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a listSnapshotsArgs) (*mcp.CallToolResult, error) {
-		budgetMax, err := a.maxTokens()
-		if err != nil {
-			return nil, err
-		}
-		s, ok := snapshotsOf(b)
-		if !ok {
-			return nil, argError(ErrNoSnapshots.Error())
-		}
-		snaps, err := s.ListSnapshots(ctx)
-		if err != nil {
-			return nil, err
-		}
-		bud := newBudget(budgetMax, 20)
-		bud.add(plural(uint64(len(snaps)), "snapshot"))
-		for _, sn := range snaps {
-			bud.add("  " + snapshotText(sn))
-		}
-		var closing []string
-		if bud.omitted > 0 {
-			closing = append(closing, fmt.Sprintf("(%d more not shown: raise max_tokens)", bud.omitted))
-		}
-		return mcp.NewToolResultText(bud.text(closing...)), nil
-	})}
+	return newTool(toolSpec{name: "list_snapshots", title: "List snapshots",
+		desc:     "List the snapshots create_snapshot made: name, window, when made, the nodes holding them and the filters.",
+		readOnly: true, idempotent: true},
+		func(ctx context.Context, req mcp.CallToolRequest, a listSnapshotsArgs, budgetMax int) (*mcp.CallToolResult, error) {
+			s, ok := snapshotsOf(b)
+			if !ok {
+				return nil, argError(ErrNoSnapshots.Error())
+			}
+			snaps, err := s.ListSnapshots(ctx)
+			if err != nil {
+				return nil, err
+			}
+			bud := newBudget(budgetMax, 20)
+			bud.add(plural(uint64(len(snaps)), "snapshot"))
+			for _, sn := range snaps {
+				bud.add("  " + snapshotText(sn))
+			}
+			var closing []string
+			if bud.omitted > 0 {
+				closing = append(closing, fmt.Sprintf("(%d more not shown: raise max_tokens)", bud.omitted))
+			}
+			return mcp.NewToolResultText(bud.text(closing...)), nil
+		})
 }
 
 type deleteSnapshotArgs struct {
@@ -180,24 +170,20 @@ type deleteSnapshotArgs struct {
 
 // DeleteSnapshot is the delete_snapshot tool.
 func DeleteSnapshot(b Backend) Tool {
-	def := mcp.NewTool("delete_snapshot", append([]mcp.ToolOption{
-		mcp.WithDescription("Delete a snapshot on every node, with what was dissected of it; packets the rolling capture still holds stay."),
-		inputSchema[deleteSnapshotArgs](schemaOpts{}),
-	}, annotations("Delete a snapshot", false, true, true, false)...)...)
-	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a deleteSnapshotArgs) (*mcp.CallToolResult, error) {
-		if _, err := a.maxTokens(); err != nil {
-			return nil, err
-		}
-		if a.Name == "" {
-			return nil, argError("name is required")
-		}
-		s, ok := snapshotsOf(b)
-		if !ok {
-			return nil, argError(ErrNoSnapshots.Error())
-		}
-		if err := s.DeleteSnapshot(ctx, a.Name); err != nil {
-			return nil, err
-		}
-		return mcp.NewToolResultText("deleted snapshot " + a.Name), nil
-	})}
+	return newTool(toolSpec{name: "delete_snapshot", title: "Delete a snapshot",
+		desc:        "Delete a snapshot on every node, with what was dissected of it; packets the rolling capture still holds stay.",
+		destructive: true, idempotent: true},
+		func(ctx context.Context, req mcp.CallToolRequest, a deleteSnapshotArgs, budgetMax int) (*mcp.CallToolResult, error) {
+			if a.Name == "" {
+				return nil, argError("name is required")
+			}
+			s, ok := snapshotsOf(b)
+			if !ok {
+				return nil, argError(ErrNoSnapshots.Error())
+			}
+			if err := s.DeleteSnapshot(ctx, a.Name); err != nil {
+				return nil, err
+			}
+			return mcp.NewToolResultText("deleted snapshot " + a.Name), nil
+		})
 }

@@ -17,88 +17,83 @@ type captureStatusArgs struct {
 
 // CaptureStatus is the capture_status tool.
 func CaptureStatus(b Backend) Tool {
-	def := mcp.NewTool("capture_status", append([]mcp.ToolOption{
-		mcp.WithDescription("What wirescope can see: its sources and the time they cover, packets, bytes and drops, which windows " +
+	return newTool(toolSpec{name: "capture_status", title: "Capture status",
+		desc: "What wirescope can see: its sources and the time they cover, packets, bytes and drops, which windows " +
 			"are dissected into calls, calls by protocol, flows by application protocol, and what is not visible (encrypted " +
-			"flows, flows no dissector understands, undecodable packets). Call it first: it tells \"no traffic\" from \"not captured\"."),
-		inputSchema[captureStatusArgs](schemaOpts{}),
-	}, annotations("Capture status", true, false, true, false)...)...)
-	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a captureStatusArgs) (*mcp.CallToolResult, error) {
-		budgetMax, err := a.maxTokens()
-		if err != nil {
-			return nil, err
-		}
-		st, err := b.Status(ctx)
-		if err != nil {
-			return nil, err
-		}
-		bud := newBudget(budgetMax, 40)
-		if st.First.IsZero() {
-			bud.add("no traffic captured yet")
-		} else {
-			bud.add(fmt.Sprintf("capture: %s to %s (%s), %s, %s, %s dropped", stamp(st.First), stamp(st.Last),
-				st.Last.Sub(st.First).Round(1e6), plural(st.Packets, "packet"), size(st.Bytes), count(st.Drops)))
-		}
-		if len(st.Dissected) == 0 {
-			bud.add("dissected: nothing yet; search_calls and summarize_traffic dissect the window they are asked about (or call dissect)")
-		} else {
-			bud.add("dissected: " + windowsText(st.Dissected))
-		}
-		bud.add("calls: " + counts(st.Calls, "none"))
-		var flows uint64
-		for _, n := range st.Flows {
-			flows += n
-		}
-		undissected := st.Flows[""]
-		known := maps.Clone(st.Flows)
-		delete(known, "")
-		line := fmt.Sprintf("flows: %s (%s); not understood by any dissector: %s; encrypted: %s", count(flows+st.Empty),
-			counts(known, "no protocol recognised"), count(undissected), count(st.Encrypted))
-		if st.Empty > 0 {
-			line += fmt.Sprintf("; without payload (handshakes alone, scans): %s", count(st.Empty))
-		}
-		bud.add(line)
-		if st.NotDecoded > 0 {
-			bud.add(fmt.Sprintf("packets not decoded (not IP, unsupported link type or malformed): %s", count(st.NotDecoded)))
-		}
-		for _, n := range st.Notes {
-			bud.add("note: " + n)
-		}
-		bud.add(fmt.Sprintf("sources (%d):", len(st.Sources)))
-		// Sources that do not answer come first: what is missing from every
-		// answer matters more than what is there.
-		for _, s := range st.Sources {
-			if s.State != "unreachable" {
-				continue
+			"flows, flows no dissector understands, undecodable packets). Call it first: it tells \"no traffic\" from \"not captured\".",
+		readOnly: true, idempotent: true},
+		func(ctx context.Context, req mcp.CallToolRequest, a captureStatusArgs, budgetMax int) (*mcp.CallToolResult, error) {
+			st, err := b.Status(ctx)
+			if err != nil {
+				return nil, err
 			}
-			line := fmt.Sprintf("  %s %s: UNREACHABLE since %s (%s); its traffic is not in these answers", s.Kind, s.Name, stamp(s.Since), s.Error)
-			if !s.LastContact.IsZero() {
-				line += "; last contact " + stamp(s.LastContact)
+			bud := newBudget(budgetMax, 40)
+			if st.First.IsZero() {
+				bud.add("no traffic captured yet")
+			} else {
+				bud.add(fmt.Sprintf("capture: %s to %s (%s), %s, %s, %s dropped", stamp(st.First), stamp(st.Last),
+					st.Last.Sub(st.First).Round(1e6), plural(st.Packets, "packet"), size(st.Bytes), count(st.Drops)))
+			}
+			if len(st.Dissected) == 0 {
+				bud.add("dissected: nothing yet; search_calls and summarize_traffic dissect the window they are asked about (or call dissect)")
+			} else {
+				bud.add("dissected: " + windowsText(st.Dissected))
+			}
+			bud.add("calls: " + counts(st.Calls, "none"))
+			var flows uint64
+			for _, n := range st.Flows {
+				flows += n
+			}
+			undissected := st.Flows[""]
+			known := maps.Clone(st.Flows)
+			delete(known, "")
+			line := fmt.Sprintf("flows: %s (%s); not understood by any dissector: %s; encrypted: %s", count(flows+st.Empty),
+				counts(known, "no protocol recognised"), count(undissected), count(st.Encrypted))
+			if st.Empty > 0 {
+				line += fmt.Sprintf("; without payload (handshakes alone, scans): %s", count(st.Empty))
 			}
 			bud.add(line)
-		}
-		for _, s := range st.Sources {
-			if s.State == "unreachable" {
-				continue
+			if st.NotDecoded > 0 {
+				bud.add(fmt.Sprintf("packets not decoded (not IP, unsupported link type or malformed): %s", count(st.NotDecoded)))
 			}
-			line := fmt.Sprintf("  %s %s: %s to %s, %s, %s", s.Kind, s.Name, stamp(s.First), stamp(s.Last), plural(s.Packets, "packet"), size(s.Bytes))
-			if s.Kind == "agent" && !s.LastContact.IsZero() {
-				line += ", last contact " + stamp(s.LastContact)
+			for _, n := range st.Notes {
+				bud.add("note: " + n)
 			}
-			if s.Drops > 0 {
-				line += fmt.Sprintf(", %s dropped", count(s.Drops))
+			bud.add(fmt.Sprintf("sources (%d):", len(st.Sources)))
+			// Sources that do not answer come first: what is missing from every
+			// answer matters more than what is there.
+			for _, s := range st.Sources {
+				if s.State != "unreachable" {
+					continue
+				}
+				line := fmt.Sprintf("  %s %s: UNREACHABLE since %s (%s); its traffic is not in these answers", s.Kind, s.Name, stamp(s.Since), s.Error)
+				if !s.LastContact.IsZero() {
+					line += "; last contact " + stamp(s.LastContact)
+				}
+				bud.add(line)
 			}
-			for _, w := range s.Warnings {
-				line += "; warning: " + w
+			for _, s := range st.Sources {
+				if s.State == "unreachable" {
+					continue
+				}
+				line := fmt.Sprintf("  %s %s: %s to %s, %s, %s", s.Kind, s.Name, stamp(s.First), stamp(s.Last), plural(s.Packets, "packet"), size(s.Bytes))
+				if s.Kind == "agent" && !s.LastContact.IsZero() {
+					line += ", last contact " + stamp(s.LastContact)
+				}
+				if s.Drops > 0 {
+					line += fmt.Sprintf(", %s dropped", count(s.Drops))
+				}
+				for _, w := range s.Warnings {
+					line += "; warning: " + w
+				}
+				bud.add(line)
 			}
-			bud.add(line)
-		}
-		var closing []string
-		if bud.omitted > 0 {
-			closing = append(closing, fmt.Sprintf("(%d more lines not shown: raise max_tokens)", bud.omitted))
-		}
-		return mcp.NewToolResultText(bud.text(closing...)), nil
-	})}
+			var closing []string
+			if bud.omitted > 0 {
+				closing = append(closing, fmt.Sprintf("(%d more lines not shown: raise max_tokens)", bud.omitted))
+			}
+			return mcp.NewToolResultText(bud.text(closing...)), nil
+		})
 }
 
 // counts renders a map as "http 29, dns 22", biggest first.

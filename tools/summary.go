@@ -26,77 +26,72 @@ type summarizeArgs struct {
 // SummarizeTraffic is the summarize_traffic tool.
 func SummarizeTraffic(b Backend) Tool {
 	page := limits{20, 200}
-	def := mcp.NewTool("summarize_traffic", append([]mcp.ToolOption{
-		mcp.WithDescription("Aggregate API calls in a window into groups, worst first: calls, failed calls and error rate (client " +
+	return newTool(toolSpec{name: "summarize_traffic", title: "Summarize traffic",
+		desc: "Aggregate API calls in a window into groups, worst first: calls, failed calls and error rate (client " +
 			"errors such as HTTP 4xx or DNS NXDOMAIN, server errors such as 5xx, requests with no response), the top failing " +
 			"statuses with counts, p50/p95/p99 latency and bytes. Start here to see what is failing or slow; then search_calls for " +
 			"examples. Times default to all the data; relative times count back from the newest packet. A window not dissected " +
-			"yet is dissected first when small enough, else the answer says so."),
-		inputSchema[summarizeArgs](schemaOpts{limit: page, enums: map[string][]string{"group_by": groupBys}}),
-	}, annotations("Summarize traffic", true, false, true, false)...)...)
-	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a summarizeArgs) (*mcp.CallToolResult, error) {
-		b, err := a.snapshotArgs.backend(ctx, b)
-		if err != nil {
-			return nil, err
-		}
-		budgetMax, err := a.maxTokens()
-		if err != nil {
-			return nil, err
-		}
-		limit, err := pageArgs{Limit: a.Limit}.limit(page)
-		if err != nil {
-			return nil, err
-		}
-		f, err := a.filter()
-		if err != nil {
-			return nil, err
-		}
-		group := strings.ToLower(a.GroupBy)
-		if group == "" {
-			group = "endpoint"
-		}
-		if !slices.Contains(groupBys, group) {
-			return nil, argErrorf("group_by %q is not one of %s", a.GroupBy, strings.Join(groupBys, ", "))
-		}
-		from, to, err := a.window(b)
-		if err != nil {
-			return nil, err
-		}
-		note, err := ensureDissected(ctx, b, req, from, to)
-		if err != nil {
-			return nil, err
-		}
-		sum, err := b.Index().Summarize(ctx, index.SummaryQuery{From: from, To: to, Filter: f.Index(),
-			GroupBy: index.GroupBy(group), Limit: limit, TopErrors: 3})
-		if err != nil {
-			return nil, err
-		}
-		bud := newBudget(budgetMax, 60)
-		var failed uint64
-		for _, g := range sum.Groups {
-			failed += g.Failed
-		}
-		bud.add(fmt.Sprintf("%s in %s (%s to %s), %s, worst first:", plural(sum.Calls, "call"),
-			describeWindow(from, to), stamp(sum.From), stamp(sum.To), plural(sum.GroupsTotal, group+" group")))
-		if note != "" {
-			bud.add(note)
-		}
-		if sum.Calls == 0 {
-			bud.add("no calls: the window holds traffic but no protocol wirescope dissects; list_flows shows the flows")
-		}
-		shown := 0
-		for _, g := range sum.Groups {
-			if !bud.add(groupLine(&g)) {
-				break
+			"yet is dissected first when small enough, else the answer says so.",
+		readOnly: true, idempotent: true, schema: schemaOpts{limit: page, enums: map[string][]string{"group_by": groupBys}}},
+		func(ctx context.Context, req mcp.CallToolRequest, a summarizeArgs, budgetMax int) (*mcp.CallToolResult, error) {
+			b, err := a.snapshotArgs.backend(ctx, b)
+			if err != nil {
+				return nil, err
 			}
-			shown++
-		}
-		var closing []string
-		if left := sum.GroupsTotal - shown; left > 0 {
-			closing = append(closing, fmt.Sprintf("(%d more groups not shown: raise limit or max_tokens, or narrow with the filters or the window)", left))
-		}
-		return mcp.NewToolResultText(bud.text(closing...)), nil
-	})}
+			limit, err := pageArgs{Limit: a.Limit}.limit(page)
+			if err != nil {
+				return nil, err
+			}
+			f, err := a.filter()
+			if err != nil {
+				return nil, err
+			}
+			group := strings.ToLower(a.GroupBy)
+			if group == "" {
+				group = "endpoint"
+			}
+			if !slices.Contains(groupBys, group) {
+				return nil, argErrorf("group_by %q is not one of %s", a.GroupBy, strings.Join(groupBys, ", "))
+			}
+			from, to, err := a.window(b)
+			if err != nil {
+				return nil, err
+			}
+			note, err := ensureDissected(ctx, b, req, from, to)
+			if err != nil {
+				return nil, err
+			}
+			sum, err := b.Index().Summarize(ctx, index.SummaryQuery{From: from, To: to, Filter: f.Index(),
+				GroupBy: index.GroupBy(group), Limit: limit, TopErrors: 3})
+			if err != nil {
+				return nil, err
+			}
+			bud := newBudget(budgetMax, 60)
+			var failed uint64
+			for _, g := range sum.Groups {
+				failed += g.Failed
+			}
+			bud.add(fmt.Sprintf("%s in %s (%s to %s), %s, worst first:", plural(sum.Calls, "call"),
+				describeWindow(from, to), stamp(sum.From), stamp(sum.To), plural(sum.GroupsTotal, group+" group")))
+			if note != "" {
+				bud.add(note)
+			}
+			if sum.Calls == 0 {
+				bud.add("no calls: the window holds traffic but no protocol wirescope dissects; list_flows shows the flows")
+			}
+			shown := 0
+			for _, g := range sum.Groups {
+				if !bud.add(groupLine(&g)) {
+					break
+				}
+				shown++
+			}
+			var closing []string
+			if left := sum.GroupsTotal - shown; left > 0 {
+				closing = append(closing, fmt.Sprintf("(%d more groups not shown: raise limit or max_tokens, or narrow with the filters or the window)", left))
+			}
+			return mcp.NewToolResultText(bud.text(closing...)), nil
+		})
 }
 
 // groupLine is one summary group: its calls and outcomes, latency, bytes.

@@ -241,3 +241,36 @@ func All(b Backend) []Tool {
 		DeleteSnapshot(b),
 	}
 }
+
+// toolSpec is a tool's definition apart from its arguments' schema: its
+// name, title and description, its hints, its schema's bounds and enums and
+// its output schema (nil: none).
+type toolSpec struct {
+	name, title, desc                            string
+	readOnly, destructive, idempotent, openWorld bool
+	schema                                       schemaOpts
+	output                                       mcp.ToolOption
+}
+
+// budgeted arguments carry max_tokens.
+type budgeted interface{ maxTokens() (int, error) }
+
+// newTool is every tool's prologue: the definition (T's input schema
+// under s.schema, the output schema, the four hints) and a handler that
+// binds the arguments into T, refuses a bad max_tokens and calls run with
+// the budget. What the model can fix comes back as an isError result
+// (argError), anything else as a Go error.
+func newTool[T budgeted](s toolSpec, run func(ctx context.Context, req mcp.CallToolRequest, a T, budgetMax int) (*mcp.CallToolResult, error)) Tool {
+	opts := []mcp.ToolOption{mcp.WithDescription(s.desc), inputSchema[T](s.schema)}
+	if s.output != nil {
+		opts = append(opts, s.output)
+	}
+	def := mcp.NewTool(s.name, append(opts, annotations(s.title, s.readOnly, s.destructive, s.idempotent, s.openWorld)...)...)
+	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a T) (*mcp.CallToolResult, error) {
+		budgetMax, err := a.maxTokens()
+		if err != nil {
+			return nil, err
+		}
+		return run(ctx, req, a, budgetMax)
+	})}
+}

@@ -53,80 +53,75 @@ func (e *edge) failed() uint64 {
 // ServiceMap is the service_map tool.
 func ServiceMap(b Backend) Tool {
 	page := limits{40, 500}
-	def := mcp.NewTool("service_map", append([]mcp.ToolOption{
-		mcp.WithDescription("Who calls whom in a window: workload → workload edges (a peer without a workload is named by its " +
+	return newTool(toolSpec{name: "service_map", title: "Service map",
+		desc: "Who calls whom in a window: workload → workload edges (a peer without a workload is named by its " +
 			"service, pod or address, with the DNS name it was looked up by when the capture has the lookup), with protocol, calls, " +
 			"failed calls and error rate with the top statuses, p50/p95 latency, connections, failed connections (refused, reset, " +
 			"unanswered) and bytes; edges that carry no dissected calls (encrypted or unsupported protocols) are listed from their " +
-			"flows. Worst edges first by default. Times default to all the data; relative times count back from the newest packet."),
-		inputSchema[serviceMapArgs](schemaOpts{limit: page, enums: map[string][]string{"order": mapOrders}}),
-	}, annotations("Service map", true, false, true, false)...)...)
-	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a serviceMapArgs) (*mcp.CallToolResult, error) {
-		budgetMax, err := a.maxTokens()
-		if err != nil {
-			return nil, err
-		}
-		limit, err := a.limit(page)
-		if err != nil {
-			return nil, err
-		}
-		offset, err := a.offset("service_map")
-		if err != nil {
-			return nil, err
-		}
-		order := strings.ToLower(a.Order)
-		if order == "" {
-			order = "worst"
-		}
-		if !slices.Contains(mapOrders, order) {
-			return nil, argErrorf("order %q is not one of %s", a.Order, strings.Join(mapOrders, ", "))
-		}
-		f, err := a.filter()
-		if err != nil {
-			return nil, err
-		}
-		if f, err = withLabel(b, f, a.Label); err != nil {
-			return nil, err
-		}
-		from, to, err := a.window(b)
-		if err != nil {
-			return nil, err
-		}
-		note, err := ensureDissected(ctx, b, req, from, to)
-		if err != nil {
-			return nil, err
-		}
-		edges, err := serviceEdges(ctx, b, from, to, f)
-		if err != nil {
-			return nil, err
-		}
-		names, err := dnsNames(ctx, b, from, to, edges)
-		if err != nil {
-			return nil, err
-		}
-		sortEdges(edges, order)
-		bud := newBudget(budgetMax, 60)
-		var calls uint64
-		for _, e := range edges {
-			if e.calls != nil {
-				calls += e.calls.Calls
+			"flows. Worst edges first by default. Times default to all the data; relative times count back from the newest packet.",
+		readOnly: true, idempotent: true, schema: schemaOpts{limit: page, enums: map[string][]string{"order": mapOrders}}},
+		func(ctx context.Context, req mcp.CallToolRequest, a serviceMapArgs, budgetMax int) (*mcp.CallToolResult, error) {
+			limit, err := a.limit(page)
+			if err != nil {
+				return nil, err
 			}
-		}
-		bud.add(fmt.Sprintf("%s in %s (%s), %s first; client → server:", plural(len(edges), "edge"), describeWindow(from, to), plural(calls, "call"),
-			map[string]string{"worst": "worst", "calls": "busiest", "bytes": "largest", "latency": "slowest"}[order]))
-		if note != "" {
-			bud.add(note)
-		}
-		shown := 0
-		for _, e := range pageOf(edges, offset, limit) {
-			if !bud.add(edgeLine(e, names)) {
-				break
+			offset, err := a.offset("service_map")
+			if err != nil {
+				return nil, err
 			}
-			shown++
-		}
-		closing := []string{nextPage(offset, shown, len(edges), " edges", "the filters, label or the window")}
-		return mcp.NewToolResultText(bud.text(closing...)), nil
-	})}
+			order := strings.ToLower(a.Order)
+			if order == "" {
+				order = "worst"
+			}
+			if !slices.Contains(mapOrders, order) {
+				return nil, argErrorf("order %q is not one of %s", a.Order, strings.Join(mapOrders, ", "))
+			}
+			f, err := a.filter()
+			if err != nil {
+				return nil, err
+			}
+			if f, err = withLabel(b, f, a.Label); err != nil {
+				return nil, err
+			}
+			from, to, err := a.window(b)
+			if err != nil {
+				return nil, err
+			}
+			note, err := ensureDissected(ctx, b, req, from, to)
+			if err != nil {
+				return nil, err
+			}
+			edges, err := serviceEdges(ctx, b, from, to, f)
+			if err != nil {
+				return nil, err
+			}
+			names, err := dnsNames(ctx, b, from, to, edges)
+			if err != nil {
+				return nil, err
+			}
+			sortEdges(edges, order)
+			bud := newBudget(budgetMax, 60)
+			var calls uint64
+			for _, e := range edges {
+				if e.calls != nil {
+					calls += e.calls.Calls
+				}
+			}
+			bud.add(fmt.Sprintf("%s in %s (%s), %s first; client → server:", plural(len(edges), "edge"), describeWindow(from, to), plural(calls, "call"),
+				map[string]string{"worst": "worst", "calls": "busiest", "bytes": "largest", "latency": "slowest"}[order]))
+			if note != "" {
+				bud.add(note)
+			}
+			shown := 0
+			for _, e := range pageOf(edges, offset, limit) {
+				if !bud.add(edgeLine(e, names)) {
+					break
+				}
+				shown++
+			}
+			closing := []string{nextPage(offset, shown, len(edges), " edges", "the filters, label or the window")}
+			return mcp.NewToolResultText(bud.text(closing...)), nil
+		})
 }
 
 // serviceEdges merges the calls' edges (from the index) with the flows'
@@ -390,76 +385,71 @@ type workload struct {
 // ListWorkloads is the list_workloads tool.
 func ListWorkloads(b Backend) Tool {
 	page := limits{30, 500}
-	def := mcp.NewTool("list_workloads", append([]mcp.ToolOption{
-		mcp.WithDescription("Workloads seen in traffic in a window, busiest first: namespace/workload with its pods, IPs, nodes and " +
+	return newTool(toolSpec{name: "list_workloads", title: "List workloads",
+		desc: "Workloads seen in traffic in a window, busiest first: namespace/workload with its pods, IPs, nodes and " +
 			"labels (versions across pods), connections as client and as server, bytes, calls served and made, failed calls " +
 			"served; addresses without a Kubernetes identity are listed too. Given ip (and at), says which pod held that address " +
 			"at that time, and who held it before or after. Times default to all the data; relative times count back from the " +
-			"newest packet."),
-		inputSchema[listWorkloadsArgs](schemaOpts{limit: page}),
-	}, annotations("List workloads", true, false, true, false)...)...)
-	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a listWorkloadsArgs) (*mcp.CallToolResult, error) {
-		budgetMax, err := a.maxTokens()
-		if err != nil {
-			return nil, err
-		}
-		limit, err := a.limit(page)
-		if err != nil {
-			return nil, err
-		}
-		offset, err := a.offset("list_workloads")
-		if err != nil {
-			return nil, err
-		}
-		f, err := a.filter()
-		if err != nil {
-			return nil, err
-		}
-		from, to, err := a.window(b)
-		if err != nil {
-			return nil, err
-		}
-		bud := newBudget(budgetMax, 60)
-		if f.IP.IsValid() {
-			_, last := b.Bounds()
-			ref := last
-			if b.Live() {
-				ref = time.Now()
+			"newest packet.",
+		readOnly: true, idempotent: true, schema: schemaOpts{limit: page}},
+		func(ctx context.Context, req mcp.CallToolRequest, a listWorkloadsArgs, budgetMax int) (*mcp.CallToolResult, error) {
+			limit, err := a.limit(page)
+			if err != nil {
+				return nil, err
 			}
-			at := to
-			if at.IsZero() {
-				at = last
+			offset, err := a.offset("list_workloads")
+			if err != nil {
+				return nil, err
 			}
-			if a.At != "" {
-				if at, err = parseTime("at", a.At, ref); err != nil {
-					return nil, err
+			f, err := a.filter()
+			if err != nil {
+				return nil, err
+			}
+			from, to, err := a.window(b)
+			if err != nil {
+				return nil, err
+			}
+			bud := newBudget(budgetMax, 60)
+			if f.IP.IsValid() {
+				_, last := b.Bounds()
+				ref := last
+				if b.Live() {
+					ref = time.Now()
 				}
+				at := to
+				if at.IsZero() {
+					at = last
+				}
+				if a.At != "" {
+					if at, err = parseTime("at", a.At, ref); err != nil {
+						return nil, err
+					}
+				}
+				for _, l := range resolveIP(ctx, b, f.IP, at) {
+					bud.add(l)
+				}
+			} else if a.At != "" {
+				return nil, argError("at goes with ip: it is the time to resolve that address at")
 			}
-			for _, l := range resolveIP(ctx, b, f.IP, at) {
-				bud.add(l)
+			wls, err := workloads(ctx, b, from, to, f)
+			if err != nil {
+				return nil, err
 			}
-		} else if a.At != "" {
-			return nil, argError("at goes with ip: it is the time to resolve that address at")
-		}
-		wls, err := workloads(ctx, b, from, to, f)
-		if err != nil {
-			return nil, err
-		}
-		bud.add(fmt.Sprintf("%s %s in traffic in %s, busiest first:", count(len(wls)), agree(len(wls), "workload or address", "workloads and addresses"), describeWindow(from, to)))
-		shown := 0
-		page := pageOf(wls, offset, limit)
-		for _, w := range page {
-			if !bud.add(workloadLine(w)) {
-				break
+			bud.add(fmt.Sprintf("%s %s in traffic in %s, busiest first:", count(len(wls)), agree(len(wls), "workload or address", "workloads and addresses"), describeWindow(from, to)))
+			shown := 0
+			page := pageOf(wls, offset, limit)
+			for _, w := range page {
+				if !bud.add(workloadLine(w)) {
+					break
+				}
+				shown++
 			}
-			shown++
-		}
-		closing := []string{nextPage(offset, shown, len(wls), "", "the filters or the window")}
-		if idle := idleWorkloads(b, wls, from, to); len(idle) > 0 && offset == 0 {
-			closing = append(closing, fmt.Sprintf("known but without traffic in the window: %s", strings.Join(idle, ", ")))
-		}
-		return mcp.NewToolResultText(bud.text(closing...)), nil
-	})}
+			closing := []string{nextPage(offset, shown, len(wls), "", "the filters or the window")}
+			if idle := idleWorkloads(b, wls, from, to); len(idle) > 0 && offset == 0 {
+				closing = append(closing, fmt.Sprintf("known but without traffic in the window: %s", strings.Join(idle, ", ")))
+			}
+			return mcp.NewToolResultText(bud.text(closing...)), nil
+		})
 }
 
 // workloads gathers the workloads and bare addresses of the window's flows

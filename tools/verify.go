@@ -63,70 +63,65 @@ type compareArgs struct {
 
 // CompareWindows is the compare_windows tool.
 func CompareWindows(b Backend) Tool {
-	def := mcp.NewTool("compare_windows", append([]mcp.ToolOption{
-		mcp.WithDescription("Verify a deploy or find what changed: compare a candidate window with a baseline (or the spans before and " +
+	return newTool(toolSpec{name: "compare_windows", title: "Compare windows (verify a rollout)",
+		desc: "Verify a deploy or find what changed: compare a candidate window with a baseline (or the spans before and " +
 			"after rollout_at; with neither, the moment the error rate rose most in all the data) and answer with a verdict — regressed, ok, or inconclusive and why — then the evidence, most " +
 			"significant first: new error statuses and error-rate changes per endpoint (with counts; significance accounts for " +
 			"volume), latency shifts (p50/p95/p99 before → after), endpoints that appeared, vanished or fell silent, new DNS failures, new " +
 			"connection failures (refused, reset, unanswered), each naming the pods on both sides and the search_calls or " +
 			"list_flows arguments that show examples. Relative times count back from the newest packet; windows not dissected " +
-			"yet are dissected first when small enough."),
-		inputSchema[compareArgs](schemaOpts{}),
-	}, annotations("Compare windows (verify a rollout)", true, false, true, false)...)...)
-	return Tool{Def: def, Handler: handle(func(ctx context.Context, req mcp.CallToolRequest, a compareArgs) (*mcp.CallToolResult, error) {
-		budgetMax, err := a.maxTokens()
-		if err != nil {
-			return nil, err
-		}
-		f, err := a.filter()
-		if err != nil {
-			return nil, err
-		}
-		if f, err = withLabel(b, f, a.Label); err != nil {
-			return nil, err
-		}
-		var notes []string
-		if a.BaselineVersion != "" || a.CandidateVersion != "" {
-			return compareVersions(ctx, b, req, a, f, budgetMax)
-		}
-		if a.RolloutAt == "" && a.Window == "" && a.BaselineFrom == "" && a.BaselineTo == "" && a.CandidateFrom == "" && a.CandidateTo == "" {
-			// Nothing to compare named: find when the error rate changed.
-			if msg := emptyWindow(b, time.Time{}, time.Time{}); msg != "" {
-				return nil, argError(msg)
-			}
-			note, err := ensureDissected(ctx, b, req, time.Time{}, time.Time{})
+			"yet are dissected first when small enough.",
+		readOnly: true, idempotent: true},
+		func(ctx context.Context, req mcp.CallToolRequest, a compareArgs, budgetMax int) (*mcp.CallToolResult, error) {
+			f, err := a.filter()
 			if err != nil {
 				return nil, err
 			}
-			if note != "" {
-				notes = append(notes, note)
+			if f, err = withLabel(b, f, a.Label); err != nil {
+				return nil, err
 			}
-			at, why, err := changePoint(ctx, b, f)
+			var notes []string
+			if a.BaselineVersion != "" || a.CandidateVersion != "" {
+				return compareVersions(ctx, b, req, a, f, budgetMax)
+			}
+			if a.RolloutAt == "" && a.Window == "" && a.BaselineFrom == "" && a.BaselineTo == "" && a.CandidateFrom == "" && a.CandidateTo == "" {
+				// Nothing to compare named: find when the error rate changed.
+				if msg := emptyWindow(b, time.Time{}, time.Time{}); msg != "" {
+					return nil, argError(msg)
+				}
+				note, err := ensureDissected(ctx, b, req, time.Time{}, time.Time{})
+				if err != nil {
+					return nil, err
+				}
+				if note != "" {
+					notes = append(notes, note)
+				}
+				at, why, err := changePoint(ctx, b, f)
+				if err != nil {
+					return nil, err
+				}
+				a.RolloutAt = at.Format(time.RFC3339Nano)
+				notes = append(notes, why)
+			}
+			base, cand, err := a.windows(b)
 			if err != nil {
 				return nil, err
 			}
-			a.RolloutAt = at.Format(time.RFC3339Nano)
-			notes = append(notes, why)
-		}
-		base, cand, err := a.windows(b)
-		if err != nil {
-			return nil, err
-		}
-		for _, w := range []Window{base, cand} {
-			note, err := ensureDissected(ctx, b, req, w.From, w.To)
+			for _, w := range []Window{base, cand} {
+				note, err := ensureDissected(ctx, b, req, w.From, w.To)
+				if err != nil {
+					return nil, err
+				}
+				if note != "" {
+					notes = append(notes, note)
+				}
+			}
+			res, err := compare(ctx, b, base, cand, f)
 			if err != nil {
 				return nil, err
 			}
-			if note != "" {
-				notes = append(notes, note)
-			}
-		}
-		res, err := compare(ctx, b, base, cand, f)
-		if err != nil {
-			return nil, err
-		}
-		return mcp.NewToolResultText(res.render(budgetMax, notes)), nil
-	})}
+			return mcp.NewToolResultText(res.render(budgetMax, notes)), nil
+		})
 }
 
 // withLabel narrows f to the workload whose pods carry every key=value of
