@@ -48,6 +48,22 @@ type pageArgs struct {
 	Cursor string `json:"cursor,omitempty" jsonschema:"where to continue: the cursor a previous answer gave"`
 }
 
+// scoped arguments have filters and a window.
+type scoped interface {
+	filter() (Filter, error)
+	window(Backend) (from, to time.Time, err error)
+}
+
+// scope reads a tool's filters, then its window (a bad filter is told
+// before a bad time).
+func scope(b Backend, a scoped) (f Filter, from, to time.Time, err error) {
+	if f, err = a.filter(); err != nil {
+		return f, from, to, err
+	}
+	from, to, err = a.window(b)
+	return f, from, to, err
+}
+
 // protocols the filters accept: the dissectors' names.
 var protocols = func() []string {
 	var names []string

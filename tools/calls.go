@@ -42,11 +42,7 @@ func SearchCalls(b Backend) Tool {
 			if err != nil {
 				return nil, err
 			}
-			f, err := a.filter()
-			if err != nil {
-				return nil, err
-			}
-			from, to, err := a.window(b)
+			f, from, to, err := scope(b, a)
 			if err != nil {
 				return nil, err
 			}

@@ -66,11 +66,7 @@ func GetPCAP(b Backend) Tool {
 			case maxPackets < 0 || maxPackets > 10_000_000:
 				return nil, argErrorf("max_packets %d is out of range: use 1 to 10000000", a.MaxPackets)
 			}
-			f, err := a.filter()
-			if err != nil {
-				return nil, err
-			}
-			from, to, err := a.window(b)
+			f, from, to, err := scope(b, a)
 			if err != nil {
 				return nil, err
 			}

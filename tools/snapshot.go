@@ -104,11 +104,7 @@ func CreateSnapshot(b Backend) Tool {
 			if !ok {
 				return nil, argError(ErrNoSnapshots.Error())
 			}
-			f, err := a.filter()
-			if err != nil {
-				return nil, err
-			}
-			from, to, err := a.window(b)
+			f, from, to, err := scope(b, a)
 			if err != nil {
 				return nil, err
 			}

@@ -401,11 +401,7 @@ func ListWorkloads(b Backend) Tool {
 			if err != nil {
 				return nil, err
 			}
-			f, err := a.filter()
-			if err != nil {
-				return nil, err
-			}
-			from, to, err := a.window(b)
+			f, from, to, err := scope(b, a)
 			if err != nil {
 				return nil, err
 			}
