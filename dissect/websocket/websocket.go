@@ -122,8 +122,11 @@ type side struct {
 	msg *message
 	// ctl is the control frame being read (it may come between fragments).
 	ctl *message
-	// window is the last 32 KiB this side inflated, for context takeover.
-	window []byte
+	// window is the last 32 KiB this side inflated, for context takeover;
+	// windowLost is set once a message of the context was not inflated
+	// whole: later messages refer to bytes wirescope does not have.
+	window     []byte
+	windowLost bool
 }
 
 // message is one message being assembled.
@@ -293,8 +296,10 @@ func (c *conn) emit(s *side, m *message, problem string) {
 	if m.compressed {
 		call.Extra.Set("compressed", true)
 		var cut bool
-		body, cut = c.inflate(s, m.payload, uint64(len(m.payload)) < m.size)
-		if cut {
+		switch body, cut = c.inflate(s, m.payload, uint64(len(m.payload)) < m.size); {
+		case body == nil && len(m.payload) > 0:
+			call.Extra.Set("decompressed", "not decodable: an earlier message of its compression context was not captured whole")
+		case cut:
 			call.Extra.Set("decompressed", "cut at "+strconv.Itoa(c.lim.MaxBodyCapture)+" bytes")
 		}
 	}
@@ -327,8 +332,12 @@ func (c *conn) emit(s *side, m *message, problem string) {
 // stops at MaxBodyCapture; partial (the payload was cut) gives what
 // decodes.
 func (c *conn) inflate(s *side, payload []byte, partial bool) (out []byte, cut bool) {
+	takeover := !c.noTakeover[idx(s.role)]
+	if takeover && s.windowLost {
+		return nil, false
+	}
 	var dict []byte
-	if !c.noTakeover[idx(s.role)] {
+	if takeover {
 		dict = s.window
 	}
 	src := io.MultiReader(bytes.NewReader(payload), bytes.NewReader([]byte{0x00, 0x00, 0xff, 0xff}))
@@ -342,7 +351,12 @@ func (c *conn) inflate(s *side, payload []byte, partial bool) (out []byte, cut b
 		// start: show nothing rather than garbage.
 		out = nil
 	}
-	if !c.noTakeover[idx(s.role)] && !cut && !partial {
+	if takeover {
+		if cut || partial || out == nil {
+			// The context is no longer what the sender's is.
+			s.window, s.windowLost = nil, true
+			return out, cut
+		}
 		s.window = append(s.window, out...)
 		if len(s.window) > maxWindow {
 			s.window = append(s.window[:0:0], s.window[len(s.window)-maxWindow:]...)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -140,6 +141,31 @@ func TestDeflate(t *testing.T) {
 				t.Errorf("%s: inflated %q", ext, c.Response.Body)
 			}
 		}
+	}
+}
+
+// TestDeflateContextLost: once a message of a side's compression context
+// was not kept whole (past MaxBodyCapture), the side's later messages refer
+// to bytes wirescope does not have: they are marked not decodable rather
+// than shown inflated wrong.
+func TestDeflateContextLost(t *testing.T) {
+	r := &recorder{}
+	lim := proto.DefaultLimits
+	lim.MaxBodyCapture = 64
+	p := websocket.Protocol{}.NewUpgraded(r, &lim, proto.Extra{{Key: "extensions", Value: "permessage-deflate"}})
+	var buf bytes.Buffer
+	w, _ := flate.NewWriter(&buf, flate.BestCompression)
+	var big strings.Builder
+	for i := range 300 {
+		fmt.Fprintf(&big, "%d:%x;", i, i*7919)
+	}
+	p.Feed(proto.Server, frame(true, true, 0x1, deflate(t, w, &buf, big.String()), nil), t0)
+	p.Feed(proto.Server, frame(true, true, 0x1, deflate(t, w, &buf, big.String()[:100]), nil), t0)
+	if len(r.calls) != 2 {
+		t.Fatalf("%d messages", len(r.calls))
+	}
+	if d, _ := r.calls[1].Extra.Get("decompressed").(string); !strings.HasPrefix(d, "not decodable") || r.calls[1].Response.Body != "" {
+		t.Errorf("second message: decompressed %q body %q", d, r.calls[1].Response.Body)
 	}
 }
 
