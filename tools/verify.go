@@ -355,7 +355,7 @@ func isAddress(k string) bool {
 
 // evidence is one finding.
 type evidence struct {
-	kind        string  // errors, latency, dns, connections, vanished
+	kind        string  // errors, latency, resolution, connections, vanished
 	key         string  // the endpoint (or connection) it is about
 	impact      float64 // for ranking within significant findings: excess failures, added seconds, …
 	significant bool
@@ -512,7 +512,7 @@ func (c *comparison) rank() {
 
 // kindRank orders significant evidence: failures before slowness before
 // changes in volume.
-var kindRank = map[string]int{"errors": 0, "dns": 0, "connections": 1, "latency": 2, "vanished": 3}
+var kindRank = map[string]int{"errors": 0, "resolution": 0, "connections": 1, "latency": 2, "vanished": 3}
 
 func unionKeys[V any](a, b map[string]V) []string {
 	var keys []string
@@ -579,7 +579,12 @@ func (c *comparison) endpoint(ctx context.Context, b Backend, key string, bg, cg
 	g := cmp.Or(cg, bg)
 	nb, nc := answered(bg), answered(cg)
 	fb, fc := failed(bg), failed(cg)
-	dns := proto.Described(g.Proto).Resolution
+	// A name-resolution protocol's failures are failed lookups ("DNS
+	// failures"), not an endpoint's errors.
+	failures := "errors"
+	if proto.Described(g.Proto).Resolution {
+		failures = strings.ToUpper(g.Proto) + " failures"
+	}
 	switch {
 	case cg == nil:
 		expected := float64(bg.Calls) * scale
@@ -622,10 +627,10 @@ func (c *comparison) endpoint(ctx context.Context, b Backend, key string, bg, cg
 		newStatuses := newErrorStatuses(bg, cg)
 		if excess >= minExcess && z >= zSignificant {
 			kind := "errors"
-			if dns {
-				kind = "dns"
+			if failures != "errors" {
+				kind = "resolution"
 			}
-			e := evidence{kind: kind, significant: true, impact: excess, headline: errorHeadline(key, bg, cg, newStatuses, dns)}
+			e := evidence{kind: kind, significant: true, impact: excess, headline: errorHeadline(key, bg, cg, newStatuses, failures)}
 			status := ""
 			if len(cg.TopErrors) > 0 {
 				status = cg.TopErrors[0].Value
@@ -698,11 +703,9 @@ func newErrorStatuses(bg, cg *index.Group) []string {
 	return out
 }
 
-func errorHeadline(key string, bg, cg *index.Group, newStatuses []string, dns bool) string {
-	what := "errors"
-	if dns {
-		what = "DNS failures"
-	}
+// errorHeadline says what failed more: what names the failures ("errors",
+// "DNS failures").
+func errorHeadline(key string, bg, cg *index.Group, newStatuses []string, what string) string {
 	var errs []string
 	for _, e := range cg.TopErrors {
 		s := fmt.Sprintf("%s×%s", e.Value, count(e.Count))
