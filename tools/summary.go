@@ -42,10 +42,6 @@ func SummarizeTraffic(b Backend) Tool {
 			if err != nil {
 				return nil, err
 			}
-			f, err := a.filter()
-			if err != nil {
-				return nil, err
-			}
 			group := strings.ToLower(a.GroupBy)
 			if group == "" {
 				group = "endpoint"
@@ -53,7 +49,7 @@ func SummarizeTraffic(b Backend) Tool {
 			if !slices.Contains(groupBys, group) {
 				return nil, argErrorf("group_by %q is not one of %s", a.GroupBy, strings.Join(groupBys, ", "))
 			}
-			from, to, err := a.window(b)
+			f, from, to, err := scope(b, a)
 			if err != nil {
 				return nil, err
 			}

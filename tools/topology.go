@@ -76,15 +76,11 @@ func ServiceMap(b Backend) Tool {
 			if !slices.Contains(mapOrders, order) {
 				return nil, argErrorf("order %q is not one of %s", a.Order, strings.Join(mapOrders, ", "))
 			}
-			f, err := a.filter()
+			f, from, to, err := scope(b, a)
 			if err != nil {
 				return nil, err
 			}
 			if f, err = withLabel(b, f, a.Label); err != nil {
-				return nil, err
-			}
-			from, to, err := a.window(b)
-			if err != nil {
 				return nil, err
 			}
 			note, err := ensureDissected(ctx, b, req, from, to)
