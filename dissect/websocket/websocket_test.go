@@ -10,16 +10,14 @@ import (
 	"time"
 
 	"github.com/wirescope/wirescope/dissect/proto"
+	"github.com/wirescope/wirescope/dissect/proto/prototest"
 	"github.com/wirescope/wirescope/dissect/websocket"
 )
 
-type recorder struct{ calls []*proto.Call }
+type recorder struct{ prototest.Recorder }
 
-func (r *recorder) Emit(c *proto.Call) { r.calls = append(r.calls, c) }
-func (r *recorder) Upgrade(string)     {}
-func (r *recorder) Skipped(int)        {}
 func (r *recorder) methods() (out []string) {
-	for _, c := range r.calls {
+	for _, c := range r.Calls {
 		s := c.Method + ":" + c.Request.Body + c.Response.Body
 		if c.Status != "" {
 			s += ":" + c.Status
@@ -97,13 +95,13 @@ func TestMessages(t *testing.T) {
 	p.Feed(proto.Server, append(frame(true, false, 0x2, []byte{0, 1, 2}, nil), frame(true, false, 0x8, closing, nil)...), t0)
 	p.End(proto.EndFIN, t0)
 	equal(t, r.methods(), "text:hello", "ping:p", "text:frag-ment", "binary:AAEC", "close:A+hieWU=:1000")
-	for _, c := range r.calls {
+	for _, c := range r.Calls {
 		if !c.OneWay || c.Path != "/chat?room=1" || c.Outcome() != proto.OneWay {
 			t.Errorf("%s: one-way %v path %q", c.Method, c.OneWay, c.Path)
 		}
 	}
-	if r.calls[2].Extra.Get("frames") != 2 || r.calls[4].Extra.Get("reason") != "bye" || r.calls[3].Extra.Get("from") != "server" {
-		t.Errorf("extra: %v %v %v", r.calls[2].Extra, r.calls[4].Extra, r.calls[3].Extra)
+	if r.Calls[2].Extra.Get("frames") != 2 || r.Calls[4].Extra.Get("reason") != "bye" || r.Calls[3].Extra.Get("from") != "server" {
+		t.Errorf("extra: %v %v %v", r.Calls[2].Extra, r.Calls[4].Extra, r.Calls[3].Extra)
 	}
 }
 
@@ -133,10 +131,10 @@ func TestDeflate(t *testing.T) {
 			}
 			p.Feed(proto.Server, frame(true, true, 0x1, deflate(t, w, &buf, msg), nil), t0)
 		}
-		if len(r.calls) != 3 {
-			t.Fatalf("%s: %d messages", ext, len(r.calls))
+		if len(r.Calls) != 3 {
+			t.Fatalf("%s: %d messages", ext, len(r.Calls))
 		}
-		for _, c := range r.calls {
+		for _, c := range r.Calls {
 			if c.Response.Body != msg || c.Extra.Get("compressed") != true {
 				t.Errorf("%s: inflated %q", ext, c.Response.Body)
 			}
@@ -161,11 +159,11 @@ func TestDeflateContextLost(t *testing.T) {
 	}
 	p.Feed(proto.Server, frame(true, true, 0x1, deflate(t, w, &buf, big.String()), nil), t0)
 	p.Feed(proto.Server, frame(true, true, 0x1, deflate(t, w, &buf, big.String()[:100]), nil), t0)
-	if len(r.calls) != 2 {
-		t.Fatalf("%d messages", len(r.calls))
+	if len(r.Calls) != 2 {
+		t.Fatalf("%d messages", len(r.Calls))
 	}
-	if d, _ := r.calls[1].Extra.Get("decompressed").(string); !strings.HasPrefix(d, "not decodable") || r.calls[1].Response.Body != "" {
-		t.Errorf("second message: decompressed %q body %q", d, r.calls[1].Response.Body)
+	if d, _ := r.Calls[1].Extra.Get("decompressed").(string); !strings.HasPrefix(d, "not decodable") || r.Calls[1].Response.Body != "" {
+		t.Errorf("second message: decompressed %q body %q", d, r.Calls[1].Response.Body)
 	}
 }
 
@@ -185,8 +183,12 @@ func TestHostile(t *testing.T) {
 	p.Gap(proto.Server, 100)
 	p.Feed(proto.Server, frame(true, false, 0x1, []byte("after the gap"), nil), t0)
 	p.End(proto.EndFIN, t0)
-	if len(r.calls) != 1 || r.calls[0].Response.BodySize != 64<<20 || !strings.HasPrefix(r.calls[0].Error, "truncated: message cut by a capture gap") {
-		t.Fatalf("calls %+v", r.calls)
+	if len(r.Calls) != 1 || r.Calls[0].Response.BodySize != 64<<20 || !strings.HasPrefix(r.Calls[0].Error, "truncated: message cut by a capture gap") {
+		t.Fatalf("calls %+v", r.Calls)
+	}
+	// What came after the gap is counted as skipped, not read.
+	if want := len(frame(true, false, 0x1, []byte("after the gap"), nil)); r.SkippedBytes != want {
+		t.Errorf("skipped %d bytes after the gap, want %d", r.SkippedBytes, want)
 	}
 
 	// 64 MiB of zeros deflate to about 64 KiB.
@@ -196,8 +198,8 @@ func TestHostile(t *testing.T) {
 	w.Write(make([]byte, 64<<20))
 	w.Flush()
 	p.Feed(proto.Server, frame(true, true, 0x2, bytes.TrimSuffix(buf.Bytes(), []byte{0, 0, 0xff, 0xff}), nil), t0)
-	if len(r.calls) != 1 || r.calls[0].Extra.Get("decompressed") == nil || len(r.calls[0].Response.Body) > proto.DefaultLimits.MaxBodyDisplay*2 {
-		t.Fatalf("bomb: %d calls, extra %v", len(r.calls), r.calls[0].Extra)
+	if len(r.Calls) != 1 || r.Calls[0].Extra.Get("decompressed") == nil || len(r.Calls[0].Response.Body) > proto.DefaultLimits.MaxBodyDisplay*2 {
+		t.Fatalf("bomb: %d calls, extra %v", len(r.Calls), r.Calls[0].Extra)
 	}
 }
 
@@ -207,7 +209,7 @@ func FuzzFrames(f *testing.F) {
 	f.Add(frame(true, true, 0x1, []byte{0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00}, nil), false)
 	f.Add(append([]byte{0x81, 127}, make([]byte, 8)...), false)
 	f.Fuzz(func(t *testing.T, b []byte, client bool) {
-		_, p := newConn(proto.Extra{{Key: "extensions", Value: "permessage-deflate"}})
+		rec, p := newConn(proto.Extra{{Key: "extensions", Value: "permessage-deflate"}})
 		r := proto.Server
 		if client {
 			r = proto.Client
@@ -221,5 +223,8 @@ func FuzzFrames(f *testing.F) {
 			t.Fatalf("holds %d bytes", n)
 		}
 		p.End(proto.EndCapture, t0)
+		for i, c := range rec.Calls {
+			prototest.CheckJSON(t, i, c)
+		}
 	})
 }

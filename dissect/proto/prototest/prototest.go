@@ -41,3 +41,20 @@ func CheckJSON(t testing.TB, i int, c *proto.Call) {
 			back.TS, back.LatencyNS, len(back.Extra), c.TS, c.LatencyNS, len(c.Extra))
 	}
 }
+
+// Recorder is a proto.Emitter that keeps what a parser produces: its calls,
+// the protocol switches it asked for and the bytes it skipped.
+type Recorder struct {
+	Calls        []*proto.Call
+	Upgrades     []string
+	SkippedBytes int
+}
+
+// Emit implements proto.Emitter.
+func (r *Recorder) Emit(c *proto.Call) { r.Calls = append(r.Calls, c) }
+
+// Upgrade implements proto.Emitter.
+func (r *Recorder) Upgrade(p string) { r.Upgrades = append(r.Upgrades, p) }
+
+// Skipped implements proto.Emitter.
+func (r *Recorder) Skipped(n int) { r.SkippedBytes += n }
