@@ -200,6 +200,10 @@ type Engine struct {
 	recent map[connKey]*tcpStream
 	// live holds the TCP connections gopacket tracks, for eviction.
 	live map[*tcpStream]struct{}
+	// expiring holds the connections whose parsers expire requests
+	// (proto.Expiring), so that expireStreams does not visit every one;
+	// connections that ended or switched parsers leave it there.
+	expiring map[*tcpStream]struct{}
 	// held counts the bytes TCP connections hold before detection.
 	held int
 	// buffered counts the bytes the parsers of TCP connections and of
@@ -243,13 +247,14 @@ const ctxRing = 16384
 func New(opts Options) *Engine {
 	opts.setDefaults()
 	e := &Engine{
-		opts:   opts,
-		dec:    capture.NewDecoder(),
-		ctxs:   make([]tsContext, ctxRing),
-		dgrams: make(map[dgKey]*dgFlow),
-		recent: make(map[connKey]*tcpStream),
-		live:   make(map[*tcpStream]struct{}),
-		ports:  make(map[string][]uint16),
+		opts:     opts,
+		dec:      capture.NewDecoder(),
+		ctxs:     make([]tsContext, ctxRing),
+		dgrams:   make(map[dgKey]*dgFlow),
+		recent:   make(map[connKey]*tcpStream),
+		live:     make(map[*tcpStream]struct{}),
+		expiring: make(map[*tcpStream]struct{}),
+		ports:    make(map[string][]uint16),
 		stats: Stats{
 			Flows:        map[string]uint64{},
 			FlowsByProto: map[string]uint64{},
@@ -354,11 +359,16 @@ func (e *Engine) periodic(now time.Time) {
 // always gives the same calls in the same order.
 func (e *Engine) expireStreams(now time.Time) {
 	deadline := now.Add(-e.opts.Limits.StreamRequestTimeout)
+	if len(e.expiring) == 0 {
+		return
+	}
 	var due []*tcpStream
-	for s := range e.live {
-		if _, ok := s.parser.(proto.Expiring); ok {
-			due = append(due, s)
+	for s := range e.expiring {
+		if _, ok := s.parser.(proto.Expiring); !ok || s.ended {
+			delete(e.expiring, s)
+			continue
 		}
+		due = append(due, s)
 	}
 	slices.SortFunc(due, func(x, y *tcpStream) int {
 		return cmp.Or(x.f.First.Compare(y.f.First), x.key.a.Compare(y.key.a), x.key.b.Compare(y.key.b))

@@ -453,11 +453,10 @@ func (s *tcpStream) afterFeed() {
 		if next := s.e.upgradeTo(name); next != nil {
 			s.sp = next
 			if up, ok := next.(proto.UpgradeProtocol); ok {
-				s.parser = up.NewUpgraded(s, &s.e.opts.Limits, ho.Context)
+				s.setParser(up.NewUpgraded(s, &s.e.opts.Limits, ho.Context))
 			} else {
-				s.parser = next.NewStream(s, &s.e.opts.Limits)
+				s.setParser(next.NewStream(s, &s.e.opts.Limits))
 			}
-			s.bufp, _ = s.parser.(proto.Buffering)
 			for _, c := range rest {
 				s.parser.Feed(c.Role, c.Data, c.T)
 			}
@@ -593,8 +592,17 @@ func (s *tcpStream) start(sp proto.StreamProtocol, i int, r proto.Role) {
 	s.role[i], s.role[1-i] = r, r.Peer()
 	s.sp = sp
 	s.f.Proto = sp.Name()
-	s.parser = sp.NewStream(s, &s.e.opts.Limits)
-	s.bufp, _ = s.parser.(proto.Buffering)
+	s.setParser(sp.NewStream(s, &s.e.opts.Limits))
+}
+
+// setParser makes p the connection's parser; one that expires requests is
+// listed for expireStreams.
+func (s *tcpStream) setParser(p proto.StreamParser) {
+	s.parser = p
+	s.bufp, _ = p.(proto.Buffering)
+	if _, ok := p.(proto.Expiring); ok {
+		s.e.expiring[s] = struct{}{}
+	}
 }
 
 // clientSide says which side is the client: the SYN's sender, else the
