@@ -4,7 +4,9 @@ import (
 	"slices"
 
 	"github.com/wirescope/wirescope/dissect/dns"
+	"github.com/wirescope/wirescope/dissect/grpc"
 	"github.com/wirescope/wirescope/dissect/http1"
+	"github.com/wirescope/wirescope/dissect/http2"
 	"github.com/wirescope/wirescope/dissect/proto"
 	"github.com/wirescope/wirescope/dissect/websocket"
 )
@@ -19,6 +21,8 @@ var all = []proto.Protocol{
 	http1.Protocol{},
 	dns.Protocol{},
 	websocket.Protocol{},
+	http2.Protocol{},
+	grpc.Protocol{},
 }
 
 // The rest of wirescope (the index, the tools) reads what each protocol

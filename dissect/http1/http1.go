@@ -613,7 +613,10 @@ func (c *conn) complete(h *half, t time.Time) {
 		for _, hb := range c.req.held {
 			c.handover.Chunks = append(c.handover.Chunks, proto.Chunk{Role: proto.Client, Data: hb.b, T: hb.t})
 		}
-		c.handover.Context = proto.Extra{{Key: "target", Value: ex.req.target}}
+		// The request's method and times: after `Upgrade: h2c` it is
+		// stream 1 of the new connection, answered there.
+		c.handover.Context = proto.Extra{{Key: "target", Value: ex.req.target}, {Key: "method", Value: ex.req.method},
+			{Key: "request_start", Value: ex.req.start}, {Key: "request_end", Value: ex.req.end}}
 		for _, h := range []struct{ key, header string }{{"extensions", "sec-websocket-extensions"}, {"subprotocol", "sec-websocket-protocol"}} {
 			if v := m.headers.Get(h.header); v != "" {
 				c.handover.Context = append(c.handover.Context, proto.Field{Key: h.key, Value: v})
@@ -979,7 +982,7 @@ func (c *conn) message(out *proto.Message, m *message) {
 	if len(m.body) == 0 {
 		return
 	}
-	body, note := decodeBody(m.body, m.encoding, c.lim.MaxBodyDisplay)
+	body, note := proto.DecodeBody(m.body, m.encoding, c.lim.MaxBodyDisplay)
 	out.SetBody(body, c.lim.MaxBodyDisplay)
 	if note {
 		out.BodyTruncated = true

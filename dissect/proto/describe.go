@@ -58,8 +58,9 @@ var (
 )
 
 type descriptions struct {
-	names []string
-	desc  map[string]Description
+	names   []string
+	desc    map[string]Description
+	carried []Carried
 }
 
 // Register makes protocols' descriptions known to Described and
@@ -71,6 +72,7 @@ func Register(ps ...Protocol) {
 	next := &descriptions{desc: map[string]Description{}}
 	if cur := registered.Load(); cur != nil {
 		next.names = slices.Clone(cur.names)
+		next.carried = slices.Clone(cur.carried)
 		for k, v := range cur.desc {
 			next.desc[k] = v
 		}
@@ -84,6 +86,10 @@ func Register(ps ...Protocol) {
 			next.names = append(next.names, p.Name())
 		}
 		next.desc[p.Name()] = d
+		next.carried = slices.DeleteFunc(next.carried, func(c Carried) bool { return c.Name() == p.Name() })
+		if c, ok := p.(Carried); ok {
+			next.carried = append(next.carried, c)
+		}
 	}
 	registered.Store(next)
 }

@@ -144,7 +144,8 @@ type HandingOver interface {
 
 // Handover is what a parser passes on at a protocol switch: the new
 // protocol's bytes it holds, and what the new protocol needs to know of
-// the switch (for an HTTP upgrade: "target", the request's target, and the
+// the switch (for an HTTP upgrade: "target" and "method", the request's, its
+// "request_start" and "request_end" times (time.Time), and the
 // handshake's headers "extensions" and "subprotocol").
 type Handover struct {
 	Chunks  []Chunk

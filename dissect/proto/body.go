@@ -1,4 +1,4 @@
-package http1
+package proto
 
 import (
 	"bytes"
@@ -8,12 +8,12 @@ import (
 	"io"
 )
 
-// decodeBody undoes a gzip or deflate content coding for display, producing
+// DecodeBody undoes a gzip or deflate content coding for display, producing
 // at most max+1 bytes (so the caller can tell the result was cut) however
 // much the data expands. A body whose coding is unknown, or that does not
 // decode, is returned as captured. partial reports that decoding stopped at
 // an error (typically because only the start of the body was captured).
-func decodeBody(body []byte, encoding string, max int) (out []byte, partial bool) {
+func DecodeBody(body []byte, encoding string, max int) (out []byte, partial bool) {
 	var r io.Reader
 	var err error
 	switch encoding {
