@@ -63,9 +63,14 @@ var codes = [...]string{"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADL
 	"OUT_OF_RANGE", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS", "UNAUTHENTICATED"}
 
 // CodeName returns the name of a grpc-status value ("5" → "NOT_FOUND");
-// an unknown code keeps its number.
+// an unknown code keeps its number, and a value that is not a number is
+// UNKNOWN, as a client reads it.
 func CodeName(status string) string {
-	if n, err := strconv.Atoi(status); err == nil && n >= 0 && n < len(codes) {
+	n, err := strconv.Atoi(status)
+	switch {
+	case err != nil:
+		return "UNKNOWN"
+	case n >= 0 && n < len(codes):
 		return codes[n]
 	}
 	return status

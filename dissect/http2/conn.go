@@ -1,6 +1,7 @@
 package http2
 
 import (
+	"bytes"
 	"encoding/binary"
 	"slices"
 	"strconv"
@@ -144,16 +145,56 @@ func (c *conn) newDecoder(d *direction) *hpack.Decoder {
 	return dec
 }
 
+// placeholder names the entries a table read from the middle of a
+// connection starts with.
+const placeholder = "?"
+
+// seedBlock fills a 4 KiB dynamic table with placeholder entries: one
+// literal with incremental indexing, name "?" and an empty value (33
+// bytes of table each), per entry.
+var seedBlock = bytes.Repeat([]byte{0x40, 0x01, '?', 0x00}, 4096/33)
+
+// restart gives d a table for a connection read from the middle (or after
+// a block that did not decode): the sender's table holds entries this
+// parser never saw. It starts full of placeholders, which stand for
+// those: a field that names one is left out (and its block marked
+// incomplete) instead of failing the rest of the block. The entries the
+// sender adds from here go in front of them, in step with its table, and
+// placeholders are the oldest, evicted first.
+func (c *conn) restart(d *direction) {
+	d.dec = c.newDecoder(d)
+	d.dec.Write(seedBlock)
+	d.dec.Close()
+	d.fields, d.fieldBytes, d.fieldsDropped = nil, 0, false
+}
+
 // addField returns the decoder's emit function: fields kept up to the
 // header list bound, the rest dropped (and counted).
 func (d *direction) addField(c *conn) func(hpack.HeaderField) {
 	return func(f hpack.HeaderField) {
-		d.fieldBytes += len(f.Name) + len(f.Value) + 32
-		if d.fieldBytes > c.lim.MaxHeaderBytes {
+		if f.Name == placeholder {
+			// An entry of the table from before what was seen.
 			d.fieldsDropped = true
 			return
 		}
+		n := len(f.Name) + len(f.Value) + 32
+		if d.fieldBytes+n > c.lim.MaxHeaderBytes {
+			d.fieldsDropped = true
+			return
+		}
+		d.fieldBytes += n
 		d.fields = append(d.fields, proto.Header{Name: f.Name, Value: f.Value})
+	}
+}
+
+// midway notes that the capture started after the connection did: both
+// tables start with placeholders.
+func (c *conn) midway() {
+	c.mid = true
+	for i := range c.dir {
+		if !c.dir[i].blockOpen {
+			c.restart(&c.dir[i])
+		}
 	}
 }
 
@@ -174,7 +215,7 @@ func (c *conn) Feed(r proto.Role, data []byte, t time.Time) {
 			if string(data[:n]) != preface[done:done+n] {
 				// No preface: the capture started mid-connection.
 				d.prefaceLeft = 0
-				c.mid = true
+				c.midway()
 				continue
 			}
 			d.prefaceLeft -= n
@@ -430,15 +471,15 @@ func (c *conn) endBlock(d *direction, t time.Time) {
 			d.blockFailed = true
 		}
 	}
+	fields := d.fields
+	incomplete := d.blockFailed || d.fieldsDropped
 	if d.blockFailed {
 		// The table is out of step with the sender's: start afresh. The
 		// newest entries the sender adds from here are the first of ours,
 		// so later blocks decode unless they name older entries.
-		d.dec = c.newDecoder(d)
+		c.restart(d)
 	}
-	fields := d.fields
 	d.fields = nil
-	incomplete := d.blockFailed || d.fieldsDropped
 	switch {
 	case d.blockKind == framePushPromise:
 		c.promise(d.blockStream, d.blockPromised, fields, incomplete, d.blockT)
@@ -683,7 +724,7 @@ func (c *conn) resetStream(id uint32, by proto.Role, code uint32, t time.Time) {
 	switch {
 	case !st.resp.seen:
 		c.finish(st, proto.Unanswered, "stream reset "+st.reset)
-	case code != 0:
+	case !st.resp.ended || code != 0:
 		c.finish(st, proto.Truncated, "stream reset "+st.reset)
 	default:
 		c.finish(st, 0, "")
@@ -720,7 +761,7 @@ func (c *conn) Gap(r proto.Role, n int) {
 	d := c.side(r)
 	if d.prefaceLeft > 0 {
 		d.prefaceLeft = 0
-		c.mid = true
+		c.midway()
 	}
 	if d.inFrame && d.h.typ == frameData && n >= 0 && d.preLen == prefixLen(d.h) &&
 		uint32(n) <= d.h.length-d.pos-d.padLen {
@@ -749,7 +790,7 @@ func (c *conn) Gap(r proto.Role, n int) {
 func (c *conn) lose(d *direction, n int) {
 	c.abortBlock(d)
 	d.inFrame, d.hdrN, d.resync = false, 0, true
-	d.dec = c.newDecoder(d)
+	c.restart(d)
 	for _, st := range c.streams {
 		m := &st.req
 		if d.role == proto.Server {
@@ -865,6 +906,10 @@ func (c *conn) finish(st *stream, p proto.Problem, detail string) {
 		call.Fail(proto.Orphan, "the stream began before the capture")
 	case req.missing || resp.missing:
 		call.Fail(proto.Truncated, "bytes missing from the capture")
+	case resp.seen && resp.status == "":
+		call.Fail(proto.Truncated, "the response's :status could not be decoded")
+	case !resp.seen:
+		call.Fail(proto.Truncated, "the response's headers were not captured")
 	}
 	extra := make(proto.Extra, 0, 4)
 	extra = append(extra, proto.Field{Key: "stream_id", Value: int64(st.id)})
