@@ -475,3 +475,58 @@ func annotations(title string, readOnly, destructive, idempotent, openWorld bool
 		mcp.WithOpenWorldHintAnnotation(openWorld),
 	}
 }
+
+// withLabel narrows f to the workload whose pods carry every key=value of
+// label.
+func withLabel(b Backend, f Filter, label string) (Filter, error) {
+	label = strings.TrimSpace(label)
+	if label == "" {
+		return f, nil
+	}
+	want := map[string]string{}
+	for part := range strings.SplitSeq(label, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || k == "" {
+			return f, argErrorf("label %q is not key=value (like app=cart or version=1.5.0)", label)
+		}
+		want[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	pods := b.Pods()
+	if len(pods) == 0 {
+		return f, argErrorf("label %q: no pods are known, so labels cannot be resolved (start the server with --cluster); filter by workload or service instead", label)
+	}
+	var workloads []string
+	for _, p := range pods {
+		match := true
+		for k, v := range want {
+			if p.Labels[k] != v {
+				match = false
+				break
+			}
+		}
+		if match && (f.Namespace == "" || strings.EqualFold(f.Namespace, p.Namespace)) {
+			w := p.Namespace + "/" + p.Workload
+			if !slices.Contains(workloads, w) {
+				workloads = append(workloads, w)
+			}
+		}
+	}
+	slices.Sort(workloads)
+	switch len(workloads) {
+	case 0:
+		return f, argErrorf("no pod carries label %s; list_workloads shows the labels pods have", label)
+	case 1:
+	default:
+		return f, argErrorf("label %s is on pods of %d workloads (%s): add another label or the workload filter", label,
+			len(workloads), strings.Join(workloads, ", "))
+	}
+	ns, wl, _ := strings.Cut(workloads[0], "/")
+	if f.Workload != "" && !strings.EqualFold(f.Workload, wl) {
+		return f, argErrorf("label %s selects workload %s, but the workload filter asks for %s", label, workloads[0], f.Workload)
+	}
+	f.Workload = wl
+	if f.Namespace == "" {
+		f.Namespace = ns
+	}
+	return f, nil
+}

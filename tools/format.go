@@ -1,27 +1,18 @@
 package tools
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/wirescope/wirescope/analysis"
 	"github.com/wirescope/wirescope/dissect/proto"
 )
-
-// peer names an endpoint as a model can use it: namespace/pod when known,
-// else namespace/service, else ip:port.
-func peer(e *proto.Endpoint) string {
-	switch {
-	case e.Pod != "":
-		return e.Namespace + "/" + e.Pod
-	case e.Service != "":
-		return e.Namespace + "/svc/" + e.Service
-	}
-	return addrPort(e.IP, e.Port)
-}
 
 func addrPort(ip netip.Addr, port uint16) string {
 	if !ip.IsValid() {
@@ -126,7 +117,7 @@ func callLine(c *proto.Call) string {
 		status = "-"
 	}
 	line := fmt.Sprintf("%s %s %s %s → %s %s %s→%s id=%s", stamp(c.TS), c.Proto, c.Method,
-		clip(redactText(c.Path), 120), status, ms(time.Duration(c.LatencyNS)), peer(&c.Src), peer(&c.Dst), c.ID)
+		clip(redactText(c.Path), 120), status, ms(time.Duration(c.LatencyNS)), analysis.EndpointName(&c.Src), analysis.EndpointName(&c.Dst), c.ID)
 	if c.Error != "" {
 		line += " error=" + strconv.Quote(clip(c.Error, 100))
 	}
@@ -149,4 +140,26 @@ func mustJSON(v any) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// topCounts lists the most frequent names with their counts.
+func topCounts(m map[string]int, n int) string {
+	type kv struct {
+		k string
+		v int
+	}
+	var all []kv
+	for k, v := range m {
+		all = append(all, kv{k, v})
+	}
+	slices.SortFunc(all, func(a, b kv) int { return cmp.Or(cmp.Compare(b.v, a.v), strings.Compare(a.k, b.k)) })
+	var parts []string
+	for i, e := range all {
+		if i == n {
+			parts = append(parts, fmt.Sprintf("+%d more", len(all)-n))
+			break
+		}
+		parts = append(parts, fmt.Sprintf("%s×%d", e.k, e.v))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -10,17 +10,20 @@
 // the model can act on; a failure inside the server is a Go error.
 //
 // Tools reach the capture, the dissection and the index through Backend,
-// which the server implements.
+// which the server implements. The analysis is package analysis's: a
+// handler reads its arguments, calls analysis for typed results (a
+// comparison's evidence, a service map's edges, the workloads), and
+// renders them.
 package tools
 
 import (
 	"context"
-	"net/netip"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
 	"github.com/mark3labs/mcp-go/server"
 
+	"github.com/wirescope/wirescope/analysis"
 	"github.com/wirescope/wirescope/index"
 )
 
@@ -62,83 +65,16 @@ type Backend interface {
 	IdentitiesKnown() time.Time
 }
 
-// Pod is a Kubernetes pod as the server knows it.
-type Pod struct {
-	Name, Namespace, Workload, Service, Node string
-	IPs                                      []netip.Addr
-	Labels                                   map[string]string
-	// Version is the pod's revision in its workload (pod-template-hash,
-	// controller-revision-hash); Images its containers' images.
-	Version string
-	Images  []string
-	// Start and End bound when the pod held its addresses; zero is
-	// unbounded.
-	Start, End time.Time
-}
-
-// Alive reports whether the pod existed at t.
-func (p *Pod) Alive(t time.Time) bool {
-	return (p.Start.IsZero() || !t.Before(p.Start)) && (p.End.IsZero() || t.Before(p.End))
-}
-
-// Window is a time range [From, To).
-type Window struct {
-	From, To time.Time
-}
-
-// Filter narrows packets, flows and calls; empty fields match everything.
-// An endpoint matches when the client or the server side matches every
-// endpoint field set.
-type Filter struct {
-	Namespace, Pod, Workload, Service, Node string
-	IP                                      netip.Addr
-	Port                                    uint16
-	Protocol                                string
-	// Version is a pod revision (pod-template-hash,
-	// controller-revision-hash); compare_windows sets it to compare a
-	// rollout's versions.
-	Version string
-}
-
-// IsZero reports whether the filter matches everything.
-func (f Filter) IsZero() bool { return f == Filter{} }
-
-// Index converts the filter for index queries.
-func (f Filter) Index() index.Filter {
-	x := index.Filter{Namespace: f.Namespace, Pod: f.Pod, Workload: f.Workload, Service: f.Service, Node: f.Node,
-		Version: f.Version, Port: f.Port, Protocol: f.Protocol}
-	if f.IP.IsValid() {
-		x.IP = f.IP.String()
-	}
-	return x
-}
-
-// Peer is one side of a flow with its identity, when known.
-type Peer struct {
-	IP                                      netip.Addr
-	Port                                    uint16
-	Pod, Namespace, Workload, Service, Node string
-	Version                                 string
-}
-
-// Flow is an L4 flow's activity in a window, client (Src) to server (Dst).
-type Flow struct {
-	Src, Dst  Peer
-	Transport string // tcp, udp, icmp, …
-	// Protocol is the application protocol: as dissected, else guessed
-	// from the first payload bytes (Guessed set), else "".
-	Protocol string
-	Guessed  bool
-	// Encrypted is set for TLS and other encrypted payloads.
-	Encrypted       bool
-	First, Last     time.Time
-	Began           time.Time // the flow's first packet, maybe before the window
-	Packets, Bytes  [2]uint64 // client→server, server→client
-	Retransmissions [2]uint64
-	// State: "open", "closed" (FIN), "reset" (RST), "refused" (SYN answered
-	// by RST), "unanswered" (SYN alone); "" for UDP and others.
-	State string
-}
+// The data the tools and the analyses below them share, defined by
+// analysis: a time range [From, To), a filter of flows and calls, a flow
+// and its peers, a pod as the server knows it.
+type (
+	Window = analysis.Window
+	Filter = analysis.Filter
+	Flow   = analysis.Flow
+	Peer   = analysis.Peer
+	Pod    = analysis.Pod
+)
 
 // PCAPFile is a PCAP file the server wrote.
 type PCAPFile struct {
