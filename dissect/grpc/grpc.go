@@ -129,8 +129,8 @@ type messages struct {
 	prefixN    int
 	left       uint32 // bytes of the current message still to come
 	compressed bool
-	started    int // messages whose prefix came
-	count      int // messages that came whole
+	started    int    // messages whose prefix came
+	count      int    // messages that came whole
 	first      []byte // the first message, as far as kept
 	firstLen   uint32
 	firstFlag  bool

@@ -278,8 +278,8 @@ func TestDetect(t *testing.T) {
 		{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", proto.No},
 		{"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", proto.No},
 		{"+OK\r\n", proto.No},
-		{"\x00\x00\x00\x04\x00\x00\x00\x00\x00", proto.Yes},       // an empty SETTINGS
-		{"\x00\x00\x05\x04\x00\x00\x00\x00\x00abcde", proto.No},   // SETTINGS not a multiple of 6
+		{"\x00\x00\x00\x04\x00\x00\x00\x00\x00", proto.Yes},        // an empty SETTINGS
+		{"\x00\x00\x05\x04\x00\x00\x00\x00\x00abcde", proto.No},    // SETTINGS not a multiple of 6
 		{"\x00\x00\x08\x06\x00\x00\x00\x00\x01abcdefgh", proto.No}, // PING on a stream
 	} {
 		if v, _ := (http2.Protocol{}).DetectStream([]byte(c.in), 40000, 80); v != c.want {
