@@ -81,7 +81,10 @@ func detectFrames(data []byte) (proto.Verdict, proto.Role) {
 	frames := 0
 	for len(data) >= frameHeaderLen {
 		h := parseHeader(data)
-		if !h.wellFormed(defaultMaxFrame) {
+		// Stricter than a parser in step: only the types RFC 9113 defines,
+		// and stream ids a connection reaches (length-prefixed protocols,
+		// Kafka's, look like frames of unknown types or huge streams).
+		if !h.wellFormed(defaultMaxFrame) || h.typ > frameContinuation || h.stream >= 1<<24 {
 			return proto.No, proto.RoleUnknown
 		}
 		if len(data) < frameHeaderLen+int(h.length) {
@@ -102,11 +105,14 @@ func detectFrames(data []byte) (proto.Verdict, proto.Role) {
 	return proto.Yes, role
 }
 
-// plausibleStart says whether the first bytes of a frame header (at least
-// four: length and type) can start a frame.
+// plausibleStart says whether the first bytes of a frame header (the
+// length, then the type) can start a frame, as far as they go.
 func plausibleStart(b []byte) bool {
+	if len(b) < 3 {
+		return len(b) == 0 || b[0] == 0 // no frame's length reaches 2^16 before SETTINGS allow it
+	}
 	length := uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2])
-	return length <= defaultMaxFrame && b[3] <= frameContinuation
+	return length <= defaultMaxFrame && (len(b) < 4 || b[3] <= frameContinuation)
 }
 
 // blockRole says who sent a HEADERS frame, from the first field of its

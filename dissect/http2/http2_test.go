@@ -278,9 +278,13 @@ func TestDetect(t *testing.T) {
 		{"GET / HTTP/1.1\r\nHost: x\r\n\r\n", proto.No},
 		{"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", proto.No},
 		{"+OK\r\n", proto.No},
-		{"\x00\x00\x00\x04\x00\x00\x00\x00\x00", proto.Yes},        // an empty SETTINGS
-		{"\x00\x00\x05\x04\x00\x00\x00\x00\x00abcde", proto.No},    // SETTINGS not a multiple of 6
-		{"\x00\x00\x08\x06\x00\x00\x00\x00\x01abcdefgh", proto.No}, // PING on a stream
+		{"\x00\x00\x00\x04\x00\x00\x00\x00\x00", proto.Yes},                                           // an empty SETTINGS
+		{"\x00\x00\x05\x04\x00\x00\x00\x00\x00abcde", proto.No},                                       // SETTINGS not a multiple of 6
+		{"\x00\x00\x08\x06\x00\x00\x00\x00\x01abcdefgh", proto.No},                                    // PING on a stream
+		{"\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00", proto.Yes},                                   // a frame, then 2 bytes of the next
+		{"\x00\x00\x00\x04\x00\x00\x00\x00\x00\xff", proto.No},                                        // then a length no frame has yet
+		{"\x00\x00\x00\x15\x00\x12\x00\x00\x00\x00\x00\x81\x00\x07rdkafka\x00\x00\x00\x00", proto.No}, // a Kafka ApiVersions request
+		{"\x00\x00\x01\x5a\x00\x00\x00\x81\x00\x00\x00\x00\x00\x38", proto.No},                        // its response: DATA on stream 2^24
 	} {
 		if v, _ := (http2.Protocol{}).DetectStream([]byte(c.in), 40000, 80); v != c.want {
 			t.Errorf("%q: %v, want %v", c.in, v, c.want)
