@@ -43,7 +43,7 @@ func (Protocol) Name() string { return "grpc" }
 // Describe implements proto.Describer: any status but OK is a failure; the
 // codes a client's request causes are client errors.
 func (Protocol) Describe() proto.Description {
-	return proto.Description{Summary: "gRPC calls (in HTTP/2)", Path: proto.PathText, Outcome: outcome}
+	return proto.Description{Summary: "gRPC calls over HTTP/2", Path: proto.PathText, Outcome: outcome}
 }
 
 func outcome(c *proto.Call) proto.Outcome {

@@ -43,7 +43,7 @@ func (Protocol) Name() string { return "http2" }
 
 // Describe implements proto.Describer.
 func (Protocol) Describe() proto.Description {
-	return proto.Description{Summary: "HTTP/2 requests (h2c: prior knowledge or Upgrade)", Path: proto.PathURL, Upgrades: []string{"h2c"}}
+	return proto.Description{Summary: "HTTP/2 requests, cleartext h2c", Path: proto.PathURL, Upgrades: []string{"h2c"}}
 }
 
 // Ports implements proto.PortHinter: gRPC's customary port.

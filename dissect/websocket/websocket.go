@@ -38,7 +38,7 @@ func (Protocol) Name() string { return "websocket" }
 
 // Describe implements proto.Describer.
 func (Protocol) Describe() proto.Description {
-	return proto.Description{Summary: "WebSocket messages (after an HTTP upgrade)", Path: proto.PathURL, Upgrades: []string{"websocket"}}
+	return proto.Description{Summary: "WebSocket messages after an HTTP upgrade", Path: proto.PathURL, Upgrades: []string{"websocket"}}
 }
 
 // DetectStream implements proto.StreamProtocol: WebSocket frames are not
