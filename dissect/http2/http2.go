@@ -31,6 +31,7 @@ package http2
 import (
 	"bytes"
 	"encoding/binary"
+	"strconv"
 
 	"github.com/wirescope/wirescope/dissect/proto"
 )
@@ -274,15 +275,5 @@ func errorCodeName(code uint32) string {
 	if int(code) < len(errorCodes) {
 		return errorCodes[code]
 	}
-	return "0x" + hex32(code)
-}
-
-func hex32(v uint32) string {
-	const digits = "0123456789abcdef"
-	var b [8]byte
-	for i := 7; i >= 0; i-- {
-		b[i] = digits[v&0xf]
-		v >>= 4
-	}
-	return string(b[:])
+	return "0x" + strconv.FormatUint(uint64(code), 16)
 }
