@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # bench.sh — what `make bench` runs: the Go micro-benchmarks across the
 # repository, then scripts/benchcmp, which measures `wirescope dissect` against
-# `tshark -q -z http,tree` on a 50,000-pair HTTP/1.1 capture in the same run
-# and prints the wall-time and peak-RSS ratios (see scripts/benchcmp/main.go),
-# the agent against tcpdump (scripts/bench-agent.sh), and the hub with 1, 10
-# and 50 agents (test/hubscale: about 40 s on 2 cores).
+# tshark in the same run on two captures — `tshark -q -z http,tree` on a
+# 50,000-pair HTTP/1.1 capture (nginx, curl) and `tshark -q -z http2,tree` on
+# a 50,000-stream HTTP/2 capture (nghttpd, h2load: 10 connections, 10 streams
+# in flight on each) — and prints the wall-time and peak-RSS ratios of each
+# (see scripts/benchcmp/main.go), the agent against tcpdump
+# (scripts/bench-agent.sh), and the hub with 1, 10 and 50 agents
+# (test/hubscale: about 40 s on 2 cores).
 #
-# Usage: scripts/bench.sh [benchcmp flags: -runs N -capture PATH -rerecord -bin PATH -strict]
+# Usage: scripts/bench.sh [benchcmp flags: -runs N -only http1|http2 -capture PATH
+#                          -h2-capture PATH -rerecord -bin PATH -strict]
 #
 # On a fresh Debian machine it installs what benchcmp needs (tshark, tcpdump,
-# nginx-light, curl) when missing; recording the capture the first time needs
-# root. Go itself must already be installed.
+# nginx-light, curl, nghttp2-server, nghttp2-client) when missing; recording
+# the captures the first time needs root (scripts/record-h2load.sh records
+# the HTTP/2 one). Go itself must already be installed.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -20,29 +25,29 @@ if ! command -v go >/dev/null; then
 	exit 1
 fi
 
-# nginx lives in /usr/sbin, which a non-root PATH may lack.
+# nginx and nghttpd live in /usr/sbin, which a non-root PATH may lack.
 missing=()
-for tool in tshark tcpdump nginx curl; do
+for tool in tshark tcpdump nginx curl nghttpd h2load; do
 	if ! command -v "$tool" >/dev/null && ! [ -x "/usr/sbin/$tool" ]; then
 		missing+=("$tool")
 	fi
 done
 if [ ${#missing[@]} -gt 0 ]; then
-	echo "bench.sh: missing ${missing[*]}; installing tshark tcpdump nginx-light curl" >&2
+	echo "bench.sh: missing ${missing[*]}; installing tshark tcpdump nginx-light curl nghttp2-server nghttp2-client" >&2
 	sudo=()
 	if [ "$(id -u)" -ne 0 ]; then
 		command -v sudo >/dev/null || { echo "bench.sh: not root and no sudo: install ${missing[*]} first" >&2; exit 1; }
 		sudo=(sudo)
 	fi
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y tshark tcpdump nginx-light curl
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y tshark tcpdump nginx-light curl nghttp2-server nghttp2-client
 fi
 
 echo "== go micro-benchmarks"
 go test -run '^$' -bench . -benchmem -count 1 ./...
 
 echo
-echo "== wirescope vs tshark"
+echo "== wirescope vs tshark: HTTP/1.1 and HTTP/2"
 go run ./scripts/benchcmp "$@"
 
 echo

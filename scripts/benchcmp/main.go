@@ -1,39 +1,52 @@
 // Command benchcmp compares wirescope's dissection speed and memory with
-// tshark's on the same HTTP/1.1 load capture, in the same run.
+// tshark's on the same captures, in the same run: an HTTP/1.1 load and an
+// HTTP/2 load.
 //
-// It measures three commands over one cached capture of 50,000 keep-alive GET
-// pairs recorded from a real nginx:
+// Each workload is one cached capture and three commands over it:
 //
-//	tshark -r F -q -z http,tree   the reference: full HTTP dissection, statistics only
-//	wirescope dissect F           the default: every call as JSONL, written to /dev/null
-//	wirescope dissect -q F        the same dissection, summary only (like-for-like with tshark -q)
+//	HTTP/1.1: 50,000 keep-alive GET pairs on 10 connections, recorded from a real nginx
+//	  tshark -r F -q -z http,tree                          the reference: full HTTP dissection, statistics only
+//	  wirescope dissect F                                  the default: every call as JSONL, written to /dev/null
+//	  wirescope dissect -q F                               the same dissection, summary only (like-for-like with tshark -q)
+//
+//	HTTP/2: 50,000 GET streams from h2load on 10 connections, 10 in flight on each, from a real nghttpd (h2c)
+//	  tshark -r F -d tcp.port==18082,http2 -q -z http2,tree   the reference (frames counted by type)
+//	  wirescope dissect F
+//	  wirescope dissect -q F
 //
 // For every run it records the wall time around the child, the child's CPU
 // time (user+sys) and its peak resident set size (ru_maxrss from wait4, KiB on
 // Linux). Before measuring anything it checks that both tools read the whole
-// capture: tshark must count 50,000 HTTP responses and wirescope 50,000 HTTP
-// calls over every packet in the file, because a ratio over a misparse is
-// worthless.
+// capture, because a ratio over a misparse is worthless. HTTP/1.1: tshark
+// must count 50,000 HTTP responses, all 200 OK, and wirescope 50,000 HTTP
+// calls over every packet in the file. HTTP/2: tshark's tree must count
+// 100,000 HEADERS frames (a request's and a response's per stream), and
+// tshark's fields (the :status of every response HEADERS frame, with its
+// connection and stream id) and wirescope's JSONL must both hold the 50,000
+// streams, every one answered 200, and the same ones; a disagreement is
+// reported stream by stream.
 //
 // The machines this runs on are shared and noisy, so absolute times mean
-// little and are never compared across runs. Instead the commands are measured
-// in rounds, one run of each per round, with the order rotated every round, so
-// slow drift (other tenants, frequency scaling, page-cache pressure) falls on
-// all of them alike; one warm-up run of each comes first so that every
-// measured run reads the capture from the page cache. The figures reported are
-// medians, which ignore the odd run hit by a burst of noise, and the verdicts
-// are ratios of medians from the same run: wirescope should be at least 20
-// times faster than tshark in wall time and use at most a quarter of its peak
-// RSS.
+// little and are never compared across runs. Instead the commands of a
+// workload are measured in rounds, one run of each per round, with the order
+// rotated every round, so slow drift (other tenants, frequency scaling,
+// page-cache pressure) falls on all of them alike; one warm-up run of each
+// comes first so that every measured run reads the capture from the page
+// cache. The figures reported are medians, which ignore the odd run hit by a
+// burst of noise, and the verdicts are ratios of medians from the same rounds:
+// wirescope should be at least 20 times faster than tshark in wall time and
+// use at most a quarter of its peak RSS, on each workload.
 //
 // Usage (from the repository root; scripts/bench.sh, behind make bench, runs it):
 //
-//	go run ./scripts/benchcmp [-runs 7] [-capture PATH] [-rerecord] [-bin PATH] [-strict]
+//	go run ./scripts/benchcmp [-runs 7] [-only http1|http2] [-capture PATH] [-h2-capture PATH] [-rerecord] [-bin PATH] [-strict]
 //
-// The capture defaults to .cache/bench/http-load.pcap and is recorded with
-// the shared make-http-load.sh only when missing or when -rerecord is given;
-// recording needs root, nginx, curl, tcpdump and tshark. A missed target is
-// reported, not asserted: the exit status is 0 unless -strict is given.
+// The captures default to .cache/bench/http-load.pcap (recorded with the
+// shared make-http-load.sh; needs nginx and curl) and .cache/bench/h2load.pcap
+// (recorded with scripts/record-h2load.sh; needs nghttpd and h2load). Each is
+// recorded only when missing or when -rerecord is given; recording needs
+// root, tcpdump and tshark. A missed target is reported, not asserted: the
+// exit status is 0 unless -strict is given.
 package main
 
 import (
@@ -41,6 +54,7 @@ import (
 	"bytes"
 	"debug/buildinfo"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -60,37 +74,47 @@ import (
 )
 
 const (
-	wantPairs   = 50000 // GET/200 pairs in the capture
-	connections = 10    // keep-alive connections make-http-load.sh opens
+	wantCalls   = 50000 // request/response pairs (HTTP/1.1) or streams (HTTP/2) in each capture, all GET/200
+	connections = 10    // connections each recorder opens
+	h2Streams   = 10    // HTTP/2 streams h2load keeps in flight on each connection
+	h2Port      = 18082 // the port record-h2load.sh's nghttpd listens on; tshark is told it is HTTP/2
 
 	minSpeedup  = 20.0 // tshark wall / wirescope wall must be at least this
 	maxRSSRatio = 0.25 // wirescope peak RSS / tshark peak RSS must be at most this
 
-	defaultRecorder = "/work/shared/corpus/perf/make-http-load.sh"
-	defaultCapture  = ".cache/bench/http-load.pcap" // relative to the repository root
+	defaultRecorder   = "/work/shared/corpus/perf/make-http-load.sh"
+	defaultH2Recorder = "scripts/record-h2load.sh"    // relative to the repository root
+	defaultCapture    = ".cache/bench/http-load.pcap" // relative to the repository root
+	defaultH2Capture  = ".cache/bench/h2load.pcap"    // relative to the repository root
 )
 
 var errTargetsMissed = errors.New("performance targets missed")
 
 type config struct {
-	runs     int
-	capture  string
-	recorder string
-	bin      string
-	rerecord bool
-	strict   bool
+	runs       int
+	only       string
+	capture    string
+	recorder   string
+	h2Capture  string
+	h2Recorder string
+	bin        string
+	rerecord   bool
+	strict     bool
 }
 
 func main() {
 	var c config
 	flag.IntVar(&c.runs, "runs", 7, "measured runs of each command (after one warm-up run each)")
-	flag.StringVar(&c.capture, "capture", "", "capture to measure (default <repo>/"+defaultCapture+")")
-	flag.StringVar(&c.recorder, "recorder", defaultRecorder, "script that records the capture")
+	flag.StringVar(&c.only, "only", "", "measure one workload only: http1 or http2 (default both)")
+	flag.StringVar(&c.capture, "capture", "", "HTTP/1.1 capture to measure (default <repo>/"+defaultCapture+")")
+	flag.StringVar(&c.recorder, "recorder", defaultRecorder, "script that records the HTTP/1.1 capture")
+	flag.StringVar(&c.h2Capture, "h2-capture", "", "HTTP/2 capture to measure, on port "+strconv.Itoa(h2Port)+" (default <repo>/"+defaultH2Capture+")")
+	flag.StringVar(&c.h2Recorder, "h2-recorder", "", "script that records the HTTP/2 capture (default <repo>/"+defaultH2Recorder+")")
 	flag.StringVar(&c.bin, "bin", "", "wirescope binary to measure (default: build ./cmd/wirescope into a temp dir)")
-	flag.BoolVar(&c.rerecord, "rerecord", false, "record the capture again even if it exists")
+	flag.BoolVar(&c.rerecord, "rerecord", false, "record the captures again even if they exist")
 	flag.BoolVar(&c.strict, "strict", false, "exit with status 1 when a performance target is missed")
 	flag.Parse()
-	if flag.NArg() > 0 || c.runs < 1 {
+	if flag.NArg() > 0 || c.runs < 1 || (c.only != "" && c.only != "http1" && c.only != "http2") {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -108,14 +132,19 @@ func run(c config) error {
 	if err != nil {
 		return err
 	}
-	if c.capture == "" {
-		c.capture = filepath.Join(root, defaultCapture)
-	}
 	if _, err := exec.LookPath("tshark"); err != nil {
 		return errors.New("tshark not found on PATH (apt-get install tshark, or run scripts/bench.sh)")
 	}
-	if err := ensureCapture(c.capture, c.recorder, c.rerecord); err != nil {
-		return err
+	var works []*workload
+	for _, w := range workloads(c, root) {
+		if c.only == "" || c.only == w.key {
+			works = append(works, w)
+		}
+	}
+	for _, w := range works {
+		if err := ensureCapture(w, c.rerecord); err != nil {
+			return fmt.Errorf("%s: %w", w.title, err)
+		}
 	}
 	built := c.bin == ""
 	if built {
@@ -129,28 +158,44 @@ func run(c config) error {
 		}
 	}
 
-	facts, err := gatherFacts(c.capture, c.bin, root, built)
-	if err != nil {
-		return err
-	}
-	if err := verifyTshark(c.capture); err != nil {
-		return fmt.Errorf("tshark does not read %s as %d GET/200 pairs: %w", c.capture, wantPairs, err)
-	}
-	if err := verifyWirescope(c.bin, c.capture, facts.packets); err != nil {
-		return fmt.Errorf("wirescope does not read %s fully: %w", c.capture, err)
+	m := gatherMachine(c.bin, root, built)
+	inputs := make([]input, len(works))
+	for i, w := range works {
+		if inputs[i], err = readInput(w.capture); err != nil {
+			return err
+		}
+		if err := w.verifyTshark(w); err != nil {
+			return fmt.Errorf("tshark does not read %s as %d GET/200 %s: %w", w.capture, w.calls, w.unit, err)
+		}
+		if err := w.verifyWirescope(w, c.bin, inputs[i].packets); err != nil {
+			return fmt.Errorf("wirescope does not read %s fully: %w", w.capture, err)
+		}
 	}
 
-	cmds := benchCommands(c.bin, c.capture, facts.packets)
-	fmt.Fprintf(os.Stderr, "benchcmp: measuring %d runs of %d commands (after one warm-up run each)\n", c.runs, len(cmds))
-	samples, err := measure(cmds, c.runs, os.Stderr)
-	if err != nil {
-		return err
+	results := make([][][]sample, len(works))
+	cmds := make([][]command, len(works))
+	for i, w := range works {
+		cmds[i] = benchCommands(w, c.bin, inputs[i].packets)
+		fmt.Fprintf(os.Stderr, "benchcmp: %s: measuring %d runs of %d commands (after one warm-up run each)\n", w.title, c.runs, len(cmds[i]))
+		if results[i], err = measure(cmds[i], c.runs, os.Stderr, w.title); err != nil {
+			return fmt.Errorf("%s: %w", w.title, err)
+		}
 	}
-	facts.loadAfter = loadAvg()
+	m.loadAfter = loadAvg()
 
-	missed := report(os.Stdout, facts, cmds, samples)
+	reportMachine(os.Stdout, m)
+	missed, targets := 0, 0
+	for i, w := range works {
+		missed += report(os.Stdout, w, inputs[i], cmds[i], results[i])
+		targets += 2 * (len(cmds[i]) - 1)
+	}
+	if missed == 0 {
+		fmt.Fprintln(os.Stdout, "\nall targets met")
+	} else {
+		fmt.Fprintf(os.Stdout, "\n%d of %d targets missed\n", missed, targets)
+	}
 	if missed > 0 && c.strict {
-		return fmt.Errorf("%w: %d of %d (-strict)", errTargetsMissed, missed, 2*(len(cmds)-1))
+		return fmt.Errorf("%w: %d of %d (-strict)", errTargetsMissed, missed, targets)
 	}
 	return nil
 }
@@ -171,32 +216,107 @@ func repoRoot() (string, error) {
 	}
 }
 
-// ---- the capture ----
+// ---- the workloads ----
 
-// ensureCapture records the capture at path unless it already exists and
-// rerecord is false.
-func ensureCapture(path, recorder string, rerecord bool) error {
+// A workload is one capture, how to record it, the tshark statistics that
+// are its reference, and how to check that both tools read it whole.
+type workload struct {
+	key   string // -only's name
+	title string // as printed: HTTP/1.1, HTTP/2
+	unit  string // what a call of it is: "pairs", "streams"
+	calls uint64 // GET/200 calls the capture holds
+	about string // the capture, as printed under its table
+
+	capture  string
+	recorder string
+	// recordArgs are the recorder's arguments after its output file.
+	recordArgs []string
+	// recordTools are the programs recording needs, and installHint the
+	// packages that hold them.
+	recordTools []string
+	installHint string
+	// prepare, when set, readies a recording in the temporary directory
+	// work and returns the directories to put first on the recorder's PATH.
+	prepare func(work string) ([]string, error)
+
+	tsharkArgs   []string // after -r F
+	summaryProto string   // the protocol's name in wirescope's summary
+
+	verifyTshark    func(w *workload) error
+	verifyWirescope func(w *workload, bin string, packets uint64) error
+}
+
+func workloads(c config, root string) []*workload {
+	orRoot := func(path, def string) string {
+		if path == "" {
+			return filepath.Join(root, def)
+		}
+		return path
+	}
+	return []*workload{{
+		key:   "http1",
+		title: "HTTP/1.1",
+		unit:  "pairs",
+		calls: wantCalls,
+		about: fmt.Sprintf("HTTP/1.1 GET/200 pairs on %d keep-alive connections (nginx, curl)", connections),
+
+		capture:     orRoot(c.capture, defaultCapture),
+		recorder:    c.recorder,
+		recordArgs:  []string{strconv.Itoa(wantCalls / connections)},
+		recordTools: []string{"bash", "curl", "tcpdump", "tshark", "nginx"},
+		installHint: "tshark tcpdump nginx-light curl",
+		prepare:     prepareNginx,
+
+		tsharkArgs:      []string{"-q", "-z", "http,tree"},
+		summaryProto:    "http",
+		verifyTshark:    verifyTsharkHTTP1,
+		verifyWirescope: verifyWirescopeSummary,
+	}, {
+		key:   "http2",
+		title: "HTTP/2",
+		unit:  "streams",
+		calls: wantCalls,
+		about: fmt.Sprintf("HTTP/2 GET/200 streams on %d h2c connections, %d in flight on each (nghttpd, h2load)", connections, h2Streams),
+
+		capture:     orRoot(c.h2Capture, defaultH2Capture),
+		recorder:    orRoot(c.h2Recorder, defaultH2Recorder),
+		recordArgs:  []string{strconv.Itoa(wantCalls), strconv.Itoa(connections), strconv.Itoa(h2Streams)},
+		recordTools: []string{"bash", "nghttpd", "h2load", "tcpdump", "tshark"},
+		installHint: "nghttp2-server nghttp2-client tcpdump tshark",
+
+		tsharkArgs:      []string{"-d", "tcp.port==" + strconv.Itoa(h2Port) + ",http2", "-q", "-z", "http2,tree"},
+		summaryProto:    "http2",
+		verifyTshark:    verifyTsharkHTTP2,
+		verifyWirescope: verifyWirescopeHTTP2,
+	}}
+}
+
+// ---- the captures ----
+
+// ensureCapture records w's capture unless it already exists and rerecord
+// is false.
+func ensureCapture(w *workload, rerecord bool) error {
 	if !rerecord {
-		_, err := os.Stat(path)
+		_, err := os.Stat(w.capture)
 		if err == nil {
 			return nil
 		}
 		if !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("capture: %w", err)
 		}
-		fmt.Fprintf(os.Stderr, "benchcmp: %s is missing; recording it\n", path)
+		fmt.Fprintf(os.Stderr, "benchcmp: %s is missing; recording it\n", w.capture)
 	}
-	return recordCapture(path, recorder)
+	return recordCapture(w)
 }
 
-// recordCapture runs the recorder into a temporary file next to path, checks
-// with tshark that it holds wantPairs 200 responses and only then moves it to
-// path, so a failed recording leaves no capture behind.
-func recordCapture(path, recorder string) error {
-	nginx, err := checkRecordPrereqs(recorder)
-	if err != nil {
+// recordCapture runs w's recorder into a temporary file next to its
+// capture, checks with tshark that it holds w.calls 200 responses and only
+// then moves it into place, so a failed recording leaves no capture behind.
+func recordCapture(w *workload) error {
+	if err := checkRecordPrereqs(w); err != nil {
 		return err
 	}
+	path := w.capture
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return fmt.Errorf("capture directory: %w", err)
 	}
@@ -205,20 +325,24 @@ func recordCapture(path, recorder string) error {
 		return fmt.Errorf("recording directory: %w", err)
 	}
 	defer os.RemoveAll(work)
-	binDir := filepath.Join(work, "bin")
-	if err := writeNginxWrapper(binDir, nginx); err != nil {
-		return err
+	var pathDirs []string
+	if w.prepare != nil {
+		if pathDirs, err = w.prepare(work); err != nil {
+			return err
+		}
 	}
 
 	tmp := filepath.Join(work, filepath.Base(path))
-	cmd := exec.Command("bash", recorder, tmp, strconv.Itoa(wantPairs/connections))
-	cmd.Env = append(cmd.Environ(), "PATH="+binDir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	cmd := exec.Command("bash", append([]string{w.recorder, tmp}, w.recordArgs...)...)
+	cmd.Env = append(cmd.Environ(), "PATH="+strings.Join(append(pathDirs, os.Getenv("PATH")), string(os.PathListSeparator)))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	fmt.Fprintf(os.Stderr, "benchcmp: recording %d GET pairs with %s\n", wantPairs, recorder)
+	fmt.Fprintf(os.Stderr, "benchcmp: recording %d GET %s (%s) with %s\n", w.calls, w.unit, w.title, w.recorder)
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("recording with %s: %w", recorder, err)
+		return fmt.Errorf("recording with %s: %w", w.recorder, err)
 	}
-	if err := verifyTshark(tmp); err != nil {
+	recorded := *w
+	recorded.capture = tmp
+	if err := w.verifyTshark(&recorded); err != nil {
 		return fmt.Errorf("recorded capture is not what the benchmark needs: %w", err)
 	}
 	if err := os.Chmod(tmp, 0o644); err != nil {
@@ -231,36 +355,42 @@ func recordCapture(path, recorder string) error {
 	return nil
 }
 
-// checkRecordPrereqs names everything recording needs and lacks, all at once,
-// and returns the path of the real nginx.
-func checkRecordPrereqs(recorder string) (nginx string, err error) {
+// lookTool finds a program on PATH or in /usr/sbin, which a non-root PATH
+// may lack (nginx, nghttpd).
+func lookTool(name string) (string, error) {
+	if p, err := exec.LookPath(name); err == nil {
+		return p, nil
+	}
+	p := filepath.Join("/usr/sbin", name)
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("%s not found", name)
+	}
+	return p, nil
+}
+
+// checkRecordPrereqs names everything recording w needs and lacks, all at
+// once.
+func checkRecordPrereqs(w *workload) error {
 	var missing, tools []string
 	if os.Geteuid() != 0 {
 		missing = append(missing, "root (tcpdump captures on lo; run as root)")
 	}
-	if _, err := os.Stat(recorder); err != nil {
-		missing = append(missing, "the recorder script "+recorder)
+	if _, err := os.Stat(w.recorder); err != nil {
+		missing = append(missing, "the recorder script "+w.recorder)
 	}
-	for _, tool := range []string{"bash", "curl", "tcpdump", "tshark"} {
-		if _, err := exec.LookPath(tool); err != nil {
+	for _, tool := range w.recordTools {
+		if _, err := lookTool(tool); err != nil {
 			tools = append(tools, tool)
 		}
 	}
-	nginx, err = exec.LookPath("nginx")
-	if err != nil {
-		if _, serr := os.Stat("/usr/sbin/nginx"); serr != nil {
-			tools = append(tools, "nginx")
-		}
-		nginx = "/usr/sbin/nginx"
-	}
 	if len(tools) > 0 {
 		missing = append(missing, strings.Join(tools, ", ")+
-			" (scripts/bench.sh installs them: apt-get install -y tshark tcpdump nginx-light curl)")
+			" (scripts/bench.sh installs them: apt-get install -y "+w.installHint+")")
 	}
 	if len(missing) > 0 {
-		return "", fmt.Errorf("cannot record the capture: missing %s", strings.Join(missing, "; "))
+		return fmt.Errorf("cannot record the capture: missing %s", strings.Join(missing, "; "))
 	}
-	return nginx, nil
+	return nil
 }
 
 // nginxWrapper works around make-http-load.sh serving its page from a
@@ -281,17 +411,24 @@ done
 exec '%s' "$@"
 `
 
-func writeNginxWrapper(dir, realNginx string) error {
-	if strings.Contains(realNginx, "'") {
-		return fmt.Errorf("nginx path %q: cannot quote it for the wrapper", realNginx)
+// prepareNginx writes the nginx wrapper into work/bin, for the HTTP/1.1
+// recorder to find first on its PATH.
+func prepareNginx(work string) ([]string, error) {
+	realNginx, err := lookTool("nginx")
+	if err != nil {
+		return nil, err
 	}
+	if strings.Contains(realNginx, "'") {
+		return nil, fmt.Errorf("nginx path %q: cannot quote it for the wrapper", realNginx)
+	}
+	dir := filepath.Join(work, "bin")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fmt.Errorf("nginx wrapper: %w", err)
+		return nil, fmt.Errorf("nginx wrapper: %w", err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "nginx"), fmt.Appendf(nil, nginxWrapper, realNginx), 0o755); err != nil {
-		return fmt.Errorf("nginx wrapper: %w", err)
+		return nil, fmt.Errorf("nginx wrapper: %w", err)
 	}
-	return nil
+	return []string{dir}, nil
 }
 
 // countPcapPackets counts the records of a classic pcap file by walking its
@@ -350,14 +487,15 @@ func buildWirescope(root, dir string) (string, error) {
 // hold single spaces) and, after two or more spaces, its count.
 var treeRow = regexp.MustCompile(`^\s*(\S.*?)\s{2,}(\d+)\s`)
 
-// tsharkHTTPTree runs tshark's http,tree statistics over path and returns the
-// count of each item ("HTTP Response Packets", "200 OK", ...).
-func tsharkHTTPTree(path string) (map[string]uint64, error) {
+// tsharkTree runs w's reference statistics (tshark -r F w.tsharkArgs...)
+// over w's capture and returns the count of each item ("HTTP Response
+// Packets", "200 OK", "HEADERS", ...).
+func tsharkTree(w *workload) (map[string]uint64, error) {
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("tshark", "-r", path, "-q", "-z", "http,tree")
+	cmd := exec.Command("tshark", append([]string{"-r", w.capture}, w.tsharkArgs...)...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("tshark -z http,tree: %w\n%s", err, stderr.Bytes())
+		return nil, fmt.Errorf("tshark %s: %w\n%s", strings.Join(w.tsharkArgs, " "), err, stderr.Bytes())
 	}
 	tree := make(map[string]uint64)
 	for line := range strings.Lines(stdout.String()) {
@@ -367,29 +505,126 @@ func tsharkHTTPTree(path string) (map[string]uint64, error) {
 		}
 	}
 	if len(tree) == 0 {
-		return nil, fmt.Errorf("tshark -z http,tree printed no statistics:\n%s", stdout.Bytes())
+		return nil, fmt.Errorf("tshark %s printed no statistics:\n%s", strings.Join(w.tsharkArgs, " "), stdout.Bytes())
 	}
 	return tree, nil
 }
 
-// verifyTshark checks that tshark sees wantPairs responses in path, all 200.
-func verifyTshark(path string) error {
-	tree, err := tsharkHTTPTree(path)
+// verifyTsharkHTTP1 checks that tshark sees w.calls responses, all 200.
+func verifyTsharkHTTP1(w *workload) error {
+	tree, err := tsharkTree(w)
 	if err != nil {
 		return err
 	}
 	resp, ok := tree["HTTP Response Packets"], tree["200 OK"]
-	if resp != wantPairs || ok != wantPairs {
+	if resp != w.calls || ok != w.calls {
 		return fmt.Errorf("tshark http,tree counts %d responses, %d of them 200 OK; want %d of each (4xx: %d, 5xx: %d)",
-			resp, ok, wantPairs, tree["4xx: Client Error"], tree["5xx: Server Error"])
+			resp, ok, w.calls, tree["4xx: Client Error"], tree["5xx: Server Error"])
 	}
 	return nil
 }
 
+// A streamKey names an HTTP/2 stream in a capture: the client's end of its
+// connection and its stream id.
+type streamKey struct {
+	client string // ip:port
+	id     uint64
+}
+
+func (k streamKey) String() string { return fmt.Sprintf("%s stream %d", k.client, k.id) }
+
+// verifyTsharkHTTP2 checks that tshark's http2,tree counts two HEADERS
+// frames per stream, and that tshark's reading of every response HEADERS
+// frame (tsharkStreams) gives w.calls streams, all 200.
+func verifyTsharkHTTP2(w *workload) error {
+	tree, err := tsharkTree(w)
+	if err != nil {
+		return err
+	}
+	if h := tree["HEADERS"]; h != 2*w.calls {
+		return fmt.Errorf("tshark http2,tree counts %d HEADERS frames, want %d (a request's and a response's per stream; DATA: %d, RST_STREAM: %d, GOAWAY: %d)",
+			h, 2*w.calls, tree["DATA"], tree["RST_STREAM"], tree["GOAWAY"])
+	}
+	streams, err := tsharkStreams(w.capture)
+	if err != nil {
+		return err
+	}
+	var ok uint64
+	others := map[string]int{}
+	for _, status := range streams {
+		if status == "200" {
+			ok++
+		} else {
+			others[status]++
+		}
+	}
+	if uint64(len(streams)) != w.calls || ok != w.calls {
+		return fmt.Errorf("tshark reads %d HTTP/2 responses, %d of them 200; want %d of each (others by status: %v)",
+			len(streams), ok, w.calls, others)
+	}
+	return nil
+}
+
+// tsharkStreams reads the :status of every response in an HTTP/2 capture
+// with tshark, by stream. A packet carries several frames, so tshark prints
+// each field's values for all of them, in order: the frame types and stream
+// ids pair up, and the statuses go with the HEADERS frames (type 1) in turn.
+func tsharkStreams(path string) (map[streamKey]string, error) {
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command("tshark", "-r", path, "-d", "tcp.port=="+strconv.Itoa(h2Port)+",http2",
+		"-Y", "http2.headers.status", "-T", "fields", "-E", "occurrence=a", "-E", "aggregator=,",
+		"-e", "frame.number", "-e", "ip.dst", "-e", "tcp.dstport", "-e", "http2.type", "-e", "http2.streamid", "-e", "http2.headers.status")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("tshark -T fields http2: %w\n%s", err, stderr.Bytes())
+	}
+	return parseTsharkStreams(stdout.String())
+}
+
+// parseTsharkStreams reads tsharkStreams's fields: per packet its number,
+// the destination address and port (the client's, for a response), then
+// the frame types, stream ids and statuses of the frames in it.
+func parseTsharkStreams(out string) (map[streamKey]string, error) {
+	streams := map[streamKey]string{}
+	for line := range strings.Lines(out) {
+		f := strings.Split(strings.TrimRight(line, "\n"), "\t")
+		if len(f) != 6 {
+			return nil, fmt.Errorf("tshark -T fields http2: unexpected line %q", line)
+		}
+		types, ids, statuses := strings.Split(f[3], ","), strings.Split(f[4], ","), strings.Split(f[5], ",")
+		if len(types) != len(ids) {
+			return nil, fmt.Errorf("tshark -T fields http2: frame %s: %d frame types but %d stream ids", f[0], len(types), len(ids))
+		}
+		next := 0
+		for i, typ := range types {
+			if typ != "1" { // HEADERS
+				continue
+			}
+			if next == len(statuses) {
+				return nil, fmt.Errorf("tshark -T fields http2: frame %s: more HEADERS frames than statuses (%s)", f[0], f[5])
+			}
+			id, err := strconv.ParseUint(ids[i], 10, 32)
+			if err != nil {
+				return nil, fmt.Errorf("tshark -T fields http2: frame %s: stream id %q", f[0], ids[i])
+			}
+			k := streamKey{client: f[1] + ":" + f[2], id: id}
+			if prev, dup := streams[k]; dup {
+				return nil, fmt.Errorf("tshark -T fields http2: frame %s: a second response on %s (%s, then %s)", f[0], k, prev, statuses[next])
+			}
+			streams[k] = statuses[next]
+			next++
+		}
+		if next != len(statuses) {
+			return nil, fmt.Errorf("tshark -T fields http2: frame %s: more statuses (%s) than HEADERS frames", f[0], f[5])
+		}
+	}
+	return streams, nil
+}
+
 // summary is what wirescope's stderr summary says about a dissection.
 type summary struct {
-	packets   uint64
-	httpCalls uint64
+	packets uint64
+	calls   map[string]uint64 // by protocol
 }
 
 var (
@@ -402,40 +637,158 @@ func parseSummary(stderr string) (summary, error) {
 	if head == nil || calls == nil {
 		return summary{}, fmt.Errorf("no summary in wirescope's stderr:\n%s", stderr)
 	}
-	var s summary
+	s := summary{calls: map[string]uint64{}}
 	s.packets, _ = strconv.ParseUint(head[1], 10, 64)
 	for part := range strings.SplitSeq(calls[1], ", ") {
-		if n, ok := strings.CutPrefix(part, "http "); ok {
-			s.httpCalls, _ = strconv.ParseUint(n, 10, 64)
+		if p, n, ok := strings.Cut(part, " "); ok {
+			s.calls[p], _ = strconv.ParseUint(n, 10, 64)
 		}
 	}
 	return s, nil
 }
 
 // checkSummary returns a check for a wirescope run's stderr: all packets read
-// and wantPairs HTTP calls matched.
-func checkSummary(packets uint64) func(stderr string) error {
+// and w.calls calls of w's protocol matched.
+func checkSummary(w *workload, packets uint64) func(stderr string) error {
 	return func(stderr string) error {
 		s, err := parseSummary(stderr)
 		if err != nil {
 			return err
 		}
-		if s.httpCalls != wantPairs || s.packets != packets {
-			return fmt.Errorf("summary shows http %d over %d packets, want http %d over %d packets:\n%s",
-				s.httpCalls, s.packets, wantPairs, packets, stderr)
+		if n := s.calls[w.summaryProto]; n != w.calls || s.packets != packets {
+			return fmt.Errorf("summary shows %s %d over %d packets, want %s %d over %d packets:\n%s",
+				w.summaryProto, n, s.packets, w.summaryProto, w.calls, packets, stderr)
 		}
 		return nil
 	}
 }
 
-func verifyWirescope(bin, path string, packets uint64) error {
+// verifyWirescopeSummary checks wirescope dissect -q's summary: every packet
+// read, w.calls calls.
+func verifyWirescopeSummary(w *workload, bin string, packets uint64) error {
 	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "dissect", "-q", path)
+	cmd := exec.Command(bin, "dissect", "-q", w.capture)
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s dissect -q: %w\n%s", bin, err, stderr.Bytes())
 	}
-	return checkSummary(packets)(stderr.String())
+	return checkSummary(w, packets)(stderr.String())
+}
+
+// h2Call is what the HTTP/2 check reads of a JSONL call.
+type h2Call struct {
+	Proto  string          `json:"proto"`
+	Status json.RawMessage `json:"status"` // a number, or a string when not numeric ("" without a response)
+	Error  string          `json:"error"`
+	Src    struct {
+		IP   string `json:"ip"`
+		Port int    `json:"port"`
+	} `json:"src"`
+	Extra struct {
+		StreamID uint64 `json:"stream_id"`
+	} `json:"extra"`
+}
+
+// verifyWirescopeHTTP2 checks the summary as verifyWirescopeSummary does,
+// then reads every call wirescope dissect prints and compares the HTTP/2
+// ones with tshark's reading, stream by stream: the same streams, each
+// answered 200, with no error.
+func verifyWirescopeHTTP2(w *workload, bin string, packets uint64) error {
+	if err := verifyWirescopeSummary(w, bin, packets); err != nil {
+		return err
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command(bin, "dissect", w.capture)
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("%s dissect: %w", bin, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("%s dissect: %w", bin, err)
+	}
+	got := map[streamKey]string{}
+	var problems []string
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		var c h2Call
+		if err := json.Unmarshal(sc.Bytes(), &c); err != nil {
+			problems = append(problems, fmt.Sprintf("unreadable line %.100q: %v", sc.Bytes(), err))
+			continue
+		}
+		if c.Proto != "http2" {
+			continue
+		}
+		k := streamKey{client: c.Src.IP + ":" + strconv.Itoa(c.Src.Port), id: c.Extra.StreamID}
+		status := strings.Trim(string(c.Status), `"`)
+		if status == "" {
+			status = "none"
+		}
+		if c.Error != "" {
+			status += " (" + c.Error + ")"
+		}
+		if prev, dup := got[k]; dup {
+			problems = append(problems, fmt.Sprintf("%s: two calls (%s, then %s)", k, prev, status))
+		}
+		got[k] = status
+	}
+	scanErr := sc.Err()
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("%s dissect: %w\n%s", bin, err, stderr.Bytes())
+	}
+	if scanErr != nil {
+		return fmt.Errorf("%s dissect: reading its output: %w", bin, scanErr)
+	}
+	want, err := tsharkStreams(w.capture)
+	if err != nil {
+		return err
+	}
+	problems = append(problems, compareStreams(want, got)...)
+	if len(problems) > 0 {
+		const show = 20
+		more := ""
+		if len(problems) > show {
+			more = fmt.Sprintf("\n  ... and %d more", len(problems)-show)
+		}
+		return fmt.Errorf("wirescope's HTTP/2 calls differ from tshark's streams in %d ways:\n  %s%s",
+			len(problems), strings.Join(problems[:min(show, len(problems))], "\n  "), more)
+	}
+	return nil
+}
+
+// compareStreams lists, in stream order, the streams tshark and wirescope
+// read differently: missing from either, or with another status.
+func compareStreams(tshark, ws map[streamKey]string) []string {
+	keys := make([]streamKey, 0, len(tshark)+len(ws))
+	for k := range tshark {
+		keys = append(keys, k)
+	}
+	for k := range ws {
+		if _, ok := tshark[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b streamKey) int {
+		if c := strings.Compare(a.client, b.client); c != 0 {
+			return c
+		}
+		return int(a.id) - int(b.id)
+	})
+	var diffs []string
+	for _, k := range keys {
+		t, inT := tshark[k]
+		g, inW := ws[k]
+		switch {
+		case !inW:
+			diffs = append(diffs, fmt.Sprintf("%s: tshark %s, no wirescope call", k, t))
+		case !inT:
+			diffs = append(diffs, fmt.Sprintf("%s: wirescope %s, no response in tshark", k, g))
+		case t != g:
+			diffs = append(diffs, fmt.Sprintf("%s: tshark %s, wirescope %s", k, t, g))
+		}
+	}
+	return diffs
 }
 
 // ---- measuring ----
@@ -449,11 +802,11 @@ type command struct {
 	check  func(stderr string) error // run after every run; nil checks nothing
 }
 
-func benchCommands(bin, capture string, packets uint64) []command {
+func benchCommands(w *workload, bin string, packets uint64) []command {
 	return []command{
-		{name: "tshark -r F -q -z http,tree", short: "tshark", argv: []string{"tshark", "-r", capture, "-q", "-z", "http,tree"}, isBase: true},
-		{name: "wirescope dissect F (jsonl)", short: "wirescope-jsonl", argv: []string{bin, "dissect", capture}, check: checkSummary(packets)},
-		{name: "wirescope dissect -q F", short: "wirescope-q", argv: []string{bin, "dissect", "-q", capture}, check: checkSummary(packets)},
+		{name: "tshark -r F " + strings.Join(w.tsharkArgs, " "), short: "tshark", argv: append([]string{"tshark", "-r", w.capture}, w.tsharkArgs...), isBase: true},
+		{name: "wirescope dissect F (jsonl)", short: "wirescope-jsonl", argv: []string{bin, "dissect", w.capture}, check: checkSummary(w, packets)},
+		{name: "wirescope dissect -q F", short: "wirescope-q", argv: []string{bin, "dissect", "-q", w.capture}, check: checkSummary(w, packets)},
 	}
 }
 
@@ -497,7 +850,7 @@ func runOnce(c command) (sample, error) {
 // measure runs each command once to warm the page cache, then runs rounds
 // of one run per command, rotating the order every round so that drift in the
 // machine's speed hits every command alike. It returns the samples per command.
-func measure(cmds []command, runs int, progress io.Writer) ([][]sample, error) {
+func measure(cmds []command, runs int, progress io.Writer, title string) ([][]sample, error) {
 	for _, c := range cmds {
 		if _, err := runOnce(c); err != nil {
 			return nil, fmt.Errorf("warm-up: %w", err)
@@ -515,7 +868,7 @@ func measure(cmds []command, runs int, progress io.Writer) ([][]sample, error) {
 			samples[i] = append(samples[i], s)
 			fmt.Fprintf(&line, "  %s %s", cmds[i].short, ms(s.wall))
 		}
-		fmt.Fprintf(progress, "benchcmp: round %d/%d:%s\n", r+1, runs, line.String())
+		fmt.Fprintf(progress, "benchcmp: %s round %d/%d:%s\n", title, r+1, runs, line.String())
 	}
 	return samples, nil
 }
@@ -545,40 +898,45 @@ func median[T ~int64](xs []T) T {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
-// facts describe the machine and the capture, to read the numbers by.
-type facts struct {
-	nproc        int
-	cpuModel     string
-	loadBefore   string
-	loadAfter    string
-	tshark       string
-	goVersion    string
-	wirescope    string
-	capture      string
-	captureBytes int64
-	packets      uint64
+// machine describes the machine and the tools, to read the numbers by.
+type machine struct {
+	nproc      int
+	cpuModel   string
+	loadBefore string
+	loadAfter  string
+	tshark     string
+	goVersion  string
+	wirescope  string
 }
 
-func gatherFacts(capture, bin, root string, built bool) (facts, error) {
+// input describes a workload's capture.
+type input struct {
+	capture string
+	bytes   int64
+	packets uint64
+}
+
+func gatherMachine(bin, root string, built bool) machine {
+	return machine{
+		nproc:      runtime.NumCPU(),
+		cpuModel:   cpuModel(),
+		loadBefore: loadAvg(),
+		tshark:     tsharkVersion(),
+		goVersion:  goVersion(),
+		wirescope:  describeBinary(bin, root, built),
+	}
+}
+
+func readInput(capture string) (input, error) {
 	fi, err := os.Stat(capture)
 	if err != nil {
-		return facts{}, fmt.Errorf("capture: %w", err)
+		return input{}, fmt.Errorf("capture: %w", err)
 	}
 	packets, err := countPcapPackets(capture)
 	if err != nil {
-		return facts{}, err
+		return input{}, err
 	}
-	return facts{
-		nproc:        runtime.NumCPU(),
-		cpuModel:     cpuModel(),
-		loadBefore:   loadAvg(),
-		tshark:       tsharkVersion(),
-		goVersion:    goVersion(),
-		wirescope:    describeBinary(bin, root, built),
-		capture:      capture,
-		captureBytes: fi.Size(),
-		packets:      packets,
-	}, nil
+	return input{capture: capture, bytes: fi.Size(), packets: packets}, nil
 }
 
 func tsharkVersion() string {
@@ -651,20 +1009,25 @@ func loadAvg() string {
 	return strings.Join(f[:min(3, len(f))], " ")
 }
 
-// report prints the facts, the per-command table and the verdicts, and
-// returns how many targets were missed.
-func report(w io.Writer, f facts, cmds []command, samples [][]sample) (missed int) {
-	runs := len(samples[0])
-	fmt.Fprintln(w, "\nmachine and inputs")
+// reportMachine prints the facts every workload's figures are read by.
+func reportMachine(w io.Writer, m machine) {
+	fmt.Fprintln(w, "\nmachine and tools")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "  nproc\t%d (%s)\n", f.nproc, f.cpuModel)
-	fmt.Fprintf(tw, "  load average\t%s before, %s after\n", f.loadBefore, f.loadAfter)
-	fmt.Fprintf(tw, "  tshark\t%s\n", f.tshark)
-	fmt.Fprintf(tw, "  go\t%s\n", f.goVersion)
-	fmt.Fprintf(tw, "  wirescope\t%s\n", f.wirescope)
-	fmt.Fprintf(tw, "  capture\t%s: %s bytes (%.1f MiB), %s packets, %s HTTP GET/200 pairs\n",
-		f.capture, group(uint64(f.captureBytes)), float64(f.captureBytes)/(1<<20), group(f.packets), group(wantPairs))
+	fmt.Fprintf(tw, "  nproc\t%d (%s)\n", m.nproc, m.cpuModel)
+	fmt.Fprintf(tw, "  load average\t%s before, %s after\n", m.loadBefore, m.loadAfter)
+	fmt.Fprintf(tw, "  tshark\t%s\n", m.tshark)
+	fmt.Fprintf(tw, "  go\t%s\n", m.goVersion)
+	fmt.Fprintf(tw, "  wirescope\t%s\n", m.wirescope)
 	tw.Flush()
+}
+
+// report prints a workload's capture, its per-command table and its
+// verdicts, and returns how many of its targets were missed.
+func report(w io.Writer, wl *workload, in input, cmds []command, samples [][]sample) (missed int) {
+	runs := len(samples[0])
+	fmt.Fprintf(w, "\n== %s\n", wl.title)
+	fmt.Fprintf(w, "capture %s: %s bytes (%.1f MiB), %s packets, %s %s\n",
+		in.capture, group(uint64(in.bytes)), float64(in.bytes)/(1<<20), group(in.packets), group(wl.calls), wl.about)
 
 	st := make([]stats, len(cmds))
 	base := 0
@@ -676,7 +1039,7 @@ func report(w io.Writer, f facts, cmds []command, samples [][]sample) (missed in
 	}
 
 	fmt.Fprintf(w, "\nper command: %d runs each, order rotated every round, after one warm-up run each\n", runs)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "command\tmedian wall\tmin wall\tmedian CPU\tmedian peak RSS\t")
 	for i, c := range cmds {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", c.name, ms(st[i].medWall), ms(st[i].minWall), ms(st[i].medCPU), mib(st[i].medRSS))
@@ -706,14 +1069,14 @@ func report(w io.Writer, f facts, cmds []command, samples [][]sample) (missed in
 		}
 		secs := st[i].medWall.Seconds()
 		fmt.Fprintf(tw, "%s\t%s packets/s\t%s calls/s\t%.0f MiB/s\n", c.name,
-			group(uint64(float64(f.packets)/secs)), group(uint64(wantPairs/secs)), float64(f.captureBytes)/(1<<20)/secs)
+			group(uint64(float64(in.packets)/secs)), group(uint64(float64(wl.calls)/secs)), float64(in.bytes)/(1<<20)/secs)
 	}
 	tw.Flush()
 
 	if missed == 0 {
-		fmt.Fprintln(w, "\nall targets met")
+		fmt.Fprintf(w, "\n%s: all targets met\n", wl.title)
 	} else {
-		fmt.Fprintf(w, "\n%d of %d targets missed\n", missed, 2*(len(cmds)-1))
+		fmt.Fprintf(w, "\n%s: %d of %d targets missed\n", wl.title, missed, 2*(len(cmds)-1))
 	}
 	return missed
 }
