@@ -68,6 +68,10 @@ type direction struct {
 	dec           *hpack.Decoder
 	maxFrame      uint32 // the largest frame the peer allows this side
 	resync        bool   // after a gap: looking for a frame header
+	// fieldsHint is how many fields the last header block that kept any had:
+	// a block's list is allocated that big at its first field, not grown
+	// field by field (a sender's blocks are alike).
+	fieldsHint int
 }
 
 // stream is one request and its response.
@@ -106,6 +110,9 @@ type message struct {
 // The cap on a dynamic table, whatever SETTINGS_HEADER_TABLE_SIZE and
 // size updates ask: real peers use 4 KiB; a bigger table is a bomb.
 const maxTable = 64 << 10
+
+// maxFieldsHint caps the room a header list starts with.
+const maxFieldsHint = 64
 
 // smallCap caps what a control frame's payload keeps (GOAWAY's debug data
 // beyond it is counted, not kept).
@@ -183,6 +190,9 @@ func (d *direction) addField(c *conn) func(hpack.HeaderField) {
 			return
 		}
 		d.fieldBytes += n
+		if d.fields == nil {
+			d.fields = make(proto.Headers, 0, max(d.fieldsHint, 1))
+		}
 		d.fields = append(d.fields, proto.Header{Name: f.Name, Value: f.Value})
 	}
 }
@@ -472,6 +482,9 @@ func (c *conn) endBlock(d *direction, t time.Time) {
 		}
 	}
 	fields := d.fields
+	if len(fields) > 0 {
+		d.fieldsHint = min(len(fields), maxFieldsHint)
+	}
 	incomplete := d.blockFailed || d.fieldsDropped
 	if d.blockFailed {
 		// The table is out of step with the sender's: start afresh. The
