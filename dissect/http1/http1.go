@@ -55,6 +55,7 @@ func (Protocol) DetectStream(data []byte, _, _ uint16) (proto.Verdict, proto.Rol
 // NewStream implements proto.StreamProtocol.
 func (Protocol) NewStream(out proto.Emitter, lim *proto.Limits) proto.StreamParser {
 	c := &conn{out: out, lim: lim}
+	c.pending.Max = lim.MaxPending
 	c.req.role, c.resp.role = proto.Client, proto.Server
 	return c
 }
@@ -109,6 +110,9 @@ type exchange struct {
 	interim []int // the first maxInterim interim statuses
 	// moreInterim counts interim responses beyond those.
 	moreInterim int
+	// carry follows a protocol carried in the exchange (GraphQL), which
+	// rewrites its call (proto.Carry).
+	carry proto.Carriage
 }
 
 // maxInterim bounds the interim (1xx) statuses a call records.
@@ -138,11 +142,13 @@ type heldBytes struct {
 
 // conn parses one connection.
 type conn struct {
-	out     proto.Emitter
-	lim     *proto.Limits
-	req     half
-	resp    half
-	pending []*exchange // requests waiting for a final response, oldest first
+	out  proto.Emitter
+	lim  *proto.Limits
+	req  half
+	resp half
+	// pending are the requests waiting for a final response, oldest
+	// first, each under its own key (popped when its response ends).
+	pending proto.Pending[*exchange, *exchange]
 	// handover holds the bytes received after a protocol switch, and what
 	// the switch said, for the protocol that takes over (HandOver).
 	handover proto.Handover
@@ -189,7 +195,7 @@ func (c *conn) Feed(r proto.Role, data []byte, t time.Time) {
 			if n > h.remaining {
 				n = h.remaining
 			}
-			c.addBody(h.msg, data[:n])
+			c.addBody(h, data[:n])
 			h.remaining -= n
 			data = data[n:]
 			if h.remaining == 0 {
@@ -239,7 +245,7 @@ func (c *conn) Feed(r proto.Role, data []byte, t time.Time) {
 				h.msg.trailers = addField(h.msg.trailers, name, value)
 			}
 		case stUntilClose:
-			c.addBody(h.msg, data)
+			c.addBody(h, data)
 			return
 		case stSkipHeader:
 			data = c.skipHeader(h, data)
@@ -430,6 +436,7 @@ func (c *conn) parseHeader(h *half, block []byte, t time.Time) {
 		return
 	}
 	if h.role == proto.Client {
+		h.ex.carry = proto.Carry("http", m.method, m.target, m.headers, c.lim)
 		c.requestBody(h, t)
 	} else {
 		c.responseHeaders(h, t)
@@ -466,6 +473,9 @@ func framingField(line string) bool {
 		return strings.EqualFold(name, "content-length")
 	case len("content-encoding"):
 		return strings.EqualFold(name, "content-encoding")
+	case len("content-type"):
+		// Carried protocols are told apart by it (proto.Carry).
+		return strings.EqualFold(name, "content-type")
 	case len("transfer-encoding"):
 		return strings.EqualFold(name, "transfer-encoding")
 	}
@@ -508,12 +518,12 @@ func (c *conn) framing(h *half, m *message) bool {
 func (c *conn) queue(h *half) {
 	ex := &exchange{req: h.msg}
 	h.ex = ex
-	if len(c.pending) >= c.lim.MaxPending {
-		old := c.pending[0]
-		c.pending = c.pending[1:]
+	if old, full := c.pending.Add(ex, ex.req.start, ex); full {
+		if c.resp.ex == old {
+			c.resp.ex = nil // its response, being read, answers no request now
+		}
 		c.emit(old, "truncated: more than "+strconv.Itoa(c.lim.MaxPending)+" requests waiting for a response")
 	}
-	c.pending = append(c.pending, ex)
 }
 
 // requestBody sets up reading the request's body.
@@ -548,6 +558,17 @@ func (c *conn) responseHeaders(h *half, t time.Time) {
 		}
 		h.msg, h.ex = nil, nil
 		h.state = stStart
+	case ex != nil && ex.carry != nil && m.status != 101:
+		ex.carry.Headers(proto.Server, m.headers)
+		fallthrough
+	default:
+		c.responseBody(h, m, method, t)
+	}
+}
+
+// responseBody sets up reading a final response's body.
+func (c *conn) responseBody(h *half, m *message, method string, t time.Time) {
+	switch {
 	case m.status == 101, method == "HEAD", m.status == 204, m.status == 304,
 		method == "CONNECT" && m.status >= 200 && m.status < 300:
 		c.complete(h, t)
@@ -570,22 +591,29 @@ func (c *conn) match(start time.Time) *exchange {
 		// Responses were lost in a gap: requests sent before the one this
 		// response most likely answers got theirs in the gap.
 		c.resp.resync = false
-		for len(c.pending) > 1 && !c.pending[1].req.start.After(start) {
-			ex := c.pending[0]
-			c.pending = c.pending[1:]
+		for {
+			next, ok := c.pending.At(1)
+			if !ok || next.req.start.After(start) {
+				break
+			}
+			ex, _ := c.pending.TakeOldest()
 			c.emit(ex, "truncated: response lost in a capture gap")
 		}
 	}
-	if len(c.pending) == 0 || c.pending[0].req.start.After(start) {
+	ex, ok := c.pending.Oldest()
+	if !ok || ex.req.start.After(start) {
 		return nil
 	}
-	return c.pending[0]
+	return ex
 }
 
 // complete finishes h's current message at time t.
 func (c *conn) complete(h *half, t time.Time) {
 	m := h.msg
 	m.end, m.done = t, true
+	if len(m.trailers) > 0 && h.ex != nil && h.ex.carry != nil {
+		h.ex.carry.Headers(h.role, m.trailers)
+	}
 	h.state = stStart
 	h.msg = nil
 	if h.role == proto.Client {
@@ -644,14 +672,7 @@ func (c *conn) complete(h *half, t time.Time) {
 	}
 }
 
-func (c *conn) popPending(ex *exchange) {
-	for i, p := range c.pending {
-		if p == ex {
-			c.pending = append(c.pending[:i], c.pending[i+1:]...)
-			return
-		}
-	}
-}
+func (c *conn) popPending(ex *exchange) { c.pending.Take(ex, nil) }
 
 // abort ends h's current message with an error and puts h out of step. A
 // request stays queued (its response may still come) and carries the error;
@@ -704,6 +725,9 @@ func (c *conn) abort(h *half, reason string) {
 // Gap implements proto.StreamParser.
 func (c *conn) Gap(r proto.Role, n int) {
 	h := c.half(r)
+	if h.ex != nil && h.ex.carry != nil && h.msg != nil {
+		h.ex.carry.Gap(r)
+	}
 	switch h.state {
 	case stBody, stChunkData:
 		if n >= 0 && int64(n) <= h.remaining {
@@ -777,14 +801,13 @@ func (c *conn) End(reason proto.EndReason, t time.Time) {
 	case proto.EndMemory:
 		why = "truncated: connection ended early for memory bounds before the response"
 	}
-	for _, ex := range c.pending {
+	c.pending.Expire(time.Time{}, func(ex *exchange) {
 		err := why
 		if !ex.req.done && ex.req.err != "" {
 			err = ex.req.err
 		}
 		c.emit(ex, err)
-	}
-	c.pending = nil
+	})
 }
 
 func kind(h *half) string {
@@ -812,8 +835,11 @@ func (c *conn) Buffered() int {
 	for _, ch := range c.handover.Chunks {
 		n += len(ch.Data)
 	}
-	for _, ex := range c.pending {
+	for ex := range c.pending.All() {
 		n += ex.req.size()
+		if cb, ok := ex.carry.(proto.CarriedBuffering); ok {
+			n += cb.Buffered()
+		}
 	}
 	if m := c.resp.msg; m != nil {
 		n += m.size()
@@ -857,9 +883,14 @@ func release(buf []byte) []byte {
 	return buf[:0]
 }
 
-// addBody counts body bytes and keeps the first ones for display.
-func (c *conn) addBody(m *message, b []byte) {
+// addBody counts body bytes and keeps the first ones for display; a
+// carried protocol gets them all.
+func (c *conn) addBody(h *half, b []byte) {
+	m := h.msg
 	m.bodySize += int64(len(b))
+	if h.ex != nil && h.ex.carry != nil {
+		h.ex.carry.Body(h.role, b)
+	}
 	if c.lim.Summary {
 		return
 	}
@@ -952,7 +983,13 @@ func (c *conn) emit(ex *exchange, reason string) {
 		extra = append(extra, proto.Field{Key: "response_trailers", Value: resp.trailers.Map()})
 	}
 	call.Extra = extra
-	c.out.Emit(call)
+	if ex.carry == nil {
+		c.out.Emit(call)
+		return
+	}
+	for _, cc := range ex.carry.Finish(call) {
+		c.out.Emit(cc)
+	}
 }
 
 // The common versions, boxed once: putting a string in an interface value

@@ -324,6 +324,21 @@ func TestLimits(t *testing.T) {
 	if len(s.rec.calls) != 2 || !strings.HasPrefix(s.rec.calls[0].Error, "truncated: more than 3") {
 		t.Errorf("calls:%s", s.rec.summary())
 	}
+
+	// The request given up on is the one whose response is being read:
+	// it is emitted once, and the response's end pairs with no request.
+	s = newSession(proto.Limits{MaxPending: 2})
+	s.cli(0, "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n")
+	s.srv(1, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+	s.cli(2, "GET /c HTTP/1.1\r\n\r\n")
+	s.srv(3, "cd")
+	s.end(proto.EndFIN)
+	checkAll(t, s.rec,
+		want{method: "GET", path: "/a", errPrefix: "truncated: more than 2"},
+		want{status: "200", errPrefix: "no request", respBody: 4},
+		want{method: "GET", path: "/b", errPrefix: "no response"},
+		want{method: "GET", path: "/c", errPrefix: "no response"},
+	)
 }
 
 // TestEndlessLists sends what a hostile peer could repeat forever: trailer

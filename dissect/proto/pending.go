@@ -1,6 +1,7 @@
 package proto
 
 import (
+	"iter"
 	"slices"
 	"time"
 )
@@ -96,6 +97,26 @@ func (p *Pending[K, V]) Expire(deadline time.Time, give func(V)) {
 	}
 	for _, v := range gone {
 		give(v)
+	}
+}
+
+// At returns the i-th oldest request held (0: the oldest).
+func (p *Pending[K, V]) At(i int) (v V, ok bool) {
+	if i < 0 || i >= len(p.items) {
+		return v, false
+	}
+	return p.items[i].v, true
+}
+
+// All yields the requests held, oldest first; the parser must not change
+// p while it ranges.
+func (p *Pending[K, V]) All() iter.Seq[V] {
+	return func(yield func(V) bool) {
+		for _, it := range p.items {
+			if !yield(it.v) {
+				return
+			}
+		}
 	}
 }
 

@@ -41,6 +41,16 @@ func TestPending(t *testing.T) {
 	if v, ok := p.Take(9, nil); !ok || v != "bb" {
 		t.Fatalf("take 9: %q %v", v, ok)
 	}
+	// By position, and all of them oldest first.
+	if v, ok := p.At(1); !ok || v != "dddd" {
+		t.Fatalf("at 1: %q %v", v, ok)
+	}
+	if _, ok := p.At(3); ok {
+		t.Fatal("at 3 of 3")
+	}
+	if all := slices.Collect(p.All()); !slices.Equal(all, []string{"ccc", "dddd", "eeeee"}) {
+		t.Fatalf("all: %q", all)
+	}
 	// In order.
 	if v, ok := p.Oldest(); !ok || v != "ccc" {
 		t.Fatalf("oldest %q", v)
