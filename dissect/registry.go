@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/wirescope/wirescope/dissect/dns"
+	"github.com/wirescope/wirescope/dissect/graphql"
 	"github.com/wirescope/wirescope/dissect/grpc"
 	"github.com/wirescope/wirescope/dissect/http1"
 	"github.com/wirescope/wirescope/dissect/http2"
@@ -23,6 +24,7 @@ var all = []proto.Protocol{
 	websocket.Protocol{},
 	http2.Protocol{},
 	grpc.Protocol{},
+	graphql.Protocol{},
 }
 
 // The rest of wirescope (the index, the tools) reads what each protocol
