@@ -12,13 +12,16 @@
 //
 // A call is an operation: Method is its type (query, mutation,
 // subscription), Path its name, or its first root field when anonymous;
-// Status is OK, or — GraphQL answers errors under HTTP 200 — the first
-// error's extensions.code ("BAD_USER_INPUT", "UNAUTHENTICATED" …) or ERROR
-// when it has none; a response that is not a GraphQL result gives
-// HTTP_<status>. Extra keeps the root fields, the HTTP status, the errors
-// (message, code and path, the first few), whether data came with them
-// (partial), and a batch's index and size: a batch is one call per
-// operation, each matched with its result by position.
+// Status is "ok", or "error" when the result carries errors — GraphQL
+// answers them under HTTP 200 — or when the response is not a GraphQL
+// result and its HTTP status is not a success; it is empty when the capture
+// cut the result before saying which (status_from says why). Extra keeps
+// the first error's extensions.code (error_code: "BAD_USER_INPUT",
+// "UNAUTHENTICATED" …, which tells client errors from the server's), the
+// root fields, the HTTP status, the errors (message, code and path, the
+// first few), whether data came with them (partial), and a batch's index
+// and size: a batch is one call per operation, each matched with its
+// result by position.
 //
 // Bodies of any size are read as they arrive, keeping only the document,
 // the operation's name and the errors (each up to a cap): variables and
@@ -59,23 +62,16 @@ var clientCodes = map[string]bool{
 }
 
 func outcome(c *proto.Call) proto.Outcome {
-	switch {
-	case c.Status == "OK":
+	if c.Status == "ok" {
 		return proto.OK
-	case c.Status == "UNKNOWN":
-		return proto.Incomplete
-	case clientCodes[c.Status]:
-		return proto.ClientError
-	case strings.HasPrefix(c.Status, "HTTP_"):
-		if n, _ := strconv.Atoi(c.Status[len("HTTP_"):]); n < 500 {
-			return proto.ClientError
-		}
-		return proto.ServerError
 	}
-	// An error without a code the client is known to cause: a 4xx says
-	// the request was refused (graphql-response+json's parse and
-	// validation errors), anything else is the server's.
-	if n, ok := c.Extra.Get("http_status").(int64); ok && n >= 400 && n < 500 {
+	if code, _ := c.Extra.Get("error_code").(string); clientCodes[code] {
+		return proto.ClientError
+	}
+	// No code the client is known to cause: a 3xx or 4xx says the request
+	// was refused (graphql-response+json's parse and validation errors,
+	// a login redirect), anything else is the server's.
+	if n, ok := c.Extra.Get("http_status").(int64); ok && n >= 300 && n < 500 {
 		return proto.ClientError
 	}
 	return proto.ServerError
@@ -371,6 +367,11 @@ func readResult(e element) result {
 }
 
 func (c *carriage) Finish(call *proto.Call) []*proto.Call {
+	if call.Status == "101" {
+		// The connection switched protocols (Upgrade: h2c): the operation
+		// is answered on the new one, which records it.
+		return []*proto.Call{call}
+	}
 	if !c.fromURL {
 		c.readRequests()
 	}
@@ -449,9 +450,9 @@ func (c *carriage) rewrite(call *proto.Call, r request, httpStatus int, results 
 	}
 	if i >= len(results) {
 		if httpStatus >= 300 || httpStatus < 200 {
-			call.Status = "HTTP_" + strconv.Itoa(httpStatus)
+			call.Status = "error"
 		} else {
-			call.Status = "UNKNOWN"
+			call.Status = "" // a success the capture cannot read
 		}
 		why := "the response is not a GraphQL result"
 		if len(results) > 0 {
@@ -465,9 +466,9 @@ func (c *carriage) rewrite(call *proto.Call, r request, httpStatus int, results 
 	res := readResult(results[i])
 	switch {
 	case len(res.errors) > 0:
-		call.Status = res.errors[0].code()
-		if call.Status == "" {
-			call.Status = "ERROR"
+		call.Status = "error"
+		if code := res.errors[0].code(); code != "" {
+			x.Set("error_code", code)
 		}
 		n := int64(len(res.errors))
 		x.Set("error_count", n)
@@ -483,15 +484,15 @@ func (c *carriage) rewrite(call *proto.Call, r request, httpStatus int, results 
 			x.Set("partial", true) // data came with the errors
 		}
 	case res.errMore:
-		call.Status = "ERROR"
+		call.Status = "error"
 		x.Set("status_from", "errors were sent but not read")
 	case res.whole || res.hasData:
-		call.Status = "OK"
+		call.Status = "ok"
 		if !res.whole {
 			x.Set("result_cut", true)
 		}
 	default:
-		call.Status = "UNKNOWN"
+		call.Status = ""
 		x.Set("status_from", "the response was cut before its result")
 	}
 }

@@ -141,6 +141,10 @@ func newConn(out proto.Emitter, lim *proto.Limits, ctx proto.Extra) *conn {
 			st.start = t
 		}
 		c.open(st)
+		// Its headers were HTTP/1's: a carried protocol that needs them
+		// (gRPC) does not take it; one the request line tells (a GraphQL
+		// GET) does.
+		c.carry(st, nil)
 	}
 	return c
 }
@@ -623,7 +627,12 @@ func (c *conn) requestHeaders(st *stream, h proto.Headers, t time.Time) {
 		m.headers = h
 		c.keep(st, m, headerSize(h))
 	}
-	st.carry = proto.Carry("http2", m.method, m.path, h, &c.lim)
+	c.carry(st, h)
+}
+
+// carry asks the carried protocols whether st's request is theirs.
+func (c *conn) carry(st *stream, h proto.Headers) {
+	st.carry = proto.Carry("http2", st.req.method, st.req.path, h, &c.lim)
 	if cb, ok := st.carry.(proto.CarriedBuffering); ok {
 		if c.carried == nil {
 			c.carried = map[*stream]proto.CarriedBuffering{}
