@@ -224,16 +224,22 @@ func (l *lexer) skipToBrace() bool {
 }
 
 // skipBlock moves past the '}' that closes a block whose '{' was read.
-func (l *lexer) skipBlock() {
+func (l *lexer) skipBlock() { l.skip("{", "}") }
+
+// skipParens moves past the ')' closing arguments whose '(' was read.
+func (l *lexer) skipParens() { l.skip("(", ")") }
+
+// skip moves past the close that balances an open already read.
+func (l *lexer) skip(open, close string) {
 	depth := 1
 	for depth > 0 {
 		kind, text := l.next()
 		switch {
 		case kind == tokEOF:
 			return
-		case kind == tokPunct && text == "{":
+		case kind == tokPunct && text == open:
 			depth++
-		case kind == tokPunct && text == "}":
+		case kind == tokPunct && text == close:
 			depth--
 		}
 	}
@@ -299,22 +305,6 @@ func (l *lexer) rootFields(op *operation, nesting int) {
 			l.next() // a directive's name; its arguments are skipped next
 		case kind == tokPunct && text == "{":
 			l.skipBlock() // a field's own selection set
-		}
-	}
-}
-
-// skipParens moves past the ')' closing arguments whose '(' was read.
-func (l *lexer) skipParens() {
-	depth := 1
-	for depth > 0 {
-		kind, text := l.next()
-		switch {
-		case kind == tokEOF:
-			return
-		case kind == tokPunct && text == "(":
-			depth++
-		case kind == tokPunct && text == ")":
-			depth--
 		}
 	}
 }
