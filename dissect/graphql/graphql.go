@@ -195,6 +195,10 @@ func (c *carriage) Headers(r proto.Role, h proto.Headers) {
 	if r != proto.Server || c.side[1].sc != nil || c.notJSON {
 		return
 	}
+	if c.ruledOut() {
+		c.notJSON = true // not GraphQL: the response need not be read
+		return
+	}
 	ct := mediaType(h.Get("content-type"))
 	if ct != "" && ct != "application/json" && !strings.HasSuffix(ct, "+json") {
 		c.notJSON = true
@@ -246,6 +250,21 @@ func (c *carriage) Gap(r proto.Role) {
 	}
 }
 
+// ruledOut reports whether the request, read whole as JSON, has no
+// "query" and no "extensions" at all: a JSON API's, not GraphQL's.
+func (c *carriage) ruledOut() bool {
+	sc := c.side[0].sc
+	if sc == nil || c.side[0].encoding != "" || !sc.done && !sc.failed {
+		return false
+	}
+	for _, e := range sc.elements {
+		if e.values[keyQuery] != nil || e.values[keyExtensions] != nil {
+			return false
+		}
+	}
+	return true
+}
+
 // Buffered implements proto.CarriedBuffering.
 func (c *carriage) Buffered() int {
 	n := 0
@@ -291,7 +310,14 @@ func (c *carriage) readRequests() {
 		}
 		return
 	}
-	for _, e := range c.elements(s) {
+	els := c.elements(s)
+	for i, e := range els {
+		if len(e.values[keyQuery]) == 0 && e.cut[keyQuery] && len(c.requests) > 0 {
+			// The scanner's budget ran out in a batch: the rest are
+			// counted, not read.
+			s.sc.more += len(els) - i
+			break
+		}
 		r := request{}
 		if name, ok := jsonString(e.values[keyName], e.cut[keyName]); ok {
 			r.name = name

@@ -29,6 +29,7 @@ type scanner struct {
 	cur      element
 	elements []element
 	more     int // elements beyond maxElements
+	kept     int // bytes kept in all elements' values, at most maxKept
 }
 
 type keyCap struct {
@@ -49,6 +50,10 @@ const maxElements = 256
 
 // maxKey bounds a key compared.
 const maxKey = 32
+
+// maxKept bounds the bytes a scanner keeps in all: a batch of operations
+// each near its cap would otherwise keep maxElements times as much.
+const maxKept = 256 << 10
 
 func newScanner(want ...keyCap) *scanner {
 	return &scanner{want: want, value: -1}
@@ -211,8 +216,9 @@ func (s *scanner) keep(c byte) {
 		return
 	}
 	v := &s.cur.values[s.value]
-	if len(*v) < s.want[s.value].cap {
+	if len(*v) < s.want[s.value].cap && s.kept < maxKept {
 		*v = append(*v, c)
+		s.kept++
 	} else {
 		s.cur.cut[s.value] = true
 	}
