@@ -107,8 +107,8 @@ func (Protocol) Carry(carrier, method, target string, h proto.Headers, lim *prot
 	switch method {
 	case "GET":
 		_, rawQuery, ok := strings.Cut(target, "?")
-		if !ok {
-			return nil
+		if !ok || !strings.Contains(rawQuery, "query=") && !strings.Contains(rawQuery, "extensions=") {
+			return nil // most GETs: no parsing
 		}
 		q, err := url.ParseQuery(rawQuery)
 		if err != nil && len(q) == 0 {
