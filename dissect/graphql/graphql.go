@@ -103,7 +103,8 @@ func (Protocol) Carry(carrier, method, target string, h proto.Headers, lim *prot
 	if carrier != "http" && carrier != "http2" {
 		return nil
 	}
-	c := &carriage{lim: lim}
+	// Every HTTP request is asked: nothing is allocated until one is
+	// taken.
 	switch method {
 	case "GET":
 		_, rawQuery, ok := strings.Cut(target, "?")
@@ -123,25 +124,25 @@ func (Protocol) Carry(carrier, method, target string, h proto.Headers, lim *prot
 		} else if op.persisted = persistedHash([]byte(q.Get("extensions"))); op.persisted == "" {
 			return nil
 		}
-		c.requests = []request{op}
-		c.fromURL = true
+		return &carriage{lim: lim, requests: []request{op}, fromURL: true}
 	case "POST":
 		ct := mediaType(h.Get("content-type"))
-		c.side[0].encoding = lowerEncoding(h.Get("content-encoding"))
+		var c *carriage
 		switch {
 		case ct == "application/graphql":
-			c.rawDocument = true
+			c = &carriage{lim: lim, rawDocument: true}
 		case ct == "application/json" || strings.HasSuffix(ct, "+json") ||
 			ct == "" && strings.Contains(strings.ToLower(target), "graphql"):
+			c = &carriage{lim: lim}
 			c.side[0].sc = newScanner(keyCap{"query", maxDocument}, keyCap{"operationName", maxName},
 				keyCap{"extensions", maxExtension})
 		default:
 			return nil
 		}
-	default:
-		return nil
+		c.side[0].encoding = lowerEncoding(h.Get("content-encoding"))
+		return c
 	}
-	return c
+	return nil
 }
 
 // mediaType is a content type's type/subtype, lower case.

@@ -297,3 +297,19 @@ func FuzzCarriage(f *testing.F) {
 		}
 	})
 }
+
+// TestDeclineAllocs: every HTTP request is asked; one that is not
+// GraphQL's costs no allocation.
+func TestDeclineAllocs(t *testing.T) {
+	lim := proto.DefaultLimits
+	h := proto.Headers{{Name: "content-type", Value: "text/plain"}}
+	for _, r := range [][2]string{{"GET", "/index.html"}, {"GET", "/search?q=go"}, {"POST", "/upload"}, {"HEAD", "/"}} {
+		if n := testing.AllocsPerRun(100, func() {
+			if (graphql.Protocol{}).Carry("http", r[0], r[1], h, &lim) != nil {
+				t.Fatalf("%s %s taken", r[0], r[1])
+			}
+		}); n != 0 {
+			t.Errorf("%s %s declined with %v allocations", r[0], r[1], n)
+		}
+	}
+}
