@@ -33,9 +33,7 @@ const maxSelectHosts = 64
 // maxAnswer bounds the JSON answers (stats, segments) read from an agent.
 const maxAnswer = 64 << 20
 
-// MaxFlows bounds the flows read from one agent for one question (a
-// summary each, about 200 bytes): an agent that sends more is cut off
-// with an error rather than allowed to fill the hub's memory.
+// MaxFlows is ClientOptions.MaxFlows when it is not set.
 const MaxFlows = 1 << 20
 
 // ClientOptions configure a Client.
@@ -51,6 +49,11 @@ type ClientOptions struct {
 	// stream has brought nothing, for this long: an agent that hangs
 	// cannot hold a question. Default 30s.
 	StallTimeout time.Duration
+	// MaxFlows bounds the flows read from one agent for one question (a
+	// summary each, about 200 bytes): an agent that sends more is cut off
+	// with an error rather than allowed to fill the hub's memory. Default
+	// MaxFlows.
+	MaxFlows int
 }
 
 // Client reads an agent's data over its API. It implements source.Source
@@ -84,6 +87,9 @@ func NewClient(o ClientOptions) (*Client, error) {
 	}
 	if o.StallTimeout <= 0 {
 		o.StallTimeout = 30 * time.Second
+	}
+	if o.MaxFlows <= 0 {
+		o.MaxFlows = MaxFlows
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/")
 	return &Client{o: o, base: u}, nil
@@ -288,11 +294,19 @@ func (c *Client) Flows(ctx context.Context, from, to time.Time) ([]flowindex.Sum
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for n := 0; sc.Scan(); n++ {
-		if n == MaxFlows {
-			return nil, fmt.Errorf("flows from %s: more than %d in the window: narrow the window", c.Name(), MaxFlows)
+		if n == c.o.MaxFlows {
+			return nil, fmt.Errorf("flows from %s: more than %d in the window: narrow the window", c.Name(), c.o.MaxFlows)
 		}
 		var fl Flow
 		if err := json.Unmarshal(sc.Bytes(), &fl); err != nil {
+			// A stream cut by the context or the watchdog hands its last,
+			// partial line to Scan: say why it was cut, not that the
+			// line was short.
+			if ctx.Err() != nil {
+				err = context.Cause(ctx)
+			} else if cause := context.Cause(resp.Request.Context()); errors.Is(cause, errStalled) {
+				err = cause
+			}
 			return nil, fmt.Errorf("flows from %s: %w", c.Name(), err)
 		}
 		p, ok := parseProto(fl.Proto)

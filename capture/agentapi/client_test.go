@@ -32,7 +32,7 @@ func TestClientHostileAgent(t *testing.T) {
 			for i := 0; r.Context().Err() == nil; i++ {
 				fmt.Fprintf(w, `{"proto":"udp","src":"10.%d.%d.%d:1","dst":"10.0.0.1:53"}`+"\n", i>>16&255, i>>8&255, i&255)
 			}
-		}, "more than 1048576 in the window"},
+		}, "more than 50000 in the window"},
 		{"not a capture", "pcap", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "hello, this is not pcap") }, "packets from"},
 		{"error with a message", "flows", func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusForbidden)
@@ -44,7 +44,9 @@ func TestClientHostileAgent(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			srv := httptest.NewServer(c.handler)
 			defer srv.Close()
-			cl, err := NewClient(ClientOptions{URL: srv.URL, Token: "t"})
+			// The flow bound is lowered so that the endless agent
+			// reaches it in well under a second, even under -race.
+			cl, err := NewClient(ClientOptions{URL: srv.URL, Token: "t", MaxFlows: 50000})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -126,5 +128,29 @@ func TestClientStalledAgent(t *testing.T) {
 	flows, err := cl.Flows(context.Background(), time.Time{}, time.Time{})
 	if err != nil || len(flows) != 8 {
 		t.Errorf("a slow agent: %d flows, %v", len(flows), err)
+	}
+}
+
+// TestClientCutByContext: a stream the caller's deadline cuts, mid-line
+// or between lines, ends with the deadline named, not with the JSON error
+// of the partial line the scanner hands over.
+func TestClientCutByContext(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for i := 0; r.Context().Err() == nil; i++ {
+			fmt.Fprintf(w, `{"proto":"udp","src":"10.%d.%d.%d:1","dst":"10.0.0.1:53"}`+"\n", i>>16&255, i>>8&255, i&255)
+		}
+	}))
+	defer srv.Close()
+	cl, err := NewClient(ClientOptions{URL: srv.URL, Token: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		_, err = cl.Flows(ctx, time.Time{}, time.Time{})
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), "deadline exceeded") {
+			t.Fatalf("error %v, want the deadline named", err)
+		}
 	}
 }
