@@ -377,7 +377,7 @@ func (e *Engine) expireStreams(now time.Time) {
 		// An earlier one's account may have ended this connection early.
 		if ex, ok := s.parser.(proto.Expiring); ok {
 			ex.Expire(deadline)
-			s.account()
+			s.top().account()
 		}
 	}
 }

@@ -23,6 +23,15 @@ type Flow struct {
 	// Encrypted is set when the flow turned to TLS after its protocol's
 	// STARTTLS (proto.SwitchTLS): what follows is encrypted.
 	Encrypted bool
+	// Decryption says, for an encrypted flow whose protocol says so (TLS),
+	// whether its payload was read: "decrypted", or why not ("no key for
+	// this session", "no handshake seen", "not decryptable: …").
+	Decryption string
+	// Inner is the protocol read inside a decrypted session.
+	Inner string
+	// SessionEnd says how an encrypted session ended ("close_notify from
+	// client", "fatal bad_record_mac from server").
+	SessionEnd string
 	// Src is the client: the side that sent the SYN, else the side the
 	// protocol says is the client, else the side with the higher port.
 	Src, Dst     proto.Endpoint
@@ -108,6 +117,18 @@ func (f *Flow) AppendJSON(b []byte) []byte {
 	}
 	if f.Encrypted {
 		b = append(b, `,"encrypted":true`...)
+	}
+	if f.Decryption != "" {
+		b = append(b, `,"decryption":`...)
+		b = proto.AppendString(b, f.Decryption)
+	}
+	if f.Inner != "" {
+		b = append(b, `,"inner":`...)
+		b = proto.AppendString(b, f.Inner)
+	}
+	if f.SessionEnd != "" {
+		b = append(b, `,"session_end":`...)
+		b = proto.AppendString(b, f.SessionEnd)
 	}
 	b = append(b, `,"ts":`...)
 	b = proto.AppendTime(b, f.First)

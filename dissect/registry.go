@@ -9,6 +9,7 @@ import (
 	"github.com/wirescope/wirescope/dissect/http1"
 	"github.com/wirescope/wirescope/dissect/http2"
 	"github.com/wirescope/wirescope/dissect/proto"
+	"github.com/wirescope/wirescope/dissect/tls"
 	"github.com/wirescope/wirescope/dissect/websocket"
 )
 
@@ -25,6 +26,7 @@ var all = []proto.Protocol{
 	http2.Protocol{},
 	grpc.Protocol{},
 	graphql.Protocol{},
+	tls.Protocol{},
 }
 
 // The rest of wirescope (the index, the tools) reads what each protocol

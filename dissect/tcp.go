@@ -158,6 +158,11 @@ type tcpStream struct {
 	// missing.
 	next  [2]reassembly.Sequence
 	given [2]seqRange
+
+	// outer is, for a stream carried inside a connection (a decrypted TLS
+	// session: Tunnel), that connection: calls, skipped bytes, the flow's
+	// protocol notes and memory accounting are its.
+	outer *tcpStream
 }
 
 // seqRange is the sequence numbers [from, to).
@@ -355,7 +360,9 @@ func (s *tcpStream) data(i int, b []byte, t time.Time) {
 // account takes what the parser keeps now into the engine's total, and
 // ends connections early if the total is past its bound.
 func (s *tcpStream) account() {
-	if s.bufp == nil {
+	if s.bufp == nil || s.outer != nil {
+		// A tunnel's parser is counted in its connection's parser's
+		// Buffered, once that returns.
 		return
 	}
 	n := s.bufp.Buffered()
@@ -435,9 +442,10 @@ func (s *tcpStream) afterFeed() {
 	for s.upgrade != "" {
 		name := s.upgrade
 		s.upgrade = ""
-		s.f.Upgraded = name
+		f := s.flow()
+		f.Upgraded = name
 		if name == proto.SwitchTLS {
-			s.f.Encrypted = true
+			f.Encrypted = true
 		}
 		var ho proto.Handover
 		if h, ok := s.parser.(proto.HandingOver); ok {
@@ -592,6 +600,9 @@ func (s *tcpStream) start(sp proto.StreamProtocol, i int, r proto.Role) {
 	s.role[i], s.role[1-i] = r, r.Peer()
 	s.sp = sp
 	s.f.Proto = sp.Name()
+	if s.outer != nil {
+		s.outer.f.Inner = sp.Name()
+	}
 	s.setParser(sp.NewStream(s, &s.e.opts.Limits))
 }
 
@@ -667,3 +678,109 @@ func (s *tcpStream) finish() {
 
 // Upgrade implements proto.Emitter.
 func (s *tcpStream) Upgrade(protocol string) { s.upgrade = protocol }
+
+// Emit implements proto.Emitter: a tunnel's calls are its connection's.
+func (s *tcpStream) Emit(c *Call) {
+	if s.outer != nil {
+		s.outer.Emit(c)
+		return
+	}
+	s.sides.Emit(c)
+}
+
+// Skipped implements proto.Emitter.
+func (s *tcpStream) Skipped(n int) {
+	if s.outer != nil {
+		s.outer.Skipped(n)
+		return
+	}
+	s.sides.Skipped(n)
+}
+
+// flow is the flow record the stream's protocol notes go on: its
+// connection's, for a tunnel.
+func (s *tcpStream) flow() *Flow {
+	if s.outer != nil {
+		return &s.outer.f
+	}
+	return &s.f
+}
+
+// top is the connection a stream belongs to: itself, or a tunnel's.
+func (s *tcpStream) top() *tcpStream {
+	if s.outer != nil {
+		return s.outer
+	}
+	return s
+}
+
+// Encrypted implements proto.FlowNoter.
+func (s *tcpStream) Encrypted(state string) {
+	f := s.flow()
+	f.Encrypted = true
+	f.Decryption = state
+}
+
+// SessionEnd implements proto.FlowNoter.
+func (s *tcpStream) SessionEnd(how string) { s.flow().SessionEnd = how }
+
+// Tunnel implements proto.Tunneler: the stream is dissected like a
+// connection of its own, with this one's endpoints and roles, by the
+// protocol alpn names or else the one its bytes are detected as.
+func (s *tcpStream) Tunnel(alpn string) proto.StreamParser {
+	top := s.top()
+	in := &tcpStream{
+		sides: sides{e: s.e, ep: s.ep, role: s.role}, outer: top, key: s.key,
+		synFrom: s.synFrom, synackFrom: s.synackFrom, next: [2]reassembly.Sequence{-1, -1},
+	}
+	in.f.First = top.f.First
+	if sp := s.e.byALPN(alpn); sp != nil {
+		ci := 0
+		if in.role[1] == proto.Client {
+			ci = 1
+		}
+		in.start(sp, ci, proto.Client)
+	}
+	return tunnel{in}
+}
+
+// byALPN is the stream protocol an ALPN ID names, or nil.
+func (e *Engine) byALPN(alpn string) proto.StreamProtocol {
+	if alpn == "" {
+		return nil
+	}
+	for _, p := range e.streamProtos {
+		if d, ok := p.(proto.Describer); ok && slices.Contains(d.Describe().ALPN, alpn) {
+			return p
+		}
+	}
+	return nil
+}
+
+// tunnel is the StreamParser a Tunnel returns.
+type tunnel struct{ s *tcpStream }
+
+func (t tunnel) side(r proto.Role) int {
+	if t.s.role[1] == r {
+		return 1
+	}
+	return 0
+}
+
+func (t tunnel) Feed(r proto.Role, b []byte, at time.Time) { t.s.data(t.side(r), b, at) }
+
+func (t tunnel) Gap(r proto.Role, n int) {
+	if !t.s.ended {
+		t.s.gap(t.side(r), n)
+	}
+}
+
+func (t tunnel) End(reason proto.EndReason, at time.Time) { t.s.endParser(reason, at) }
+
+// Buffered implements proto.Buffering.
+func (t tunnel) Buffered() int {
+	if t.s.bufp != nil {
+		return t.s.bufp.Buffered()
+	}
+	return 0
+}

@@ -41,7 +41,7 @@ func (Protocol) Name() string { return "http" }
 // Describe implements proto.Describer: the path is the request target;
 // statuses classify by HTTP's classes (the default).
 func (Protocol) Describe() proto.Description {
-	return proto.Description{Summary: "HTTP/1.x requests", Path: proto.PathURL}
+	return proto.Description{Summary: "HTTP/1.x requests", Path: proto.PathURL, ALPN: []string{"http/1.1", "http/1.0"}}
 }
 
 // Ports implements proto.PortHinter.

@@ -44,7 +44,7 @@ func (Protocol) Name() string { return "http2" }
 
 // Describe implements proto.Describer.
 func (Protocol) Describe() proto.Description {
-	return proto.Description{Summary: "HTTP/2 requests, cleartext h2c", Path: proto.PathURL, Upgrades: []string{"h2c"}}
+	return proto.Description{Summary: "HTTP/2 requests: h2c, and h2 decrypted from TLS", Path: proto.PathURL, Upgrades: []string{"h2c"}, ALPN: []string{"h2"}}
 }
 
 // Ports implements proto.PortHinter: gRPC's customary port.

@@ -280,3 +280,25 @@ func (l Limits) WithDefaults() Limits {
 type PortHinter interface {
 	Ports() []uint16
 }
+
+// Tunneler is implemented by the Emitter a stream parser receives. A
+// parser that unwraps a byte stream carried inside its connection (TLS's
+// plaintext, once decrypted) opens it with Tunnel and feeds it what it
+// unwraps, each side in order, then ends it. The stream's protocol is the
+// one whose Description lists alpn in its ALPN, else the one its bytes are
+// detected as, like a new connection's; its calls are the connection's.
+type Tunneler interface {
+	Tunnel(alpn string) StreamParser
+}
+
+// FlowNoter is implemented by the Emitter a stream parser receives: what a
+// parser learns of the connection rather than of one call.
+type FlowNoter interface {
+	// Encrypted marks the connection encrypted and says whether its
+	// payload was read: "decrypted", or why not ("no key for this
+	// session", "no handshake seen", "not decryptable: …").
+	Encrypted(state string)
+	// SessionEnd says how the encrypted session ended ("close_notify from
+	// client", "fatal bad_record_mac from server").
+	SessionEnd(how string)
+}
