@@ -40,14 +40,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/proc.sh"
 
 WORK=$(mktemp -d)
 SERVER_PID=
-TCPDUMP_PID=
 cleanup() {
 	local rc=$?
 	set +e
-	if [[ -n $TCPDUMP_PID ]]; then
-		kill -INT "$TCPDUMP_PID" 2>/dev/null
-		wait "$TCPDUMP_PID" 2>/dev/null
-	fi
+	tcpdump_stop
 	stop_pid "$SERVER_PID"
 	if [[ $rc -ne 0 ]]; then
 		tail -n 20 "$WORK"/*.log >&2 2>/dev/null
@@ -72,27 +68,16 @@ for _ in $(seq 100); do
 done
 (exec 3<>"/dev/tcp/$ADDR/$PORT") 2>/dev/null || die "nghttpd does not listen on $ADDR:$PORT"
 
-# -s 0: whole packets (lo's segments reach 64 KiB); -B: a 32 MiB buffer, so
-# that h2load's bursts are not dropped while the other core is busy;
-# --immediate-mode -U: packets written as they come; -Z root: write as root.
-tcpdump -i lo -s 0 -B 32768 --immediate-mode -U -Z root -w "$out" \
-	"host $ADDR and tcp port $PORT" 2>"$WORK/tcpdump.log" &
-TCPDUMP_PID=$!
-for _ in $(seq 100); do
-	grep -q 'listening on' "$WORK/tcpdump.log" && break
-	kill -0 "$TCPDUMP_PID" 2>/dev/null || die "tcpdump exited"
-	sleep 0.1
-done
-grep -q 'listening on' "$WORK/tcpdump.log" || die "tcpdump did not start"
+# -B: a 32 MiB buffer, so that h2load's bursts are not dropped while the
+# other core is busy (tcpdump_start adds -s 0, --immediate-mode, -U, -Z root).
+tcpdump_start "$WORK/tcpdump.log" -i lo -B 32768 -w "$out" "host $ADDR and tcp port $PORT" ||
+	die "tcpdump did not start: $(cat "$WORK/tcpdump.log")"
 
 # tcpdump listens before h2load connects: every connection is captured from
 # its client preface on.
 h2load -n "$requests" -c "$connections" -m "$streams" "http://$ADDR:$PORT/index.html" >"$WORK/h2load.log" 2>&1 ||
 	die "h2load failed"
-sleep 0.5 # the last packets reach tcpdump
-kill -INT "$TCPDUMP_PID"
-wait "$TCPDUMP_PID" || true
-TCPDUMP_PID=
+tcpdump_stop 0.5 # the last packets reach tcpdump
 
 grep -E '^(finished|requests|status codes):' "$WORK/h2load.log" >&2
 grep -qE "^requests: $requests total, $requests started, $requests done, $requests succeeded, 0 failed, 0 errored, 0 timeout" "$WORK/h2load.log" ||

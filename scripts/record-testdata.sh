@@ -47,10 +47,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/proc.sh"
 cleanup() {
 	local rc=$?
 	set +e
-	if [[ -n $TCPDUMP_PID ]]; then
-		kill -INT "$TCPDUMP_PID" 2>/dev/null
-		wait "$TCPDUMP_PID" 2>/dev/null
-	fi
+	tcpdump_stop
 	stop_pid "$NGINX_PID"
 	stop_pid "$DNSMASQ_PID"
 	stop_pid "$DNSMASQ_BACKEND_PID"
@@ -91,24 +88,15 @@ mkdir -p "$WORK/logs" "$WORK/out"
 start_capture() {
 	local iface=$1 out=$2 filter=$3
 	shift 3
-	: >"$WORK/logs/tcpdump.err"
-	# --immediate-mode: without it, packets still in the kernel ring buffer's
-	# current block are lost when tcpdump is interrupted (seen with -i any).
-	tcpdump -i "$iface" "$@" --immediate-mode -s 0 -U -Z root -w "$out" "$filter" 2>"$WORK/logs/tcpdump.err" &
-	TCPDUMP_PID=$!
-	for _ in $(seq 100); do
-		grep -q 'listening on' "$WORK/logs/tcpdump.err" && return 0
-		kill -0 "$TCPDUMP_PID" 2>/dev/null || break
-		sleep 0.05
-	done
-	die "tcpdump did not start: $(cat "$WORK/logs/tcpdump.err")"
+	# tcpdump_start adds --immediate-mode: without it, packets still in the
+	# kernel ring buffer's current block are lost when tcpdump is
+	# interrupted (seen with -i any).
+	tcpdump_start "$WORK/logs/tcpdump.err" -i "$iface" "$@" -w "$out" "$filter" ||
+		die "tcpdump did not start: $(cat "$WORK/logs/tcpdump.err")"
 }
 
 stop_capture() {
-	sleep 1 # let the last packets reach the capture file
-	kill -INT "$TCPDUMP_PID"
-	wait "$TCPDUMP_PID" || true
-	TCPDUMP_PID=
+	tcpdump_stop 1 # let the last packets reach the capture file
 }
 
 # check PCAP DESCRIPTION DISPLAY-FILTER [MIN]: at least MIN (default 1) frames match.

@@ -309,13 +309,19 @@ var h2ErrorCodes = []string{"NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLO
 // they began. ports maps each server port to what tshark should decode it
 // as: "http2" for HTTP/2 alone, "http" for HTTP/1.1, which tshark follows
 // into HTTP/2 after an Upgrade: h2c and also hands a prior-knowledge HTTP/2
-// connection to HTTP/2 (its preface).
-func tsharkExchanges(t *testing.T, pcap string, ports map[string]string) []*exchange {
+// connection to HTTP/2 (its preface); "" leaves it to tshark (TLS, found by
+// its heuristics, hands what it decrypts to the protocol ALPN names, else to
+// HTTP by its heuristics). more are further tshark arguments
+// (-o tls.keylog_file:…).
+func tsharkExchanges(t *testing.T, pcap string, ports map[string]string, more ...string) []*exchange {
 	t.Helper()
 	args := []string{"-J", "tcp http http2 grpc"}
 	for p, as := range ports {
-		args = append(args, "-d", "tcp.port=="+p+","+as)
+		if as != "" {
+			args = append(args, "-d", "tcp.port=="+p+","+as)
+		}
 	}
+	args = append(args, more...)
 	var out []*exchange
 	h1 := map[int][]*exchange{} // by connection, in order; answered ones first
 	h2 := map[[2]int]*exchange{}
