@@ -15,17 +15,21 @@ import (
 )
 
 // flowTLSState says what a flow line of `dissect --flows` says of the TLS
-// the connection carried: its "tls" field when it has one ("no key": a key
-// log was given but holds none of the connection's secrets), else
-// "encrypted" when it is marked "encrypted":true, else "".
+// the connection carried: "decrypted"; "no key" when a key log was given
+// but holds none of the session's secrets ("decryption":"no key for this
+// session"); "encrypted" for a flow marked "encrypted":true and not read
+// otherwise (no key log given); else its "decryption" as it is.
 func flowTLSState(flow map[string]any) string {
-	if s, _ := flow["tls"].(string); s != "" {
-		return s
-	}
-	if flow["encrypted"] == true {
+	d, _ := flow["decryption"].(string)
+	switch {
+	case d == "decrypted":
+		return d
+	case strings.HasPrefix(d, "no key for"):
+		return "no key"
+	case flow["encrypted"] == true:
 		return "encrypted"
 	}
-	return ""
+	return d
 }
 
 // tlsManifest is the manifest.json scripts/record-tls.sh writes beside its
@@ -271,7 +275,7 @@ func exchangeKeys(truth []*exchange) []string {
 //   - with --tls-keylog: the same HTTP requests (method, path, status) in
 //     http and http2, and one tls handshake record per connection: SNI,
 //     status (version agreed, or the alert that ended the handshake, which
-//     in TLS 1.3 may be encrypted), JA3 and JA3S;
+//     in TLS 1.3 may be encrypted), JA3 and JA3S; the flows decrypted;
 //   - without a key log: the same handshake records (from what is in
 //     clear), no HTTP, the connections' flows marked encrypted;
 //   - with another scenario's key log: the same, the flows saying no key;
@@ -387,16 +391,17 @@ func TestTLSRecorded(t *testing.T) {
 			}
 
 			// With the key log: everything tshark decrypts.
-			calls, _ := dissectRecords(t, "--tls-keylog", keys, pcap)
+			calls, flows := dissectRecords(t, "--tls-keylog", keys, "--flows", pcap)
 			got, http := handshakeRecords(t, calls)
 			compareHandshakes(t, "with the key log", got, hs)
 			if !slices.Equal(http, want) {
 				t.Errorf("with the key log: %d call(s), tshark's %d; only wirescope's: %q; only tshark's: %q",
 					len(http), len(want), missing(http, want), missing(want, http))
 			}
+			checkFlows("with the key log", flows, "decrypted")
 
 			// Without: the handshakes as far as they are in clear.
-			calls, flows := dissectRecords(t, "--flows", pcap)
+			calls, flows = dissectRecords(t, "--flows", pcap)
 			got, http = handshakeRecords(t, calls)
 			compareHandshakes(t, "without a key log", got, hsClear)
 			if len(http) != 0 {
