@@ -33,6 +33,7 @@ type dissectFlags struct {
 	cluster      string
 	format       string
 	flows        bool
+	keylog       string
 	quiet        bool
 	maxBody      int
 	maxHeader    int
@@ -86,7 +87,8 @@ Times are RFC 3339 or a negative duration back from now (-15m).`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.cluster, "cluster", "", "cluster file (services and pods) to name the peers of each call")
 	fl.StringVarP(&f.format, "format", "o", "jsonl", "output format: jsonl or table")
-	fl.BoolVar(&f.flows, "flows", false, "also print one line per L4 flow that produced no call")
+	fl.BoolVar(&f.flows, "flows", false, "also print one line per L4 flow that produced no call, and per encrypted flow (whether it was decrypted)")
+	registerKeyLog(fl, &f.keylog)
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the summary")
 	fl.IntVar(&f.maxBody, "max-body", 0, "body bytes shown per message after decoding (default 4096)")
 	fl.IntVar(&f.maxHeader, "max-header", 0, "largest header block parsed, in bytes (default 65536)")
@@ -119,7 +121,12 @@ func runDissect(stdout, stderr io.Writer, files []string, f dissectFlags) error 
 		}
 		defer pprof.StopCPUProfile()
 	}
+	ps, err := protocols(f.keylog)
+	if err != nil {
+		return err
+	}
 	opts := dissect.Options{
+		Protocols:        ps,
 		Limits:           proto.Limits{MaxBodyDisplay: f.maxBody, MaxHeaderBytes: f.maxHeader, Summary: f.quiet},
 		MaxPagesPerConn:  f.pagesPerConn,
 		MaxPagesTotal:    f.pagesTotal,
@@ -173,7 +180,7 @@ func runDissect(stdout, stderr io.Writer, files []string, f dissectFlags) error 
 		}
 		if f.flows {
 			opts.OnFlow = func(fl *dissect.Flow) {
-				if fl.Calls == 0 {
+				if fl.Calls == 0 || fl.Encrypted {
 					async.flow(fl)
 				}
 			}

@@ -63,6 +63,7 @@ type sourceFlags struct {
 	filter   string
 	agents   agentFlags
 	kube     kubeFlags
+	keylog   string
 
 	// id is the identity source the flags give (set by open), kube the
 	// API server's when it is one.
@@ -92,6 +93,7 @@ func (f *sourceFlags) register(cmd *cobra.Command) {
 	fl.Int64Var(&f.maxBytes, "max-bytes", 1<<30, "with --iface: delete the oldest segments past this many bytes")
 	fl.DurationVar(&f.refresh, "refresh", 5*time.Second, "with --store, --iface or --agents: look for new packets at most this often (before a tool call)")
 	f.agents.register(cmd)
+	registerKeyLog(fl, &f.keylog)
 	fl.StringVar(&f.kube.kubeconfig, "kubeconfig", "", "name peers from this cluster's API server (pods, services, nodes, workloads, as of each packet's time), reached with this kubeconfig file")
 	fl.BoolVar(&f.kube.inCluster, "in-cluster", false, "name peers from the API server of the cluster this runs in (its service account)")
 	fl.StringVar(&f.kube.namespace, "kube-namespace", "", "with --kubeconfig or --in-cluster: follow only this namespace's pods and services (nodes are followed whole)")
@@ -228,7 +230,11 @@ func withCleanup(b backend, closeB func(), err error) func(cleanup func()) (back
 
 // options are the workspace options the flags give.
 func (f *sourceFlags) options() (workspace.Options, error) {
-	return workspace.Options{Dir: f.dataDir, Identity: f.id}, nil
+	ps, err := protocols(f.keylog)
+	if err != nil {
+		return workspace.Options{}, err
+	}
+	return workspace.Options{Dir: f.dataDir, Identity: f.id, Protocols: ps}, nil
 }
 
 func newMCPCmd() *cobra.Command {

@@ -181,15 +181,21 @@ type parser struct {
 	certErr     string
 	skipped     int // handshake message bytes skipped for maxHandshake
 
-	done      bool // the handshake's call was emitted
-	ended     bool
-	sec       *secrets
-	decrypt   string // why not decrypted, or "decrypted"
-	noted     string // decryption state noted on the flow
-	badMACs   int
-	malformed string
-	tunnel    proto.StreamParser
-	plain     []byte
+	done bool // the handshake's call was emitted
+	// awaitServer is set from the client\'s TLS 1.3 Finished to the
+	// server\'s next record, which accepts it or refuses it.
+	awaitServer bool
+	ended       bool
+	sec         *secrets
+	decrypt     string // why not decrypted, or "decrypted"
+	noted       string // decryption state noted on the flow
+	badMACs     int
+	// closedBy is the alert that ended the session, noted on the flow.
+	closedBy    string
+	closedFatal bool
+	malformed   string
+	tunnel      proto.StreamParser
+	plain       []byte
 }
 
 func side(r proto.Role) int {
@@ -390,6 +396,9 @@ func (p *parser) record(i int, typ byte, hdr, body []byte, t time.Time) {
 		}
 		typ, body = inner, pt
 		p.setDecrypted("decrypted")
+		if i == 1 && p.awaitServer && typ != typeAlert {
+			p.handshakeDone(t)
+		}
 	}
 	switch typ {
 	case typeChangeCipherSpec:
@@ -587,7 +596,10 @@ func (p *parser) handshake(i int, typ byte, body []byte, t time.Time) {
 			}
 		}
 		if i == 0 {
-			p.handshakeDone(t)
+			// The client's Finished ends the handshake for the client; the
+			// server may still refuse it (a certificate it requires):
+			// its next record says.
+			p.awaitServer = true
 		}
 	case typ == hsKeyUpdate:
 		if k := p.d[i].key; k != nil && k.s.tls13 {
@@ -680,7 +692,7 @@ func (p *parser) setDecrypted(state string) {
 // appData passes decrypted application data to the parser of what the
 // session carries.
 func (p *parser) appData(i int, b []byte, t time.Time) {
-	if !p.done && p.sh != nil {
+	if !p.done && p.sh != nil && !(i == 0 && p.awaitServer) {
 		p.handshakeDone(t)
 	}
 	if p.tunnel == nil {
@@ -705,13 +717,18 @@ func (p *parser) alert(i int, level, desc byte, t time.Time) {
 		p.emit(name, i, t)
 		return
 	}
-	if p.noter != nil {
-		how := name
-		if level == 2 || desc != 0 && desc != 90 {
-			how = "fatal " + name
-		}
-		p.noter.SessionEnd(how + " from " + roleOf(i).String())
+	// The first alert says who ended the session; a fatal one after a
+	// close_notify says more.
+	fatal := level == 2 || desc != 0 && desc != 90
+	if p.noter == nil || p.closedBy != "" && (p.closedFatal || !fatal) {
+		return
 	}
+	how := name
+	if fatal {
+		how = "fatal " + name
+	}
+	p.closedBy, p.closedFatal = how+" from "+roleOf(i).String(), fatal
+	p.noter.SessionEnd(p.closedBy)
 }
 
 // handshakeDone ends the handshake as a success.

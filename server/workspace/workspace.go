@@ -72,6 +72,8 @@ type Options struct {
 	KeepPCAPBytes int64
 	// Limits bound what parsers keep per message.
 	Limits proto.Limits
+	// Protocols are the dissectors; nil means dissect.All().
+	Protocols []proto.Protocol
 }
 
 // Workspace is captured data being investigated. It is safe for concurrent
@@ -133,7 +135,10 @@ func Open(opts Options) (*Workspace, error) {
 		src = files
 	}
 	var err error
-	w := &Workspace{opts: opts, src: src, dir: opts.Dir, protocols: dissect.All(), busy: make(chan struct{}, 1),
+	if opts.Protocols == nil {
+		opts.Protocols = dissect.All()
+	}
+	w := &Workspace{opts: opts, src: src, dir: opts.Dir, protocols: opts.Protocols, busy: make(chan struct{}, 1),
 		labels: map[flowindex.Key]flowLabel{}, calls: map[string]uint64{}}
 	if w.dir == "" {
 		if w.dir, err = os.MkdirTemp("", "wirescope-"); err != nil {
