@@ -80,8 +80,11 @@ type Flow struct {
 	// from the first payload bytes (Guessed set), else "".
 	Protocol string
 	Guessed  bool
-	// Encrypted is set for TLS and other encrypted payloads.
+	// Encrypted is set for TLS and other encrypted payloads; Decryption
+	// says whether the payload was read ("decrypted") or why not, once
+	// dissected.
 	Encrypted       bool
+	Decryption      string
 	First, Last     time.Time
 	Began           time.Time // the flow's first packet, maybe before the window
 	Packets, Bytes  [2]uint64 // client→server, server→client

@@ -84,7 +84,12 @@ func flowLine(f *Flow) string {
 	case f.Guessed:
 		proto += "?"
 	}
-	if f.Encrypted {
+	switch {
+	case f.Decryption == "decrypted":
+		proto += " (decrypted)"
+	case f.Decryption != "":
+		proto += " (encrypted: " + f.Decryption + ")"
+	case f.Encrypted:
 		proto += " (encrypted)"
 	}
 	s := fmt.Sprintf("%s %s → %s %s %s/%s pkts %s/%s", f.Transport, peerLabel(&f.Src), peerLabel(&f.Dst), proto,

@@ -49,6 +49,10 @@ func CaptureStatus(b Backend) Tool {
 			delete(known, "")
 			line := fmt.Sprintf("flows: %s (%s); not understood by any dissector: %s; encrypted: %s", count(flows+st.Empty),
 				counts(known, "no protocol recognised"), count(undissected), count(st.Encrypted))
+			if st.Encrypted > 0 {
+				line += fmt.Sprintf(" (decrypted with the key log: %s; handshake only, not decrypted: %s; no handshake seen: %s; not dissected yet: %s)",
+					count(st.Decrypted), count(st.HandshakeOnly), count(st.NoHandshake), count(st.EncryptedNotDissected))
+			}
 			if st.Empty > 0 {
 				line += fmt.Sprintf("; without payload (handshakes alone, scans): %s", count(st.Empty))
 			}

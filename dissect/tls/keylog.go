@@ -275,6 +275,16 @@ func (k *KeyLog) Stats() KeyLogStats {
 // errNoKeys is why a session is not decrypted when the key log lacks it.
 var errNoKeys = errors.New("no key for this session")
 
+// Fingerprint names what the protocol is configured with, for a workspace
+// to tell its dissections apart: the key log's file, if any (not its
+// secrets).
+func (p Protocol) Fingerprint() string {
+	if p.Keys == nil {
+		return ""
+	}
+	return "keylog " + p.Keys.path
+}
+
 // WithKeys returns protocols with TLS's replaced by one that decrypts the
 // sessions k holds (added when protocols lack it).
 func WithKeys(protocols []proto.Protocol, k *KeyLog) []proto.Protocol {

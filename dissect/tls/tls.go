@@ -4,7 +4,9 @@
 // A handshake's call has Method "handshake", Path the SNI (empty when the
 // client sent none), and Status the negotiated version ("TLS1.2",
 // "TLS1.3") or the name of the alert that ended the handshake
-// ("handshake_failure", "unknown_ca", "protocol_version" …). Its latency
+// ("handshake_failure", "unknown_ca", "protocol_version" …), or
+// "certificate_expired" when the server's certificate had expired at
+// capture time and the client went on regardless. Its latency
 // runs from the ClientHello to the ServerHello. Extra holds what an SRE
 // asks of a handshake: ALPN offered and selected, the cipher suite, JA3,
 // JA3S, JA4 and JA4S, resumption, ECH, a HelloRetryRequest, and the
@@ -54,15 +56,12 @@ func (Protocol) Describe() proto.Description {
 // Ports implements proto.PortHinter.
 func (Protocol) Ports() []uint16 { return []uint16{443, 8443, 6443, 9443} }
 
-// outcome: a negotiated version is a success unless the server's
-// certificate had expired; an alert the server sent refused the client's
+// outcome: a negotiated version is a success; an expired certificate
+// (status certificate_expired, the client going on) a server error; an alert the server sent refused the client's
 // hello (a client error), one the client sent refused the server's
 // certificate or parameters (a server error).
 func outcome(c *proto.Call) proto.Outcome {
 	if strings.HasPrefix(c.Status, "TLS") || strings.HasPrefix(c.Status, "SSL") {
-		if c.Extra.Get("cert_expired") == true {
-			return proto.ServerError
-		}
 		return proto.OK
 	}
 	if c.Extra.Get("alert_from") == "server" {
@@ -805,6 +804,11 @@ func (p *parser) emit(status string, from int, t time.Time) {
 		x.Set("cert_not_after", cert.NotAfter.UTC().Format(time.RFC3339))
 		if p.chAt.After(cert.NotAfter) {
 			x.Set("cert_expired", true)
+			if from < 0 && sh != nil {
+				// The client went on with an expired certificate (it did
+				// not check): still a failure, and named as one.
+				c.Status = "certificate_expired"
+			}
 		} else if p.chAt.Before(cert.NotBefore) {
 			x.Set("cert_not_yet_valid", true)
 		}

@@ -179,7 +179,7 @@ pieces:
 						return
 					}
 					if k, ok := flowKey(f); ok {
-						labels[k] = flowLabel{f.Proto, f.Encrypted}
+						labels[k] = flowLabel{f.Proto, f.Encrypted, f.Decryption}
 					}
 				},
 			}

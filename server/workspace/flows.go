@@ -93,7 +93,9 @@ func (w *Workspace) Flows(ctx context.Context, from, to time.Time, f tools.Filte
 			Packets: s.Packets, Bytes: s.Bytes, Retransmissions: s.Retransmissions,
 			State: tcpState(s),
 		}
-		fl.Protocol, fl.Guessed, fl.Encrypted = w.protocolOf(s)
+		var l flowLabel
+		fl.Protocol, fl.Guessed, l = w.protocolOf(s)
+		fl.Encrypted, fl.Decryption = l.encrypted, l.decryption
 		if matchFlow(&f, &fl) {
 			out = append(out, fl)
 		}

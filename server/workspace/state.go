@@ -42,8 +42,10 @@ type label struct {
 	B     netip.AddrPort `json:"b"`
 	Proto uint8          `json:"ip_proto"`
 	Name  string         `json:"proto"`
-	// Encrypted: the flow turned to TLS after its protocol's STARTTLS.
-	Encrypted bool `json:"encrypted,omitempty"`
+	// Encrypted: the flow's payload is encrypted (TLS, or turned to TLS
+	// after its protocol's STARTTLS); Decryption whether it was read.
+	Encrypted  bool   `json:"encrypted,omitempty"`
+	Decryption string `json:"decryption,omitempty"`
 }
 
 // fingerprint identifies the captures (each file's path, size in packets
@@ -65,6 +67,13 @@ func (w *Workspace) fingerprint() string {
 		fmt.Fprintf(h, "identity %s\n", w.opts.Identity.Fingerprint())
 	}
 	fmt.Fprintf(h, "source %s\n", w.src.Fingerprint())
+	for _, p := range w.protocols {
+		// A protocol configured to read more (TLS with a key log) makes
+		// another dissection.
+		if f, ok := p.(interface{ Fingerprint() string }); ok && f.Fingerprint() != "" {
+			fmt.Fprintf(h, "protocol %s %s\n", p.Name(), f.Fingerprint())
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 
@@ -88,7 +97,7 @@ func (w *Workspace) loadState() bool {
 	}
 	w.missing = st.Missing
 	for _, l := range st.Labels {
-		w.labels[flowindex.NewKey(l.A, l.B, layers.IPProtocol(l.Proto))] = flowLabel{l.Name, l.Encrypted}
+		w.labels[flowindex.NewKey(l.A, l.B, layers.IPProtocol(l.Proto))] = flowLabel{l.Name, l.Encrypted, l.Decryption}
 	}
 	return true
 }
@@ -100,7 +109,7 @@ func (w *Workspace) saveState() error {
 	}
 	st := state{Captures: w.fp, Covered: w.covered, Calls: w.calls, Missing: w.missing}
 	for k, l := range w.labels {
-		st.Labels = append(st.Labels, label{A: k.A, B: k.B, Proto: uint8(k.Proto), Name: l.name, Encrypted: l.encrypted})
+		st.Labels = append(st.Labels, label{A: k.A, B: k.B, Proto: uint8(k.Proto), Name: l.name, Encrypted: l.encrypted, Decryption: l.decryption})
 	}
 	b, err := json.Marshal(st)
 	if err != nil {

@@ -297,10 +297,20 @@ func (w *Workspace) Status(ctx context.Context) (tools.Status, error) {
 			st.Empty++
 			continue
 		}
-		name, _, encrypted := w.protocolOf(&s)
+		name, guessed, l := w.protocolOf(&s)
 		st.Flows[name]++
-		if encrypted {
+		if l.encrypted {
 			st.Encrypted++
+			switch {
+			case guessed:
+				st.EncryptedNotDissected++
+			case l.decryption == "decrypted":
+				st.Decrypted++
+			case l.decryption == "no handshake seen":
+				st.NoHandshake++
+			default:
+				st.HandshakeOnly++
+			}
 		}
 	}
 	w.mu.RUnlock()
@@ -324,17 +334,18 @@ func (w *Workspace) Status(ctx context.Context) (tools.Status, error) {
 // flowLabel is what dissection found of a flow: its protocol, and whether
 // it turned encrypted (STARTTLS and the like).
 type flowLabel struct {
-	name      string
-	encrypted bool
+	name       string
+	encrypted  bool
+	decryption string // "decrypted", or why not (dissect.Flow.Decryption)
 }
 
-func (w *Workspace) protocolOf(s *flowindex.Summary) (name string, guessed, encrypted bool) {
+func (w *Workspace) protocolOf(s *flowindex.Summary) (name string, guessed bool, l flowLabel) {
 	k := s.Key()
 	if l, ok := w.labels[k]; ok {
-		return l.name, false, l.encrypted
+		return l.name, false, l
 	}
 	if name, enc := guess(w.protocols, s); name != "" {
-		return name, true, enc
+		return name, true, flowLabel{name: name, encrypted: enc}
 	}
-	return "", false, false
+	return "", false, flowLabel{}
 }
