@@ -422,6 +422,7 @@ func TestTLSRecorded(t *testing.T) {
 	}
 
 	// A key log is a secret: one others may read is refused, naming its
+	t.Run("mcp", func(t *testing.T) { tlsOverMCP(t, dir, &m) })
 	// mode.
 	t.Run("keylog-mode", func(t *testing.T) {
 		s := m.Scenarios[0]

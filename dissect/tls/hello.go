@@ -177,6 +177,9 @@ func parseClientHello(b []byte) (*clientHello, error) {
 // parseSSLv2Hello reads an SSLv2-style ClientHello (the record header's
 // two length bytes already removed; b starts at its message type 1).
 func parseSSLv2Hello(b []byte) (*clientHello, error) {
+	if len(b) < 1 || b[0] != 1 {
+		return nil, errors.New("SSLv2 record is not a ClientHello")
+	}
 	r := reader{b: b[1:]}
 	h := &clientHello{sslv2: true, version: r.u16()}
 	csLen, sidLen, chLen := r.u16(), r.u16(), r.u16()

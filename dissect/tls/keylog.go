@@ -53,8 +53,9 @@ type KeyLog struct {
 	lines, skipped, forgotten int
 
 	path    string
-	off     int64     // bytes of the file read, up to the last whole line
-	checked time.Time // when the file was last looked at for new lines
+	file    os.FileInfo // the file as last read
+	off     int64       // bytes of the file read, up to the last whole line
+	checked time.Time   // when the file was last looked at for new lines
 	now     func() time.Time
 }
 
@@ -106,7 +107,9 @@ func (k *KeyLog) refresh() error {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if fi.Size() < k.off {
+	defer func() { k.file = fi }()
+	if fi.Size() < k.off || (k.file != nil && !os.SameFile(k.file, fi)) {
+		// Replaced, or cut: read afresh.
 		k.sessions, k.order, k.next, k.off = map[[32]byte]*secrets{}, nil, 0, 0
 		k.lines, k.skipped, k.forgotten = 0, 0, 0
 	}

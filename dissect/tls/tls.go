@@ -635,6 +635,9 @@ func (p *parser) setKeys() {
 	v := p.sh.version
 	s, ok := suites[uint16(p.sh.cipher)]
 	switch {
+	case p.ch == nil:
+		p.setDecrypted("no handshake seen: the ClientHello was not captured")
+		return
 	case p.keys == nil:
 		p.setDecrypted("no key log")
 		return
@@ -842,8 +845,13 @@ func (p *parser) End(reason proto.EndReason, t time.Time) {
 			p.emit("", -1, t)
 		}
 	}
-	if p.ch == nil && p.decrypt == "" {
+	switch {
+	case p.ch == nil && p.decrypt == "":
 		p.setDecrypted("no handshake seen")
+	case p.decrypt == "":
+		// The handshake ended before a session was agreed: nothing
+		// encrypted followed.
+		p.setDecrypted("handshake only: no session agreed")
 	}
 	if p.badMACs > 0 && p.noter != nil {
 		p.noter.SessionEnd("malformed: bad record MAC (" + itoa(p.badMACs) + " records not decrypted)")
