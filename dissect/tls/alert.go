@@ -51,8 +51,5 @@ func alertName(d byte) string {
 	return "alert_" + strconv.Itoa(int(d))
 }
 
-// certificateAlert reports alerts that reject the peer's certificate.
-func certificateAlert(d byte) bool { return d >= 42 && d <= 46 || d == 48 || d == 113 || d == 114 }
-
 // suiteName names a cipher suite as IANA does.
 func suiteName(id int) string { return stdtls.CipherSuiteName(uint16(id)) }

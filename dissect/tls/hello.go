@@ -109,7 +109,7 @@ type clientHello struct {
 	ech        bool
 	etm        bool
 	sslv2      bool
-	ja3, ja3s  string
+	ja3        string
 	ja4        string
 	maxVersion int // the highest version offered
 }
@@ -124,10 +124,7 @@ func parseClientHello(b []byte) (*clientHello, error) {
 		return nil, errors.New("ClientHello cut short")
 	}
 	if len(r.b) >= 2 {
-		exts := reader{b: r.vec(2)}
-		for len(exts.b) >= 4 && !exts.bad {
-			typ := exts.u16()
-			data := exts.vec(2)
+		ok := extensions(r.vec(2), func(typ int, data []byte) {
 			h.exts = append(h.exts, typ)
 			d := reader{b: data}
 			switch typ {
@@ -165,8 +162,8 @@ func parseClientHello(b []byte) (*clientHello, error) {
 			case extEncryptThenMAC:
 				h.etm = true
 			}
-		}
-		if exts.bad {
+		})
+		if !ok {
 			return nil, errors.New("ClientHello extensions malformed")
 		}
 	}
@@ -236,10 +233,7 @@ func parseServerHello(b []byte) (*serverHello, error) {
 	h.version = h.legacy
 	h.retry = string(h.random) == string(helloRetryRandom)
 	if len(r.b) >= 2 {
-		exts := reader{b: r.vec(2)}
-		for len(exts.b) >= 4 && !exts.bad {
-			typ := exts.u16()
-			data := exts.vec(2)
+		ok := extensions(r.vec(2), func(typ int, data []byte) {
 			h.exts = append(h.exts, typ)
 			d := reader{b: data}
 			switch typ {
@@ -255,8 +249,8 @@ func parseServerHello(b []byte) (*serverHello, error) {
 			case extEncryptThenMAC:
 				h.etm = true
 			}
-		}
-		if exts.bad {
+		})
+		if !ok {
 			return nil, errors.New("ServerHello extensions malformed")
 		}
 	}
@@ -268,16 +262,29 @@ func parseServerHello(b []byte) (*serverHello, error) {
 // selected ALPN.
 func parseEncryptedExtensions(b []byte) (alpn string) {
 	r := reader{b: b}
-	exts := reader{b: r.vec(2)}
-	for len(exts.b) >= 4 && !exts.bad {
-		typ := exts.u16()
-		d := reader{b: exts.vec(2)}
+	extensions(r.vec(2), func(typ int, data []byte) {
 		if typ == extALPN {
+			d := reader{b: data}
 			list := reader{b: d.vec(2)}
 			alpn = string(list.vec(1))
 		}
-	}
+	})
 	return alpn
+}
+
+// extensions calls f with each extension of a list, in order; false when
+// the list does not parse whole.
+func extensions(b []byte, f func(typ int, data []byte)) bool {
+	r := reader{b: b}
+	for len(r.b) >= 4 && !r.bad {
+		typ := r.u16()
+		data := r.vec(2)
+		if r.bad {
+			break
+		}
+		f(typ, data)
+	}
+	return !r.bad
 }
 
 // joinInts joins values in decimal with sep.
