@@ -17,9 +17,9 @@ import (
 func encodeLog(log []chunk) []byte {
 	var b []byte
 	for _, c := range log {
-		for off := 0; off < len(c.b); off += 0xffff {
-			part := c.b[off:min(len(c.b), off+0xffff)]
-			b = append(b, byte(c.role))
+		for off := 0; off < len(c.B); off += 0xffff {
+			part := c.B[off:min(len(c.B), off+0xffff)]
+			b = append(b, byte(c.Role))
 			b = binary.BigEndian.AppendUint16(b, uint16(len(part)))
 			b = append(b, part...)
 		}
@@ -57,7 +57,7 @@ func FuzzParser(f *testing.F) {
 		f.Add(s)
 	}
 	ch, sh := hellos()
-	f.Add(encodeLog([]chunk{{proto.Client, ch}, {proto.Server, sh}, {proto.Server, record(21, []byte{2, 40})}}))
+	f.Add(encodeLog([]chunk{{Role: proto.Client, B: ch}, {Role: proto.Server, B: sh}, {Role: proto.Server, B: record(21, []byte{2, 40})}}))
 	f.Add([]byte{1, 0, 5, 0x80, 0x2e, 1, 3, 1})
 	f.Fuzz(func(t *testing.T, in []byte) {
 		s := &session{}

@@ -136,10 +136,10 @@ func TestBadRecordMAC(t *testing.T) {
 		// second one's ciphertext.
 		seen := 0
 		for _, c := range log {
-			if c.role == proto.Client && len(c.b) > 5 && c.b[0] == 23 && len(c.b) < 100 {
+			if c.Role == proto.Client && len(c.B) > 5 && c.B[0] == 23 && len(c.B) < 100 {
 				seen++
 				if seen == 2 {
-					c.b[len(c.b)-3] ^= 1
+					c.B[len(c.B)-3] ^= 1
 				}
 			}
 		}

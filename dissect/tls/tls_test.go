@@ -2,23 +2,16 @@ package tls_test
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	stdtls "crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"io"
-	"math/big"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/wirescope/wirescope/dissect/proto"
 	"github.com/wirescope/wirescope/dissect/proto/prototest"
 	"github.com/wirescope/wirescope/dissect/tls"
+	"github.com/wirescope/wirescope/dissect/tls/tlstest"
 )
 
 // session is what the test's Emitter collects: the handshake calls, the
@@ -54,122 +47,12 @@ func (k *sink) Feed(r proto.Role, b []byte, _ time.Time) {
 func (k *sink) Gap(proto.Role, int)            { k.gaps++ }
 func (k *sink) End(proto.EndReason, time.Time) { k.ended = true }
 
-// chunk is bytes one side wrote, in order.
-type chunk struct {
-	role proto.Role
-	b    []byte
-}
+type chunk = tlstest.Chunk
 
-// recorder is a net.Conn that records what passes through it, in the order
-// written, from both sides.
-type tap struct {
-	net.Conn
-	role proto.Role
-	mu   *sync.Mutex
-	log  *[]chunk
-}
+func validCert(t testing.TB) (stdtls.Certificate, *x509.CertPool) { return tlstest.Cert(t) }
 
-func (t tap) Write(b []byte) (int, error) {
-	t.mu.Lock()
-	*t.log = append(*t.log, chunk{t.role, bytes.Clone(b)})
-	t.mu.Unlock()
-	return t.Conn.Write(b)
-}
-
-var certOnce struct {
-	sync.Once
-	cert stdtls.Certificate
-	pool *x509.CertPool
-}
-
-// testCert is a self-signed certificate for tls.test, valid from notBefore
-// to notAfter.
-func testCert(t testing.TB, notBefore, notAfter time.Time) (stdtls.Certificate, *x509.CertPool) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "tls.test", Organization: []string{"wirescope tests"}},
-		DNSNames: []string{"tls.test", "www.tls.test"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 31)},
-		NotBefore: notBefore, NotAfter: notAfter, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(c)
-	return stdtls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, pool
-}
-
-func validCert(t testing.TB) (stdtls.Certificate, *x509.CertPool) {
-	certOnce.Do(func() {
-		certOnce.cert, certOnce.pool = testCert(t, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
-	})
-	return certOnce.cert, certOnce.pool
-}
-
-// exchange runs a real crypto/tls client and server over a pipe: the
-// client sends each request and reads the server's answer (the request
-// upper-cased). It returns what went over the wire, in order, and the key
-// log the client wrote.
 func exchange(t testing.TB, ccfg, scfg *stdtls.Config, requests []string) ([]chunk, []byte, error) {
-	var mu sync.Mutex
-	var log []chunk
-	var keys bytes.Buffer
-	a, b := net.Pipe()
-	ccfg = ccfg.Clone()
-	ccfg.KeyLogWriter = &keys
-	cl := stdtls.Client(tap{a, proto.Client, &mu, &log}, ccfg)
-	sv := stdtls.Server(tap{b, proto.Server, &mu, &log}, scfg)
-	done := make(chan error, 1)
-	go func() {
-		defer sv.Close()
-		buf := make([]byte, 64<<10)
-		for {
-			n, err := sv.Read(buf)
-			if err != nil {
-				if err == io.EOF {
-					err = nil
-				}
-				done <- err
-				return
-			}
-			if _, err := sv.Write(bytes.ToUpper(buf[:n])); err != nil {
-				done <- err
-				return
-			}
-		}
-	}()
-	// The client writes while it reads: a pipe holds nothing, and the
-	// server answers as it reads.
-	wrote := make(chan error, 1)
-	total := 0
-	for _, r := range requests {
-		total += len(r)
-	}
-	go func() {
-		for _, r := range requests {
-			if _, err := cl.Write([]byte(r)); err != nil {
-				wrote <- err
-				return
-			}
-		}
-		wrote <- nil
-	}()
-	_, cerr := io.ReadFull(cl, make([]byte, total))
-	if err := <-wrote; cerr == nil {
-		cerr = err
-	}
-	cl.Close()
-	serr := <-done
-	if cerr == nil {
-		cerr = serr
-	}
-	return log, keys.Bytes(), cerr
+	return tlstest.Exchange(t, ccfg, scfg, requests, nil)
 }
 
 // dissect feeds the recorded chunks to a TLS parser.
@@ -178,7 +61,7 @@ func dissect(t testing.TB, log []chunk, keys *tls.KeyLog) *session {
 	p := tls.Protocol{Keys: keys}.NewStream(s, &proto.Limits{})
 	at := time.Now()
 	for i, c := range log {
-		p.Feed(c.role, c.b, at.Add(time.Duration(i)*time.Millisecond))
+		p.Feed(c.Role, c.B, at.Add(time.Duration(i)*time.Millisecond))
 	}
 	p.End(proto.EndFIN, at.Add(time.Hour))
 	for i, c := range s.Calls {
