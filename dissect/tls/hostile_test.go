@@ -5,6 +5,7 @@ import (
 	stdtls "crypto/tls"
 	"encoding/binary"
 	stdjson "encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,3 +156,34 @@ func TestBadRecordMAC(t *testing.T) {
 
 // json reports whether c encodes as valid JSON.
 func json(c *proto.Call) bool { return stdjson.Valid(c.AppendJSON(nil)) }
+
+// TestSSLv2Hello: a ClientHello in SSLv2 form (old clients offering SSLv2
+// compatibility), answered by a TLS ServerHello, is a handshake call with
+// its suites in JA3 and the hello's form noted.
+func TestSSLv2Hello(t *testing.T) {
+	challenge := bytes.Repeat([]byte{5}, 16)
+	body := []byte{1, 3, 1, 0, 6, 0, 0, 0, 16, 0, 0, 0x2f, 0x01, 0x00, 0x80}
+	body = append(body, challenge...)
+	hello := append([]byte{0x80 | byte(len(body)>>8), byte(len(body))}, body...)
+	if v, r := (tls.Protocol{}).DetectStream(hello, 50000, 443); v != proto.Yes || r != proto.Client {
+		t.Fatalf("detected %v %v", v, r)
+	}
+	sbody := []byte{3, 1}
+	sbody = append(sbody, bytes.Repeat([]byte{9}, 32)...)
+	sbody = append(sbody, 0, 0x00, 0x2f, 0)
+	s := &session{}
+	keys, _ := tls.ParseKeyLog(strings.NewReader(""))
+	p := tls.Protocol{Keys: keys}.NewStream(s, &proto.Limits{})
+	at := time.Unix(1e9, 0)
+	p.Feed(proto.Client, hello, at)
+	p.Feed(proto.Server, append([]byte{22, 3, 1, 0, byte(4 + len(sbody))}, handshakeMsg(2, len(sbody), sbody)...), at)
+	p.Feed(proto.Server, record(20, []byte{1}), at)
+	p.Feed(proto.Client, record(20, []byte{1}), at)
+	p.End(proto.EndFIN, at)
+	if len(s.Calls) != 1 || s.Calls[0].Status != "TLS1.0" || s.Calls[0].Extra.Get("sslv2_hello") != true || s.Calls[0].Extra.Get("ja3") == "" {
+		t.Fatalf("calls %+v", s.Calls)
+	}
+	if st := s.state; !strings.Contains(st, "TLS 1.0 and 1.1 are not decrypted") {
+		t.Errorf("flow %q", st)
+	}
+}
