@@ -9,7 +9,8 @@
 #       OUTDIR/NAME.keys (mode 0600), and OUTDIR/manifest.json saying what
 #       each holds: its handshakes in order (SNI, the version agreed or the
 #       alert that ended it, the cipher suite) and the HTTP requests the
-#       clients made, with the status each got.
+#       clients made, with the status each got, and the TLS 1.3 KeyUpdate
+#       messages each side sent (key_updates: client, server).
 #   scripts/record-tls.sh --bulk OUT.pcap [REQUESTS=50000] [CONNECTIONS=16]
 #       h2load --h1 sending REQUESTS GETs of a small page over CONNECTIONS
 #       HTTPS connections (TLS 1.2, ECDHE-RSA-AES128-GCM-SHA256), and its key
@@ -358,6 +359,7 @@ scenario() {
 	printf '%s\n' "$SCN" >>"$WORK/plan/order"
 	: >"$WORK/plan/$SCN.handshakes"
 	: >"$WORK/plan/$SCN.calls"
+	printf '0\t0\n' >"$WORK/plan/$SCN.key_updates"
 	install -m 0600 /dev/null "$REC/$SCN.keys"
 	tcpdump_start "$WORK/logs/tcpdump.err" -i lo -w "$REC/$SCN.pcap" "host $IP and tcp port $SCN_PORT" ||
 		die "tcpdump did not start: $(cat "$WORK/logs/tcpdump.err")"
@@ -486,6 +488,59 @@ s_client_fail() {
 	printf '    s_client: %s\n' "$(grep -m1 "$want" "$WORK/logs/s_client.err")" >&2
 }
 
+# s_client_key_update: one TLS 1.3 s_client connection to tls.test at the
+# scenario's port (HTTP/1.1 keep-alive) that makes the requests given as
+# "METHOD PATH STATUS" (GET or HEAD), a K line between two of them where one
+# is given as K: s_client's command (at the start of a line it reads, with
+# neither -ign_eof nor -quiet) to send a KeyUpdate asking the server to
+# update too; the server sends its own before its next answer. Each request
+# and command is written alone, a moment after the one before, so that
+# s_client reads it alone and in order: the requests before a K go with the
+# old keys, those after with the new. The last request closes the
+# connection. Every answer must have the status given, in order; each
+# update is counted in the manifest's key_updates, for both sides.
+s_client_key_update() {
+	local r method path status i updates=0
+	local -a want=()
+	{
+		for ((i = 1; i <= $#; i++)); do
+			r=${!i}
+			if [[ $r == K ]]; then
+				printf 'K\n'
+			else
+				read -r method path status <<<"$r"
+				local conn=keep-alive
+				((i < $#)) || conn=close
+				env printf '%s %s HTTP/1.1\r\nHost: %s\r\nConnection: %s\r\n\r\n' "$method" "$path" "$NAME" "$conn"
+			fi
+			sleep 0.5
+		done
+		sleep 1 # the last answer, before s_client's stdin ends
+	} | timeout 30 openssl s_client -connect "$IP:$SCN_PORT" -servername "$NAME" -CAfile "$pki/ca.pem" \
+		-verify_return_error -keylogfile "$REC/$SCN.keys" -tls1_3 \
+		>"$WORK/logs/s_client.out" 2>"$WORK/logs/s_client.err" ||
+		die "$SCN: s_client exited ${PIPESTATUS[1]}: $(cat "$WORK/logs/s_client.err"; tail -n 5 "$WORK/logs/s_client.out")"
+	for r in "$@"; do
+		if [[ $r == K ]]; then
+			updates=$((updates + 1))
+			continue
+		fi
+		read -r method path status <<<"$r"
+		want+=("HTTP/1.1 $status")
+		call http "$method" "$path" "$status"
+	done
+	# An answer's body (big.txt's) may end without a newline: the status
+	# lines are found anywhere in a line.
+	local got
+	got=$(grep -ao 'HTTP/1\.1 [0-9][0-9][0-9]' "$WORK/logs/s_client.out" | paste -sd, -)
+	[[ $got == "$(printf '%s\n' "${want[@]}" | paste -sd, -)" ]] ||
+		die "$SCN: s_client's answers: $got, want $(printf '%s\n' "${want[@]}" | paste -sd, -)"
+	local sent
+	sent=$(grep -c '^KEYUPDATE$' "$WORK/logs/s_client.err" || true)
+	((sent == updates)) || die "$SCN: s_client says KEYUPDATE $sent times, want $updates"
+	printf '%s\t%s\n' "$updates" "$updates" >"$WORK/plan/$SCN.key_updates"
+}
+
 # The requests of a connection that tries everything: every method, every
 # status, every status; the 500 last: nginx closes an HTTP/1.1 connection
 # after it (curl's next request would open another, resuming the session).
@@ -606,6 +661,11 @@ handshake $NAME TLS1.3 TLS_AES_256_GCM_SHA384 2
 s_client -tls1_3 -groups X25519:P-256
 end_scenario
 
+scenario key-update $PORT_TLS13 "TLS 1.3 KeyUpdate: s_client (HTTP/1.1 keep-alive) sends K twice, a KeyUpdate asking the server to update too; requests before, between and after"
+handshake $NAME TLS1.3 TLS_AES_256_GCM_SHA384
+s_client_key_update "GET / 200" K "GET /page.html 200" "GET /big.txt 200" "HEAD / 200" K "GET /missing 404" "GET / 200"
+end_scenario
+
 ###############################################################################
 # The manifest
 ###############################################################################
@@ -615,13 +675,15 @@ while read -r scn; do
 	f=$WORK/plan/$scn.port
 	scenarios+=("$(jq -n --arg name "$scn" --arg desc "$(cat "$WORK/plan/$scn.description")" \
 		--argjson port "$(cat "$f")" \
-		--rawfile hs "$WORK/plan/$scn.handshakes" --rawfile calls "$WORK/plan/$scn.calls" '
+		--rawfile hs "$WORK/plan/$scn.handshakes" --rawfile calls "$WORK/plan/$scn.calls" \
+		--rawfile ku "$WORK/plan/$scn.key_updates" '
 		def rows: split("\n") | map(select(. != "") | split("\t"));
 		{name: $name, description: $desc, pcap: ($name + ".pcap"), keylog: ($name + ".keys"),
 		 server: {ip: "'"$IP"'", port: $port},
 		 handshakes: ($hs | rows | map({sni: .[0], status: .[1]} + (if .[2] != "" then {cipher: .[2], cipher_id: .[3]} else {} end)
 		             + {client_hellos: (.[4] | tonumber)})),
-		 calls: ($calls | rows | map({proto: .[0], method: .[1], path: .[2], status: .[3]}))}')")
+		 calls: ($calls | rows | map({proto: .[0], method: .[1], path: .[2], status: .[3]})),
+		 key_updates: ($ku | rows | .[0] | {client: (.[0] | tonumber), server: (.[1] | tonumber)})}')")
 done <"$WORK/plan/order"
 printf '%s\n' "${scenarios[@]}" | jq -s --arg nginx "$(nginx -v 2>&1 | sed 's|.*nginx/||')" \
 	--arg openssl "$(openssl version)" --arg curl "$(curl --version | head -n1)" '

@@ -55,6 +55,9 @@ type tlsManifest struct {
 		// Calls are the HTTP requests the clients made, with the status
 		// each got; Proto is "http" or "http2".
 		Calls []struct{ Proto, Method, Path, Status string }
+		// KeyUpdates counts the TLS 1.3 KeyUpdate messages each side sent
+		// in all the scenario's connections.
+		KeyUpdates struct{ Client, Server int } `json:"key_updates"`
 	}
 }
 
@@ -90,6 +93,10 @@ type tlsHandshake struct {
 	// Alert is the first fatal alert's name.
 	Alert        string
 	ClientHellos int
+	// ClientKeyUpdates and ServerKeyUpdates count the TLS 1.3 KeyUpdate
+	// messages each side sent (seen only with the key log: they are
+	// encrypted).
+	ClientKeyUpdates, ServerKeyUpdates int
 }
 
 // status is what the tls record's status should say: the alert that ended
@@ -163,6 +170,12 @@ func tsharkHandshakes(t *testing.T, pcap string, more ...string) []*tlsHandshake
 						}
 						h.CipherID = hs.show("tls.handshake.ciphersuite")
 						h.JA3S = hs.show("tls.handshake.ja3s")
+					case "24": // KeyUpdate
+						if h := get(conn); src == h.Client {
+							h.ClientKeyUpdates++
+						} else {
+							h.ServerKeyUpdates++
+						}
 					}
 				}
 				for _, a := range p.all("tls.alert_message") {
@@ -268,7 +281,7 @@ func exchangeKeys(truth []*exchange) []string {
 // (scripts/record-tls.sh: nginx with OpenSSL 3; curl, openssl s_client;
 // TLS 1.2 with AES-GCM, ChaCha20-Poly1305 and AES-CBC with HMAC, TLS 1.3
 // with its three suites, HTTP/1.1 and HTTP/2, resumed sessions, a
-// HelloRetryRequest, and handshakes refused: a wrong SNI, none, an expired
+// HelloRetryRequest, KeyUpdates both ways, and handshakes refused: a wrong SNI, none, an expired
 // certificate, an unknown CA, TLS 1.0 offered to a TLS 1.2 server), each
 // scenario's capture with the clients' key log, and checks `wirescope
 // dissect` against tshark's reading of each capture:
@@ -283,7 +296,7 @@ func exchangeKeys(truth []*exchange) []string {
 //     taken.
 //
 // tshark's own reading is checked against the manifest the script writes
-// (what the clients did and got), so that a capture tshark cannot decrypt
+// (what the clients did and got, the KeyUpdates each side sent), so that a capture tshark cannot decrypt
 // does not pass for one with nothing in it.
 func TestTLSRecorded(t *testing.T) {
 	needRecording(t, "curl", "openssl", "h2load", "jq")
@@ -344,6 +357,15 @@ func TestTLSRecorded(t *testing.T) {
 			}
 			if len(truthClear) != 0 {
 				t.Fatalf("tshark sees %d call(s) without the key log", len(truthClear))
+			}
+			var clientUpdates, serverUpdates int
+			for _, h := range hs {
+				clientUpdates += h.ClientKeyUpdates
+				serverUpdates += h.ServerKeyUpdates
+			}
+			if clientUpdates != s.KeyUpdates.Client || serverUpdates != s.KeyUpdates.Server {
+				t.Fatalf("tshark sees %d KeyUpdate(s) from the client and %d from the server, the manifest says %d and %d",
+					clientUpdates, serverUpdates, s.KeyUpdates.Client, s.KeyUpdates.Server)
 			}
 			if len(hs) != len(s.Handshakes) || len(hsClear) != len(hs) {
 				t.Fatalf("tshark sees %d handshake(s) (%d without the key log), the manifest says %d", len(hs), len(hsClear), len(s.Handshakes))
