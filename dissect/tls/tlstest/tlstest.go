@@ -100,19 +100,21 @@ func Exchange(t testing.TB, ccfg, scfg *stdtls.Config, requests, responses []str
 	sv := stdtls.Server(tap{b, proto.Server, &mu, &log}, scfg)
 	done := make(chan error, 1)
 	go func() {
-		defer sv.Close()
-		for i, r := range requests {
-			if _, err := io.ReadFull(sv, make([]byte, len(r))); err != nil {
-				done <- err
-				return
+		// The server's close_notify is written before done says so: the
+		// log is read after.
+		done <- func() error {
+			defer sv.Close()
+			for i, r := range requests {
+				if _, err := io.ReadFull(sv, make([]byte, len(r))); err != nil {
+					return err
+				}
+				if _, err := sv.Write([]byte(responses[i])); err != nil {
+					return err
+				}
 			}
-			if _, err := sv.Write([]byte(responses[i])); err != nil {
-				done <- err
-				return
-			}
-		}
-		_, err := io.Copy(io.Discard, sv)
-		done <- err
+			_, err := io.Copy(io.Discard, sv)
+			return err
+		}()
 	}()
 	// The client writes while it reads: a pipe holds nothing.
 	wrote := make(chan error, 1)
@@ -141,5 +143,7 @@ func Exchange(t testing.TB, ccfg, scfg *stdtls.Config, requests, responses []str
 	if cerr == nil {
 		cerr = serr
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	return log, keys.Bytes(), cerr
 }
