@@ -74,7 +74,7 @@ generate: ## rebuild the eBPF objects (bpf2go; needs clang, libbpf-dev)
 	$(GO) generate ./bpf/...
 
 .PHONY: bench
-bench: deps ## Go benchmarks, then wirescope against tshark on 50,000-call HTTP/1.1 and HTTP/2 captures
+bench: deps ## Go benchmarks, then wirescope against tshark on 50,000-call HTTP/1.1, HTTP/2 and HTTPS (TLS 1.2 with key log) captures
 	bash scripts/bench.sh
 
 .PHONY: fuzz

@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # bench.sh — what `make bench` runs: the Go micro-benchmarks across the
 # repository, then scripts/benchcmp, which measures `wirescope dissect` against
-# tshark in the same run on two captures — `tshark -q -z http,tree` on a
-# 50,000-pair HTTP/1.1 capture (nginx, curl) and `tshark -q -z http2,tree` on
+# tshark in the same run on three captures — `tshark -q -z http,tree` on a
+# 50,000-pair HTTP/1.1 capture (nginx, curl), `tshark -q -z http2,tree` on
 # a 50,000-stream HTTP/2 capture (nghttpd, h2load: 10 connections, 10 streams
-# in flight on each) — and prints the wall-time and peak-RSS ratios of each
-# (see scripts/benchcmp/main.go), the agent against tcpdump
-# (scripts/bench-agent.sh), and the hub with 1, 10 and 50 agents
-# (test/hubscale: about 40 s on 2 cores).
+# in flight on each) and `tshark -o tls.keylog_file:K -q -z http,tree` against
+# `wirescope dissect --tls-keylog K` on a 50,000-pair HTTPS capture (TLS 1.2,
+# nginx, h2load --h1 on 16 connections, with its key log K) — and prints the
+# wall-time and peak-RSS ratios of each (see scripts/benchcmp/main.go), the
+# agent against tcpdump (scripts/bench-agent.sh), and the hub with 1, 10 and
+# 50 agents (test/hubscale: about 40 s on 2 cores).
 #
-# Usage: scripts/bench.sh [benchcmp flags: -runs N -only http1|http2 -capture PATH
-#                          -h2-capture PATH -rerecord -bin PATH -strict]
+# Usage: scripts/bench.sh [benchcmp flags: -runs N -only http1|http2|tls -capture PATH
+#                          -h2-capture PATH -tls-capture PATH -rerecord -bin PATH -strict]
 #
 # On a fresh Debian machine it installs what benchcmp needs (tshark, tcpdump,
-# nginx-light, curl, nghttp2-server, nghttp2-client) when missing; recording
-# the captures the first time needs root (scripts/record-h2load.sh records
-# the HTTP/2 one). Go itself must already be installed.
+# nginx-light, curl, nghttp2-server, nghttp2-client, openssl, jq, iproute2)
+# when missing; recording the captures the first time needs root
+# (scripts/record-h2load.sh records the HTTP/2 one, scripts/record-tls.sh
+# --bulk the HTTPS one). Go itself must already be installed.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -27,27 +30,27 @@ fi
 
 # nginx and nghttpd live in /usr/sbin, which a non-root PATH may lack.
 missing=()
-for tool in tshark tcpdump nginx curl nghttpd h2load; do
+for tool in tshark tcpdump nginx curl nghttpd h2load openssl jq ss; do
 	if ! command -v "$tool" >/dev/null && ! [ -x "/usr/sbin/$tool" ]; then
 		missing+=("$tool")
 	fi
 done
 if [ ${#missing[@]} -gt 0 ]; then
-	echo "bench.sh: missing ${missing[*]}; installing tshark tcpdump nginx-light curl nghttp2-server nghttp2-client" >&2
+	echo "bench.sh: missing ${missing[*]}; installing tshark tcpdump nginx-light curl nghttp2-server nghttp2-client openssl jq iproute2" >&2
 	sudo=()
 	if [ "$(id -u)" -ne 0 ]; then
 		command -v sudo >/dev/null || { echo "bench.sh: not root and no sudo: install ${missing[*]} first" >&2; exit 1; }
 		sudo=(sudo)
 	fi
 	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y tshark tcpdump nginx-light curl nghttp2-server nghttp2-client
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y tshark tcpdump nginx-light curl nghttp2-server nghttp2-client openssl jq iproute2
 fi
 
 echo "== go micro-benchmarks"
 go test -run '^$' -bench . -benchmem -count 1 ./...
 
 echo
-echo "== wirescope vs tshark: HTTP/1.1 and HTTP/2"
+echo "== wirescope vs tshark: HTTP/1.1, HTTP/2 and HTTPS (TLS 1.2, key log)"
 go run ./scripts/benchcmp "$@"
 
 echo

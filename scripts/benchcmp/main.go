@@ -1,6 +1,7 @@
 // Command benchcmp compares wirescope's dissection speed and memory with
-// tshark's on the same captures, in the same run: an HTTP/1.1 load and an
-// HTTP/2 load.
+// tshark's on the same captures, in the same run: an HTTP/1.1 load, an
+// HTTP/2 load and an HTTPS load (HTTP/1.1 over TLS 1.2, decrypted with the
+// clients' key log).
 //
 // Each workload is one cached capture and three commands over it:
 //
@@ -14,6 +15,11 @@
 //	  wirescope dissect F
 //	  wirescope dissect -q F
 //
+//	HTTPS: 50,000 GET pairs from h2load --h1 on 16 TLS 1.2 connections (ECDHE-RSA-AES128-GCM-SHA256) to a real nginx, with h2load's key log K
+//	  tshark -r F -o tls.keylog_file:K -q -z http,tree     the reference: decryption and full HTTP dissection
+//	  wirescope dissect --tls-keylog K F
+//	  wirescope dissect --tls-keylog K -q F
+//
 // For every run it records the wall time around the child, the child's CPU
 // time (user+sys) and its peak resident set size (ru_maxrss from wait4, KiB on
 // Linux). Before measuring anything it checks that both tools read the whole
@@ -24,7 +30,9 @@
 // tshark's fields (the :status of every response HEADERS frame, with its
 // connection and stream id) and wirescope's JSONL must both hold the 50,000
 // streams, every one answered 200, and the same ones; a disagreement is
-// reported stream by stream.
+// reported stream by stream. HTTPS: tshark, decrypting, must count 50,000
+// HTTP requests and 50,000 responses, all 200 OK, and wirescope 50,000 HTTP
+// calls and a TLS handshake per connection over every packet in the file.
 //
 // The machines this runs on are shared and noisy, so absolute times mean
 // little and are never compared across runs. Instead the commands of a
@@ -39,13 +47,17 @@
 //
 // Usage (from the repository root; scripts/bench.sh, behind make bench, runs it):
 //
-//	go run ./scripts/benchcmp [-runs 7] [-only http1|http2] [-capture PATH] [-h2-capture PATH] [-rerecord] [-bin PATH] [-strict]
+//	go run ./scripts/benchcmp [-runs 7] [-only http1|http2|tls] [-capture PATH] [-h2-capture PATH] [-tls-capture PATH] [-rerecord] [-bin PATH] [-strict]
 //
 // The captures default to .cache/bench/http-load.pcap (recorded with the
-// shared make-http-load.sh; needs nginx and curl) and .cache/bench/h2load.pcap
-// (recorded with scripts/record-h2load.sh; needs nghttpd and h2load). Each is
-// recorded only when missing or when -rerecord is given; recording needs
-// root, tcpdump and tshark. A missed target is reported, not asserted: the
+// shared make-http-load.sh; needs nginx and curl), .cache/bench/h2load.pcap
+// (recorded with scripts/record-h2load.sh; needs nghttpd and h2load) and
+// .cache/bench/tls-load.pcap with its key log beside it,
+// .cache/bench/tls-load.pcap.keys (recorded with scripts/record-tls.sh
+// --bulk; needs nginx, openssl, curl, h2load, jq and ss; the key log is
+// mode 0600, given to the user sudo ran as, if any). Each is recorded only
+// when missing (for HTTPS: the capture or its key log) or when -rerecord is
+// given; recording needs root, tcpdump and tshark. A missed target is reported, not asserted: the
 // exit status is 0 unless -strict is given.
 package main
 
@@ -82,10 +94,14 @@ const (
 	minSpeedup  = 20.0 // tshark wall / wirescope wall must be at least this
 	maxRSSRatio = 0.25 // wirescope peak RSS / tshark peak RSS must be at most this
 
-	defaultRecorder   = "/work/shared/corpus/perf/make-http-load.sh"
-	defaultH2Recorder = "scripts/record-h2load.sh"    // relative to the repository root
-	defaultCapture    = ".cache/bench/http-load.pcap" // relative to the repository root
-	defaultH2Capture  = ".cache/bench/h2load.pcap"    // relative to the repository root
+	tlsConnections = 16 // TLS connections h2load opens for the HTTPS capture (record-tls.sh --bulk's default)
+
+	defaultRecorder    = "/work/shared/corpus/perf/make-http-load.sh"
+	defaultH2Recorder  = "scripts/record-h2load.sh"    // relative to the repository root
+	defaultTLSRecorder = "scripts/record-tls.sh"       // relative to the repository root
+	defaultCapture     = ".cache/bench/http-load.pcap" // relative to the repository root
+	defaultH2Capture   = ".cache/bench/h2load.pcap"    // relative to the repository root
+	defaultTLSCapture  = ".cache/bench/tls-load.pcap"  // relative to the repository root; its key log is this + ".keys"
 )
 
 var errTargetsMissed = errors.New("performance targets missed")
@@ -97,6 +113,7 @@ type config struct {
 	recorder   string
 	h2Capture  string
 	h2Recorder string
+	tlsCapture string
 	bin        string
 	rerecord   bool
 	strict     bool
@@ -105,16 +122,17 @@ type config struct {
 func main() {
 	var c config
 	flag.IntVar(&c.runs, "runs", 7, "measured runs of each command (after one warm-up run each)")
-	flag.StringVar(&c.only, "only", "", "measure one workload only: http1 or http2 (default both)")
+	flag.StringVar(&c.only, "only", "", "measure one workload only: http1, http2 or tls (default all)")
 	flag.StringVar(&c.capture, "capture", "", "HTTP/1.1 capture to measure (default <repo>/"+defaultCapture+")")
 	flag.StringVar(&c.recorder, "recorder", defaultRecorder, "script that records the HTTP/1.1 capture")
 	flag.StringVar(&c.h2Capture, "h2-capture", "", "HTTP/2 capture to measure, on port "+strconv.Itoa(h2Port)+" (default <repo>/"+defaultH2Capture+")")
 	flag.StringVar(&c.h2Recorder, "h2-recorder", "", "script that records the HTTP/2 capture (default <repo>/"+defaultH2Recorder+")")
+	flag.StringVar(&c.tlsCapture, "tls-capture", "", "HTTPS capture to measure, its key log beside it as PATH.keys (default <repo>/"+defaultTLSCapture+")")
 	flag.StringVar(&c.bin, "bin", "", "wirescope binary to measure (default: build ./cmd/wirescope into a temp dir)")
 	flag.BoolVar(&c.rerecord, "rerecord", false, "record the captures again even if they exist")
 	flag.BoolVar(&c.strict, "strict", false, "exit with status 1 when a performance target is missed")
 	flag.Parse()
-	if flag.NArg() > 0 || c.runs < 1 || (c.only != "" && c.only != "http1" && c.only != "http2") {
+	if flag.NArg() > 0 || c.runs < 1 || (c.only != "" && c.only != "http1" && c.only != "http2" && c.only != "tls") {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -227,10 +245,14 @@ type workload struct {
 	calls uint64 // GET/200 calls the capture holds
 	about string // the capture, as printed under its table
 
-	capture  string
+	capture string
+	// keyLog says the capture is TLS and its key log is capture + ".keys"
+	// (the recorder writes it there): tshark and wirescope are given it.
+	keyLog   bool
 	recorder string
-	// recordArgs are the recorder's arguments after its output file.
-	recordArgs []string
+	// recordFlags are the recorder's arguments before its output file,
+	// recordArgs those after it.
+	recordFlags, recordArgs []string
 	// recordTools are the programs recording needs, and installHint the
 	// packages that hold them.
 	recordTools []string
@@ -239,11 +261,57 @@ type workload struct {
 	// work and returns the directories to put first on the recorder's PATH.
 	prepare func(work string) ([]string, error)
 
-	tsharkArgs   []string // after -r F
+	tsharkArgs   []string // after -r F (and the key log's -o, see tsharkArgv)
 	summaryProto string   // the protocol's name in wirescope's summary
+	// handshakes, when not 0, is the TLS handshakes wirescope's summary
+	// must count (one per connection).
+	handshakes uint64
 
 	verifyTshark    func(w *workload) error
 	verifyWirescope func(w *workload, bin string, packets uint64) error
+}
+
+// keys returns w's key log, "" for a capture without one.
+func (w *workload) keys() string {
+	if !w.keyLog {
+		return ""
+	}
+	return w.capture + ".keys"
+}
+
+// tsharkArgv returns tshark's arguments after -r F: the key log, if any,
+// then w.tsharkArgs.
+func (w *workload) tsharkArgv() []string {
+	if k := w.keys(); k != "" {
+		return append([]string{"-o", "tls.keylog_file:" + k}, w.tsharkArgs...)
+	}
+	return w.tsharkArgs
+}
+
+// dissectArgv returns wirescope's arguments: dissect, the key log if any,
+// the flags given, the capture.
+func (w *workload) dissectArgv(flags ...string) []string {
+	argv := []string{"dissect"}
+	if k := w.keys(); k != "" {
+		argv = append(argv, "--tls-keylog", k)
+	}
+	return append(append(argv, flags...), w.capture)
+}
+
+// shorten writes the capture and key log paths in a command line as F and
+// K, as the table prints it.
+func (w *workload) shorten(argv []string) string {
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		switch k := w.keys(); {
+		case a == w.capture:
+			a = "F"
+		case k != "" && strings.Contains(a, k):
+			a = strings.ReplaceAll(a, k, "K")
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
 }
 
 func workloads(c config, root string) []*workload {
@@ -288,25 +356,72 @@ func workloads(c config, root string) []*workload {
 		summaryProto:    "http2",
 		verifyTshark:    verifyTsharkHTTP2,
 		verifyWirescope: verifyWirescopeHTTP2,
+	}, {
+		key:   "tls",
+		title: "HTTPS",
+		unit:  "pairs",
+		calls: wantCalls,
+		about: fmt.Sprintf("HTTP/1.1 GET/200 pairs on %d TLS 1.2 keep-alive connections, ECDHE-RSA-AES128-GCM-SHA256, decrypted with the key log (nginx, h2load --h1)", tlsConnections),
+
+		capture:     orRoot(c.tlsCapture, defaultTLSCapture),
+		keyLog:      true,
+		recorder:    filepath.Join(root, defaultTLSRecorder),
+		recordFlags: []string{"--bulk"},
+		recordArgs:  []string{strconv.Itoa(wantCalls), strconv.Itoa(tlsConnections)},
+		recordTools: []string{"bash", "nginx", "openssl", "curl", "h2load", "tcpdump", "tshark", "jq", "ss"},
+		installHint: "nginx-light openssl curl nghttp2-client tcpdump tshark jq iproute2",
+
+		tsharkArgs:      []string{"-q", "-z", "http,tree"},
+		summaryProto:    "http",
+		handshakes:      tlsConnections,
+		verifyTshark:    verifyTsharkHTTPS,
+		verifyWirescope: verifyWirescopeSummary,
 	}}
 }
 
 // ---- the captures ----
 
-// ensureCapture records w's capture unless it already exists and rerecord
-// is false.
+// ensureCapture records w's capture unless it already exists (with its key
+// log, for a TLS one) and rerecord is false.
 func ensureCapture(w *workload, rerecord bool) error {
 	if !rerecord {
-		_, err := os.Stat(w.capture)
-		if err == nil {
-			return nil
+		missing := ""
+		for _, f := range []string{w.capture, w.keys()} {
+			if f == "" {
+				continue
+			}
+			_, err := os.Stat(f)
+			if errors.Is(err, fs.ErrNotExist) {
+				missing = f
+				break
+			}
+			if err != nil {
+				return fmt.Errorf("capture: %w", err)
+			}
 		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("capture: %w", err)
+		if missing == "" {
+			return checkKeyLog(w)
 		}
-		fmt.Fprintf(os.Stderr, "benchcmp: %s is missing; recording it\n", w.capture)
+		fmt.Fprintf(os.Stderr, "benchcmp: %s is missing; recording the capture\n", missing)
 	}
-	return recordCapture(w)
+	if err := recordCapture(w); err != nil {
+		return err
+	}
+	return checkKeyLog(w)
+}
+
+// checkKeyLog checks that w's key log, if any, can be read: tshark given
+// one it cannot read decrypts nothing and says nothing of why.
+func checkKeyLog(w *workload) error {
+	k := w.keys()
+	if k == "" {
+		return nil
+	}
+	f, err := os.Open(k)
+	if err != nil {
+		return fmt.Errorf("key log: %w (it is mode 0600; recorded as root, it is given to the user sudo ran as, else chown it)", err)
+	}
+	return f.Close()
 }
 
 // recordCapture runs w's recorder into a temporary file next to its
@@ -333,7 +448,8 @@ func recordCapture(w *workload) error {
 	}
 
 	tmp := filepath.Join(work, filepath.Base(path))
-	cmd := exec.Command("bash", append([]string{w.recorder, tmp}, w.recordArgs...)...)
+	argv := append(append(append([]string{w.recorder}, w.recordFlags...), tmp), w.recordArgs...)
+	cmd := exec.Command("bash", argv...)
 	cmd.Env = append(cmd.Environ(), "PATH="+strings.Join(append(pathDirs, os.Getenv("PATH")), string(os.PathListSeparator)))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	fmt.Fprintf(os.Stderr, "benchcmp: recording %d GET %s (%s) with %s\n", w.calls, w.unit, w.title, w.recorder)
@@ -348,10 +464,39 @@ func recordCapture(w *workload) error {
 	if err := os.Chmod(tmp, 0o644); err != nil {
 		return fmt.Errorf("recorded capture: %w", err)
 	}
+	if w.keyLog {
+		// The key log first: a capture in place has its key log. It stays
+		// 0600 (wirescope refuses one others may read); under sudo it is
+		// given to the user sudo ran as, who measures it later.
+		keys := recorded.keys()
+		if err := os.Chmod(keys, 0o600); err != nil {
+			return fmt.Errorf("recorded key log: %w", err)
+		}
+		if err := chownToSudoUser(keys); err != nil {
+			return err
+		}
+		if err := os.Rename(keys, w.keys()); err != nil {
+			return fmt.Errorf("caching the key log: %w", err)
+		}
+	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("caching the capture: %w", err)
 	}
 	fmt.Fprintf(os.Stderr, "benchcmp: cached the capture at %s\n", path)
+	return nil
+}
+
+// chownToSudoUser gives path to the user sudo ran as (SUDO_UID, SUDO_GID),
+// when there is one.
+func chownToSudoUser(path string) error {
+	uid, err1 := strconv.Atoi(os.Getenv("SUDO_UID"))
+	gid, err2 := strconv.Atoi(os.Getenv("SUDO_GID"))
+	if err1 != nil || err2 != nil || os.Geteuid() != 0 {
+		return nil
+	}
+	if err := os.Chown(path, uid, gid); err != nil {
+		return fmt.Errorf("giving %s to the sudo user: %w", path, err)
+	}
 	return nil
 }
 
@@ -492,10 +637,10 @@ var treeRow = regexp.MustCompile(`^\s*(\S.*?)\s{2,}(\d+)\s`)
 // Packets", "200 OK", "HEADERS", ...).
 func tsharkTree(w *workload) (map[string]uint64, error) {
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command("tshark", append([]string{"-r", w.capture}, w.tsharkArgs...)...)
+	cmd := exec.Command("tshark", append([]string{"-r", w.capture}, w.tsharkArgv()...)...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("tshark %s: %w\n%s", strings.Join(w.tsharkArgs, " "), err, stderr.Bytes())
+		return nil, fmt.Errorf("tshark %s: %w\n%s", strings.Join(w.tsharkArgv(), " "), err, stderr.Bytes())
 	}
 	tree := make(map[string]uint64)
 	for line := range strings.Lines(stdout.String()) {
@@ -520,6 +665,23 @@ func verifyTsharkHTTP1(w *workload) error {
 	if resp != w.calls || ok != w.calls {
 		return fmt.Errorf("tshark http,tree counts %d responses, %d of them 200 OK; want %d of each (4xx: %d, 5xx: %d)",
 			resp, ok, w.calls, tree["4xx: Client Error"], tree["5xx: Server Error"])
+	}
+	return nil
+}
+
+// verifyTsharkHTTPS checks that tshark, decrypting with the key log, sees
+// w.calls GET requests and w.calls responses, all 200: without the key
+// (or with keys it cannot use) it would see no HTTP at all.
+func verifyTsharkHTTPS(w *workload) error {
+	tree, err := tsharkTree(w)
+	if err != nil {
+		return err
+	}
+	req, get := tree["HTTP Request Packets"], tree["GET"]
+	resp, ok := tree["HTTP Response Packets"], tree["200 OK"]
+	if req != w.calls || get != w.calls || resp != w.calls || ok != w.calls {
+		return fmt.Errorf("tshark http,tree with the key log counts %d requests (%d GET) and %d responses (%d 200 OK); want %d of each",
+			req, get, resp, ok, w.calls)
 	}
 	return nil
 }
@@ -659,15 +821,18 @@ func checkSummary(w *workload, packets uint64) func(stderr string) error {
 			return fmt.Errorf("summary shows %s %d over %d packets, want %s %d over %d packets:\n%s",
 				w.summaryProto, n, s.packets, w.summaryProto, w.calls, packets, stderr)
 		}
+		if n := s.calls["tls"]; w.handshakes != 0 && n != w.handshakes {
+			return fmt.Errorf("summary shows tls %d, want a handshake per connection, %d:\n%s", n, w.handshakes, stderr)
+		}
 		return nil
 	}
 }
 
 // verifyWirescopeSummary checks wirescope dissect -q's summary: every packet
-// read, w.calls calls.
+// read, w.calls calls (and w.handshakes TLS handshakes).
 func verifyWirescopeSummary(w *workload, bin string, packets uint64) error {
 	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "dissect", "-q", w.capture)
+	cmd := exec.Command(bin, w.dissectArgv("-q")...)
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s dissect -q: %w\n%s", bin, err, stderr.Bytes())
@@ -698,7 +863,7 @@ func verifyWirescopeHTTP2(w *workload, bin string, packets uint64) error {
 		return err
 	}
 	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "dissect", w.capture)
+	cmd := exec.Command(bin, w.dissectArgv()...)
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -803,10 +968,13 @@ type command struct {
 }
 
 func benchCommands(w *workload, bin string, packets uint64) []command {
+	tshark := append([]string{"tshark", "-r", w.capture}, w.tsharkArgv()...)
+	jsonl := append([]string{bin}, w.dissectArgv()...)
+	quiet := append([]string{bin}, w.dissectArgv("-q")...)
 	return []command{
-		{name: "tshark -r F " + strings.Join(w.tsharkArgs, " "), short: "tshark", argv: append([]string{"tshark", "-r", w.capture}, w.tsharkArgs...), isBase: true},
-		{name: "wirescope dissect F (jsonl)", short: "wirescope-jsonl", argv: []string{bin, "dissect", w.capture}, check: checkSummary(w, packets)},
-		{name: "wirescope dissect -q F", short: "wirescope-q", argv: []string{bin, "dissect", "-q", w.capture}, check: checkSummary(w, packets)},
+		{name: w.shorten(tshark), short: "tshark", argv: tshark, isBase: true},
+		{name: "wirescope " + w.shorten(jsonl[1:]) + " (jsonl)", short: "wirescope-jsonl", argv: jsonl, check: checkSummary(w, packets)},
+		{name: "wirescope " + w.shorten(quiet[1:]), short: "wirescope-q", argv: quiet, check: checkSummary(w, packets)},
 	}
 }
 
@@ -1028,6 +1196,9 @@ func report(w io.Writer, wl *workload, in input, cmds []command, samples [][]sam
 	fmt.Fprintf(w, "\n== %s\n", wl.title)
 	fmt.Fprintf(w, "capture %s: %s bytes (%.1f MiB), %s packets, %s %s\n",
 		in.capture, group(uint64(in.bytes)), float64(in.bytes)/(1<<20), group(in.packets), group(wl.calls), wl.about)
+	if k := wl.keys(); k != "" {
+		fmt.Fprintf(w, "key log %s\n", k)
+	}
 
 	st := make([]stats, len(cmds))
 	base := 0

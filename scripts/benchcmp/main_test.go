@@ -72,3 +72,44 @@ func TestParseSummary(t *testing.T) {
 		t.Errorf("got %+v", s)
 	}
 }
+
+// TestTLSCommands: the HTTPS workload gives both tools the key log beside
+// the capture, and the table names them F and K.
+func TestTLSCommands(t *testing.T) {
+	var w *workload
+	for _, x := range workloads(config{tlsCapture: "/c/tls.pcap"}, "/repo") {
+		if x.key == "tls" {
+			w = x
+		}
+	}
+	if w == nil {
+		t.Fatal("no tls workload")
+	}
+	cmds := benchCommands(w, "/bin/ws", 1)
+	var names []string
+	for _, c := range cmds {
+		names = append(names, c.name)
+	}
+	wantNames := []string{
+		"tshark -r F -o tls.keylog_file:K -q -z http,tree",
+		"wirescope dissect --tls-keylog K F (jsonl)",
+		"wirescope dissect --tls-keylog K -q F",
+	}
+	if !slices.Equal(names, wantNames) {
+		t.Errorf("names %q, want %q", names, wantNames)
+	}
+	if got, want := strings.Join(cmds[0].argv, " "), "tshark -r /c/tls.pcap -o tls.keylog_file:/c/tls.pcap.keys -q -z http,tree"; got != want {
+		t.Errorf("tshark argv %q, want %q", got, want)
+	}
+	if got, want := strings.Join(cmds[2].argv, " "), "/bin/ws dissect --tls-keylog /c/tls.pcap.keys -q /c/tls.pcap"; got != want {
+		t.Errorf("wirescope argv %q, want %q", got, want)
+	}
+	// The others are as they were: no key log.
+	for _, x := range workloads(config{}, "/repo") {
+		if x.key == "http1" {
+			if got := benchCommands(x, "/bin/ws", 1)[1].name; got != "wirescope dissect F (jsonl)" {
+				t.Errorf("http1: %q", got)
+			}
+		}
+	}
+}
