@@ -65,7 +65,7 @@ func TestServiceMapNames(t *testing.T) {
 	for _, want := range []string{
 		"10.0.0.2 → 203.0.113.7:80 (api.partner.example) http: 5 calls, no failures",
 		"10.0.0.2 → 10.0.0.53:53 dns: 5 calls, no failures",
-		"10.0.0.2 → 198.51.100.9:443 (tls?, encrypted; no dissected calls); 5 conns",
+		"10.0.0.2 → 198.51.100.9:443 (tls, encrypted; no dissected calls); 5 conns",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("no %q in\n%s", want, text)
