@@ -28,6 +28,10 @@ type Description struct {
 	// tokens ("websocket", "h2c") after which its parser reads the
 	// connection (see Emitter.Upgrade).
 	Upgrades []string
+	// Encrypted marks a protocol whose payload is encrypted (TLS): its
+	// flows count as encrypted even before a dissection says whether they
+	// were decrypted.
+	Encrypted bool
 	// ALPN are the TLS application protocol IDs (RFC 7301) that name it:
 	// "h2", "http/1.1". A decrypted session whose handshake selected one
 	// is read by it without detection (Tunneler).

@@ -30,6 +30,7 @@ package tls
 import (
 	"crypto/x509"
 	"encoding/binary"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,9 +48,10 @@ func (Protocol) Name() string { return "tls" }
 // Describe implements proto.Describer.
 func (Protocol) Describe() proto.Description {
 	return proto.Description{
-		Summary: "TLS handshakes (with a key log, the calls inside are their own protocols')",
-		Path:    proto.PathText,
-		Outcome: outcome,
+		Summary:   "TLS handshakes (with a key log, the calls inside are their own protocols')",
+		Path:      proto.PathText,
+		Outcome:   outcome,
+		Encrypted: true,
 	}
 }
 
@@ -854,7 +856,7 @@ func (p *parser) End(reason proto.EndReason, t time.Time) {
 		p.setDecrypted("handshake only: no session agreed")
 	}
 	if p.badMACs > 0 && p.noter != nil {
-		p.noter.SessionEnd("malformed: bad record MAC (" + itoa(p.badMACs) + " records not decrypted)")
+		p.noter.SessionEnd("malformed: bad record MAC (" + strconv.Itoa(p.badMACs) + " records not decrypted)")
 	}
 	p.ended = true
 	if p.tunnel != nil {
@@ -863,17 +865,4 @@ func (p *parser) End(reason proto.EndReason, t time.Time) {
 	}
 	p.d = [2]direction{}
 	p.plain = nil
-}
-
-func itoa(n int) string {
-	var b [20]byte
-	i := len(b)
-	for {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-		if n == 0 {
-			return string(b[i:])
-		}
-	}
 }

@@ -16,8 +16,9 @@ import (
 )
 
 // guess names a flow's application protocol from the first bytes each side
-// sent: as the dissectors' own detectors judge them, else by the opening of
-// an encrypted protocol no dissector reads (TLS, SSH, QUIC).
+// sent: as the dissectors' own detectors judge them (encrypted when the
+// protocol's Description says so), else by the opening of an encrypted
+// protocol no dissector reads (SSH, QUIC).
 func guess(protocols []proto.Protocol, s *flowindex.Summary) (name string, encrypted bool) {
 	for side, head := range s.Head {
 		if len(head) == 0 {
@@ -43,23 +44,20 @@ func guess(protocols []proto.Protocol, s *flowindex.Summary) (name string, encry
 				}
 			}
 			if v == proto.Yes {
-				return p.Name(), false
+				d, ok := p.(proto.Describer)
+				return p.Name(), ok && d.Describe().Encrypted
 			}
 		}
 	}
 	return "", false
 }
 
-// encryptedOpening recognises the first bytes of TLS (a handshake record),
-// SSH (its version banner) and QUIC (a long-header packet of version 1 or
-// 2).
+// encryptedOpening recognises the first bytes of SSH (its version banner)
+// and QUIC (a long-header packet of version 1 or 2).
 func encryptedOpening(b []byte, p layers.IPProtocol) string {
 	switch p {
 	case layers.IPProtocolTCP:
-		switch {
-		case len(b) >= 3 && b[0] == 0x16 && b[1] == 0x03 && b[2] <= 0x04:
-			return "tls"
-		case bytes.HasPrefix(b, []byte("SSH-")):
+		if bytes.HasPrefix(b, []byte("SSH-")) {
 			return "ssh"
 		}
 	case layers.IPProtocolUDP:
