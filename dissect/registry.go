@@ -8,7 +8,9 @@ import (
 	"github.com/wirescope/wirescope/dissect/grpc"
 	"github.com/wirescope/wirescope/dissect/http1"
 	"github.com/wirescope/wirescope/dissect/http2"
+	"github.com/wirescope/wirescope/dissect/postgres"
 	"github.com/wirescope/wirescope/dissect/proto"
+	"github.com/wirescope/wirescope/dissect/redis"
 	"github.com/wirescope/wirescope/dissect/tls"
 	"github.com/wirescope/wirescope/dissect/websocket"
 )
@@ -27,6 +29,8 @@ var all = []proto.Protocol{
 	grpc.Protocol{},
 	graphql.Protocol{},
 	tls.Protocol{},
+	redis.Protocol{},
+	postgres.Protocol{},
 }
 
 // The rest of wirescope (the index, the tools) reads what each protocol

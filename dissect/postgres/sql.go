@@ -1,0 +1,197 @@
+package postgres
+
+// maxPath caps a normalized statement (the call's path).
+const maxPath = 2048
+
+// normalize returns sql for grouping: string, dollar-quoted and numeric
+// literals replaced by ?, comments dropped, runs of white space made one
+// space, and lists of placeholders ("IN (?, ?, ?)") made one ("IN (?)").
+// Parameters ($1) and quoted identifiers stay. The result is cut at
+// maxPath bytes.
+func normalize(sql []byte) string {
+	out := make([]byte, 0, min(len(sql), maxPath))
+	space := false
+	emit := func(b ...byte) {
+		if space && len(out) > 0 {
+			out = append(out, ' ')
+		}
+		space = false
+		out = append(out, b...)
+	}
+	placeholder := func() {
+		// "?, ?" and "?,?" become "?".
+		if space {
+			space = false
+			if n := len(out); n >= 3 && out[n-1] == ',' && out[n-2] == '?' {
+				out = out[:n-1]
+				return
+			}
+			if len(out) > 0 {
+				out = append(out, ' ')
+			}
+		} else if n := len(out); n >= 2 && out[n-1] == ',' && out[n-2] == '?' {
+			out = out[:n-1]
+			return
+		}
+		out = append(out, '?')
+	}
+	i := 0
+	for i < len(sql) && len(out) < maxPath {
+		c := sql[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f':
+			space = true
+			i++
+		case c == '-' && i+1 < len(sql) && sql[i+1] == '-':
+			for i < len(sql) && sql[i] != '\n' {
+				i++
+			}
+			space = true
+		case c == '/' && i+1 < len(sql) && sql[i+1] == '*':
+			depth := 0
+			for i+1 < len(sql) {
+				if sql[i] == '/' && sql[i+1] == '*' {
+					depth++
+					i += 2
+					continue
+				}
+				if sql[i] == '*' && sql[i+1] == '/' {
+					depth--
+					i += 2
+					if depth == 0 {
+						break
+					}
+					continue
+				}
+				i++
+			}
+			if depth > 0 {
+				i = len(sql)
+			}
+			space = true
+		case c == '\'':
+			i = skipString(sql, i, escapes(sql, i))
+			if len(out) > 0 && (out[len(out)-1] == 'E' || out[len(out)-1] == 'e') && (len(out) == 1 || !identByte(out[len(out)-2])) {
+				out = out[:len(out)-1] // E'…': the E is part of the literal
+			}
+			placeholder()
+		case c == '"':
+			j := i + 1
+			for j < len(sql) {
+				if sql[j] == '"' {
+					if j+1 < len(sql) && sql[j+1] == '"' {
+						j += 2
+						continue
+					}
+					break
+				}
+				j++
+			}
+			emit(sql[i:min(j+1, len(sql))]...)
+			i = j + 1
+		case c == '$':
+			if j := dollarTag(sql, i); j > i {
+				tag := sql[i:j]
+				end := indexFrom(sql, tag, j)
+				if end < 0 {
+					i = len(sql)
+				} else {
+					i = end + len(tag)
+				}
+				placeholder()
+				continue
+			}
+			// A parameter ($1) or a bare $.
+			j := i + 1
+			for j < len(sql) && sql[j] >= '0' && sql[j] <= '9' {
+				j++
+			}
+			emit(sql[i:j]...)
+			i = j
+		case c >= '0' && c <= '9' && (len(out) == 0 || space || !identByte(out[len(out)-1])) ||
+			c == '.' && i+1 < len(sql) && sql[i+1] >= '0' && sql[i+1] <= '9' && (len(out) == 0 || space || !identByte(out[len(out)-1])):
+			j := i
+			if c == '0' && j+1 < len(sql) && (sql[j+1]|0x20 == 'x' || sql[j+1]|0x20 == 'b' || sql[j+1]|0x20 == 'o') {
+				j += 2
+			}
+			for j < len(sql) {
+				d := sql[j]
+				if d >= '0' && d <= '9' || d == '.' || d == '_' || d|0x20 >= 'a' && d|0x20 <= 'f' {
+					j++
+					continue
+				}
+				if (d == '+' || d == '-') && j > i && sql[j-1]|0x20 == 'e' {
+					j++
+					continue
+				}
+				break
+			}
+			i = j
+			placeholder()
+		default:
+			emit(c)
+			i++
+		}
+	}
+	if len(out) >= maxPath {
+		out = append(out[:maxPath], "…"...)
+	}
+	return string(out)
+}
+
+func identByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c >= 0x80
+}
+
+// escapes reports whether the string literal at i is an escape string
+// (E'…'), where a backslash escapes the next byte.
+func escapes(sql []byte, i int) bool {
+	return i > 0 && (sql[i-1] == 'E' || sql[i-1] == 'e') && (i == 1 || !identByte(sql[i-2]))
+}
+
+// skipString returns the index after the string literal starting at i.
+func skipString(sql []byte, i int, backslash bool) int {
+	j := i + 1
+	for j < len(sql) {
+		switch sql[j] {
+		case '\\':
+			if backslash {
+				j += 2
+				continue
+			}
+		case '\'':
+			if j+1 < len(sql) && sql[j+1] == '\'' {
+				j += 2
+				continue
+			}
+			return j + 1
+		}
+		j++
+	}
+	return len(sql)
+}
+
+// dollarTag returns the end of a dollar-quote opening tag at i ($$ or
+// $tag$), or i when there is none.
+func dollarTag(sql []byte, i int) int {
+	j := i + 1
+	if j < len(sql) && sql[j] >= '0' && sql[j] <= '9' {
+		return i // a parameter
+	}
+	for j < len(sql) && (identByte(sql[j]) && sql[j] < 0x80) {
+		j++
+	}
+	if j < len(sql) && sql[j] == '$' {
+		return j + 1
+	}
+	return i
+}
+
+func indexFrom(s, sub []byte, from int) int {
+	for i := from; i+len(sub) <= len(s); i++ {
+		if s[i] == sub[0] && string(s[i:i+len(sub)]) == string(sub) {
+			return i
+		}
+	}
+	return -1
+}
