@@ -8,6 +8,7 @@ import (
 	"github.com/wirescope/wirescope/dissect/grpc"
 	"github.com/wirescope/wirescope/dissect/http1"
 	"github.com/wirescope/wirescope/dissect/http2"
+	"github.com/wirescope/wirescope/dissect/mysql"
 	"github.com/wirescope/wirescope/dissect/postgres"
 	"github.com/wirescope/wirescope/dissect/proto"
 	"github.com/wirescope/wirescope/dissect/redis"
@@ -31,6 +32,7 @@ var all = []proto.Protocol{
 	tls.Protocol{},
 	redis.Protocol{},
 	postgres.Protocol{},
+	mysql.Protocol{},
 }
 
 // The rest of wirescope (the index, the tools) reads what each protocol

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wirescope/wirescope/dissect/internal/sqltext"
 	"github.com/wirescope/wirescope/dissect/proto"
 )
 
@@ -428,7 +429,7 @@ func (c *conn) remember(m map[string]string, name, sql string) {
 
 // newCall starts a call carrying a statement.
 func (c *conn) newCall(method string, at time.Time, sql []byte, cut bool) *proto.Call {
-	call := &proto.Call{Proto: "postgres", TS: at, Method: method, Path: normalize(sql)}
+	call := &proto.Call{Proto: "postgres", TS: at, Method: method, Path: sqltext.Normalize(sql, sqltext.PostgreSQL)}
 	if !c.lim.Summary {
 		// The statement whole, up to the capture limit, not the display
 		// limit: it is what a reader of the call needs.

@@ -1,14 +1,42 @@
-package postgres
+// Package sqltext normalizes SQL statements for grouping: the path of a
+// database protocol's calls, so that one statement run with different
+// values is one endpoint.
+package sqltext
 
-// maxPath caps a normalized statement (the call's path).
-const maxPath = 2048
+// MaxLen caps a normalized statement; a longer one ends in "…".
+const MaxLen = 2048
 
-// normalize returns sql for grouping: string, dollar-quoted and numeric
+const maxPath = MaxLen
+
+// Dialect says how a server reads literals and comments.
+type Dialect struct {
+	// Backslash: a backslash escapes the next byte in every string
+	// (MySQL); otherwise only in E'…' strings (PostgreSQL).
+	Backslash bool
+	// DoubleQuoted: "…" is a string (MySQL); otherwise an identifier,
+	// kept.
+	DoubleQuoted bool
+	// Hash: # starts a comment to the end of the line (MySQL).
+	Hash bool
+	// Dollar: $tag$…$tag$ is a string (PostgreSQL).
+	Dollar bool
+	// Question: ? is a prepared statement's parameter (MySQL), listed
+	// like a literal; otherwise an operator (PostgreSQL's jsonb ?).
+	Question bool
+}
+
+// PostgreSQL and MySQL are the dialects of those servers.
+var (
+	PostgreSQL = Dialect{Dollar: true}
+	MySQL      = Dialect{Backslash: true, DoubleQuoted: true, Hash: true, Question: true}
+)
+
+// Normalize returns sql for grouping: string, dollar-quoted and numeric
 // literals replaced by ?, comments dropped, runs of white space made one
 // space, and lists of placeholders ("IN (?, ?, ?)") made one ("IN (?)").
-// Parameters ($1) and quoted identifiers stay. The result is cut at
-// maxPath bytes.
-func normalize(sql []byte) string {
+// Parameters ($1, ?) and quoted identifiers stay. The result is cut at
+// MaxLen bytes.
+func Normalize(sql []byte, d Dialect) string {
 	out := make([]byte, 0, min(len(sql), maxPath))
 	space := false
 	emit := func(b ...byte) {
@@ -69,8 +97,23 @@ func normalize(sql []byte) string {
 				i = len(sql)
 			}
 			space = true
+		case c == '?' && d.Question:
+			placeholder()
+			i++
+		case c == '#' && d.Hash:
+			for i < len(sql) && sql[i] != '\n' {
+				i++
+			}
+			space = true
+		case c == '"' && d.DoubleQuoted:
+			i = skipQuoted(sql, i, '"', true)
+			placeholder()
+		case c == '`':
+			j := skipQuoted(sql, i, '`', false)
+			emit(sql[i:j]...)
+			i = j
 		case c == '\'':
-			i = skipString(sql, i, escapes(sql, i))
+			i = skipQuoted(sql, i, '\'', d.Backslash || escapes(sql, i))
 			if len(out) > 0 && (out[len(out)-1] == 'E' || out[len(out)-1] == 'e') && (len(out) == 1 || !identByte(out[len(out)-2])) {
 				out = out[:len(out)-1] // E'…': the E is part of the literal
 			}
@@ -89,7 +132,7 @@ func normalize(sql []byte) string {
 			}
 			emit(sql[i:min(j+1, len(sql))]...)
 			i = j + 1
-		case c == '$':
+		case c == '$' && d.Dollar:
 			if j := dollarTag(sql, i); j > i {
 				tag := sql[i:j]
 				end := indexFrom(sql, tag, j)
@@ -149,8 +192,9 @@ func escapes(sql []byte, i int) bool {
 	return i > 0 && (sql[i-1] == 'E' || sql[i-1] == 'e') && (i == 1 || !identByte(sql[i-2]))
 }
 
-// skipString returns the index after the string literal starting at i.
-func skipString(sql []byte, i int, backslash bool) int {
+// skipQuoted returns the index after the quoted text starting at i (a
+// doubled quote is one quote inside).
+func skipQuoted(sql []byte, i int, q byte, backslash bool) int {
 	j := i + 1
 	for j < len(sql) {
 		switch sql[j] {
@@ -159,8 +203,8 @@ func skipString(sql []byte, i int, backslash bool) int {
 				j += 2
 				continue
 			}
-		case '\'':
-			if j+1 < len(sql) && sql[j+1] == '\'' {
+		case q:
+			if j+1 < len(sql) && sql[j+1] == q {
 				j += 2
 				continue
 			}
