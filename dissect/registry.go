@@ -8,6 +8,7 @@ import (
 	"github.com/wirescope/wirescope/dissect/grpc"
 	"github.com/wirescope/wirescope/dissect/http1"
 	"github.com/wirescope/wirescope/dissect/http2"
+	"github.com/wirescope/wirescope/dissect/mongodb"
 	"github.com/wirescope/wirescope/dissect/mysql"
 	"github.com/wirescope/wirescope/dissect/postgres"
 	"github.com/wirescope/wirescope/dissect/proto"
@@ -33,6 +34,7 @@ var all = []proto.Protocol{
 	redis.Protocol{},
 	postgres.Protocol{},
 	mysql.Protocol{},
+	mongodb.Protocol{},
 }
 
 // The rest of wirescope (the index, the tools) reads what each protocol
