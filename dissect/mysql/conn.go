@@ -241,7 +241,8 @@ func (c *conn) newCall(method string, at time.Time) *proto.Call {
 func (c *conn) setSQL(call *proto.Call, sql []byte, cut bool) {
 	call.Path = sqltext.Normalize(sql, sqltext.MySQL)
 	if !c.lim.Summary {
-		call.Request.SetBody(bytes.Clone(sql), c.lim.MaxBodyCapture)
+		// Passwords in IDENTIFIED BY '…' and PASSWORD('…') are masked.
+		call.Request.SetBody(bytes.Clone(sqltext.RedactSecrets(sql, sqltext.MySQL)), c.lim.MaxBodyCapture)
 		call.Request.BodyTruncated = call.Request.BodyTruncated || cut
 	}
 }

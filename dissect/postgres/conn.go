@@ -433,7 +433,8 @@ func (c *conn) newCall(method string, at time.Time, sql []byte, cut bool) *proto
 	if !c.lim.Summary {
 		// The statement whole, up to the capture limit, not the display
 		// limit: it is what a reader of the call needs.
-		call.Request.SetBody(bytes.Clone(sql), c.lim.MaxBodyCapture)
+		// Passwords in CREATE/ALTER ROLE … PASSWORD '…' are masked.
+		call.Request.SetBody(bytes.Clone(sqltext.RedactSecrets(sql, sqltext.PostgreSQL)), c.lim.MaxBodyCapture)
 		call.Request.BodyTruncated = call.Request.BodyTruncated || cut
 	}
 	c.session(call)

@@ -307,6 +307,11 @@ func TestAuth(t *testing.T) {
 	}
 	// psql asks for the password after the server asked for it: the
 	// first connection ends there.
+	s3 := newSession(t, nil).login()
+	s3.client(query("ALTER ROLE app PASSWORD 's3cret-new'")).server(complete("ALTER ROLE"), readyIdle)
+	if c := s3.end(proto.EndFIN)[1]; c.Request.Body != "ALTER ROLE app PASSWORD '[redacted]'" || c.Path != "ALTER ROLE app PASSWORD ?" {
+		t.Errorf("alter role: %q %q", c.Request.Body, c.Path)
+	}
 	s2 := newSession(t, nil)
 	s2.client(startup("user", "app", "database", "shop"))
 	s2.server(msg('R', i32(5), []byte{1, 2, 3, 4}))

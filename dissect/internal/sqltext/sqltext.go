@@ -3,6 +3,8 @@
 // values is one endpoint.
 package sqltext
 
+import "bytes"
+
 // MaxLen caps a normalized statement; a longer one ends in "…".
 const MaxLen = 2048
 
@@ -238,4 +240,91 @@ func indexFrom(s, sub []byte, from int) int {
 		}
 	}
 	return -1
+}
+
+// secretWords are the keywords a password literal follows: PASSWORD
+// ('…', = '…', ('…')) in CREATE/ALTER USER or ROLE and SET PASSWORD, and
+// MySQL's IDENTIFIED [WITH plugin] BY|AS '…'.
+var secretWords = [][]byte{[]byte("PASSWORD"), []byte("IDENTIFIED")}
+
+// Mask is what a password literal becomes.
+const Mask = "[redacted]"
+
+// RedactSecrets returns sql with the string literals that follow
+// PASSWORD or IDENTIFIED BY masked ("ALTER USER app PASSWORD '[redacted]'");
+// sql itself when it has none (no copy).
+func RedactSecrets(sql []byte, d Dialect) []byte {
+	var out []byte
+	last := 0
+	for i := 0; i < len(sql); i++ {
+		c := sql[i]
+		// Skip literals and quoted names: a keyword inside them is text.
+		switch {
+		case c == '\'':
+			i = skipQuoted(sql, i, '\'', d.Backslash || escapes(sql, i)) - 1
+			continue
+		case c == '"' || c == '`':
+			i = skipQuoted(sql, i, c, d.Backslash && c == '"') - 1
+			continue
+		}
+		if c|0x20 != 'p' && c|0x20 != 'i' || i > 0 && identByte(sql[i-1]) {
+			continue
+		}
+		for _, w := range secretWords {
+			if len(sql)-i < len(w) || !bytes.EqualFold(sql[i:i+len(w)], w) || i+len(w) < len(sql) && identByte(sql[i+len(w)]) {
+				continue
+			}
+			j := i + len(w)
+			if w[0] == 'I' {
+				// IDENTIFIED [WITH plugin] BY|AS
+				j = skipSpace(sql, j)
+				if word(sql, j, "WITH") {
+					j = skipSpace(sql, j+4)
+					if j < len(sql) && (sql[j] == '\'' || sql[j] == '"' || sql[j] == '`') {
+						j = skipQuoted(sql, j, sql[j], false)
+					} else {
+						for j < len(sql) && identByte(sql[j]) {
+							j++
+						}
+					}
+					j = skipSpace(sql, j)
+				}
+				if !word(sql, j, "BY") && !word(sql, j, "AS") {
+					break
+				}
+				j += 2
+			}
+			for j < len(sql) && (sql[j] == ' ' || sql[j] == '\t' || sql[j] == '\n' || sql[j] == '\r' || sql[j] == '=' || sql[j] == '(') {
+				j++
+			}
+			if j < len(sql) && (sql[j] == '\'' || sql[j] == '"' && d.DoubleQuoted) {
+				end := skipQuoted(sql, j, sql[j], d.Backslash || escapes(sql, j))
+				if out == nil {
+					out = make([]byte, 0, len(sql))
+				}
+				out = append(out, sql[last:j+1]...)
+				out = append(out, Mask...)
+				out = append(out, sql[j])
+				last = end
+				i = end - 1
+			}
+			break
+		}
+	}
+	if out == nil {
+		return sql
+	}
+	return append(out, sql[last:]...)
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// word reports whether the keyword w (upper case) stands at i.
+func word(b []byte, i int, w string) bool {
+	return len(b)-i >= len(w) && bytes.EqualFold(b[i:i+len(w)], []byte(w)) && (i+len(w) == len(b) || !identByte(b[i+len(w)]))
 }

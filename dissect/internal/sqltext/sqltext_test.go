@@ -40,5 +40,30 @@ func FuzzNormalize(f *testing.F) {
 		if got := Normalize([]byte(sql), d); len(got) > MaxLen+len("…") {
 			t.Fatalf("%d bytes", len(got))
 		}
+		if got := RedactSecrets([]byte(sql), d); len(got) > len(sql)+len(Mask)*len(sql) {
+			t.Fatalf("%d bytes from %d", len(got), len(sql))
+		}
 	})
+}
+
+func TestRedactSecrets(t *testing.T) {
+	for _, c := range []struct {
+		d         Dialect
+		sql, want string
+	}{
+		{PostgreSQL, "ALTER USER app PASSWORD 'hunter2'", "ALTER USER app PASSWORD '[redacted]'"},
+		{PostgreSQL, "CREATE ROLE r LOGIN password 'it''s' VALID UNTIL 'infinity'", "CREATE ROLE r LOGIN password '[redacted]' VALID UNTIL 'infinity'"},
+		{PostgreSQL, "SELECT 'PASSWORD ''x''' FROM t", "SELECT 'PASSWORD ''x''' FROM t"},
+		{PostgreSQL, "SELECT password FROM users WHERE name = 'bob'", "SELECT password FROM users WHERE name = 'bob'"},
+		{MySQL, "CREATE USER 'app'@'%' IDENTIFIED BY \"s3cret\"", "CREATE USER 'app'@'%' IDENTIFIED BY \"[redacted]\""},
+		{MySQL, "SET PASSWORD FOR 'app' = PASSWORD('s3cret')", "SET PASSWORD FOR 'app' = PASSWORD('[redacted]')"},
+		{MySQL, "ALTER USER app IDENTIFIED WITH mysql_native_password BY 'x'", "ALTER USER app IDENTIFIED WITH mysql_native_password BY '[redacted]'"},
+		{MySQL, "CREATE USER u IDENTIFIED VIA ed25519 USING PASSWORD('x')", "CREATE USER u IDENTIFIED VIA ed25519 USING PASSWORD('[redacted]')"},
+		{MySQL, "GRANT ALL ON *.* TO u IDENTIFIED AS 'hash'", "GRANT ALL ON *.* TO u IDENTIFIED AS '[redacted]'"},
+		{MySQL, "SELECT 1", "SELECT 1"},
+	} {
+		if got := string(RedactSecrets([]byte(c.sql), c.d)); got != c.want {
+			t.Errorf("%q: %q, want %q", c.sql, got, c.want)
+		}
+	}
 }
