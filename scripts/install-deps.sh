@@ -28,6 +28,10 @@ declare -A need=(
 	[npm]=npm
 	[clang]=clang              # make generate: bpf2go compiles bpf/attrib.bpf.c
 	[llvm-strip]=llvm          # make generate: bpf2go strips DWARF from the eBPF objects
+	[mariadbd]=mariadb-server  # scripts/record-mysql.sh: MariaDB run from a temporary directory (no system service used)
+	[mariadb-install-db]=mariadb-server
+	[mariadb]=mariadb-client   # scripts/record-mysql.sh: the mariadb CLI and mysqlslap
+	[mysqlslap]=mariadb-client
 )
 # file → Debian package, for what is not a command
 declare -A need_file=(
