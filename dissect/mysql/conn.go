@@ -79,23 +79,27 @@ type side struct {
 
 // conn parses one connection.
 type conn struct {
-	out      proto.Emitter
-	lim      proto.Limits
-	side     [2]side
-	ops      proto.Pending[struct{}, *op]
-	stmts    map[uint32]string
-	caps     uint32 // the capabilities both sides agreed (0: not seen)
-	srvCaps  uint32
-	greeted  bool // the greeting was seen: the handshake is under way
-	commands bool // the command phase began
-	opaque   bool // TLS, or a replication stream: not read
-	user     string
-	database string
-	version  string
-	plugin   string
-	connID   uint32
-	pending  int64 // bytes of COM_STMT_SEND_LONG_DATA for the next execute
-	handover []proto.Chunk
+	out     proto.Emitter
+	lim     proto.Limits
+	side    [2]side
+	ops     proto.Pending[struct{}, *op]
+	stmts   map[uint32]string
+	caps    uint32 // the capabilities both sides agreed (0: not seen)
+	srvCaps uint32
+	srvExt  uint32 // MariaDB's extended capabilities, from the greeting
+	// cacheMetadata: MariaDB's MARIADB_CLIENT_CACHE_METADATA was agreed: a
+	// result set's column count says whether its definitions follow.
+	cacheMetadata bool
+	greeted       bool // the greeting was seen: the handshake is under way
+	commands      bool // the command phase began
+	opaque        bool // TLS, or a replication stream: not read
+	user          string
+	database      string
+	version       string
+	plugin        string
+	connID        uint32
+	pending       int64 // bytes of COM_STMT_SEND_LONG_DATA for the next execute
+	handover      []proto.Chunk
 }
 
 func idx(r proto.Role) int {
@@ -374,6 +378,11 @@ func (c *conn) greeting(s *side, t time.Time) {
 			if len(rest) >= 4+8+1+2+1+2+2 {
 				c.srvCaps |= uint32(binary.LittleEndian.Uint16(rest[18:])) << 16
 			}
+			if len(rest) >= 31 && c.srvCaps&capLongPassword == 0 {
+				// MariaDB: its extended capabilities in the last four
+				// reserved bytes (a MySQL server sets CLIENT_MYSQL).
+				c.srvExt = binary.LittleEndian.Uint32(rest[27:])
+			}
 			if len(rest) > 31 {
 				// The rest of the scramble, then the plugin's name.
 				p := rest[31:]
@@ -415,6 +424,10 @@ func (c *conn) handshakeResponse(o *op, body []byte, s *side, t time.Time) {
 	}
 	if len(body) < 32 {
 		return
+	}
+	if c.srvExt != 0 && caps&capLongPassword == 0 {
+		ext := binary.LittleEndian.Uint32(body[28:])
+		c.cacheMetadata = c.srvExt&ext&extCacheMetadata != 0
 	}
 	rest := body[32:]
 	user, rest := cstr(rest)
@@ -545,13 +558,25 @@ func (c *conn) serverPacket(s *side, t time.Time) {
 		case o.cmd == comFieldList:
 			// Column definitions until an EOF.
 		case o.cmd == comQuery || o.cmd == comStmtExecute || o.cmd == comStmtFetch || o.cmd == comProcessInfo || o.cmd == comStmtBulkExecute:
-			n, _, ok := lenenc(body)
+			count := body
+			if c.caps&capOptionalMetadata != 0 && len(count) > 0 {
+				count = count[1:] // MySQL's metadata_follows comes first
+			}
+			n, k, ok := lenenc(count)
 			if !ok || n == 0 {
 				c.malformedReply(o, "a result set's column count")
 				return
 			}
 			o.remaining = n
 			o.state = stColumns
+			if c.cacheMetadata && len(count) > k && count[k] == 0 ||
+				c.caps&capOptionalMetadata != 0 && len(body) > 0 && body[0] == 0 {
+				// The client has the definitions already.
+				o.state = stColumnsEOF
+				if c.deprecateEOF() {
+					o.state = stRows
+				}
+			}
 			if !c.lim.Summary && !o.binary {
 				o.render = o.render[:0:0]
 			}

@@ -118,6 +118,7 @@ var commandNames = map[byte]string{
 
 // Capability flags.
 const (
+	capLongPassword  = 0x00000001 // CLIENT_MYSQL: unset by MariaDB, whose extended capabilities follow
 	capConnectWithDB = 0x00000008
 	capProtocol41    = 0x00000200
 	capSSL           = 0x00000800
@@ -126,6 +127,11 @@ const (
 	capConnectAttrs  = 0x00100000
 	capLenencAuth    = 0x00200000
 	capDeprecateEOF  = 0x01000000
+	// capOptionalMetadata is MySQL 8's CLIENT_OPTIONAL_RESULTSET_METADATA.
+	capOptionalMetadata = 0x02000000
+	// extCacheMetadata is MariaDB's MARIADB_CLIENT_CACHE_METADATA
+	// (1<<36), in its extended capabilities.
+	extCacheMetadata = 1 << 4
 )
 
 // Server status flags.

@@ -431,3 +431,35 @@ func FuzzStream(f *testing.F) {
 		}
 	})
 }
+
+// TestMariaDBCachedMetadata: with MARIADB_CLIENT_CACHE_METADATA agreed,
+// an execute's result set may come without its column definitions.
+func TestMariaDBCachedMetadata(t *testing.T) {
+	caps := capsNew &^ 1 // no CLIENT_MYSQL: MariaDB's extended capabilities follow
+	g := pkt(0, []byte{10}, []byte("5.5.5-10.11.19-MariaDB\x00"), u32(9), []byte("abcdefgh"), []byte{0},
+		u16(caps&0xffff), []byte{33}, u16(2), u16(caps>>16), []byte{21}, make([]byte, 6), u32(1<<4), []byte("ijklmnopqrst\x00"),
+		[]byte("mysql_native_password\x00"))
+	resp := pkt(1, u32(caps), u32(1<<24), []byte{33}, make([]byte, 19), u32(1<<4), []byte("app\x00"),
+		[]byte{20}, []byte("scramble-scramble-01"), []byte("shop\x00"), []byte("mysql_native_password\x00"))
+	s := newSession(t, nil)
+	s.server(g).client(resp).server(ok(2, 0, 0))
+	s.client(pkt(0, []byte{0x16}, []byte("SELECT a FROM t WHERE b = ?")))
+	s.server(pkt(1, []byte{0}, u32(3), u16(1), u16(1), []byte{0}, u16(0)), column(2, "?"), column(3, "a"))
+	s.client(pkt(0, []byte{0x17}, u32(3), []byte{0}, u32(1)))
+	s.server(pkt(1, lenenc(1), []byte{1}), column(2, "a"), pkt(3, []byte{0, 0}, lstr("x")), pkt(4, []byte{0xfe}, lenenc(0), lenenc(0), u16(2), u16(0)))
+	s.client(pkt(0, []byte{0x17}, u32(3), []byte{0}, u32(1)))
+	s.server(pkt(1, lenenc(1), []byte{0}), pkt(2, []byte{0, 0}, lstr("y")), pkt(3, []byte{0, 0}, lstr("z")), pkt(4, []byte{0xfe}, lenenc(0), lenenc(0), u16(2), u16(0)))
+	s.client(query("SELECT 1"))
+	s.server(resultSet(true, 2, []string{"1"}, []string{"1"}))
+	calls := s.end(proto.EndFIN)
+	check(t, calls, []want{
+		{method: "CONNECT", path: "shop", status: "OK"},
+		{method: "COM_STMT_PREPARE", path: "SELECT a FROM t WHERE b = ?", status: "OK"},
+		{method: "COM_STMT_EXECUTE", path: "SELECT a FROM t WHERE b = ?", status: "OK"},
+		{method: "COM_STMT_EXECUTE", path: "SELECT a FROM t WHERE b = ?", status: "OK"},
+		{method: "COM_QUERY", path: "SELECT ?", status: "OK"},
+	})
+	if calls[2].Extra.Get("rows") != int64(1) || calls[3].Extra.Get("rows") != int64(2) {
+		t.Errorf("rows: %v, %v", calls[2].Extra, calls[3].Extra)
+	}
+}

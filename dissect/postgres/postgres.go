@@ -49,7 +49,7 @@ func (Protocol) Name() string { return "postgres" }
 
 // Describe implements proto.Describer.
 func (Protocol) Describe() proto.Description {
-	return proto.Description{Summary: "PostgreSQL queries and statements", Path: proto.PathText, Outcome: outcome}
+	return proto.Description{Summary: "PostgreSQL queries and statements", Path: proto.PathText, Outcome: outcome, TextStatus: true}
 }
 
 // Ports implements proto.PortHinter.

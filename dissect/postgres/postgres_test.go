@@ -455,3 +455,13 @@ func TestNormalize(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusIsText: a SQLSTATE of digits stays a JSON string.
+func TestStatusIsText(t *testing.T) {
+	s := newSession(t, nil).login()
+	s.client(query("SELECT 1/0")).server(pgError("22012", "division by zero"), readyIdle)
+	calls := s.end(proto.EndFIN)
+	if j := calls[1].AppendJSON(nil); !bytes.Contains(j, []byte(`"status":"22012"`)) {
+		t.Errorf("%s", j)
+	}
+}

@@ -196,7 +196,11 @@ func (c *Call) AppendJSON(b []byte) []byte {
 	b = append(b, `,"path":`...)
 	b = appendString(b, c.Path)
 	b = append(b, `,"status":`...)
-	b = appendStatus(b, c.Status)
+	if Described(c.Proto).TextStatus {
+		b = appendString(b, c.Status)
+	} else {
+		b = appendStatus(b, c.Status)
+	}
 	b = append(b, `,"error":`...)
 	b = appendString(b, c.Error)
 	b = append(b, `,"request":`...)

@@ -32,6 +32,10 @@ type Description struct {
 	// flows count as encrypted even before a dissection says whether they
 	// were decrypted.
 	Encrypted bool
+	// TextStatus keeps Call.Status a JSON string even when it is all
+	// digits: a SQLSTATE ("22012") is a code, not a number. Otherwise an
+	// all-digit status (an HTTP status) is written as a number.
+	TextStatus bool
 	// ALPN are the TLS application protocol IDs (RFC 7301) that name it:
 	// "h2", "http/1.1". A decrypted session whose handshake selected one
 	// is read by it without detection (Tunneler).
