@@ -28,6 +28,11 @@ declare -A need=(
 	[npm]=npm
 	[clang]=clang              # make generate: bpf2go compiles bpf/attrib.bpf.c
 	[llvm-strip]=llvm          # make generate: bpf2go strips DWARF from the eBPF objects
+	[redis-server]=redis-server  # real Redis 7 for scripts/record-redis.sh (run from its own config in a temporary directory)
+	[redis-cli]=redis-tools      # its clients (a dependency of redis-server): redis-cli sessions, RESP3 (-3), pub/sub
+	[redis-benchmark]=redis-tools # scripts/record-redis.sh: pipelined commands, and --bulk
+	[psql]=postgresql-client     # psql; scripts/record-postgres.sh runs PostgreSQL 15's own psql and pgbench (the postgresql package, below)
+	[setpriv]=util-linux         # scripts/record-postgres.sh runs postgres as the postgres user
 	[mariadbd]=mariadb-server  # scripts/record-mysql.sh: MariaDB run from a temporary directory (no system service used)
 	[mariadb-install-db]=mariadb-server
 	[mariadb]=mariadb-client   # scripts/record-mysql.sh: the mariadb CLI and mysqlslap
@@ -38,6 +43,7 @@ declare -A need_file=(
 	[/usr/share/nginx/modules/ngx_http_echo_module.so]=libnginx-mod-http-echo # echo_sleep etc. in the eval scenario recordings
 	[/usr/include/bpf/bpf_helpers.h]=libbpf-dev # make generate: the eBPF helper declarations
 	[/usr/include/linux/bpf.h]=linux-libc-dev   # make generate: the eBPF UAPI
+	[/usr/lib/postgresql/15/bin/postgres]=postgresql # PostgreSQL 15 (Debian 12) for scripts/record-postgres.sh: initdb, postgres, pgbench; its own clusters in a temporary directory, not the package's
 )
 missing=()
 for cmd in "${!need[@]}"; do
