@@ -58,7 +58,9 @@ func keyAt(cmd string, args []item, argc int64) int {
 		}
 		return -1
 	}
-	if argc < 2 {
+	if argc < 2 || known[cmd] == "" {
+		// A command not known here (a module's, a typo): which argument
+		// is a key cannot be told, and it may be anything.
 		return -1
 	}
 	return 1
@@ -191,6 +193,19 @@ var known = func() map[string]string {
 		"HELLO", "SELECT", "QUIT", "MULTI", "EXEC", "DISCARD", "WATCH", "UNWATCH", "EVAL", "EVALSHA",
 		"SCAN", "KEYS", "TYPE", "CONFIG", "CLIENT", "COMMAND", "CLUSTER", "RESET", "UNLINK",
 		"INCRBYFLOAT", "SMOVE", "RENAME", "PERSIST", "EXPIREAT", "GETEX", "PSYNC", "SYNC", "REPLCONF",
+		// The rest of the commands that take a key first.
+		"EXPIRETIME", "PEXPIREAT", "PEXPIRETIME", "GETRANGE", "SETRANGE", "BITCOUNT", "SETBIT", "GETBIT",
+		"BITPOS", "BITFIELD", "BITFIELD_RO", "PFADD", "PFCOUNT", "PFMERGE", "HSETNX", "HINCRBYFLOAT",
+		"HSTRLEN", "HSCAN", "HRANDFIELD", "LINSERT", "LSET", "LPOS", "LMOVE", "BLMOVE", "RPOPLPUSH",
+		"BRPOPLPUSH", "LPUSHX", "RPUSHX", "SUNION", "SINTER", "SDIFF", "SUNIONSTORE", "SINTERSTORE",
+		"SDIFFSTORE", "SSCAN", "SRANDMEMBER", "SMISMEMBER", "ZREVRANGEBYSCORE", "ZRANGEBYLEX",
+		"ZREVRANGEBYLEX", "ZREMRANGEBYSCORE", "ZREMRANGEBYRANK", "ZREMRANGEBYLEX", "ZCOUNT", "ZLEXCOUNT",
+		"ZREVRANK", "ZPOPMIN", "ZPOPMAX", "BZPOPMIN", "BZPOPMAX", "ZSCAN", "ZMSCORE", "ZRANDMEMBER",
+		"ZRANGESTORE", "ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE", "XRANGE", "XREVRANGE", "XDEL", "XTRIM",
+		"XCLAIM", "XAUTOCLAIM", "XPENDING", "XSETID", "GEOADD", "GEODIST", "GEOHASH", "GEOPOS", "GEORADIUS",
+		"GEORADIUS_RO", "GEORADIUSBYMEMBER", "GEORADIUSBYMEMBER_RO", "GEOSEARCH", "GEOSEARCHSTORE", "DUMP",
+		"RESTORE", "TOUCH", "COPY", "MOVE", "RENAMENX", "SORT", "SORT_RO", "MSETNX", "PSETEX", "DECRBY",
+		"LCS", "SUBSTR", "SPUBLISH", "GETSET", "HMSET", "LREM",
 	} {
 		m[c] = c
 	}

@@ -14,8 +14,8 @@
 // Inline commands ("PING\r\n") are read like arrays. A transaction's
 // commands are answered QUEUED; they are emitted when EXEC answers, with
 // the status each got inside EXEC's reply (extra transaction: "exec"), or
-// when the transaction is discarded or aborted (status QUEUED, and why in
-// extra transaction). Pub/sub messages the server pushes (RESP3 pushes, or
+// when the transaction is discarded or aborted (status OK, their QUEUED
+// reply's, and why they never ran in extra transaction). Pub/sub messages the server pushes (RESP3 pushes, or
 // RESP2 arrays once the connection subscribed) are one-way records: Method
 // MESSAGE, PMESSAGE or SMESSAGE, Path the channel, the payload as the
 // response body; a SUBSCRIBE is answered by its confirmations, one per
@@ -50,13 +50,13 @@ func (Protocol) Describe() proto.Description {
 	return proto.Description{Summary: "Redis commands (RESP2 and RESP3)", Path: proto.PathText, Outcome: outcome}
 }
 
-// outcome: any reply that is not an error is OK (a queued command too);
+// outcome: any reply that is not an error is OK;
 // errors that report the server's state (OOM, LOADING, BUSY, READONLY,
 // CLUSTERDOWN…) are server errors, the rest (ERR, WRONGTYPE, NOAUTH,
 // MOVED…) client errors.
 func outcome(c *proto.Call) proto.Outcome {
 	switch {
-	case c.Status == "OK" || c.Status == "QUEUED":
+	case c.Status == "OK":
 		return proto.OK
 	case serverErrors[c.Status]:
 		return proto.ServerError
@@ -582,7 +582,7 @@ func (c *conn) answer(req *request, m *message) {
 		}
 	default:
 		if c.multi && !isErr && m.typ == tSimple && len(m.items) > 0 && string(m.items[0].data) == "QUEUED" {
-			call.Status = "QUEUED"
+			call.Extra.Set("transaction", "queued")
 			if len(c.queued) < c.lim.MaxPending {
 				c.queued = append(c.queued, req)
 				return

@@ -196,14 +196,14 @@ func TestTransaction(t *testing.T) {
 		{method: "EXEC", status: "OK"},
 		{method: "MULTI", status: "OK"},
 		{method: "BADCMD", status: "ERR"},
-		{method: "SET", path: "k2", status: "QUEUED"},
+		{method: "SET", path: "k2", status: "OK"},
 		{method: "EXEC", status: "EXECABORT"},
 		{method: "MULTI", status: "OK"},
-		{method: "SET", path: "k3", status: "QUEUED"},
+		{method: "SET", path: "k3", status: "OK"},
 		{method: "DISCARD", status: "OK"},
 		{method: "WATCH", path: "k", status: "OK"},
 		{method: "MULTI", status: "OK"},
-		{method: "SET", path: "k", status: "QUEUED"},
+		{method: "SET", path: "k", status: "OK"},
 		{method: "EXEC", status: "OK"},
 	})
 	for i, w := range map[int]string{1: "exec", 2: "exec", 6: "aborted: EXECABORT", 9: "discarded", 13: "aborted: a watched key changed"} {
