@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/golang/snappy"
 	"github.com/klauspost/compress/zstd"
@@ -79,96 +78,51 @@ func sequence(name string, docs ...[]byte) []byte {
 
 var okDoc = dbl("ok", 1)
 
-type session struct {
-	t   *testing.T
-	rec *prototest.Recorder
-	p   proto.StreamParser
-	ms  int
-}
-
-func newSession(t *testing.T) *session {
-	rec := &prototest.Recorder{}
-	return &session{t: t, rec: rec, p: mongodb.Protocol{}.NewStream(rec, &proto.Limits{})}
-}
-
-func (s *session) at() time.Time {
-	s.ms++
-	return time.Unix(1700000000, 0).Add(time.Duration(s.ms) * time.Millisecond)
-}
-
-func (s *session) client(b []byte) *session { s.p.Feed(proto.Client, b, s.at()); return s }
-func (s *session) server(b []byte) *session { s.p.Feed(proto.Server, b, s.at()); return s }
-func (s *session) end() []*proto.Call {
-	s.p.End(proto.EndFIN, s.at())
-	for i, c := range s.rec.Calls {
-		prototest.CheckJSON(s.t, i, c)
-	}
-	return s.rec.Calls
-}
-
-type want struct {
-	method, path, status, err string
-	oneWay                    bool
-}
-
-func check(t *testing.T, calls []*proto.Call, wants []want) {
-	t.Helper()
-	if len(calls) != len(wants) {
-		for _, c := range calls {
-			t.Logf("  %s %q %s err=%q extra=%v", c.Method, c.Path, c.Status, c.Error, c.Extra)
-		}
-		t.Fatalf("%d calls, want %d", len(calls), len(wants))
-	}
-	for i, w := range wants {
-		c := calls[i]
-		if c.Method != w.method || c.Path != w.path || c.Status != w.status || c.Error != w.err || c.OneWay != w.oneWay {
-			t.Errorf("call %d: %s %q %q err=%q oneway=%v, want %s %q %q err=%q oneway=%v", i, c.Method, c.Path, c.Status, c.Error, c.OneWay,
-				w.method, w.path, w.status, w.err, w.oneWay)
-		}
-	}
+func newSession(t *testing.T) *prototest.Session {
+	return prototest.NewSession(t, mongodb.Protocol{}, nil)
 }
 
 func TestCommands(t *testing.T) {
 	s := newSession(t)
 	// The driver's first hello, the old way, with a speculative SASL
 	// start it must not show.
-	s.client(message(1, 0, 2004, u32(0), []byte("admin.$cmd\x00"), u32(0), u32(0xffffffff),
+	s.Client(message(1, 0, 2004, u32(0), []byte("admin.$cmd\x00"), u32(0), u32(0xffffffff),
 		doc(i32("isMaster", 1), sub("speculativeAuthenticate", doc(str("payload", "s3cret-client-first"))))))
-	s.server(message(100, 1, 1, u32(8), make([]byte, 8), u32(0), u32(1), doc(bsoncore.AppendBooleanElement(nil, "ismaster", true), okDoc)))
+	s.Server(message(100, 1, 1, u32(8), make([]byte, 8), u32(0), u32(1), doc(bsoncore.AppendBooleanElement(nil, "ismaster", true), okDoc)))
 	// A find over ten documents in batches of two, then its getMores.
 	var batch [][]byte
 	for i := range 2 {
 		batch = append(batch, doc(i32("_id", i)))
 	}
-	s.client(opMsg(2, 0, 0, doc(str("find", "users"), doc(i32("age", 30))[:0], i32("batchSize", 2), str("$db", "shop"))))
-	s.server(opMsg(101, 2, 0, doc(sub("cursor", doc(arr("firstBatch", batch...), i64("id", 77), str("ns", "shop.users"))), okDoc)))
-	s.client(opMsg(3, 0, 0, doc(i64("getMore", 77), str("collection", "users"), str("$db", "shop"))))
-	s.server(opMsg(102, 3, 0, doc(sub("cursor", doc(arr("nextBatch", batch[0]), i64("id", 0), str("ns", "shop.users"))), okDoc)))
+	s.Client(opMsg(2, 0, 0, doc(str("find", "users"), doc(i32("age", 30))[:0], i32("batchSize", 2), str("$db", "shop"))))
+	s.Server(opMsg(101, 2, 0, doc(sub("cursor", doc(arr("firstBatch", batch...), i64("id", 77), str("ns", "shop.users"))), okDoc)))
+	s.Client(opMsg(3, 0, 0, doc(i64("getMore", 77), str("collection", "users"), str("$db", "shop"))))
+	s.Server(opMsg(102, 3, 0, doc(sub("cursor", doc(arr("nextBatch", batch[0]), i64("id", 0), str("ns", "shop.users"))), okDoc)))
 	// An insert with its documents in a sequence, one a duplicate.
-	s.client(opMsg(4, 0, 0, doc(str("insert", "users"), bsoncore.AppendBooleanElement(nil, "ordered", true), str("$db", "shop")),
+	s.Client(opMsg(4, 0, 0, doc(str("insert", "users"), bsoncore.AppendBooleanElement(nil, "ordered", true), str("$db", "shop")),
 		sequence("documents", doc(i32("_id", 1)), doc(i32("_id", 1)), doc(i32("_id", 2)))))
-	s.server(opMsg(103, 4, 0, doc(i32("n", 1), arr("writeErrors", doc(i32("index", 1), i32("code", 11000), str("errmsg", "E11000 duplicate key error"))), okDoc)))
+	s.Server(opMsg(103, 4, 0, doc(i32("n", 1), arr("writeErrors", doc(i32("index", 1), i32("code", 11000), str("errmsg", "E11000 duplicate key error"))), okDoc)))
 	// A command the server does not know.
-	s.client(opMsg(5, 0, 0, doc(i32("nosuchcommand", 1), str("$db", "shop"))))
-	s.server(opMsg(104, 5, 0, doc(dbl("ok", 0), str("errmsg", "no such command: 'nosuchcommand'"), i32("code", 59), str("codeName", "CommandNotFound"))))
+	s.Client(opMsg(5, 0, 0, doc(i32("nosuchcommand", 1), str("$db", "shop"))))
+	s.Server(opMsg(104, 5, 0, doc(dbl("ok", 0), str("errmsg", "no such command: 'nosuchcommand'"), i32("code", 59), str("codeName", "CommandNotFound"))))
 	// A w:0 write: nothing answers it.
-	s.client(opMsg(6, 0, 2, doc(str("delete", "users"), str("$db", "shop")), sequence("deletes", doc(sub("q", doc()), i32("limit", 0)))))
+	s.Client(opMsg(6, 0, 2, doc(str("delete", "users"), str("$db", "shop")), sequence("deletes", doc(sub("q", doc()), i32("limit", 0)))))
 	// SASL: never shown.
-	s.client(opMsg(7, 0, 0, doc(i32("saslStart", 1), str("mechanism", "SCRAM-SHA-256"), bsoncore.AppendBinaryElement(nil, "payload", 0, []byte("n,,n=app,r=s3cret")), str("$db", "admin"))))
-	s.server(opMsg(105, 7, 0, doc(i32("conversationId", 1), bsoncore.AppendBinaryElement(nil, "payload", 0, []byte("r=s3cret")), okDoc)))
+	s.Client(opMsg(7, 0, 0, doc(i32("saslStart", 1), str("mechanism", "SCRAM-SHA-256"), bsoncore.AppendBinaryElement(nil, "payload", 0, []byte("n,,n=app,r=s3cret")), str("$db", "admin"))))
+	s.Server(opMsg(105, 7, 0, doc(i32("conversationId", 1), bsoncore.AppendBinaryElement(nil, "payload", 0, []byte("r=s3cret")), okDoc)))
 	// A primary stepping down: the server's trouble.
-	s.client(opMsg(8, 0, 0, doc(str("update", "users"), str("$db", "shop"))))
-	s.server(opMsg(106, 8, 0, doc(dbl("ok", 0), i32("code", 10107), str("codeName", "NotWritablePrimary"))))
-	calls := s.end()
-	check(t, calls, []want{
-		{method: "isMaster", path: "admin", status: "ok"},
-		{method: "find", path: "shop.users", status: "ok"},
-		{method: "getMore", path: "shop.users", status: "ok"},
-		{method: "insert", path: "shop.users", status: "DuplicateKey"},
-		{method: "nosuchcommand", path: "shop", status: "CommandNotFound"},
-		{method: "delete", path: "shop.users", oneWay: true},
-		{method: "saslStart", path: "admin", status: "ok"},
-		{method: "update", path: "shop.users", status: "NotWritablePrimary"},
+	s.Client(opMsg(8, 0, 0, doc(str("update", "users"), str("$db", "shop"))))
+	s.Server(opMsg(106, 8, 0, doc(dbl("ok", 0), i32("code", 10107), str("codeName", "NotWritablePrimary"))))
+	calls := s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{
+		{Method: "isMaster", Path: "admin", Status: "ok"},
+		{Method: "find", Path: "shop.users", Status: "ok"},
+		{Method: "getMore", Path: "shop.users", Status: "ok"},
+		{Method: "insert", Path: "shop.users", Status: "DuplicateKey"},
+		{Method: "nosuchcommand", Path: "shop", Status: "CommandNotFound"},
+		{Method: "delete", Path: "shop.users", OneWay: true},
+		{Method: "saslStart", Path: "admin", Status: "ok"},
+		{Method: "update", Path: "shop.users", Status: "NotWritablePrimary"},
 	})
 	if calls[0].Extra.Get("opcode") != "OP_QUERY" || !strings.Contains(calls[0].Request.Body, `"speculativeAuthenticate": "[redacted]"`) {
 		t.Errorf("hello: %v %q", calls[0].Extra, calls[0].Request.Body)
@@ -218,10 +172,10 @@ func TestCompressed(t *testing.T) {
 			return message(id32, to, 2012, u32(2013), u32(uint32(len(body))), []byte{id}, compress(body))
 		}
 		s := newSession(t)
-		s.client(compressed(opMsg(1, 0, 0, doc(str("count", "users"), str("$db", "shop")))))
-		s.server(compressed(opMsg(9, 1, 0, doc(i32("n", 5), okDoc))))
-		calls := s.end()
-		check(t, calls, []want{{method: "count", path: "shop.users", status: "ok"}})
+		s.Client(compressed(opMsg(1, 0, 0, doc(str("count", "users"), str("$db", "shop")))))
+		s.Server(compressed(opMsg(9, 1, 0, doc(i32("n", 5), okDoc))))
+		calls := s.End(proto.EndFIN)
+		prototest.Check(t, calls, []prototest.Want{{Method: "count", Path: "shop.users", Status: "ok"}})
 		if calls[0].Extra.Get("n") != int64(5) || calls[0].Extra.Get("compressed") == nil {
 			t.Errorf("compressor %d: %v", id, calls[0].Extra)
 		}
@@ -238,19 +192,19 @@ func TestBigReply(t *testing.T) {
 	reply := opMsg(100, 1, 0, doc(sub("cursor", doc(arr("firstBatch", batch...), i64("id", 5), str("ns", "shop.big"))), okDoc))
 	for _, gap := range []bool{false, true} {
 		s := newSession(t)
-		s.client(opMsg(1, 0, 0, doc(str("find", "big"), str("$db", "shop"))))
+		s.Client(opMsg(1, 0, 0, doc(str("find", "big"), str("$db", "shop"))))
 		most := 0
 		for i := 0; i < len(reply); i += 64 << 10 {
 			chunk := reply[i:min(i+64<<10, len(reply))]
 			if gap && i == 20*64<<10 {
-				s.p.Gap(proto.Server, len(chunk))
+				s.P.Gap(proto.Server, len(chunk))
 				continue
 			}
-			s.server(chunk)
-			most = max(most, s.p.(proto.Buffering).Buffered())
+			s.Server(chunk)
+			most = max(most, s.P.(proto.Buffering).Buffered())
 		}
-		calls := s.end()
-		check(t, calls, []want{{method: "find", path: "shop.big", status: "ok"}})
+		calls := s.End(proto.EndFIN)
+		prototest.Check(t, calls, []prototest.Want{{Method: "find", Path: "shop.big", Status: "ok"}})
 		if calls[0].Extra.Get("cursor_id") != int64(5) || calls[0].Response.BodySize != int64(len(reply)) {
 			t.Errorf("gap %v: %v, %d bytes", gap, calls[0].Extra, calls[0].Response.BodySize)
 		}
@@ -277,24 +231,24 @@ func TestHostile(t *testing.T) {
 	deep = append(deep, inner...)
 	deep = append(deep, bytes.Repeat([]byte{0}, levels)...)
 	s := newSession(t)
-	s.client(opMsg(1, 0, 0, doc(str("find", "t"), sub("filter", deep), str("$db", "d"))))
-	s.server(opMsg(2, 1, 0, doc(okDoc)))
-	s.client(append([]byte{0xff, 0xff, 0xff, 0x7f}, message(3, 0, 2013)[4:16]...)) // a length of 2 GiB
-	s.client(opMsg(4, 0, 0, doc(i32("ping", 1), str("$db", "admin"))))
-	s.server(opMsg(5, 4, 0, doc(okDoc)))
+	s.Client(opMsg(1, 0, 0, doc(str("find", "t"), sub("filter", deep), str("$db", "d"))))
+	s.Server(opMsg(2, 1, 0, doc(okDoc)))
+	s.Client(append([]byte{0xff, 0xff, 0xff, 0x7f}, message(3, 0, 2013)[4:16]...)) // a length of 2 GiB
+	s.Client(opMsg(4, 0, 0, doc(i32("ping", 1), str("$db", "admin"))))
+	s.Server(opMsg(5, 4, 0, doc(okDoc)))
 	// An exhaust cursor: replies answer the previous reply.
-	s.client(opMsg(6, 0, 1<<16, doc(i64("getMore", 9), str("collection", "c"), str("$db", "d"))))
-	s.server(opMsg(7, 6, 2, doc(sub("cursor", doc(arr("nextBatch"), i64("id", 9))), okDoc)))
-	s.server(opMsg(8, 7, 0, doc(sub("cursor", doc(arr("nextBatch"), i64("id", 0))), okDoc)))
-	s.server(opMsg(9, 999, 0, doc(okDoc)))
-	calls := s.end()
-	check(t, calls, []want{
-		{method: "find", path: "d.t", status: "ok"},
-		{err: "malformed: a message length of 2147483647"},
-		{method: "ping", path: "admin", status: "ok"},
-		{method: "getMore", path: "d.c", status: "ok"},
-		{method: "getMore", path: "d.c", status: "ok"},
-		{status: "ok", err: "no request"},
+	s.Client(opMsg(6, 0, 1<<16, doc(i64("getMore", 9), str("collection", "c"), str("$db", "d"))))
+	s.Server(opMsg(7, 6, 2, doc(sub("cursor", doc(arr("nextBatch"), i64("id", 9))), okDoc)))
+	s.Server(opMsg(8, 7, 0, doc(sub("cursor", doc(arr("nextBatch"), i64("id", 0))), okDoc)))
+	s.Server(opMsg(9, 999, 0, doc(okDoc)))
+	calls := s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{
+		{Method: "find", Path: "d.t", Status: "ok"},
+		{Err: "malformed: a message length of 2147483647"},
+		{Method: "ping", Path: "admin", Status: "ok"},
+		{Method: "getMore", Path: "d.c", Status: "ok"},
+		{Method: "getMore", Path: "d.c", Status: "ok"},
+		{Status: "ok", Err: "no request"},
 	})
 	if !strings.Contains(calls[0].Request.Body, "nested deeper") || calls[4].Extra.Get("exhaust") != true {
 		t.Errorf("deep body %q; exhaust %v", calls[0].Request.Body[:min(80, len(calls[0].Request.Body))], calls[4].Extra)
@@ -327,36 +281,6 @@ func FuzzStream(f *testing.F) {
 	f.Add(append(opMsg(1, 0, 1, doc(str("insert", "u")), sequence("documents", doc(i32("a", 1)))), 1, 2, 3, 4), message(2, 1, 1, u32(0), make([]byte, 8), u32(0), u32(1), doc(okDoc)), byte(3))
 	f.Add(message(1, 0, 2012, u32(2013), u32(10), []byte{1}, []byte{10, 36, 0, 0, 0, 0, 0, 0, 0, 0, 0}), []byte{}, byte(0x81))
 	f.Fuzz(func(t *testing.T, client, server []byte, split byte) {
-		lim := proto.Limits{MaxHeaderBytes: 4096, MaxBodyCapture: 1024, MaxBodyDisplay: 512, MaxPending: 16}
-		rec := &prototest.Recorder{}
-		p := mongodb.Protocol{}.NewStream(rec, &lim)
-		rng := uint32(split)*2654435761 + 1
-		at := time.Unix(1e9, 0)
-		for len(client) > 0 || len(server) > 0 {
-			rng = rng*1103515245 + 12345
-			n := int(rng>>16)%64 + 1
-			side, data := proto.Client, &client
-			if rng&0x100 != 0 && len(server) > 0 || len(client) == 0 {
-				side, data = proto.Server, &server
-			}
-			n = min(n, len(*data))
-			if split&0x80 != 0 && rng&0x3000 == 0 {
-				p.Gap(side, n)
-			} else {
-				p.Feed(side, (*data)[:n], at)
-			}
-			*data = (*data)[n:]
-			at = at.Add(time.Millisecond)
-			if b := p.(proto.Buffering).Buffered(); b > 4<<20 {
-				t.Fatalf("keeps %d bytes", b)
-			}
-		}
-		p.End(proto.EndFIN, at)
-		for i, c := range rec.Calls {
-			if c.Status == "" && c.Error == "" && !c.OneWay {
-				t.Errorf("call %d has neither status nor error: %+v", i, c)
-			}
-			prototest.CheckJSON(t, i, c)
-		}
+		prototest.FuzzFeed(t, mongodb.Protocol{}, client, server, split, 4<<20)
 	})
 }

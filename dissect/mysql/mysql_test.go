@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/wirescope/wirescope/dissect/mysql"
 	"github.com/wirescope/wirescope/dissect/proto"
@@ -109,71 +108,15 @@ func resultSet(deprecate bool, status int, cols []string, rows ...[]string) []by
 
 func query(sql string) []byte { return pkt(0, []byte{3}, []byte(sql)) }
 
-type session struct {
-	t   *testing.T
-	rec *prototest.Recorder
-	p   proto.StreamParser
-	ms  int
+func newSession(t *testing.T, lim *proto.Limits) *prototest.Session {
+	return prototest.NewSession(t, mysql.Protocol{}, lim)
 }
 
-func newSession(t *testing.T, lim *proto.Limits) *session {
-	if lim == nil {
-		lim = &proto.Limits{}
-	}
-	rec := &prototest.Recorder{}
-	return &session{t: t, rec: rec, p: mysql.Protocol{}.NewStream(rec, lim)}
-}
-
-func (s *session) at() time.Time {
-	s.ms++
-	return time.Unix(1700000000, 0).Add(time.Duration(s.ms) * time.Millisecond)
-}
-
-func (s *session) client(parts ...[]byte) *session {
-	s.p.Feed(proto.Client, bytes.Join(parts, nil), s.at())
+func login(s *prototest.Session, caps int) *prototest.Session {
+	s.Server(greeting(caps))
+	s.Client(handshakeResponse(caps, "app", "shop"))
+	s.Server(ok(2, 0, 0))
 	return s
-}
-
-func (s *session) server(parts ...[]byte) *session {
-	s.p.Feed(proto.Server, bytes.Join(parts, nil), s.at())
-	return s
-}
-
-func (s *session) login(caps int) *session {
-	s.server(greeting(caps))
-	s.client(handshakeResponse(caps, "app", "shop"))
-	s.server(ok(2, 0, 0))
-	return s
-}
-
-func (s *session) end(r proto.EndReason) []*proto.Call {
-	s.p.End(r, s.at())
-	for i, c := range s.rec.Calls {
-		prototest.CheckJSON(s.t, i, c)
-	}
-	return s.rec.Calls
-}
-
-type want struct {
-	method, path, status, err string
-	oneWay                    bool
-}
-
-func check(t *testing.T, calls []*proto.Call, wants []want) {
-	t.Helper()
-	if len(calls) != len(wants) {
-		for _, c := range calls {
-			t.Logf("  %s %q %s err=%q extra=%v", c.Method, c.Path, c.Status, c.Error, c.Extra)
-		}
-		t.Fatalf("%d calls, want %d", len(calls), len(wants))
-	}
-	for i, w := range wants {
-		c := calls[i]
-		if c.Method != w.method || c.Path != w.path || c.Status != w.status || c.Error != w.err || c.OneWay != w.oneWay {
-			t.Errorf("call %d: %s %q %q err=%q oneway=%v, want %s %q %q err=%q oneway=%v", i, c.Method, c.Path, c.Status, c.Error, c.OneWay,
-				w.method, w.path, w.status, w.err, w.oneWay)
-		}
-	}
 }
 
 func TestQueries(t *testing.T) {
@@ -182,40 +125,40 @@ func TestQueries(t *testing.T) {
 		if deprecate {
 			caps = capsNew
 		}
-		s := newSession(t, nil).login(caps)
-		s.client(query("SELECT id, name FROM users WHERE id > 10"))
-		s.server(resultSet(deprecate, 2, []string{"id", "name"}, []string{"11", "ann"}, []string{"12", "NULL"}))
-		s.client(query("SELECT * FROM missing"))
-		s.server(errPkt(1, 1146, "42S02", "Table 'shop.missing' doesn't exist"))
-		s.client(query("INSERT INTO t VALUES (1, 'a'), (2, 'b')"))
-		s.server(ok(1, 2, 7))
-		s.client(query("SELECT 1; SELECT 2"))
-		s.server(resultSet(deprecate, 2|0x0008, []string{"1"}, []string{"1"}))
-		s.server(bytes.ReplaceAll(resultSet(deprecate, 2, []string{"2"}, []string{"2"}), []byte{1, 0, 0, 1}, []byte{1, 0, 0, 5}))
-		s.client(query("CALL p()"))
-		s.server(resultSet(deprecate, 2|0x0008, []string{"x"}), okMore(4, 0)[:0], ok(4, 0, 0))
-		s.client(pkt(0, []byte{2}, []byte("other")))
-		s.server(ok(1, 0, 0))
-		s.client(query("SELECT 1"))
-		s.server(resultSet(deprecate, 2, []string{"1"}))
-		s.client(pkt(0, []byte{0x0e}))
-		s.server(ok(1, 0, 0))
-		s.client(query("SELECT SLEEP(100)"))
-		s.server(errPkt(1, 1317, "70100", "Query execution was interrupted"))
-		s.client(pkt(0, []byte{1}))
-		calls := s.end(proto.EndFIN)
-		check(t, calls, []want{
-			{method: "CONNECT", path: "shop", status: "OK"},
-			{method: "COM_QUERY", path: "SELECT id, name FROM users WHERE id > ?", status: "OK"},
-			{method: "COM_QUERY", path: "SELECT * FROM missing", status: "1146"},
-			{method: "COM_QUERY", path: "INSERT INTO t VALUES (?), (?)", status: "OK"},
-			{method: "COM_QUERY", path: "SELECT ?; SELECT ?", status: "OK"},
-			{method: "COM_QUERY", path: "CALL p()", status: "OK"},
-			{method: "COM_INIT_DB", path: "other", status: "OK"},
-			{method: "COM_QUERY", path: "SELECT ?", status: "OK"},
-			{method: "COM_PING", status: "OK"},
-			{method: "COM_QUERY", path: "SELECT SLEEP(?)", status: "1317"},
-			{method: "COM_QUIT", oneWay: true},
+		s := login(newSession(t, nil), caps)
+		s.Client(query("SELECT id, name FROM users WHERE id > 10"))
+		s.Server(resultSet(deprecate, 2, []string{"id", "name"}, []string{"11", "ann"}, []string{"12", "NULL"}))
+		s.Client(query("SELECT * FROM missing"))
+		s.Server(errPkt(1, 1146, "42S02", "Table 'shop.missing' doesn't exist"))
+		s.Client(query("INSERT INTO t VALUES (1, 'a'), (2, 'b')"))
+		s.Server(ok(1, 2, 7))
+		s.Client(query("SELECT 1; SELECT 2"))
+		s.Server(resultSet(deprecate, 2|0x0008, []string{"1"}, []string{"1"}))
+		s.Server(bytes.ReplaceAll(resultSet(deprecate, 2, []string{"2"}, []string{"2"}), []byte{1, 0, 0, 1}, []byte{1, 0, 0, 5}))
+		s.Client(query("CALL p()"))
+		s.Server(resultSet(deprecate, 2|0x0008, []string{"x"}), okMore(4, 0)[:0], ok(4, 0, 0))
+		s.Client(pkt(0, []byte{2}, []byte("other")))
+		s.Server(ok(1, 0, 0))
+		s.Client(query("SELECT 1"))
+		s.Server(resultSet(deprecate, 2, []string{"1"}))
+		s.Client(pkt(0, []byte{0x0e}))
+		s.Server(ok(1, 0, 0))
+		s.Client(query("SELECT SLEEP(100)"))
+		s.Server(errPkt(1, 1317, "70100", "Query execution was interrupted"))
+		s.Client(pkt(0, []byte{1}))
+		calls := s.End(proto.EndFIN)
+		prototest.Check(t, calls, []prototest.Want{
+			{Method: "CONNECT", Path: "shop", Status: "OK"},
+			{Method: "COM_QUERY", Path: "SELECT id, name FROM users WHERE id > ?", Status: "OK"},
+			{Method: "COM_QUERY", Path: "SELECT * FROM missing", Status: "1146"},
+			{Method: "COM_QUERY", Path: "INSERT INTO t VALUES (?), (?)", Status: "OK"},
+			{Method: "COM_QUERY", Path: "SELECT ?; SELECT ?", Status: "OK"},
+			{Method: "COM_QUERY", Path: "CALL p()", Status: "OK"},
+			{Method: "COM_INIT_DB", Path: "other", Status: "OK"},
+			{Method: "COM_QUERY", Path: "SELECT ?", Status: "OK"},
+			{Method: "COM_PING", Status: "OK"},
+			{Method: "COM_QUERY", Path: "SELECT SLEEP(?)", Status: "1317"},
+			{Method: "COM_QUIT", OneWay: true},
 		})
 		if got := calls[1].Response.Body; got != "id\tname\n11\tann\n12\tNULL\n" || calls[1].Extra.Get("rows") != int64(2) {
 			t.Errorf("deprecate=%v: rows %v body %q", deprecate, calls[1].Extra, got)
@@ -245,30 +188,30 @@ func TestQueries(t *testing.T) {
 }
 
 func TestPrepared(t *testing.T) {
-	s := newSession(t, nil).login(capsClassic)
-	s.client(pkt(0, []byte{0x16}, []byte("SELECT name FROM users WHERE id = ?")))
-	s.server(pkt(1, []byte{0}, u32(5), u16(1), u16(1), []byte{0}, u16(0)), column(2, "?"), eof(3, 2), column(4, "name"), eof(5, 2))
-	s.client(pkt(0, []byte{0x17}, u32(5), []byte{0}, u32(1), []byte{0}, []byte{1}, u16(3), u32(42)))
-	s.server(pkt(1, lenenc(1)), column(2, "name"), eof(3, 2), pkt(4, []byte{0, 0}, lstr("bob")), eof(5, 2))
-	s.client(pkt(0, []byte{0x16}, []byte("INSERT INTO users VALUES (?, ?)")))
-	s.server(pkt(1, []byte{0}, u32(6), u16(0), u16(2), []byte{0}, u16(0)), column(2, "?"), column(3, "?"), eof(4, 2))
-	s.client(pkt(0, []byte{0x17}, u32(6), []byte{0}, u32(1)))
-	s.server(errPkt(1, 1062, "23000", "Duplicate entry '1' for key 'PRIMARY'"))
-	s.client(pkt(0, []byte{0x16}, []byte("SELECT * FROM nope WHERE a = ?")))
-	s.server(errPkt(1, 1146, "42S02", "Table 'shop.nope' doesn't exist"))
-	s.client(pkt(0, []byte{0x19}, u32(5)))
-	s.client(pkt(0, []byte{0x17}, u32(99), []byte{0}, u32(1)))
-	s.server(ok(1, 1, 0))
-	calls := s.end(proto.EndFIN)
-	check(t, calls, []want{
-		{method: "CONNECT", path: "shop", status: "OK"},
-		{method: "COM_STMT_PREPARE", path: "SELECT name FROM users WHERE id = ?", status: "OK"},
-		{method: "COM_STMT_EXECUTE", path: "SELECT name FROM users WHERE id = ?", status: "OK"},
-		{method: "COM_STMT_PREPARE", path: "INSERT INTO users VALUES (?)", status: "OK"},
-		{method: "COM_STMT_EXECUTE", path: "INSERT INTO users VALUES (?)", status: "1062"},
-		{method: "COM_STMT_PREPARE", path: "SELECT * FROM nope WHERE a = ?", status: "1146"},
-		{method: "COM_STMT_CLOSE", path: "SELECT name FROM users WHERE id = ?", oneWay: true},
-		{method: "COM_STMT_EXECUTE", status: "OK"},
+	s := login(newSession(t, nil), capsClassic)
+	s.Client(pkt(0, []byte{0x16}, []byte("SELECT name FROM users WHERE id = ?")))
+	s.Server(pkt(1, []byte{0}, u32(5), u16(1), u16(1), []byte{0}, u16(0)), column(2, "?"), eof(3, 2), column(4, "name"), eof(5, 2))
+	s.Client(pkt(0, []byte{0x17}, u32(5), []byte{0}, u32(1), []byte{0}, []byte{1}, u16(3), u32(42)))
+	s.Server(pkt(1, lenenc(1)), column(2, "name"), eof(3, 2), pkt(4, []byte{0, 0}, lstr("bob")), eof(5, 2))
+	s.Client(pkt(0, []byte{0x16}, []byte("INSERT INTO users VALUES (?, ?)")))
+	s.Server(pkt(1, []byte{0}, u32(6), u16(0), u16(2), []byte{0}, u16(0)), column(2, "?"), column(3, "?"), eof(4, 2))
+	s.Client(pkt(0, []byte{0x17}, u32(6), []byte{0}, u32(1)))
+	s.Server(errPkt(1, 1062, "23000", "Duplicate entry '1' for key 'PRIMARY'"))
+	s.Client(pkt(0, []byte{0x16}, []byte("SELECT * FROM nope WHERE a = ?")))
+	s.Server(errPkt(1, 1146, "42S02", "Table 'shop.nope' doesn't exist"))
+	s.Client(pkt(0, []byte{0x19}, u32(5)))
+	s.Client(pkt(0, []byte{0x17}, u32(99), []byte{0}, u32(1)))
+	s.Server(ok(1, 1, 0))
+	calls := s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{
+		{Method: "CONNECT", Path: "shop", Status: "OK"},
+		{Method: "COM_STMT_PREPARE", Path: "SELECT name FROM users WHERE id = ?", Status: "OK"},
+		{Method: "COM_STMT_EXECUTE", Path: "SELECT name FROM users WHERE id = ?", Status: "OK"},
+		{Method: "COM_STMT_PREPARE", Path: "INSERT INTO users VALUES (?)", Status: "OK"},
+		{Method: "COM_STMT_EXECUTE", Path: "INSERT INTO users VALUES (?)", Status: "1062"},
+		{Method: "COM_STMT_PREPARE", Path: "SELECT * FROM nope WHERE a = ?", Status: "1146"},
+		{Method: "COM_STMT_CLOSE", Path: "SELECT name FROM users WHERE id = ?", OneWay: true},
+		{Method: "COM_STMT_EXECUTE", Status: "OK"},
 	})
 	if calls[2].Extra.Get("rows") != int64(1) || calls[2].Extra.Get("statement_id") != int64(5) {
 		t.Errorf("execute: %v", calls[2].Extra)
@@ -281,45 +224,45 @@ func TestPrepared(t *testing.T) {
 func TestHandshakes(t *testing.T) {
 	// An auth switch, then a refusal.
 	s := newSession(t, nil)
-	s.server(greeting(capsClassic))
-	s.client(handshakeResponse(capsClassic, "app", "shop"))
-	s.server(pkt(2, []byte{0xfe}, []byte("caching_sha2_password\x00"), []byte("scramble0123456789ab\x00")))
-	s.client(pkt(3, []byte("s3cret-response-bytes-012345678")))
-	s.server(errPkt(4, 1045, "28000", "Access denied for user 'app'@'localhost' (using password: YES)"))
-	calls := s.end(proto.EndFIN)
-	check(t, calls, []want{{method: "CONNECT", path: "shop", status: "1045"}})
+	s.Server(greeting(capsClassic))
+	s.Client(handshakeResponse(capsClassic, "app", "shop"))
+	s.Server(pkt(2, []byte{0xfe}, []byte("caching_sha2_password\x00"), []byte("scramble0123456789ab\x00")))
+	s.Client(pkt(3, []byte("s3cret-response-bytes-012345678")))
+	s.Server(errPkt(4, 1045, "28000", "Access denied for user 'app'@'localhost' (using password: YES)"))
+	calls := s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{{Method: "CONNECT", Path: "shop", Status: "1045"}})
 	if calls[0].Extra.Get("auth_plugin") != "caching_sha2_password" || bytes.Contains(calls[0].AppendJSON(nil), []byte("s3cret")) {
 		t.Errorf("connect: %s", calls[0].AppendJSON(nil))
 	}
 	// Too many connections: refused in the greeting.
 	s = newSession(t, nil)
-	s.server(errPkt(0, 1040, "08004", "Too many connections"))
-	calls = s.end(proto.EndFIN)
-	check(t, calls, []want{{method: "CONNECT", status: "1040"}})
+	s.Server(errPkt(0, 1040, "08004", "Too many connections"))
+	calls = s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{{Method: "CONNECT", Status: "1040"}})
 	if calls[0].Outcome() != proto.ServerError {
 		t.Errorf("1040: %v", calls[0].Outcome())
 	}
 	// An SSL request: the connection turns to TLS.
 	s = newSession(t, nil)
-	s.server(greeting(capsClassic | 0x800))
-	s.client(pkt(1, u32(capsClassic|0x800), u32(1<<24), []byte{33}, make([]byte, 23)))
-	calls = s.end(proto.EndFIN)
-	check(t, calls, []want{{method: "CONNECT", status: "TLS"}})
-	if len(s.rec.Upgrades) != 1 || s.rec.Upgrades[0] != proto.SwitchTLS {
-		t.Errorf("upgrades %v", s.rec.Upgrades)
+	s.Server(greeting(capsClassic | 0x800))
+	s.Client(pkt(1, u32(capsClassic|0x800), u32(1<<24), []byte{33}, make([]byte, 23)))
+	calls = s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{{Method: "CONNECT", Status: "TLS"}})
+	if len(s.Rec.Upgrades) != 1 || s.Rec.Upgrades[0] != proto.SwitchTLS {
+		t.Errorf("upgrades %v", s.Rec.Upgrades)
 	}
 	// A client that leaves during authentication.
 	s = newSession(t, nil)
-	s.server(greeting(capsClassic))
-	s.client(handshakeResponse(capsClassic, "app", ""))
-	s.server(pkt(2, []byte{1, 4}))
-	check(t, s.end(proto.EndFIN), []want{{method: "CONNECT", err: "truncated: connection fin during authentication"}})
+	s.Server(greeting(capsClassic))
+	s.Client(handshakeResponse(capsClassic, "app", ""))
+	s.Server(pkt(2, []byte{1, 4}))
+	prototest.Check(t, s.End(proto.EndFIN), []prototest.Want{{Method: "CONNECT", Err: "truncated: connection fin during authentication"}})
 }
 
 // TestBigAndBroken: a 40 MiB query in 16 MiB packets, rows cut by gaps,
 // and bytes that are not MySQL.
 func TestBigAndBroken(t *testing.T) {
-	s := newSession(t, nil).login(capsNew)
+	s := login(newSession(t, nil), capsNew)
 	big := "SELECT '" + strings.Repeat("x", 40<<20) + "'"
 	payload := append([]byte{3}, big...)
 	var wire []byte
@@ -332,33 +275,33 @@ func TestBigAndBroken(t *testing.T) {
 	wire = append(wire, pkt(seq, payload)...)
 	most := 0
 	for i := 0; i < len(wire); i += 1 << 20 {
-		s.client(wire[i:min(i+1<<20, len(wire))])
-		most = max(most, s.p.(proto.Buffering).Buffered())
+		s.Client(wire[i:min(i+1<<20, len(wire))])
+		most = max(most, s.P.(proto.Buffering).Buffered())
 	}
-	s.server(resultSet(true, 2, []string{"x"}, []string{"short"}))
+	s.Server(resultSet(true, 2, []string{"x"}, []string{"short"}))
 	if most > 1<<20 {
 		t.Errorf("held %d bytes", most)
 	}
 	// A gap inside a row.
-	s.client(query("SELECT v FROM big"))
+	s.Client(query("SELECT v FROM big"))
 	rs := resultSet(true, 2, []string{"v"}, []string{strings.Repeat("y", 5000)})
 	cut := bytes.Index(rs, []byte("yyyy")) + 100
-	s.server(rs[:cut])
-	s.p.Gap(proto.Server, 1000)
-	s.server(rs[cut+1000:])
+	s.Server(rs[:cut])
+	s.P.Gap(proto.Server, 1000)
+	s.Server(rs[cut+1000:])
 	// A gap between commands: the waiting one is reported, the next read.
-	s.client(query("SELECT 3"))
-	s.p.Gap(proto.Server, -1)
-	s.server([]byte("\x99\x99 garbage"))
-	s.client(query("SELECT 4"))
-	s.server(resultSet(true, 2, []string{"4"}, []string{"4"}))
-	calls := s.end(proto.EndFIN)
-	check(t, calls, []want{
-		{method: "CONNECT", path: "shop", status: "OK"},
-		{method: "COM_QUERY", path: "SELECT ?", status: "OK"},
-		{method: "COM_QUERY", path: "SELECT v FROM big", status: "OK"},
-		{method: "COM_QUERY", path: "SELECT ?", err: "truncated: the answer may be among bytes missing from the capture"},
-		{method: "COM_QUERY", path: "SELECT ?", status: "OK"},
+	s.Client(query("SELECT 3"))
+	s.P.Gap(proto.Server, -1)
+	s.Server([]byte("\x99\x99 garbage"))
+	s.Client(query("SELECT 4"))
+	s.Server(resultSet(true, 2, []string{"4"}, []string{"4"}))
+	calls := s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{
+		{Method: "CONNECT", Path: "shop", Status: "OK"},
+		{Method: "COM_QUERY", Path: "SELECT ?", Status: "OK"},
+		{Method: "COM_QUERY", Path: "SELECT v FROM big", Status: "OK"},
+		{Method: "COM_QUERY", Path: "SELECT ?", Err: "truncated: the answer may be among bytes missing from the capture"},
+		{Method: "COM_QUERY", Path: "SELECT ?", Status: "OK"},
 	})
 	if calls[1].Request.BodySize != int64(len(wire)) || !calls[1].Request.BodyTruncated {
 		t.Errorf("big query: %d bytes of %d, truncated %v", calls[1].Request.BodySize, len(wire), calls[1].Request.BodyTruncated)
@@ -398,37 +341,7 @@ func FuzzStream(f *testing.F) {
 	f.Add(join(query("LOAD DATA LOCAL INFILE 'x' INTO TABLE t"), pkt(2, []byte("1,2\n")), pkt(3)), join(pkt(1, []byte{0xfb}, []byte("x")), ok(4, 1, 0)), byte(0x81))
 	f.Add([]byte("\xff\xff\xff\x00\x03SELECT"), []byte("\x05\x00\x00\x01\xfe\xff\xff\xff\xff"), byte(0x80))
 	f.Fuzz(func(t *testing.T, client, server []byte, split byte) {
-		lim := proto.Limits{MaxHeaderBytes: 4096, MaxBodyCapture: 1024, MaxBodyDisplay: 512, MaxPending: 16}
-		rec := &prototest.Recorder{}
-		p := mysql.Protocol{}.NewStream(rec, &lim)
-		rng := uint32(split)*2654435761 + 1
-		at := time.Unix(1e9, 0)
-		for len(client) > 0 || len(server) > 0 {
-			rng = rng*1103515245 + 12345
-			n := int(rng>>16)%64 + 1
-			side, data := proto.Client, &client
-			if rng&0x100 != 0 && len(server) > 0 || len(client) == 0 {
-				side, data = proto.Server, &server
-			}
-			n = min(n, len(*data))
-			if split&0x80 != 0 && rng&0x3000 == 0 {
-				p.Gap(side, n)
-			} else {
-				p.Feed(side, (*data)[:n], at)
-			}
-			*data = (*data)[n:]
-			at = at.Add(time.Millisecond)
-			if b := p.(proto.Buffering).Buffered(); b > 1<<20 {
-				t.Fatalf("keeps %d bytes", b)
-			}
-		}
-		p.End(proto.EndFIN, at)
-		for i, c := range rec.Calls {
-			if c.Status == "" && c.Error == "" && !c.OneWay {
-				t.Errorf("call %d has neither status nor error: %+v", i, c)
-			}
-			prototest.CheckJSON(t, i, c)
-		}
+		prototest.FuzzFeed(t, mysql.Protocol{}, client, server, split, 1<<20)
 	})
 }
 
@@ -442,22 +355,22 @@ func TestMariaDBCachedMetadata(t *testing.T) {
 	resp := pkt(1, u32(caps), u32(1<<24), []byte{33}, make([]byte, 19), u32(1<<4), []byte("app\x00"),
 		[]byte{20}, []byte("scramble-scramble-01"), []byte("shop\x00"), []byte("mysql_native_password\x00"))
 	s := newSession(t, nil)
-	s.server(g).client(resp).server(ok(2, 0, 0))
-	s.client(pkt(0, []byte{0x16}, []byte("SELECT a FROM t WHERE b = ?")))
-	s.server(pkt(1, []byte{0}, u32(3), u16(1), u16(1), []byte{0}, u16(0)), column(2, "?"), column(3, "a"))
-	s.client(pkt(0, []byte{0x17}, u32(3), []byte{0}, u32(1)))
-	s.server(pkt(1, lenenc(1), []byte{1}), column(2, "a"), pkt(3, []byte{0, 0}, lstr("x")), pkt(4, []byte{0xfe}, lenenc(0), lenenc(0), u16(2), u16(0)))
-	s.client(pkt(0, []byte{0x17}, u32(3), []byte{0}, u32(1)))
-	s.server(pkt(1, lenenc(1), []byte{0}), pkt(2, []byte{0, 0}, lstr("y")), pkt(3, []byte{0, 0}, lstr("z")), pkt(4, []byte{0xfe}, lenenc(0), lenenc(0), u16(2), u16(0)))
-	s.client(query("SELECT 1"))
-	s.server(resultSet(true, 2, []string{"1"}, []string{"1"}))
-	calls := s.end(proto.EndFIN)
-	check(t, calls, []want{
-		{method: "CONNECT", path: "shop", status: "OK"},
-		{method: "COM_STMT_PREPARE", path: "SELECT a FROM t WHERE b = ?", status: "OK"},
-		{method: "COM_STMT_EXECUTE", path: "SELECT a FROM t WHERE b = ?", status: "OK"},
-		{method: "COM_STMT_EXECUTE", path: "SELECT a FROM t WHERE b = ?", status: "OK"},
-		{method: "COM_QUERY", path: "SELECT ?", status: "OK"},
+	s.Server(g).Client(resp).Server(ok(2, 0, 0))
+	s.Client(pkt(0, []byte{0x16}, []byte("SELECT a FROM t WHERE b = ?")))
+	s.Server(pkt(1, []byte{0}, u32(3), u16(1), u16(1), []byte{0}, u16(0)), column(2, "?"), column(3, "a"))
+	s.Client(pkt(0, []byte{0x17}, u32(3), []byte{0}, u32(1)))
+	s.Server(pkt(1, lenenc(1), []byte{1}), column(2, "a"), pkt(3, []byte{0, 0}, lstr("x")), pkt(4, []byte{0xfe}, lenenc(0), lenenc(0), u16(2), u16(0)))
+	s.Client(pkt(0, []byte{0x17}, u32(3), []byte{0}, u32(1)))
+	s.Server(pkt(1, lenenc(1), []byte{0}), pkt(2, []byte{0, 0}, lstr("y")), pkt(3, []byte{0, 0}, lstr("z")), pkt(4, []byte{0xfe}, lenenc(0), lenenc(0), u16(2), u16(0)))
+	s.Client(query("SELECT 1"))
+	s.Server(resultSet(true, 2, []string{"1"}, []string{"1"}))
+	calls := s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{
+		{Method: "CONNECT", Path: "shop", Status: "OK"},
+		{Method: "COM_STMT_PREPARE", Path: "SELECT a FROM t WHERE b = ?", Status: "OK"},
+		{Method: "COM_STMT_EXECUTE", Path: "SELECT a FROM t WHERE b = ?", Status: "OK"},
+		{Method: "COM_STMT_EXECUTE", Path: "SELECT a FROM t WHERE b = ?", Status: "OK"},
+		{Method: "COM_QUERY", Path: "SELECT ?", Status: "OK"},
 	})
 	if calls[2].Extra.Get("rows") != int64(1) || calls[3].Extra.Get("rows") != int64(2) {
 		t.Errorf("rows: %v, %v", calls[2].Extra, calls[3].Extra)

@@ -14,28 +14,28 @@ import (
 // TestHostile: lengths that lie and floods stay bounded.
 func TestHostile(t *testing.T) {
 	t.Run("a message claiming 2 GiB", func(t *testing.T) {
-		s := newSession(t, nil).login()
-		s.client([]byte("Q\x80\x00\x00\x00SELECT 1"))
-		s.client(query("SELECT 2"))
-		s.server(complete("SELECT 1"), readyIdle)
-		calls := s.end(proto.EndFIN)
-		check(t, calls, []want{
-			{method: "STARTUP", path: "shop", status: "OK"},
-			{err: "malformed: a message length of 2147483648"},
-			{method: "QUERY", path: "SELECT ?", status: "OK"},
+		s := login(newSession(t, nil))
+		s.Client([]byte("Q\x80\x00\x00\x00SELECT 1"))
+		s.Client(query("SELECT 2"))
+		s.Server(complete("SELECT 1"), readyIdle)
+		calls := s.End(proto.EndFIN)
+		prototest.Check(t, calls, []prototest.Want{
+			{Method: "STARTUP", Path: "shop", Status: "OK"},
+			{Err: "malformed: a message length of 2147483648"},
+			{Method: "QUERY", Path: "SELECT ?", Status: "OK"},
 		})
 	})
 	t.Run("a reply claiming 2 GiB", func(t *testing.T) {
-		s := newSession(t, nil).login()
-		s.client(query("SELECT 1"))
-		s.server([]byte("D\x7f\xff\xff\xff\x00\x01"))
-		s.client(query("SELECT 2"))
-		s.server(complete("SELECT 1"), readyIdle)
-		calls := s.end(proto.EndFIN)
-		check(t, calls, []want{
-			{method: "STARTUP", path: "shop", status: "OK"},
-			{method: "QUERY", path: "SELECT ?", err: "malformed: a message length of 2147483647"},
-			{method: "QUERY", path: "SELECT ?", err: "no response"},
+		s := login(newSession(t, nil))
+		s.Client(query("SELECT 1"))
+		s.Server([]byte("D\x7f\xff\xff\xff\x00\x01"))
+		s.Client(query("SELECT 2"))
+		s.Server(complete("SELECT 1"), readyIdle)
+		calls := s.End(proto.EndFIN)
+		prototest.Check(t, calls, []prototest.Want{
+			{Method: "STARTUP", Path: "shop", Status: "OK"},
+			{Method: "QUERY", Path: "SELECT ?", Err: "malformed: a message length of 2147483647"},
+			{Method: "QUERY", Path: "SELECT ?", Err: "no response"},
 		})
 	})
 	t.Run("a 1 GiB row streams through", func(t *testing.T) {
@@ -67,20 +67,20 @@ func TestHostile(t *testing.T) {
 		}
 	})
 	t.Run("a million statements prepared", func(t *testing.T) {
-		s := newSession(t, nil).login()
+		s := login(newSession(t, nil))
 		var b bytes.Buffer
 		most := 0
 		for i := range 1_000_000 {
 			b.Write(parse("s"+strings.Repeat("x", 20)+string(rune('a'+i%26))+itoa(i), "SELECT "+itoa(i)))
 			if b.Len() > 64<<10 {
-				s.client(b.Bytes())
+				s.Client(b.Bytes())
 				b.Reset()
-				most = max(most, s.p.(proto.Buffering).Buffered())
+				most = max(most, s.P.(proto.Buffering).Buffered())
 			}
 		}
-		s.client(b.Bytes(), sync)
-		s.server(readyIdle)
-		s.p.End(proto.EndFIN, s.at())
+		s.Client(b.Bytes(), sync)
+		s.Server(readyIdle)
+		s.P.End(proto.EndFIN, s.At())
 		if most > 8<<20 {
 			t.Errorf("held %d bytes", most)
 		}
@@ -110,36 +110,6 @@ func FuzzStream(f *testing.F) {
 	f.Add(join(query("COPY t FROM STDIN"), msg('d', []byte("1\n")), msg('c')), join(msg('G', []byte{0}, i16(0)), complete("COPY 1"), msg('A', i32(1), cstr("c"), cstr("p")), readyIdle), byte(9))
 	f.Add([]byte("Q\x80\x00\x00\x00"), []byte("D\x7f\xff\xff\xff"), byte(0x80))
 	f.Fuzz(func(t *testing.T, client, server []byte, split byte) {
-		lim := proto.Limits{MaxHeaderBytes: 4096, MaxBodyCapture: 1024, MaxBodyDisplay: 512, MaxPending: 16}
-		rec := &noter{}
-		p := postgres.Protocol{}.NewStream(rec, &lim)
-		rng := uint32(split)*2654435761 + 1
-		at := time.Unix(1e9, 0)
-		for len(client) > 0 || len(server) > 0 {
-			rng = rng*1103515245 + 12345
-			n := int(rng>>16)%64 + 1
-			side, data := proto.Client, &client
-			if rng&0x100 != 0 && len(server) > 0 || len(client) == 0 {
-				side, data = proto.Server, &server
-			}
-			n = min(n, len(*data))
-			if split&0x80 != 0 && rng&0x3000 == 0 {
-				p.Gap(side, n)
-			} else {
-				p.Feed(side, (*data)[:n], at)
-			}
-			*data = (*data)[n:]
-			at = at.Add(time.Millisecond)
-			if b := p.(proto.Buffering).Buffered(); b > 1<<20 {
-				t.Fatalf("keeps %d bytes", b)
-			}
-		}
-		p.End(proto.EndFIN, at)
-		for i, c := range rec.Calls {
-			if c.Status == "" && c.Error == "" && !c.OneWay {
-				t.Errorf("call %d has neither status nor error: %+v", i, c)
-			}
-			prototest.CheckJSON(t, i, c)
-		}
+		prototest.FuzzFeed(t, postgres.Protocol{}, client, server, split, 1<<20)
 	})
 }

@@ -85,97 +85,37 @@ func pgError(code, message string) []byte {
 }
 func param(k, v string) []byte { return msg('S', cstr(k), cstr(v)) }
 
-type session struct {
-	t   *testing.T
-	rec *prototest.Recorder
-	p   proto.StreamParser
-	ms  int
-}
-
-func newSession(t *testing.T, lim *proto.Limits) *session {
-	if lim == nil {
-		lim = &proto.Limits{}
-	}
-	rec := &prototest.Recorder{}
-	return &session{t: t, rec: rec, p: postgres.Protocol{}.NewStream(rec, lim)}
-}
-
-func (s *session) at() time.Time {
-	s.ms++
-	return time.Unix(1700000000, 0).Add(time.Duration(s.ms) * time.Millisecond)
-}
-
-func (s *session) client(parts ...[]byte) *session {
-	s.p.Feed(proto.Client, bytes.Join(parts, nil), s.at())
-	return s
-}
-
-func (s *session) server(parts ...[]byte) *session {
-	s.p.Feed(proto.Server, bytes.Join(parts, nil), s.at())
-	return s
+func newSession(t *testing.T, lim *proto.Limits) *prototest.Session {
+	return prototest.NewSession(t, postgres.Protocol{}, lim)
 }
 
 // login runs a trust startup.
-func (s *session) login() *session {
-	s.client(startup("user", "app", "database", "shop", "application_name", "billing"))
-	s.server(authOK, param("server_version", "15.14"), msg('K', i32(4242), i32(7)), readyIdle)
+func login(s *prototest.Session) *prototest.Session {
+	s.Client(startup("user", "app", "database", "shop", "application_name", "billing"))
+	s.Server(authOK, param("server_version", "15.14"), msg('K', i32(4242), i32(7)), readyIdle)
 	return s
 }
 
-func (s *session) end(r proto.EndReason) []*proto.Call {
-	s.p.End(r, s.at())
-	for i, c := range s.rec.Calls {
-		prototest.CheckJSON(s.t, i, c)
-	}
-	return s.rec.Calls
-}
-
-type want struct {
-	method, path, status, err string
-	body                      string // the request body, when set
-	oneWay                    bool
-}
-
-func check(t *testing.T, calls []*proto.Call, wants []want) {
-	t.Helper()
-	if len(calls) != len(wants) {
-		for _, c := range calls {
-			t.Logf("  %s %q %s err=%q extra=%v", c.Method, c.Path, c.Status, c.Error, c.Extra)
-		}
-		t.Fatalf("%d calls, want %d", len(calls), len(wants))
-	}
-	for i, w := range wants {
-		c := calls[i]
-		if c.Method != w.method || c.Path != w.path || c.Status != w.status || c.Error != w.err || c.OneWay != w.oneWay {
-			t.Errorf("call %d: %s %q %q err=%q oneway=%v, want %s %q %q err=%q oneway=%v", i, c.Method, c.Path, c.Status, c.Error, c.OneWay,
-				w.method, w.path, w.status, w.err, w.oneWay)
-		}
-		if w.body != "" && c.Request.Body != w.body {
-			t.Errorf("call %d: body %q, want %q", i, c.Request.Body, w.body)
-		}
-	}
-}
-
 func TestSimpleQueries(t *testing.T) {
-	s := newSession(t, nil).login()
-	s.client(query("SELECT id, name FROM users WHERE id = 42 AND name = 'bob'"))
-	s.server(rowDesc("id", "name"), dataRow("42", "bob"), complete("SELECT 1"), readyIdle)
-	s.client(query("SELECT * FROM missing"))
-	s.server(pgError("42P01", `relation "missing" does not exist`), readyIdle)
-	s.client(query("BEGIN; INSERT INTO t VALUES (1), (2); COMMIT;"))
-	s.server(complete("BEGIN"), complete("INSERT 0 2"), complete("COMMIT"), readyIdle)
-	s.client(query(""))
-	s.server(msg('I'), readyIdle)
-	s.client(query("SELECT pg_sleep(10)"))
-	s.server(pgError("57014", "canceling statement due to user request"), readyIdle)
-	calls := s.end(proto.EndFIN)
-	check(t, calls, []want{
-		{method: "STARTUP", path: "shop", status: "OK", body: "user=app database=shop application_name=billing"},
-		{method: "QUERY", path: "SELECT id, name FROM users WHERE id = ? AND name = ?", status: "OK", body: "SELECT id, name FROM users WHERE id = 42 AND name = 'bob'"},
-		{method: "QUERY", path: "SELECT * FROM missing", status: "42P01"},
-		{method: "QUERY", path: "BEGIN; INSERT INTO t VALUES (?), (?); COMMIT;", status: "OK"},
-		{method: "QUERY", path: "", status: "OK"},
-		{method: "QUERY", path: "SELECT pg_sleep(?)", status: "57014"},
+	s := login(newSession(t, nil))
+	s.Client(query("SELECT id, name FROM users WHERE id = 42 AND name = 'bob'"))
+	s.Server(rowDesc("id", "name"), dataRow("42", "bob"), complete("SELECT 1"), readyIdle)
+	s.Client(query("SELECT * FROM missing"))
+	s.Server(pgError("42P01", `relation "missing" does not exist`), readyIdle)
+	s.Client(query("BEGIN; INSERT INTO t VALUES (1), (2); COMMIT;"))
+	s.Server(complete("BEGIN"), complete("INSERT 0 2"), complete("COMMIT"), readyIdle)
+	s.Client(query(""))
+	s.Server(msg('I'), readyIdle)
+	s.Client(query("SELECT pg_sleep(10)"))
+	s.Server(pgError("57014", "canceling statement due to user request"), readyIdle)
+	calls := s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{
+		{Method: "STARTUP", Path: "shop", Status: "OK", Req: "user=app database=shop application_name=billing"},
+		{Method: "QUERY", Path: "SELECT id, name FROM users WHERE id = ? AND name = ?", Status: "OK", Req: "SELECT id, name FROM users WHERE id = 42 AND name = 'bob'"},
+		{Method: "QUERY", Path: "SELECT * FROM missing", Status: "42P01"},
+		{Method: "QUERY", Path: "BEGIN; INSERT INTO t VALUES (?), (?); COMMIT;", Status: "OK"},
+		{Method: "QUERY", Path: "", Status: "OK"},
+		{Method: "QUERY", Path: "SELECT pg_sleep(?)", Status: "57014"},
 	})
 	st := calls[0]
 	for k, v := range map[string]any{"user": "app", "database": "shop", "application_name": "billing", "server_version": "15.14", "backend_pid": int64(4242), "auth": "trust"} {
@@ -198,41 +138,41 @@ func TestSimpleQueries(t *testing.T) {
 }
 
 func TestExtended(t *testing.T) {
-	s := newSession(t, nil).login()
+	s := login(newSession(t, nil))
 	// Unnamed statement, as most drivers send it.
-	s.client(parse("", "SELECT abalance FROM pgbench_accounts WHERE aid = $1"), bind("", ""), describe('P', ""), execute(""), sync)
-	s.server(parseOK, bindOK, rowDesc("abalance"), dataRow("0"), complete("SELECT 1"), readyIdle)
+	s.Client(parse("", "SELECT abalance FROM pgbench_accounts WHERE aid = $1"), bind("", ""), describe('P', ""), execute(""), sync)
+	s.Server(parseOK, bindOK, rowDesc("abalance"), dataRow("0"), complete("SELECT 1"), readyIdle)
 	// A named statement prepared once, executed twice.
-	s.client(parse("P0_1", "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2"), describe('S', "P0_1"), sync)
-	s.server(parseOK, msg('t', i16(2), i32(23), i32(23)), noData, readyIdle)
-	s.client(bind("", "P0_1"), execute(""), sync)
-	s.server(bindOK, complete("UPDATE 1"), readyInTrans)
-	s.client(bind("", "P0_1"), execute(""), sync)
-	s.server(bindOK, complete("UPDATE 1"), readyInTrans)
+	s.Client(parse("P0_1", "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2"), describe('S', "P0_1"), sync)
+	s.Server(parseOK, msg('t', i16(2), i32(23), i32(23)), noData, readyIdle)
+	s.Client(bind("", "P0_1"), execute(""), sync)
+	s.Server(bindOK, complete("UPDATE 1"), readyInTrans)
+	s.Client(bind("", "P0_1"), execute(""), sync)
+	s.Server(bindOK, complete("UPDATE 1"), readyInTrans)
 	// An execution error.
-	s.client(parse("", "SELECT 1/0"), bind("", ""), execute(""), sync)
-	s.server(parseOK, bindOK, pgError("22012", "division by zero"), readyIdle)
+	s.Client(parse("", "SELECT 1/0"), bind("", ""), execute(""), sync)
+	s.Server(parseOK, bindOK, pgError("22012", "division by zero"), readyIdle)
 	// A parse error: the Execute after it fails with it.
-	s.client(parse("", "SELEC 1"), bind("", ""), execute(""), sync)
-	s.server(pgError("42601", `syntax error at or near "SELEC"`), readyIdle)
+	s.Client(parse("", "SELEC 1"), bind("", ""), execute(""), sync)
+	s.Server(pgError("42601", `syntax error at or near "SELEC"`), readyIdle)
 	// A prepared statement that does not parse, without an Execute.
-	s.client(parse("bad", "SELECT FROM WHERE"), sync)
-	s.server(pgError("42601", `syntax error at or near "WHERE"`), readyIdle)
+	s.Client(parse("bad", "SELECT FROM WHERE"), sync)
+	s.Server(pgError("42601", `syntax error at or near "WHERE"`), readyIdle)
 	// Two executes in one batch, the first failing: the second is
 	// skipped by the server.
-	s.client(parse("", "INSERT INTO t VALUES (1)"), bind("", ""), execute(""), parse("", "SELECT 2"), bind("", ""), execute(""), sync)
-	s.server(parseOK, bindOK, pgError("23505", "duplicate key value violates unique constraint"), readyFailed)
-	calls := s.end(proto.EndFIN)
-	check(t, calls, []want{
-		{method: "STARTUP", path: "shop", status: "OK"},
-		{method: "EXECUTE", path: "SELECT abalance FROM pgbench_accounts WHERE aid = $1", status: "OK"},
-		{method: "EXECUTE", path: "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2", status: "OK"},
-		{method: "EXECUTE", path: "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2", status: "OK"},
-		{method: "EXECUTE", path: "SELECT ?/?", status: "22012"},
-		{method: "EXECUTE", path: "SELEC ?", status: "42601"},
-		{method: "PARSE", path: "SELECT FROM WHERE", status: "42601"},
-		{method: "EXECUTE", path: "INSERT INTO t VALUES (?)", status: "23505"},
-		{method: "EXECUTE", path: "SELECT ?", status: "23505"},
+	s.Client(parse("", "INSERT INTO t VALUES (1)"), bind("", ""), execute(""), parse("", "SELECT 2"), bind("", ""), execute(""), sync)
+	s.Server(parseOK, bindOK, pgError("23505", "duplicate key value violates unique constraint"), readyFailed)
+	calls := s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{
+		{Method: "STARTUP", Path: "shop", Status: "OK"},
+		{Method: "EXECUTE", Path: "SELECT abalance FROM pgbench_accounts WHERE aid = $1", Status: "OK"},
+		{Method: "EXECUTE", Path: "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2", Status: "OK"},
+		{Method: "EXECUTE", Path: "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2", Status: "OK"},
+		{Method: "EXECUTE", Path: "SELECT ?/?", Status: "22012"},
+		{Method: "EXECUTE", Path: "SELEC ?", Status: "42601"},
+		{Method: "PARSE", Path: "SELECT FROM WHERE", Status: "42601"},
+		{Method: "EXECUTE", Path: "INSERT INTO t VALUES (?)", Status: "23505"},
+		{Method: "EXECUTE", Path: "SELECT ?", Status: "23505"},
 	})
 	if calls[5].Extra.Get("failed_at") != "parse" || calls[8].Extra.Get("failed_at") != "execute" {
 		t.Errorf("failed_at: %v / %v", calls[5].Extra, calls[8].Extra)
@@ -243,28 +183,28 @@ func TestExtended(t *testing.T) {
 }
 
 func TestCopyAndNotify(t *testing.T) {
-	s := newSession(t, nil).login()
-	s.client(query("COPY t FROM STDIN"))
-	s.server(msg('G', []byte{0}, i16(1), i16(0)))
-	s.client(msg('d', []byte("1\tone\n")), msg('d', []byte("2\ttwo\n")), msg('c'))
-	s.server(complete("COPY 2"), readyIdle)
-	s.client(query("COPY t TO STDOUT"))
-	s.server(msg('H', []byte{0}, i16(1), i16(0)), msg('d', []byte("1\tone\n")), msg('c'), complete("COPY 1"), readyIdle)
-	s.client(query("LISTEN jobs"))
-	s.server(complete("LISTEN"), readyIdle)
-	s.client(query("NOTIFY jobs, 'run 7'"))
-	s.server(complete("NOTIFY"), msg('A', i32(4242), cstr("jobs"), cstr("run 7")), readyIdle)
-	s.client(query("DO $$BEGIN RAISE NOTICE 'hi %', 1; END$$"))
-	s.server(msg('N', cstr("SNOTICE"), cstr("C00000"), cstr("Mhi 1"), []byte{0}), complete("DO"), readyIdle)
-	calls := s.end(proto.EndFIN)
-	check(t, calls, []want{
-		{method: "STARTUP", path: "shop", status: "OK"},
-		{method: "QUERY", path: "COPY t FROM STDIN", status: "OK"},
-		{method: "QUERY", path: "COPY t TO STDOUT", status: "OK"},
-		{method: "QUERY", path: "LISTEN jobs", status: "OK"},
-		{method: "NOTIFICATION", path: "jobs", oneWay: true},
-		{method: "QUERY", path: "NOTIFY jobs, ?", status: "OK"},
-		{method: "QUERY", path: "DO ?", status: "OK"},
+	s := login(newSession(t, nil))
+	s.Client(query("COPY t FROM STDIN"))
+	s.Server(msg('G', []byte{0}, i16(1), i16(0)))
+	s.Client(msg('d', []byte("1\tone\n")), msg('d', []byte("2\ttwo\n")), msg('c'))
+	s.Server(complete("COPY 2"), readyIdle)
+	s.Client(query("COPY t TO STDOUT"))
+	s.Server(msg('H', []byte{0}, i16(1), i16(0)), msg('d', []byte("1\tone\n")), msg('c'), complete("COPY 1"), readyIdle)
+	s.Client(query("LISTEN jobs"))
+	s.Server(complete("LISTEN"), readyIdle)
+	s.Client(query("NOTIFY jobs, 'run 7'"))
+	s.Server(complete("NOTIFY"), msg('A', i32(4242), cstr("jobs"), cstr("run 7")), readyIdle)
+	s.Client(query("DO $$BEGIN RAISE NOTICE 'hi %', 1; END$$"))
+	s.Server(msg('N', cstr("SNOTICE"), cstr("C00000"), cstr("Mhi 1"), []byte{0}), complete("DO"), readyIdle)
+	calls := s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{
+		{Method: "STARTUP", Path: "shop", Status: "OK"},
+		{Method: "QUERY", Path: "COPY t FROM STDIN", Status: "OK"},
+		{Method: "QUERY", Path: "COPY t TO STDOUT", Status: "OK"},
+		{Method: "QUERY", Path: "LISTEN jobs", Status: "OK"},
+		{Method: "NOTIFICATION", Path: "jobs", OneWay: true},
+		{Method: "QUERY", Path: "NOTIFY jobs, ?", Status: "OK"},
+		{Method: "QUERY", Path: "DO ?", Status: "OK"},
 	})
 	if calls[1].Extra.Get("copy") != "in" || calls[1].Extra.Get("rows") != int64(2) || calls[1].Request.BodySize < 30 {
 		t.Errorf("copy in: %v, %d bytes", calls[1].Extra, calls[1].Request.BodySize)
@@ -284,39 +224,39 @@ func TestCopyAndNotify(t *testing.T) {
 // that leaves during authentication are said so.
 func TestAuth(t *testing.T) {
 	s := newSession(t, nil)
-	s.client(startup("user", "app", "database", "shop"))
-	s.server(msg('R', i32(10), cstr("SCRAM-SHA-256"), []byte{0}))
-	s.client(msg('p', cstr("SCRAM-SHA-256"), i32(32), []byte("n,,n=,r=s3cret-nonce-s3cret-pass")))
-	s.server(msg('R', i32(11), []byte("r=...")))
-	s.client(msg('p', []byte("c=biws,r=...,p=s3cret-proof")))
-	s.server(msg('R', i32(12), []byte("v=...")), authOK, readyIdle)
-	calls := s.end(proto.EndFIN)
-	check(t, calls, []want{{method: "STARTUP", path: "shop", status: "OK"}})
+	s.Client(startup("user", "app", "database", "shop"))
+	s.Server(msg('R', i32(10), cstr("SCRAM-SHA-256"), []byte{0}))
+	s.Client(msg('p', cstr("SCRAM-SHA-256"), i32(32), []byte("n,,n=,r=s3cret-nonce-s3cret-pass")))
+	s.Server(msg('R', i32(11), []byte("r=...")))
+	s.Client(msg('p', []byte("c=biws,r=...,p=s3cret-proof")))
+	s.Server(msg('R', i32(12), []byte("v=...")), authOK, readyIdle)
+	calls := s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{{Method: "STARTUP", Path: "shop", Status: "OK"}})
 	if calls[0].Extra.Get("auth") != "SASL SCRAM-SHA-256" {
 		t.Errorf("auth %v", calls[0].Extra)
 	}
 	s = newSession(t, nil)
-	s.client(startup("user", "app", "database", "shop"))
-	s.server(msg('R', i32(5), []byte{1, 2, 3, 4}))
-	s.client(msg('p', cstr("md5s3cret-pass")))
-	s.server(msg('E', cstr("SFATAL"), cstr("VFATAL"), cstr("C28P01"), cstr(`Mpassword authentication failed for user "app"`), []byte{0}))
-	calls = s.end(proto.EndFIN)
-	check(t, calls, []want{{method: "STARTUP", path: "shop", status: "28P01"}})
+	s.Client(startup("user", "app", "database", "shop"))
+	s.Server(msg('R', i32(5), []byte{1, 2, 3, 4}))
+	s.Client(msg('p', cstr("md5s3cret-pass")))
+	s.Server(msg('E', cstr("SFATAL"), cstr("VFATAL"), cstr("C28P01"), cstr(`Mpassword authentication failed for user "app"`), []byte{0}))
+	calls = s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{{Method: "STARTUP", Path: "shop", Status: "28P01"}})
 	if calls[0].Extra.Get("auth") != "md5" || calls[0].Outcome() != proto.ClientError || calls[0].Extra.Get("severity") != "FATAL" {
 		t.Errorf("refused startup: %v %v", calls[0].Extra, calls[0].Outcome())
 	}
 	// psql asks for the password after the server asked for it: the
 	// first connection ends there.
-	s3 := newSession(t, nil).login()
-	s3.client(query("ALTER ROLE app PASSWORD 's3cret-new'")).server(complete("ALTER ROLE"), readyIdle)
-	if c := s3.end(proto.EndFIN)[1]; c.Request.Body != "ALTER ROLE app PASSWORD '[redacted]'" || c.Path != "ALTER ROLE app PASSWORD ?" {
+	s3 := login(newSession(t, nil))
+	s3.Client(query("ALTER ROLE app PASSWORD 's3cret-new'")).Server(complete("ALTER ROLE"), readyIdle)
+	if c := s3.End(proto.EndFIN)[1]; c.Request.Body != "ALTER ROLE app PASSWORD '[redacted]'" || c.Path != "ALTER ROLE app PASSWORD ?" {
 		t.Errorf("alter role: %q %q", c.Request.Body, c.Path)
 	}
 	s2 := newSession(t, nil)
-	s2.client(startup("user", "app", "database", "shop"))
-	s2.server(msg('R', i32(5), []byte{1, 2, 3, 4}))
-	check(t, s2.end(proto.EndFIN), []want{{method: "STARTUP", path: "shop", err: "truncated: the client left during authentication (md5)"}})
-	for _, c := range append(calls, s.rec.Calls...) {
+	s2.Client(startup("user", "app", "database", "shop"))
+	s2.Server(msg('R', i32(5), []byte{1, 2, 3, 4}))
+	prototest.Check(t, s2.End(proto.EndFIN), []prototest.Want{{Method: "STARTUP", Path: "shop", Err: "truncated: the client left during authentication (md5)"}})
+	for _, c := range append(calls, s.Rec.Calls...) {
 		if bytes.Contains(c.AppendJSON(nil), []byte("s3cret")) {
 			t.Errorf("a secret in %s", c.AppendJSON(nil))
 		}
@@ -338,26 +278,26 @@ func TestSSLAndCancel(t *testing.T) {
 	gss := append(i32(8), i32(80877104)...)
 	// Refused: the startup goes on in clear.
 	s := newSession(t, nil)
-	s.client(gss)
-	s.server([]byte{'N'})
-	s.client(ssl)
-	s.server([]byte{'N'})
-	s.client(startup("user", "app"))
-	s.server(authOK, readyIdle)
-	calls := s.end(proto.EndFIN)
-	check(t, calls, []want{{method: "STARTUP", path: "app", status: "OK"}})
+	s.Client(gss)
+	s.Server([]byte{'N'})
+	s.Client(ssl)
+	s.Server([]byte{'N'})
+	s.Client(startup("user", "app"))
+	s.Server(authOK, readyIdle)
+	calls := s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{{Method: "STARTUP", Path: "app", Status: "OK"}})
 	if calls[0].Extra.Get("ssl") != "refused by the server" {
 		t.Errorf("ssl %v", calls[0].Extra)
 	}
 	// Accepted: the connection switches to TLS.
 	s = newSession(t, nil)
-	s.client(ssl)
-	s.server([]byte{'S'})
-	if len(s.rec.Upgrades) != 1 || s.rec.Upgrades[0] != proto.SwitchTLS {
-		t.Errorf("upgrades %v", s.rec.Upgrades)
+	s.Client(ssl)
+	s.Server([]byte{'S'})
+	if len(s.Rec.Upgrades) != 1 || s.Rec.Upgrades[0] != proto.SwitchTLS {
+		t.Errorf("upgrades %v", s.Rec.Upgrades)
 	}
-	if len(s.end(proto.EndFIN)) != 0 {
-		t.Errorf("calls before TLS: %v", s.rec.Calls)
+	if len(s.End(proto.EndFIN)) != 0 {
+		t.Errorf("calls before TLS: %v", s.Rec.Calls)
 	}
 	// GSSAPI encryption: encrypted, not decryptable.
 	n := &noter{}
@@ -372,9 +312,9 @@ func TestSSLAndCancel(t *testing.T) {
 	}
 	// A cancel request.
 	s = newSession(t, nil)
-	s.client(i32(16), i32(80877102), i32(4242), i32(99))
-	calls = s.end(proto.EndFIN)
-	check(t, calls, []want{{method: "CANCEL", oneWay: true}})
+	s.Client(i32(16), i32(80877102), i32(4242), i32(99))
+	calls = s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{{Method: "CANCEL", OneWay: true}})
 	if calls[0].Extra.Get("backend_pid") != int64(4242) {
 		t.Errorf("cancel %v", calls[0].Extra)
 	}
@@ -383,30 +323,30 @@ func TestSSLAndCancel(t *testing.T) {
 // TestGapsAndEnd: a gap in rows is counted; elsewhere the sides
 // resynchronise; what waits at the end is unanswered.
 func TestGapsAndEnd(t *testing.T) {
-	s := newSession(t, nil).login()
-	s.client(query("SELECT * FROM big"))
+	s := login(newSession(t, nil))
+	s.Client(query("SELECT * FROM big"))
 	row := dataRow(strings.Repeat("x", 1000))
-	s.server(rowDesc("v"), row[:100])
-	s.p.Gap(proto.Server, 800)
-	s.server(row[900:], complete("SELECT 1"), readyIdle)
-	s.client(query("SELECT 2"))
-	s.p.Gap(proto.Server, -1)
-	s.server([]byte("garbage"), complete("SELECT 1"), readyIdle)
-	s.client(query("SELECT 3"))
-	s.server(complete("SELECT 1"), readyIdle)
-	s.client(query("SELECT 4")[:7])
-	s.p.Gap(proto.Client, 20)
-	s.client(query("SELECT 5"))
-	s.server(complete("SELECT 1"), readyIdle)
-	s.client(query("SELECT pg_sleep(100)"))
-	calls := s.end(proto.EndRST)
-	check(t, calls, []want{
-		{method: "STARTUP", path: "shop", status: "OK"},
-		{method: "QUERY", path: "SELECT * FROM big", status: "OK"},
-		{method: "QUERY", path: "SELECT ?", err: "truncated: the answer may be among bytes missing from the capture"},
-		{method: "QUERY", path: "SELECT ?", status: "OK"},
-		{method: "QUERY", path: "SELECT ?", status: "OK"},
-		{method: "QUERY", path: "SELECT pg_sleep(?)", err: "no response: connection reset"},
+	s.Server(rowDesc("v"), row[:100])
+	s.P.Gap(proto.Server, 800)
+	s.Server(row[900:], complete("SELECT 1"), readyIdle)
+	s.Client(query("SELECT 2"))
+	s.P.Gap(proto.Server, -1)
+	s.Server([]byte("garbage"), complete("SELECT 1"), readyIdle)
+	s.Client(query("SELECT 3"))
+	s.Server(complete("SELECT 1"), readyIdle)
+	s.Client(query("SELECT 4")[:7])
+	s.P.Gap(proto.Client, 20)
+	s.Client(query("SELECT 5"))
+	s.Server(complete("SELECT 1"), readyIdle)
+	s.Client(query("SELECT pg_sleep(100)"))
+	calls := s.End(proto.EndRST)
+	prototest.Check(t, calls, []prototest.Want{
+		{Method: "STARTUP", Path: "shop", Status: "OK"},
+		{Method: "QUERY", Path: "SELECT * FROM big", Status: "OK"},
+		{Method: "QUERY", Path: "SELECT ?", Err: "truncated: the answer may be among bytes missing from the capture"},
+		{Method: "QUERY", Path: "SELECT ?", Status: "OK"},
+		{Method: "QUERY", Path: "SELECT ?", Status: "OK"},
+		{Method: "QUERY", Path: "SELECT pg_sleep(?)", Err: "no response: connection reset"},
 	})
 	if calls[1].Extra.Get("bytes_missing") != true {
 		t.Errorf("big select extra %v", calls[1].Extra)
@@ -449,7 +389,7 @@ func TestNormalize(t *testing.T) {
 		{"INSERT INTO t VALUES (1, 'a'), (2, 'b')", "INSERT INTO t VALUES (?), (?)"},
 		{"SELECT 'unterminated", "SELECT ?"},
 	} {
-		calls := newSession(t, nil).client(query(c.sql)).server(complete("SELECT 1"), readyIdle).end(proto.EndFIN)
+		calls := newSession(t, nil).Client(query(c.sql)).Server(complete("SELECT 1"), readyIdle).End(proto.EndFIN)
 		if len(calls) != 1 || calls[0].Path != c.want {
 			t.Errorf("%q: %q, want %q", c.sql, calls[0].Path, c.want)
 		}
@@ -458,9 +398,9 @@ func TestNormalize(t *testing.T) {
 
 // TestStatusIsText: a SQLSTATE of digits stays a JSON string.
 func TestStatusIsText(t *testing.T) {
-	s := newSession(t, nil).login()
-	s.client(query("SELECT 1/0")).server(pgError("22012", "division by zero"), readyIdle)
-	calls := s.end(proto.EndFIN)
+	s := login(newSession(t, nil))
+	s.Client(query("SELECT 1/0")).Server(pgError("22012", "division by zero"), readyIdle)
+	calls := s.End(proto.EndFIN)
 	if j := calls[1].AppendJSON(nil); !bytes.Contains(j, []byte(`"status":"22012"`)) {
 		t.Errorf("%s", j)
 	}

@@ -26,14 +26,14 @@ func TestHostile(t *testing.T) {
 	at := time.Unix(1e9, 0)
 	t.Run("bulk length 2^63", func(t *testing.T) {
 		s := newSession(t, nil)
-		s.client("*2\r\n$3\r\nGET\r\n$9223372036854775808\r\n")
-		s.server("-ERR Protocol error: invalid bulk length\r\n")
-		s.client(cmd("GET", "after"))
-		s.server(bulk("v"))
-		calls := s.end()
-		check(t, calls, []want{
-			{method: "GET", status: "ERR", err: `malformed: a bulk length of "9223372036854775808"`},
-			{method: "GET", path: "after", status: "OK"},
+		s.Client("*2\r\n$3\r\nGET\r\n$9223372036854775808\r\n")
+		s.Server("-ERR Protocol error: invalid bulk length\r\n")
+		s.Client(cmd("GET", "after"))
+		s.Server(bulk("v"))
+		calls := s.End(proto.EndFIN)
+		prototest.Check(t, calls, []prototest.Want{
+			{Method: "GET", Status: "ERR", Err: `malformed: a bulk length of "9223372036854775808"`},
+			{Method: "GET", Path: "after", Status: "OK"},
 		})
 	})
 	t.Run("a 1 GiB bulk string streams through", func(t *testing.T) {
@@ -62,37 +62,37 @@ func TestHostile(t *testing.T) {
 	})
 	t.Run("arrays nested a million deep", func(t *testing.T) {
 		s := newSession(t, nil)
-		s.client(cmd("GET", "deep"))
-		s.server(strings.Repeat("*1\r\n", 1_000_000) + ":1\r\n")
-		s.client(cmd("GET", "after")).server(bulk("v"))
-		most := s.p.(proto.Buffering).Buffered()
-		calls := s.end()
+		s.Client(cmd("GET", "deep"))
+		s.Server(strings.Repeat("*1\r\n", 1_000_000) + ":1\r\n")
+		s.Client(cmd("GET", "after")).Server(bulk("v"))
+		most := s.P.(proto.Buffering).Buffered()
+		calls := s.End(proto.EndFIN)
 		if most > 64<<10 {
 			t.Errorf("the parser holds %d bytes", most)
 		}
-		check(t, calls, []want{
-			{method: "GET", path: "deep", err: "malformed: aggregates nested deeper than 64"},
-			{method: "GET", path: "after", status: "OK"},
+		prototest.Check(t, calls, []prototest.Want{
+			{Method: "GET", Path: "deep", Err: "malformed: aggregates nested deeper than 64"},
+			{Method: "GET", Path: "after", Status: "OK"},
 		})
 	})
 	t.Run("an endless line", func(t *testing.T) {
 		s := newSession(t, nil)
-		s.client(cmd("GET", "k"))
+		s.Client(cmd("GET", "k"))
 		most := 0
-		s.server("+")
+		s.Server("+")
 		for range 1000 {
-			s.server(strings.Repeat("x", 10000))
-			most = max(most, s.p.(proto.Buffering).Buffered())
+			s.Server(strings.Repeat("x", 10000))
+			most = max(most, s.P.(proto.Buffering).Buffered())
 		}
-		s.server("\r\n")
-		s.client(cmd("GET", "after")).server(bulk("v"))
-		calls := s.end()
+		s.Server("\r\n")
+		s.Client(cmd("GET", "after")).Server(bulk("v"))
+		calls := s.End(proto.EndFIN)
 		if most > 200<<10 {
 			t.Errorf("the parser held %d bytes", most)
 		}
-		check(t, calls, []want{
-			{method: "GET", path: "k", err: "malformed: a line longer than 65536 bytes"},
-			{method: "GET", path: "after", status: "OK"},
+		prototest.Check(t, calls, []prototest.Want{
+			{Method: "GET", Path: "k", Err: "malformed: a line longer than 65536 bytes"},
+			{Method: "GET", Path: "after", Status: "OK"},
 		})
 	})
 	t.Run("a million pipelined commands, no reply", func(t *testing.T) {
@@ -101,11 +101,11 @@ func TestHostile(t *testing.T) {
 		batch := strings.Repeat(one, 10000)
 		most := 0
 		for range 100 {
-			s.client(batch)
-			most = max(most, s.p.(proto.Buffering).Buffered())
+			s.Client(batch)
+			most = max(most, s.P.(proto.Buffering).Buffered())
 		}
-		s.p.End(proto.EndFIN, s.at())
-		calls := s.rec.Calls
+		s.P.End(proto.EndFIN, s.At())
+		calls := s.Rec.Calls
 		if most > 1<<20 {
 			t.Errorf("the parser held %d bytes", most)
 		}
@@ -118,13 +118,13 @@ func TestHostile(t *testing.T) {
 	})
 	t.Run("a command of a million arguments", func(t *testing.T) {
 		s := newSession(t, nil)
-		s.client("*1000001\r\n$4\r\nMSET\r\n")
+		s.Client("*1000001\r\n$4\r\nMSET\r\n")
 		for range 1000 {
-			s.client(strings.Repeat("$1\r\nk\r\n", 1000))
+			s.Client(strings.Repeat("$1\r\nk\r\n", 1000))
 		}
-		s.server("+OK\r\n")
-		calls := s.end()
-		check(t, calls, []want{{method: "MSET", path: "k", status: "OK"}})
+		s.Server("+OK\r\n")
+		calls := s.End(proto.EndFIN)
+		prototest.Check(t, calls, []prototest.Want{{Method: "MSET", Path: "k", Status: "OK"}})
 		if !strings.HasSuffix(calls[0].Request.Body, "more arguments)") || len(calls[0].Request.Body) > 4200 {
 			t.Errorf("body %d bytes, ends %q", len(calls[0].Request.Body), calls[0].Request.Body[max(0, len(calls[0].Request.Body)-40):])
 		}

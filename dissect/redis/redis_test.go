@@ -27,103 +27,38 @@ func cmd(args ...string) string {
 
 func bulk(s string) string { return fmt.Sprintf("$%d\r\n%s\r\n", len(s), s) }
 
-type session struct {
-	t   *testing.T
-	rec *prototest.Recorder
-	p   proto.StreamParser
-	ms  int
-}
-
-func newSession(t *testing.T, lim *proto.Limits) *session {
-	if lim == nil {
-		lim = &proto.Limits{}
-	}
-	rec := &prototest.Recorder{}
-	return &session{t: t, rec: rec, p: redis.Protocol{}.NewStream(rec, lim)}
-}
-
-func (s *session) at() time.Time {
-	s.ms++
-	return time.Unix(1700000000, 0).Add(time.Duration(s.ms) * time.Millisecond)
-}
-
-func (s *session) client(data string) *session {
-	s.p.Feed(proto.Client, []byte(data), s.at())
-	return s
-}
-func (s *session) server(data string) *session {
-	s.p.Feed(proto.Server, []byte(data), s.at())
-	return s
-}
-func (s *session) end() []*proto.Call {
-	s.p.End(proto.EndFIN, s.at())
-	for i, c := range s.rec.Calls {
-		prototest.CheckJSON(s.t, i, c)
-	}
-	return s.rec.Calls
-}
-
-// want is what a test checks of a call.
-type want struct {
-	method, path, status, err string
-	oneWay                    bool
-	req, resp                 string // bodies, when set
-}
-
-func check(t *testing.T, calls []*proto.Call, wants []want) {
-	t.Helper()
-	if len(calls) != len(wants) {
-		for _, c := range calls {
-			t.Logf("  %s %q %s err=%q oneway=%v req=%q resp=%q", c.Method, c.Path, c.Status, c.Error, c.OneWay, c.Request.Body, c.Response.Body)
-		}
-		t.Fatalf("%d calls, want %d", len(calls), len(wants))
-	}
-	for i, w := range wants {
-		c := calls[i]
-		if c.Method != w.method || c.Path != w.path || c.Status != w.status || c.Error != w.err || c.OneWay != w.oneWay {
-			t.Errorf("call %d: %s %q %q err=%q oneway=%v, want %s %q %q err=%q oneway=%v", i, c.Method, c.Path, c.Status, c.Error, c.OneWay,
-				w.method, w.path, w.status, w.err, w.oneWay)
-		}
-		if w.req != "" && c.Request.Body != w.req {
-			t.Errorf("call %d: request body %q, want %q", i, c.Request.Body, w.req)
-		}
-		if w.resp != "" && c.Response.Body != w.resp {
-			t.Errorf("call %d: response body %q, want %q", i, c.Response.Body, w.resp)
-		}
-		if c.Proto != "redis" {
-			t.Errorf("call %d: proto %q", i, c.Proto)
-		}
-	}
+func newSession(t *testing.T, lim *proto.Limits) *prototest.Session {
+	return prototest.NewSession(t, redis.Protocol{}, lim)
 }
 
 func TestCommands(t *testing.T) {
 	s := newSession(t, nil)
-	s.client(cmd("SET", "user:1", "alice")).server("+OK\r\n")
-	s.client(cmd("get", "user:1")).server(bulk("alice"))
-	s.client(cmd("GET", "missing")).server("$-1\r\n")
-	s.client(cmd("LPUSH", "user:1", "x")).server("-WRONGTYPE Operation against a key holding the wrong kind of value\r\n")
-	s.client(cmd("FOO")).server("-ERR unknown command 'FOO', with args beginning with: \r\n")
-	s.client(cmd("CONFIG", "GET", "maxmemory")).server("*2\r\n" + bulk("maxmemory") + bulk("0"))
-	s.client(cmd("CLIENT", "SETNAME", "app1")).server("+OK\r\n")
-	s.client(cmd("INCR", "n")).server(":42\r\n")
-	s.client(cmd("OBJECT", "ENCODING", "user:1")).server(bulk("embstr"))
-	s.client(cmd("EVAL", "return 1", "1", "k1")).server(":1\r\n")
-	s.client(cmd("SET", "big", "x")).server("-OOM command not allowed when used memory > 'maxmemory'.\r\n")
-	s.client(cmd("XREAD", "COUNT", "2", "STREAMS", "s1", "0")).server("*-1\r\n")
-	calls := s.end()
-	check(t, calls, []want{
-		{method: "SET", path: "user:1", status: "OK", req: "SET user:1 alice", resp: "OK"},
-		{method: "GET", path: "user:1", status: "OK", req: "get user:1", resp: "alice"},
-		{method: "GET", path: "missing", status: "OK", resp: "(nil)"},
-		{method: "LPUSH", path: "user:1", status: "WRONGTYPE", resp: "WRONGTYPE Operation against a key holding the wrong kind of value"},
-		{method: "FOO", status: "ERR"},
-		{method: "CONFIG GET", status: "OK", req: "CONFIG GET maxmemory", resp: `["maxmemory","0"]`},
-		{method: "CLIENT SETNAME", status: "OK"},
-		{method: "INCR", path: "n", status: "OK", resp: "42"},
-		{method: "OBJECT ENCODING", path: "user:1", status: "OK"},
-		{method: "EVAL", path: "k1", status: "OK", req: `EVAL "return 1" 1 k1`},
-		{method: "SET", path: "big", status: "OOM"},
-		{method: "XREAD", path: "s1", status: "OK", resp: "(nil)"},
+	s.Client(cmd("SET", "user:1", "alice")).Server("+OK\r\n")
+	s.Client(cmd("get", "user:1")).Server(bulk("alice"))
+	s.Client(cmd("GET", "missing")).Server("$-1\r\n")
+	s.Client(cmd("LPUSH", "user:1", "x")).Server("-WRONGTYPE Operation against a key holding the wrong kind of value\r\n")
+	s.Client(cmd("FOO")).Server("-ERR unknown command 'FOO', with args beginning with: \r\n")
+	s.Client(cmd("CONFIG", "GET", "maxmemory")).Server("*2\r\n" + bulk("maxmemory") + bulk("0"))
+	s.Client(cmd("CLIENT", "SETNAME", "app1")).Server("+OK\r\n")
+	s.Client(cmd("INCR", "n")).Server(":42\r\n")
+	s.Client(cmd("OBJECT", "ENCODING", "user:1")).Server(bulk("embstr"))
+	s.Client(cmd("EVAL", "return 1", "1", "k1")).Server(":1\r\n")
+	s.Client(cmd("SET", "big", "x")).Server("-OOM command not allowed when used memory > 'maxmemory'.\r\n")
+	s.Client(cmd("XREAD", "COUNT", "2", "STREAMS", "s1", "0")).Server("*-1\r\n")
+	calls := s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{
+		{Method: "SET", Path: "user:1", Status: "OK", Req: "SET user:1 alice", Resp: "OK"},
+		{Method: "GET", Path: "user:1", Status: "OK", Req: "get user:1", Resp: "alice"},
+		{Method: "GET", Path: "missing", Status: "OK", Resp: "(nil)"},
+		{Method: "LPUSH", Path: "user:1", Status: "WRONGTYPE", Resp: "WRONGTYPE Operation against a key holding the wrong kind of value"},
+		{Method: "FOO", Status: "ERR"},
+		{Method: "CONFIG GET", Status: "OK", Req: "CONFIG GET maxmemory", Resp: `["maxmemory","0"]`},
+		{Method: "CLIENT SETNAME", Status: "OK"},
+		{Method: "INCR", Path: "n", Status: "OK", Resp: "42"},
+		{Method: "OBJECT ENCODING", Path: "user:1", Status: "OK"},
+		{Method: "EVAL", Path: "k1", Status: "OK", Req: `EVAL "return 1" 1 k1`},
+		{Method: "SET", Path: "big", Status: "OOM"},
+		{Method: "XREAD", Path: "s1", Status: "OK", Resp: "(nil)"},
 	})
 	if got := calls[7].Extra.Get("client_name"); got != "app1" {
 		t.Errorf("client_name after CLIENT SETNAME: %v", got)
@@ -147,24 +82,24 @@ func TestCommands(t *testing.T) {
 func TestPipelineSplit(t *testing.T) {
 	reqs := cmd("SET", "a", "1") + cmd("GET", "a") + "PING\r\n" + cmd("MGET", "a", "b") + cmd("HGETALL", "h")
 	resps := "+OK\r\n" + bulk("1") + "+PONG\r\n" + "*2\r\n" + bulk("1") + "$-1\r\n" + "*4\r\n" + bulk("f1") + bulk("v1") + bulk("f2") + ":7\r\n"
-	wants := []want{
-		{method: "SET", path: "a", status: "OK"},
-		{method: "GET", path: "a", status: "OK", resp: "1"},
-		{method: "PING", status: "OK", resp: "PONG", req: "PING"},
-		{method: "MGET", path: "a", status: "OK", resp: `["1",null]`},
-		{method: "HGETALL", path: "h", status: "OK", resp: `["f1","v1","f2",7]`},
+	wants := []prototest.Want{
+		{Method: "SET", Path: "a", Status: "OK"},
+		{Method: "GET", Path: "a", Status: "OK", Resp: "1"},
+		{Method: "PING", Status: "OK", Resp: "PONG", Req: "PING"},
+		{Method: "MGET", Path: "a", Status: "OK", Resp: `["1",null]`},
+		{Method: "HGETALL", Path: "h", Status: "OK", Resp: `["f1","v1","f2",7]`},
 	}
-	whole := newSession(t, nil).client(reqs).server(resps).end()
-	check(t, whole, wants)
+	whole := newSession(t, nil).Client(reqs).Server(resps).End(proto.EndFIN)
+	prototest.Check(t, whole, wants)
 	for _, step := range []int{1, 2, 3, 7} {
 		s := newSession(t, nil)
 		for i := 0; i < len(reqs); i += step {
-			s.client(reqs[i:min(i+step, len(reqs))])
+			s.Client(reqs[i:min(i+step, len(reqs))])
 		}
 		for i := 0; i < len(resps); i += step {
-			s.server(resps[i:min(i+step, len(resps))])
+			s.Server(resps[i:min(i+step, len(resps))])
 		}
-		check(t, s.end(), wants)
+		prototest.Check(t, s.End(proto.EndFIN), wants)
 	}
 	if whole[2].Extra.Get("inline") != true {
 		t.Errorf("inline PING not marked: %v", whole[2].Extra)
@@ -173,38 +108,38 @@ func TestPipelineSplit(t *testing.T) {
 
 func TestTransaction(t *testing.T) {
 	s := newSession(t, nil)
-	s.client(cmd("MULTI")).server("+OK\r\n")
-	s.client(cmd("SET", "k", "v")).server("+QUEUED\r\n")
-	s.client(cmd("INCR", "k")).server("+QUEUED\r\n")
-	s.client(cmd("EXEC")).server("*2\r\n+OK\r\n-ERR value is not an integer or out of range\r\n")
-	s.client(cmd("MULTI")).server("+OK\r\n")
-	s.client(cmd("SET", "k2", "v")).server("+QUEUED\r\n")
-	s.client(cmd("BADCMD")).server("-ERR unknown command 'BADCMD'\r\n")
-	s.client(cmd("EXEC")).server("-EXECABORT Transaction discarded because of previous errors.\r\n")
-	s.client(cmd("MULTI")).server("+OK\r\n")
-	s.client(cmd("SET", "k3", "v")).server("+QUEUED\r\n")
-	s.client(cmd("DISCARD")).server("+OK\r\n")
-	s.client(cmd("WATCH", "k")).server("+OK\r\n")
-	s.client(cmd("MULTI")).server("+OK\r\n")
-	s.client(cmd("SET", "k", "w")).server("+QUEUED\r\n")
-	s.client(cmd("EXEC")).server("*-1\r\n")
-	calls := s.end()
-	check(t, calls, []want{
-		{method: "MULTI", status: "OK"},
-		{method: "SET", path: "k", status: "OK"},
-		{method: "INCR", path: "k", status: "ERR"},
-		{method: "EXEC", status: "OK"},
-		{method: "MULTI", status: "OK"},
-		{method: "BADCMD", status: "ERR"},
-		{method: "SET", path: "k2", status: "OK"},
-		{method: "EXEC", status: "EXECABORT"},
-		{method: "MULTI", status: "OK"},
-		{method: "SET", path: "k3", status: "OK"},
-		{method: "DISCARD", status: "OK"},
-		{method: "WATCH", path: "k", status: "OK"},
-		{method: "MULTI", status: "OK"},
-		{method: "SET", path: "k", status: "OK"},
-		{method: "EXEC", status: "OK"},
+	s.Client(cmd("MULTI")).Server("+OK\r\n")
+	s.Client(cmd("SET", "k", "v")).Server("+QUEUED\r\n")
+	s.Client(cmd("INCR", "k")).Server("+QUEUED\r\n")
+	s.Client(cmd("EXEC")).Server("*2\r\n+OK\r\n-ERR value is not an integer or out of range\r\n")
+	s.Client(cmd("MULTI")).Server("+OK\r\n")
+	s.Client(cmd("SET", "k2", "v")).Server("+QUEUED\r\n")
+	s.Client(cmd("BADCMD")).Server("-ERR unknown command 'BADCMD'\r\n")
+	s.Client(cmd("EXEC")).Server("-EXECABORT Transaction discarded because of previous errors.\r\n")
+	s.Client(cmd("MULTI")).Server("+OK\r\n")
+	s.Client(cmd("SET", "k3", "v")).Server("+QUEUED\r\n")
+	s.Client(cmd("DISCARD")).Server("+OK\r\n")
+	s.Client(cmd("WATCH", "k")).Server("+OK\r\n")
+	s.Client(cmd("MULTI")).Server("+OK\r\n")
+	s.Client(cmd("SET", "k", "w")).Server("+QUEUED\r\n")
+	s.Client(cmd("EXEC")).Server("*-1\r\n")
+	calls := s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{
+		{Method: "MULTI", Status: "OK"},
+		{Method: "SET", Path: "k", Status: "OK"},
+		{Method: "INCR", Path: "k", Status: "ERR"},
+		{Method: "EXEC", Status: "OK"},
+		{Method: "MULTI", Status: "OK"},
+		{Method: "BADCMD", Status: "ERR"},
+		{Method: "SET", Path: "k2", Status: "OK"},
+		{Method: "EXEC", Status: "EXECABORT"},
+		{Method: "MULTI", Status: "OK"},
+		{Method: "SET", Path: "k3", Status: "OK"},
+		{Method: "DISCARD", Status: "OK"},
+		{Method: "WATCH", Path: "k", Status: "OK"},
+		{Method: "MULTI", Status: "OK"},
+		{Method: "SET", Path: "k", Status: "OK"},
+		{Method: "EXEC", Status: "OK"},
 	})
 	for i, w := range map[int]string{1: "exec", 2: "exec", 6: "aborted: EXECABORT", 9: "discarded", 13: "aborted: a watched key changed"} {
 		if got := calls[i].Extra.Get("transaction"); got != w {
@@ -215,31 +150,31 @@ func TestTransaction(t *testing.T) {
 
 func TestPubSubRESP2(t *testing.T) {
 	s := newSession(t, nil)
-	s.client(cmd("SUBSCRIBE", "chan1", "chan2"))
-	s.server("*3\r\n" + bulk("subscribe") + bulk("chan1") + ":1\r\n")
-	s.server("*3\r\n" + bulk("subscribe") + bulk("chan2") + ":2\r\n")
-	s.client(cmd("PSUBSCRIBE", "news.*"))
-	s.server("*3\r\n" + bulk("psubscribe") + bulk("news.*") + ":3\r\n")
-	s.server("*3\r\n" + bulk("message") + bulk("chan1") + bulk("hello"))
-	s.server("*4\r\n" + bulk("pmessage") + bulk("news.*") + bulk("news.sport") + bulk("goal"))
-	s.client(cmd("PING")).server("*2\r\n" + bulk("pong") + bulk(""))
-	s.client(cmd("UNSUBSCRIBE"))
-	s.server("*3\r\n" + bulk("unsubscribe") + bulk("chan1") + ":2\r\n")
-	s.server("*3\r\n" + bulk("unsubscribe") + bulk("chan2") + ":1\r\n")
-	s.client(cmd("PUNSUBSCRIBE", "news.*"))
-	s.server("*3\r\n" + bulk("punsubscribe") + bulk("news.*") + ":0\r\n")
+	s.Client(cmd("SUBSCRIBE", "chan1", "chan2"))
+	s.Server("*3\r\n" + bulk("subscribe") + bulk("chan1") + ":1\r\n")
+	s.Server("*3\r\n" + bulk("subscribe") + bulk("chan2") + ":2\r\n")
+	s.Client(cmd("PSUBSCRIBE", "news.*"))
+	s.Server("*3\r\n" + bulk("psubscribe") + bulk("news.*") + ":3\r\n")
+	s.Server("*3\r\n" + bulk("message") + bulk("chan1") + bulk("hello"))
+	s.Server("*4\r\n" + bulk("pmessage") + bulk("news.*") + bulk("news.sport") + bulk("goal"))
+	s.Client(cmd("PING")).Server("*2\r\n" + bulk("pong") + bulk(""))
+	s.Client(cmd("UNSUBSCRIBE"))
+	s.Server("*3\r\n" + bulk("unsubscribe") + bulk("chan1") + ":2\r\n")
+	s.Server("*3\r\n" + bulk("unsubscribe") + bulk("chan2") + ":1\r\n")
+	s.Client(cmd("PUNSUBSCRIBE", "news.*"))
+	s.Server("*3\r\n" + bulk("punsubscribe") + bulk("news.*") + ":0\r\n")
 	// Not subscribed any more: an array that starts "message" is a reply.
-	s.client(cmd("LRANGE", "l", "0", "-1")).server("*3\r\n" + bulk("message") + bulk("a") + bulk("b"))
-	calls := s.end()
-	check(t, calls, []want{
-		{method: "SUBSCRIBE", path: "chan1", status: "OK"},
-		{method: "PSUBSCRIBE", path: "news.*", status: "OK"},
-		{method: "MESSAGE", path: "chan1", oneWay: true, resp: "hello"},
-		{method: "PMESSAGE", path: "news.sport", oneWay: true, resp: "goal"},
-		{method: "PING", status: "OK", resp: `["pong",""]`},
-		{method: "UNSUBSCRIBE", status: "OK"},
-		{method: "PUNSUBSCRIBE", path: "news.*", status: "OK"},
-		{method: "LRANGE", path: "l", status: "OK"},
+	s.Client(cmd("LRANGE", "l", "0", "-1")).Server("*3\r\n" + bulk("message") + bulk("a") + bulk("b"))
+	calls := s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{
+		{Method: "SUBSCRIBE", Path: "chan1", Status: "OK"},
+		{Method: "PSUBSCRIBE", Path: "news.*", Status: "OK"},
+		{Method: "MESSAGE", Path: "chan1", OneWay: true, Resp: "hello"},
+		{Method: "PMESSAGE", Path: "news.sport", OneWay: true, Resp: "goal"},
+		{Method: "PING", Status: "OK", Resp: `["pong",""]`},
+		{Method: "UNSUBSCRIBE", Status: "OK"},
+		{Method: "PUNSUBSCRIBE", Path: "news.*", Status: "OK"},
+		{Method: "LRANGE", Path: "l", Status: "OK"},
 	})
 	if calls[0].Extra.Get("confirmations") != int64(2) || calls[5].Extra.Get("confirmations") != int64(2) {
 		t.Errorf("confirmations: %v %v", calls[0].Extra, calls[5].Extra)
@@ -251,32 +186,32 @@ func TestPubSubRESP2(t *testing.T) {
 
 func TestRESP3(t *testing.T) {
 	s := newSession(t, nil)
-	s.client(cmd("HELLO", "3", "AUTH", "default", "hunter2", "SETNAME", "svc"))
-	s.server("%3\r\n" + bulk("server") + bulk("redis") + bulk("proto") + ":3\r\n" + bulk("modules") + "*0\r\n")
-	s.client(cmd("HGETALL", "h")).server("%2\r\n" + bulk("a") + ":1\r\n" + bulk("b") + "_\r\n")
-	s.client(cmd("SMEMBERS", "s")).server("~2\r\n+x\r\n+y\r\n")
-	s.client(cmd("ZSCORE", "z", "m")).server(",3.5\r\n")
-	s.client(cmd("EXISTS", "k")).server("#t\r\n")
-	s.client(cmd("GET", "n")).server("_\r\n")
-	s.client(cmd("SUBSCRIBE", "c")).server(">3\r\n" + bulk("subscribe") + bulk("c") + ":1\r\n")
-	s.server(">3\r\n" + bulk("message") + bulk("c") + bulk("payload"))
+	s.Client(cmd("HELLO", "3", "AUTH", "default", "hunter2", "SETNAME", "svc"))
+	s.Server("%3\r\n" + bulk("server") + bulk("redis") + bulk("proto") + ":3\r\n" + bulk("modules") + "*0\r\n")
+	s.Client(cmd("HGETALL", "h")).Server("%2\r\n" + bulk("a") + ":1\r\n" + bulk("b") + "_\r\n")
+	s.Client(cmd("SMEMBERS", "s")).Server("~2\r\n+x\r\n+y\r\n")
+	s.Client(cmd("ZSCORE", "z", "m")).Server(",3.5\r\n")
+	s.Client(cmd("EXISTS", "k")).Server("#t\r\n")
+	s.Client(cmd("GET", "n")).Server("_\r\n")
+	s.Client(cmd("SUBSCRIBE", "c")).Server(">3\r\n" + bulk("subscribe") + bulk("c") + ":1\r\n")
+	s.Server(">3\r\n" + bulk("message") + bulk("c") + bulk("payload"))
 	// A reply with an attribute before it.
-	s.client(cmd("CLIENT", "TRACKINGINFO")).server("|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n+OK\r\n")
-	s.client(cmd("FCALL", "f", "0")).server("!21\r\nSYNTAX invalid syntax\r\n")
-	s.client(cmd("INFO")).server("=15\r\ntxt:Some string\r\n")
-	calls := s.end()
-	check(t, calls, []want{
-		{method: "HELLO", status: "OK", req: "HELLO 3 AUTH [redacted] [redacted] SETNAME svc"},
-		{method: "HGETALL", path: "h", status: "OK", resp: `{"a":1,"b":null}`},
-		{method: "SMEMBERS", path: "s", status: "OK", resp: `["x","y"]`},
-		{method: "ZSCORE", path: "z", status: "OK", resp: "3.5"},
-		{method: "EXISTS", path: "k", status: "OK"},
-		{method: "GET", path: "n", status: "OK", resp: "(nil)"},
-		{method: "SUBSCRIBE", path: "c", status: "OK"},
-		{method: "MESSAGE", path: "c", oneWay: true, resp: "payload"},
-		{method: "CLIENT TRACKINGINFO", status: "OK", resp: "OK"},
-		{method: "FCALL", status: "SYNTAX"},
-		{method: "INFO", status: "OK", resp: "txt:Some string"},
+	s.Client(cmd("CLIENT", "TRACKINGINFO")).Server("|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n+OK\r\n")
+	s.Client(cmd("FCALL", "f", "0")).Server("!21\r\nSYNTAX invalid syntax\r\n")
+	s.Client(cmd("INFO")).Server("=15\r\ntxt:Some string\r\n")
+	calls := s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{
+		{Method: "HELLO", Status: "OK", Req: "HELLO 3 AUTH [redacted] [redacted] SETNAME svc"},
+		{Method: "HGETALL", Path: "h", Status: "OK", Resp: `{"a":1,"b":null}`},
+		{Method: "SMEMBERS", Path: "s", Status: "OK", Resp: `["x","y"]`},
+		{Method: "ZSCORE", Path: "z", Status: "OK", Resp: "3.5"},
+		{Method: "EXISTS", Path: "k", Status: "OK"},
+		{Method: "GET", Path: "n", Status: "OK", Resp: "(nil)"},
+		{Method: "SUBSCRIBE", Path: "c", Status: "OK"},
+		{Method: "MESSAGE", Path: "c", OneWay: true, Resp: "payload"},
+		{Method: "CLIENT TRACKINGINFO", Status: "OK", Resp: "OK"},
+		{Method: "FCALL", Status: "SYNTAX"},
+		{Method: "INFO", Status: "OK", Resp: "txt:Some string"},
 	})
 	if calls[1].Extra.Get("client_name") != "svc" {
 		t.Errorf("HELLO SETNAME: %v", calls[1].Extra)
@@ -286,20 +221,20 @@ func TestRESP3(t *testing.T) {
 // TestSecrets: passwords in commands are never kept.
 func TestSecrets(t *testing.T) {
 	s := newSession(t, nil)
-	s.client(cmd("AUTH", "s3cret-1")).server("-WRONGPASS invalid username-password pair or user is disabled.\r\n")
-	s.client(cmd("AUTH", "admin", "s3cret-2")).server("+OK\r\n")
-	s.client("AUTH s3cret-3\r\n").server("+OK\r\n")
-	s.client(cmd("CONFIG", "SET", "requirepass", "s3cret-4", "maxmemory", "10mb")).server("+OK\r\n")
-	s.client(cmd("ACL", "SETUSER", "bob", "on", ">s3cret-5", "~*")).server("+OK\r\n")
-	s.client(cmd("MIGRATE", "10.0.0.1", "6379", "", "0", "5000", "AUTH2", "u", "s3cret-6", "KEYS", "a")).server("+NOKEY\r\n")
-	calls := s.end()
-	check(t, calls, []want{
-		{method: "AUTH", status: "WRONGPASS", req: "AUTH [redacted]"},
-		{method: "AUTH", status: "OK", req: "AUTH [redacted] [redacted]"},
-		{method: "AUTH", status: "OK", req: "AUTH [redacted]"},
-		{method: "CONFIG SET", status: "OK", req: "CONFIG SET requirepass [redacted] maxmemory 10mb"},
-		{method: "ACL SETUSER", status: "OK", req: "ACL SETUSER bob on [redacted] ~*"},
-		{method: "MIGRATE", status: "OK", req: `MIGRATE 10.0.0.1 6379 "" 0 5000 AUTH2 [redacted] [redacted] KEYS a`},
+	s.Client(cmd("AUTH", "s3cret-1")).Server("-WRONGPASS invalid username-password pair or user is disabled.\r\n")
+	s.Client(cmd("AUTH", "admin", "s3cret-2")).Server("+OK\r\n")
+	s.Client("AUTH s3cret-3\r\n").Server("+OK\r\n")
+	s.Client(cmd("CONFIG", "SET", "requirepass", "s3cret-4", "maxmemory", "10mb")).Server("+OK\r\n")
+	s.Client(cmd("ACL", "SETUSER", "bob", "on", ">s3cret-5", "~*")).Server("+OK\r\n")
+	s.Client(cmd("MIGRATE", "10.0.0.1", "6379", "", "0", "5000", "AUTH2", "u", "s3cret-6", "KEYS", "a")).Server("+NOKEY\r\n")
+	calls := s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{
+		{Method: "AUTH", Status: "WRONGPASS", Req: "AUTH [redacted]"},
+		{Method: "AUTH", Status: "OK", Req: "AUTH [redacted] [redacted]"},
+		{Method: "AUTH", Status: "OK", Req: "AUTH [redacted]"},
+		{Method: "CONFIG SET", Status: "OK", Req: "CONFIG SET requirepass [redacted] maxmemory 10mb"},
+		{Method: "ACL SETUSER", Status: "OK", Req: "ACL SETUSER bob on [redacted] ~*"},
+		{Method: "MIGRATE", Status: "OK", Req: `MIGRATE 10.0.0.1 6379 "" 0 5000 AUTH2 [redacted] [redacted] KEYS a`},
 	})
 	for _, c := range calls {
 		if j := c.AppendJSON(nil); bytes.Contains(j, []byte("s3cret")) {
@@ -312,40 +247,40 @@ func TestSecrets(t *testing.T) {
 // finds the next message.
 func TestGaps(t *testing.T) {
 	s := newSession(t, nil)
-	s.client(cmd("SET", "k", strings.Repeat("v", 100))[:30])
-	s.p.Gap(proto.Client, 50)
-	s.client(strings.Repeat("v", 100-50-(30-len("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\n"))) + "\r\n")
-	s.server("+OK\r\n")
-	s.client(cmd("GET", "a")[:5])
-	s.p.Gap(proto.Client, -1)
-	s.client("garbage\r\n" + cmd("GET", "b"))
-	s.server("$1\r\nx\r\n") // the reply to the GET cut by the gap
-	s.server(bulk("y"))
-	s.client(cmd("GET", "c"))
-	s.p.Gap(proto.Server, 100)
-	s.server("ue\r\n" + bulk("zz")) // resynchronised only at a segment's start
-	s.client(cmd("GET", "d")).server(bulk("dd"))
-	calls := s.end()
-	check(t, calls, []want{
-		{method: "SET", path: "k", status: "OK", err: "truncated: 50 bytes of the command missing from the capture"},
-		{method: "", status: "OK", err: "truncated: bytes of the command missing from the capture"},
-		{method: "GET", path: "b", status: "OK", resp: "y"},
-		{method: "GET", path: "c", err: "truncated: the reply may be among 100 bytes missing from the capture"},
-		{method: "GET", path: "d", status: "OK", resp: "dd"},
+	s.Client(cmd("SET", "k", strings.Repeat("v", 100))[:30])
+	s.P.Gap(proto.Client, 50)
+	s.Client(strings.Repeat("v", 100-50-(30-len("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$100\r\n"))) + "\r\n")
+	s.Server("+OK\r\n")
+	s.Client(cmd("GET", "a")[:5])
+	s.P.Gap(proto.Client, -1)
+	s.Client("garbage\r\n" + cmd("GET", "b"))
+	s.Server("$1\r\nx\r\n") // the reply to the GET cut by the gap
+	s.Server(bulk("y"))
+	s.Client(cmd("GET", "c"))
+	s.P.Gap(proto.Server, 100)
+	s.Server("ue\r\n" + bulk("zz")) // resynchronised only at a segment's start
+	s.Client(cmd("GET", "d")).Server(bulk("dd"))
+	calls := s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{
+		{Method: "SET", Path: "k", Status: "OK", Err: "truncated: 50 bytes of the command missing from the capture"},
+		{Method: "", Status: "OK", Err: "truncated: bytes of the command missing from the capture"},
+		{Method: "GET", Path: "b", Status: "OK", Resp: "y"},
+		{Method: "GET", Path: "c", Err: "truncated: the reply may be among 100 bytes missing from the capture"},
+		{Method: "GET", Path: "d", Status: "OK", Resp: "dd"},
 	})
 }
 
 func TestEnd(t *testing.T) {
 	s := newSession(t, nil)
-	s.client(cmd("BLPOP", "q", "0"))
-	s.client(cmd("MULTI")).client(cmd("SET", "a", "b"))
-	s.client(cmd("GET", "partial")[:9])
-	calls := s.end()
-	check(t, calls, []want{
-		{method: "", err: "truncated: connection fin during the command"},
-		{method: "BLPOP", path: "q", err: "no response"},
-		{method: "MULTI", err: "no response"},
-		{method: "SET", path: "a", err: "no response"},
+	s.Client(cmd("BLPOP", "q", "0"))
+	s.Client(cmd("MULTI")).Client(cmd("SET", "a", "b"))
+	s.Client(cmd("GET", "partial")[:9])
+	calls := s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{
+		{Method: "", Err: "truncated: connection fin during the command"},
+		{Method: "BLPOP", Path: "q", Err: "no response"},
+		{Method: "MULTI", Err: "no response"},
+		{Method: "SET", Path: "a", Err: "no response"},
 	})
 }
 
@@ -385,9 +320,9 @@ func TestDetect(t *testing.T) {
 // methods, paths and statuses.
 func TestSummaryLimits(t *testing.T) {
 	s := newSession(t, &proto.Limits{Summary: true})
-	s.client(cmd("SET", "k", "v") + cmd("GET", "k")).server("+OK\r\n" + bulk("v"))
-	calls := s.end()
-	check(t, calls, []want{{method: "SET", path: "k", status: "OK"}, {method: "GET", path: "k", status: "OK"}})
+	s.Client(cmd("SET", "k", "v") + cmd("GET", "k")).Server("+OK\r\n" + bulk("v"))
+	calls := s.End(proto.EndFIN)
+	prototest.Check(t, calls, []prototest.Want{{Method: "SET", Path: "k", Status: "OK"}, {Method: "GET", Path: "k", Status: "OK"}})
 	for _, c := range calls {
 		if c.Request.Body != "" || c.Response.Body != "" || c.Request.BodySize == 0 || c.Response.BodySize == 0 {
 			t.Errorf("summary call %+v", c)
