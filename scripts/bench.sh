@@ -6,19 +6,23 @@
 # a 50,000-stream HTTP/2 capture (nghttpd, h2load: 10 connections, 10 streams
 # in flight on each) and `tshark -o tls.keylog_file:K -q -z http,tree` against
 # `wirescope dissect --tls-keylog K` on a 50,000-pair HTTPS capture (TLS 1.2,
-# nginx, h2load --h1 on 16 connections, with its key log K) — and prints the
-# wall-time and peak-RSS ratios of each (see scripts/benchcmp/main.go), the
+# nginx, h2load --h1 on 16 connections, with its key log K), and on three
+# data-store loads with `tshark -d tcp.port==P,PROTO -q -z io,phs`:
+# redis-benchmark (SET and GET, 100,000 of each), pgbench -S -M extended
+# (200,000 transactions) and mysqlslap (200,000 queries against MariaDB) — and
+# prints the wall-time and peak-RSS ratios of each (see scripts/benchcmp/main.go), the
 # agent against tcpdump (scripts/bench-agent.sh), and the hub with 1, 10 and
 # 50 agents (test/hubscale: about 40 s on 2 cores).
 #
-# Usage: scripts/bench.sh [benchcmp flags: -runs N -only http1|http2|tls -capture PATH
+# Usage: scripts/bench.sh [benchcmp flags: -runs N -only http1|http2|tls|redis|postgres|mysql -capture PATH
 #                          -h2-capture PATH -tls-capture PATH -rerecord -bin PATH -strict]
 #
 # On a fresh Debian machine it installs what benchcmp needs (tshark, tcpdump,
-# nginx-light, curl, nghttp2-server, nghttp2-client, openssl, jq, iproute2)
-# when missing; recording the captures the first time needs root
-# (scripts/record-h2load.sh records the HTTP/2 one, scripts/record-tls.sh
-# --bulk the HTTPS one). Go itself must already be installed.
+# nginx-light, curl, nghttp2-server, nghttp2-client, openssl, jq, iproute2,
+# redis-server, postgresql, mariadb-server and -client) when missing;
+# recording the captures the first time needs root (scripts/record-h2load.sh
+# records the HTTP/2 one, scripts/record-tls.sh --bulk the HTTPS one, and
+# scripts/record-{redis,postgres,mysql}.sh --bulk the data stores'). Go itself must already be installed.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -30,27 +34,26 @@ fi
 
 # nginx and nghttpd live in /usr/sbin, which a non-root PATH may lack.
 missing=()
-for tool in tshark tcpdump nginx curl nghttpd h2load openssl jq ss; do
+for tool in tshark tcpdump nginx curl nghttpd h2load openssl jq ss redis-server redis-benchmark pgbench mariadbd mysqlslap; do
 	if ! command -v "$tool" >/dev/null && ! [ -x "/usr/sbin/$tool" ]; then
 		missing+=("$tool")
 	fi
 done
 if [ ${#missing[@]} -gt 0 ]; then
-	echo "bench.sh: missing ${missing[*]}; installing tshark tcpdump nginx-light curl nghttp2-server nghttp2-client openssl jq iproute2" >&2
+	echo "bench.sh: missing ${missing[*]}; installing them (scripts/install-deps.sh)" >&2
 	sudo=()
 	if [ "$(id -u)" -ne 0 ]; then
 		command -v sudo >/dev/null || { echo "bench.sh: not root and no sudo: install ${missing[*]} first" >&2; exit 1; }
 		sudo=(sudo)
 	fi
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y tshark tcpdump nginx-light curl nghttp2-server nghttp2-client openssl jq iproute2
+	"${sudo[@]}" bash scripts/install-deps.sh
 fi
 
 echo "== go micro-benchmarks"
 go test -run '^$' -bench . -benchmem -count 1 ./...
 
 echo
-echo "== wirescope vs tshark: HTTP/1.1, HTTP/2 and HTTPS (TLS 1.2, key log)"
+echo "== wirescope vs tshark: HTTP/1.1, HTTP/2, HTTPS (TLS 1.2, key log), Redis, PostgreSQL, MySQL"
 go run ./scripts/benchcmp "$@"
 
 echo

@@ -20,6 +20,29 @@
 //	  wirescope dissect --tls-keylog K F
 //	  wirescope dissect --tls-keylog K -q F
 //
+//	Redis: redis-benchmark -t set,get (100,000 of each on 16 connections, no pipelining) against a real redis-server
+//	  tshark -r F -d tcp.port==16379,resp -q -z io,phs      the reference: every RESP payload dissected (tshark has no RESP statistics)
+//	  wirescope dissect F
+//	  wirescope dissect -q F
+//
+//	PostgreSQL: pgbench -S -M extended (200,000 select-only transactions on 8 connections) against a real PostgreSQL 15
+//	  tshark -r F -d tcp.port==15432,pgsql -q -z io,phs     the reference: every message dissected
+//	  wirescope dissect F
+//	  wirescope dissect -q F
+//
+//	MySQL: mysqlslap (200,000 copies of one SELECT on 8 connections) against a real MariaDB 10.11
+//	  tshark -r F -d tcp.port==13306,mysql -q -z io,phs     the reference: every packet dissected
+//	  wirescope dissect F
+//	  wirescope dissect -q F
+//
+// The data stores' captures come with a JSON file beside them (F.json) the
+// recorder wrote: the commands, transactions or queries its load tool sent,
+// from which the calls wirescope must count are derived (for Redis the
+// commands; for PostgreSQL the Executes, pgbench's two set-up queries and a
+// startup per connection; for MySQL the queries, and a login and a
+// COM_QUIT per connection); tshark must decode the protocol in at least as
+// many frames.
+//
 // For every run it records the wall time around the child, the child's CPU
 // time (user+sys) and its peak resident set size (ru_maxrss from wait4, KiB on
 // Linux). Before measuring anything it checks that both tools read the whole
@@ -47,7 +70,7 @@
 //
 // Usage (from the repository root; scripts/bench.sh, behind make bench, runs it):
 //
-//	go run ./scripts/benchcmp [-runs 7] [-only http1|http2|tls] [-capture PATH] [-h2-capture PATH] [-tls-capture PATH] [-rerecord] [-bin PATH] [-strict]
+//	go run ./scripts/benchcmp [-runs 7] [-only http1|http2|tls|redis|postgres|mysql] [-capture PATH] [-h2-capture PATH] [-tls-capture PATH] [-rerecord] [-bin PATH] [-strict]
 //
 // The captures default to .cache/bench/http-load.pcap (recorded with the
 // shared make-http-load.sh; needs nginx and curl), .cache/bench/h2load.pcap
@@ -122,7 +145,7 @@ type config struct {
 func main() {
 	var c config
 	flag.IntVar(&c.runs, "runs", 7, "measured runs of each command (after one warm-up run each)")
-	flag.StringVar(&c.only, "only", "", "measure one workload only: http1, http2 or tls (default all)")
+	flag.StringVar(&c.only, "only", "", "measure one workload only: http1, http2, tls, redis, postgres or mysql (default all)")
 	flag.StringVar(&c.capture, "capture", "", "HTTP/1.1 capture to measure (default <repo>/"+defaultCapture+")")
 	flag.StringVar(&c.recorder, "recorder", defaultRecorder, "script that records the HTTP/1.1 capture")
 	flag.StringVar(&c.h2Capture, "h2-capture", "", "HTTP/2 capture to measure, on port "+strconv.Itoa(h2Port)+" (default <repo>/"+defaultH2Capture+")")
@@ -132,7 +155,7 @@ func main() {
 	flag.BoolVar(&c.rerecord, "rerecord", false, "record the captures again even if they exist")
 	flag.BoolVar(&c.strict, "strict", false, "exit with status 1 when a performance target is missed")
 	flag.Parse()
-	if flag.NArg() > 0 || c.runs < 1 || (c.only != "" && c.only != "http1" && c.only != "http2" && c.only != "tls") {
+	if flag.NArg() > 0 || c.runs < 1 || (c.only != "" && !slices.Contains([]string{"http1", "http2", "tls", "redis", "postgres", "mysql"}, c.only)) {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -163,6 +186,11 @@ func run(c config) error {
 		if err := ensureCapture(w, c.rerecord); err != nil {
 			return fmt.Errorf("%s: %w", w.title, err)
 		}
+		if w.countCalls != nil {
+			if w.calls, err = w.countCalls(w.capture); err != nil {
+				return fmt.Errorf("%s: %w", w.title, err)
+			}
+		}
 	}
 	built := c.bin == ""
 	if built {
@@ -183,7 +211,7 @@ func run(c config) error {
 			return err
 		}
 		if err := w.verifyTshark(w); err != nil {
-			return fmt.Errorf("tshark does not read %s as %d GET/200 %s: %w", w.capture, w.calls, w.unit, err)
+			return fmt.Errorf("tshark does not read %s as %d %s: %w", w.capture, w.calls, w.unit, err)
 		}
 		if err := w.verifyWirescope(w, c.bin, inputs[i].packets); err != nil {
 			return fmt.Errorf("wirescope does not read %s fully: %w", w.capture, err)
@@ -269,6 +297,9 @@ type workload struct {
 
 	verifyTshark    func(w *workload) error
 	verifyWirescope func(w *workload, bin string, packets uint64) error
+	// countCalls, when set, reads the calls the capture holds from the
+	// recorder's JSON beside it (capture + ".json").
+	countCalls func(capture string) (uint64, error)
 }
 
 // keys returns w's key log, "" for a capture without one.
@@ -376,7 +407,142 @@ func workloads(c config, root string) []*workload {
 		handshakes:      tlsConnections,
 		verifyTshark:    verifyTsharkHTTPS,
 		verifyWirescope: verifyWirescopeSummary,
+	}, {
+		key:   "redis",
+		title: "Redis",
+		unit:  "commands",
+		about: "redis-benchmark -t set,get: SET and GET on 16 connections, no pipelining (redis-server 7)",
+
+		capture:     orRoot("", ".cache/bench/redis-load.pcap"),
+		recorder:    filepath.Join(root, "scripts/record-redis.sh"),
+		recordFlags: []string{"--bulk"},
+		recordArgs:  []string{"100000", "16"},
+		recordTools: []string{"bash", "redis-server", "redis-cli", "redis-benchmark", "tcpdump", "tshark", "jq"},
+		installHint: "redis-server tcpdump tshark jq",
+
+		tsharkArgs:      []string{"-d", "tcp.port==16379,resp", "-q", "-z", "io,phs"},
+		summaryProto:    "redis",
+		verifyTshark:    verifyTsharkFrames("resp"),
+		verifyWirescope: verifyWirescopeSummary,
+		countCalls:      redisCalls,
+	}, {
+		key:   "postgres",
+		title: "PostgreSQL",
+		unit:  "calls",
+		about: "pgbench -S -M extended: select-only transactions on 8 connections (PostgreSQL 15)",
+
+		capture:     orRoot("", ".cache/bench/pg-load.pcap"),
+		recorder:    filepath.Join(root, "scripts/record-postgres.sh"),
+		recordFlags: []string{"--bulk"},
+		recordArgs:  []string{"200000", "8"},
+		recordTools: []string{"bash", "psql", "pgbench", "tcpdump", "tshark", "jq"},
+		installHint: "postgresql postgresql-client tcpdump tshark jq",
+
+		tsharkArgs:      []string{"-d", "tcp.port==15432,pgsql", "-q", "-z", "io,phs"},
+		summaryProto:    "postgres",
+		verifyTshark:    verifyTsharkFrames("pgsql"),
+		verifyWirescope: verifyWirescopeSummary,
+		countCalls:      postgresCalls,
+	}, {
+		key:   "mysql",
+		title: "MySQL",
+		unit:  "calls",
+		about: "mysqlslap: one SELECT on 8 connections (MariaDB 10.11)",
+
+		capture:     orRoot("", ".cache/bench/mysql-load.pcap"),
+		recorder:    filepath.Join(root, "scripts/record-mysql.sh"),
+		recordFlags: []string{"--bulk"},
+		recordArgs:  []string{"200000", "8"},
+		recordTools: []string{"bash", "mariadbd", "mariadb", "mysqlslap", "tcpdump", "tshark", "jq"},
+		installHint: "mariadb-server mariadb-client tcpdump tshark jq",
+
+		tsharkArgs:      []string{"-d", "tcp.port==13306,mysql", "-q", "-z", "io,phs"},
+		summaryProto:    "mysql",
+		verifyTshark:    verifyTsharkFrames("mysql"),
+		verifyWirescope: verifyWirescopeSummary,
+		countCalls:      mysqlCalls,
 	}}
+}
+
+// readCounts reads the recorder's JSON beside a capture.
+func readCounts(capture string, v any) error {
+	b, err := os.ReadFile(capture + ".json")
+	if err != nil {
+		return fmt.Errorf("the recorder's counts: %w", err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("the recorder's counts %s.json: %w", capture, err)
+	}
+	return nil
+}
+
+// redisCalls: every command redis-benchmark sent ({"SET": n, "GET": n,
+// "CONFIG GET": 2}).
+func redisCalls(capture string) (uint64, error) {
+	var counts map[string]uint64
+	if err := readCounts(capture, &counts); err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, c := range counts {
+		n += c
+	}
+	return n, nil
+}
+
+// postgresCalls: the Executes, pgbench's set-up queries and a startup per
+// connection.
+func postgresCalls(capture string) (uint64, error) {
+	var c struct {
+		Executes     uint64 `json:"executes"`
+		SetupQueries uint64 `json:"setup_queries"`
+		Connections  uint64 `json:"connections"`
+	}
+	if err := readCounts(capture, &c); err != nil {
+		return 0, err
+	}
+	return c.Executes + c.SetupQueries + c.Connections, nil
+}
+
+// mysqlCalls: the queries, and a login and a COM_QUIT per connection.
+func mysqlCalls(capture string) (uint64, error) {
+	var c struct {
+		Queries     uint64 `json:"queries"`
+		Connections uint64 `json:"connections"`
+	}
+	if err := readCounts(capture, &c); err != nil {
+		return 0, err
+	}
+	return c.Queries + 2*c.Connections, nil
+}
+
+// phsRow is a protocol's line of tshark's io,phs: "  resp   frames:400002 bytes:35900258".
+var phsRow = regexp.MustCompile(`^\s*(\S+)\s+frames:(\d+)\s+bytes:(\d+)`)
+
+// verifyTsharkFrames checks that tshark's protocol hierarchy decodes proto
+// in at least as many frames as the capture holds calls: a capture tshark
+// does not read as the protocol (a port it is not told of) would show it
+// in none.
+func verifyTsharkFrames(proto string) func(w *workload) error {
+	return func(w *workload) error {
+		var stdout, stderr bytes.Buffer
+		cmd := exec.Command("tshark", append([]string{"-r", w.capture}, w.tsharkArgv()...)...)
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("tshark %s: %w\n%s", strings.Join(w.tsharkArgv(), " "), err, stderr.Bytes())
+		}
+		var frames uint64
+		for line := range strings.Lines(stdout.String()) {
+			if m := phsRow.FindStringSubmatch(line); m != nil && m[1] == proto {
+				n, _ := strconv.ParseUint(m[2], 10, 64)
+				frames = max(frames, n)
+			}
+		}
+		if frames < w.calls {
+			return fmt.Errorf("tshark decodes %s in %d frames, fewer than the %d calls the capture holds:\n%s", proto, frames, w.calls, stdout.Bytes())
+		}
+		return nil
+	}
 }
 
 // ---- the captures ----
@@ -452,12 +618,17 @@ func recordCapture(w *workload) error {
 	cmd := exec.Command("bash", argv...)
 	cmd.Env = append(cmd.Environ(), "PATH="+strings.Join(append(pathDirs, os.Getenv("PATH")), string(os.PathListSeparator)))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	fmt.Fprintf(os.Stderr, "benchcmp: recording %d GET %s (%s) with %s\n", w.calls, w.unit, w.title, w.recorder)
+	fmt.Fprintf(os.Stderr, "benchcmp: recording the %s capture with %s %s\n", w.title, w.recorder, strings.Join(append(slices.Clone(w.recordFlags), w.recordArgs...), " "))
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("recording with %s: %w", w.recorder, err)
 	}
 	recorded := *w
 	recorded.capture = tmp
+	if w.countCalls != nil {
+		if recorded.calls, err = w.countCalls(tmp); err != nil {
+			return err
+		}
+	}
 	if err := w.verifyTshark(&recorded); err != nil {
 		return fmt.Errorf("recorded capture is not what the benchmark needs: %w", err)
 	}
@@ -477,6 +648,12 @@ func recordCapture(w *workload) error {
 		}
 		if err := os.Rename(keys, w.keys()); err != nil {
 			return fmt.Errorf("caching the key log: %w", err)
+		}
+	}
+	if w.countCalls != nil {
+		// The recorder's counts first: a capture in place has them.
+		if err := os.Rename(tmp+".json", path+".json"); err != nil {
+			return fmt.Errorf("caching the recorder's counts: %w", err)
 		}
 	}
 	if err := os.Rename(tmp, path); err != nil {
