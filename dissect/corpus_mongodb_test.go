@@ -1,14 +1,10 @@
 package dissect_test
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/wirescope/wirescope/dissect"
-	"github.com/wirescope/wirescope/internal/corpus"
 )
 
 // mongoTruth is what the corpus's truth files say of MongoDB: per packet
@@ -27,71 +23,53 @@ type mongoTruth struct {
 // call's path. (tshark marks deepflow_mongo's OP_MSG malformed for its
 // checksums; their headers, which this test reads, are right.)
 func TestCorpusMongoDB(t *testing.T) {
-	dir, ok := corpus.Dir()
-	if !ok {
-		t.Skip("the shared corpus (../shared/corpus beside the repository) is not present")
-	}
-	matches, _ := filepath.Glob(filepath.Join(dir, "mongodb", "*.pcap*"))
-	if len(matches) < 3 {
-		t.Fatalf("found %d MongoDB captures, want 3", len(matches))
-	}
-	for _, m := range matches {
-		t.Run(filepath.Base(m), func(t *testing.T) {
-			b, err := os.ReadFile(strings.TrimSuffix(strings.TrimSuffix(m, ".pcapng"), ".pcap") + ".truth.json")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var tr mongoTruth
-			if err := json.Unmarshal(b, &tr); err != nil {
-				t.Fatal(err)
-			}
-			requests := map[string]bool{} // request IDs
-			var order []string
-			var dbs []string
-			answered := 0
-			for _, row := range tr.Mongo.Fields.Result {
-				ops, ids, to := strings.Split(row[1], ";"), strings.Split(row[2], ";"), strings.Split(row[3], ";")
-				nss := strings.Split(row[4], ";")
-				for i, op := range ops {
-					if op == "1" || op == "2013" && to[i] != "0x00000000" {
-						if requests[to[i]] {
-							answered++
-						}
-						continue
+	forCorpus(t, "mongodb", 3, func(t *testing.T, m string, tr *mongoTruth) {
+		requests := map[string]bool{} // request IDs
+		var order []string
+		var dbs []string
+		answered := 0
+		for _, row := range tr.Mongo.Fields.Result {
+			ops, ids, to := strings.Split(row[1], ";"), strings.Split(row[2], ";"), strings.Split(row[3], ";")
+			nss := strings.Split(row[4], ";")
+			for i, op := range ops {
+				if op == "1" || op == "2013" && to[i] != "0x00000000" {
+					if requests[to[i]] {
+						answered++
 					}
-					requests[ids[i]] = true
-					order = append(order, ids[i])
-					if op == "2004" && i < len(nss) {
-						db, _, _ := strings.Cut(nss[i], ".")
-						dbs = append(dbs, db)
-					}
-				}
-			}
-			calls, _, _ := run(t, dissect.Options{}, m)
-			gotAnswered := 0
-			var gotDBs []string
-			for _, c := range calls {
-				if c.Proto != "mongodb" || c.Method == "" {
-					t.Errorf("call %s %q %q", c.Proto, c.Method, c.Path)
 					continue
 				}
-				if c.Status != "" {
-					gotAnswered++
-				}
-				if c.Extra.Get("opcode") == "OP_QUERY" {
-					db, _, _ := strings.Cut(c.Path, ".")
-					gotDBs = append(gotDBs, db)
-				}
-			}
-			if len(calls) != len(order) || gotAnswered != answered {
-				t.Errorf("%d calls, %d answered; tshark %d requests, %d answered", len(calls), gotAnswered, len(order), answered)
-			}
-			for i, db := range dbs {
-				if i >= len(gotDBs) || gotDBs[i] != db {
-					t.Errorf("OP_QUERY %d: database %q, tshark %q (%q)", i, gotDBs, db, dbs)
-					break
+				requests[ids[i]] = true
+				order = append(order, ids[i])
+				if op == "2004" && i < len(nss) {
+					db, _, _ := strings.Cut(nss[i], ".")
+					dbs = append(dbs, db)
 				}
 			}
-		})
-	}
+		}
+		calls, _, _ := run(t, dissect.Options{}, m)
+		gotAnswered := 0
+		var gotDBs []string
+		for _, c := range calls {
+			if c.Proto != "mongodb" || c.Method == "" {
+				t.Errorf("call %s %q %q", c.Proto, c.Method, c.Path)
+				continue
+			}
+			if c.Status != "" {
+				gotAnswered++
+			}
+			if c.Extra.Get("opcode") == "OP_QUERY" {
+				db, _, _ := strings.Cut(c.Path, ".")
+				gotDBs = append(gotDBs, db)
+			}
+		}
+		if len(calls) != len(order) || gotAnswered != answered {
+			t.Errorf("%d calls, %d answered; tshark %d requests, %d answered", len(calls), gotAnswered, len(order), answered)
+		}
+		for i, db := range dbs {
+			if i >= len(gotDBs) || gotDBs[i] != db {
+				t.Errorf("OP_QUERY %d: database %q, tshark %q (%q)", i, gotDBs, db, dbs)
+				break
+			}
+		}
+	})
 }

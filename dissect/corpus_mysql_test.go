@@ -1,15 +1,11 @@
 package dissect_test
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/wirescope/wirescope/dissect"
-	"github.com/wirescope/wirescope/internal/corpus"
 )
 
 // mysqlTruth is what the corpus's truth files say of MySQL: per packet
@@ -29,83 +25,65 @@ type mysqlTruth struct {
 // error packets; and a CONNECT per greeting (a packet 0 from the server
 // tshark shows without a command).
 func TestCorpusMySQL(t *testing.T) {
-	dir, ok := corpus.Dir()
-	if !ok {
-		t.Skip("the shared corpus (../shared/corpus beside the repository) is not present")
-	}
-	matches, _ := filepath.Glob(filepath.Join(dir, "mysql", "*.pcap*"))
-	if len(matches) < 3 {
-		t.Fatalf("found %d MySQL captures, want 3", len(matches))
-	}
-	for _, m := range matches {
-		t.Run(filepath.Base(m), func(t *testing.T) {
-			b, err := os.ReadFile(strings.TrimSuffix(strings.TrimSuffix(m, ".pcapng"), ".pcap") + ".truth.json")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var tr mysqlTruth
-			if err := json.Unmarshal(b, &tr); err != nil {
-				t.Fatal(err)
-			}
-			var commands []int
-			var queries []string
-			errors := 0
-			for _, row := range tr.MySQL.Fields.Result {
-				if row[2] != "" {
-					for _, c := range strings.Split(row[2], ";") {
-						n, err := strconv.Atoi(c)
-						if err != nil {
-							t.Fatalf("frame %s: command %q", row[0], c)
-						}
-						commands = append(commands, n)
+	forCorpus(t, "mysql", 3, func(t *testing.T, m string, tr *mysqlTruth) {
+		var commands []int
+		var queries []string
+		errors := 0
+		for _, row := range tr.MySQL.Fields.Result {
+			if row[2] != "" {
+				for _, c := range strings.Split(row[2], ";") {
+					n, err := strconv.Atoi(c)
+					if err != nil {
+						t.Fatalf("frame %s: command %q", row[0], c)
 					}
-				}
-				if row[3] != "" {
-					queries = append(queries, row[3])
-				}
-				errors += strings.Count(row[4], "0xff")
-			}
-			calls, _, _ := run(t, dissect.Options{}, m)
-			var gotCommands []int
-			var gotQueries []string
-			gotErrors := 0
-			for _, c := range calls {
-				if c.Outcome().Failed() {
-					gotErrors++
-				}
-				switch {
-				case c.Proto == "tls":
-					continue // after a switch to TLS
-				case c.Proto != "mysql":
-					t.Errorf("call of %q", c.Proto)
-				case c.Method == "CONNECT":
-					continue
-				}
-				code := -1
-				for k, v := range mysqlCommands {
-					if v == c.Method {
-						code = k
-					}
-				}
-				gotCommands = append(gotCommands, code)
-				if c.Method == "COM_QUERY" {
-					gotQueries = append(gotQueries, tsharkEscape.Replace(c.Request.Body))
-				}
-				if c.Status == "" && !c.OneWay {
-					t.Errorf("%s %q: no status (%s)", c.Method, c.Path, c.Error)
+					commands = append(commands, n)
 				}
 			}
-			if fmtInts(gotCommands) != fmtInts(commands) {
-				t.Errorf("commands %v, tshark %v", gotCommands, commands)
+			if row[3] != "" {
+				queries = append(queries, row[3])
 			}
-			if strings.Join(gotQueries, ";") != strings.Join(queries, ";") {
-				t.Errorf("queries\n got %q\nwant %q", gotQueries, queries)
+			errors += strings.Count(row[4], "0xff")
+		}
+		calls, _, _ := run(t, dissect.Options{}, m)
+		var gotCommands []int
+		var gotQueries []string
+		gotErrors := 0
+		for _, c := range calls {
+			if c.Outcome().Failed() {
+				gotErrors++
 			}
-			if gotErrors != errors {
-				t.Errorf("%d failed calls, tshark %d error packets", gotErrors, errors)
+			switch {
+			case c.Proto == "tls":
+				continue // after a switch to TLS
+			case c.Proto != "mysql":
+				t.Errorf("call of %q", c.Proto)
+			case c.Method == "CONNECT":
+				continue
 			}
-		})
-	}
+			code := -1
+			for k, v := range mysqlCommands {
+				if v == c.Method {
+					code = k
+				}
+			}
+			gotCommands = append(gotCommands, code)
+			if c.Method == "COM_QUERY" {
+				gotQueries = append(gotQueries, tsharkEscape.Replace(c.Request.Body))
+			}
+			if c.Status == "" && !c.OneWay {
+				t.Errorf("%s %q: no status (%s)", c.Method, c.Path, c.Error)
+			}
+		}
+		if fmtInts(gotCommands) != fmtInts(commands) {
+			t.Errorf("commands %v, tshark %v", gotCommands, commands)
+		}
+		if strings.Join(gotQueries, ";") != strings.Join(queries, ";") {
+			t.Errorf("queries\n got %q\nwant %q", gotQueries, queries)
+		}
+		if gotErrors != errors {
+			t.Errorf("%d failed calls, tshark %d error packets", gotErrors, errors)
+		}
+	})
 }
 
 var mysqlCommands = map[int]string{1: "COM_QUIT", 2: "COM_INIT_DB", 3: "COM_QUERY", 4: "COM_FIELD_LIST", 9: "COM_STATISTICS",

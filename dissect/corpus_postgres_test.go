@@ -1,15 +1,11 @@
 package dissect_test
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/wirescope/wirescope/dissect"
-	"github.com/wirescope/wirescope/internal/corpus"
 )
 
 // pgTruth is what the corpus's truth files say of PostgreSQL: per packet
@@ -32,91 +28,73 @@ var tsharkEscape = strings.NewReplacer("\n", `\n`, "\r", `\r`, "\t", `\t`, `\`, 
 // message carrying a statement tshark saw parsed, and as many failed calls
 // as tshark saw error responses.
 func TestCorpusPostgres(t *testing.T) {
-	dir, ok := corpus.Dir()
-	if !ok {
-		t.Skip("the shared corpus (../shared/corpus beside the repository) is not present")
-	}
-	matches, _ := filepath.Glob(filepath.Join(dir, "postgresql", "*.pcap*"))
-	if len(matches) < 3 {
-		t.Fatalf("found %d PostgreSQL captures, want 3", len(matches))
-	}
-	for _, m := range matches {
-		t.Run(filepath.Base(m), func(t *testing.T) {
-			b, err := os.ReadFile(strings.TrimSuffix(strings.TrimSuffix(m, ".pcapng"), ".pcap") + ".truth.json")
-			if err != nil {
-				t.Fatal(err)
-			}
-			var tr pgTruth
-			if err := json.Unmarshal(b, &tr); err != nil {
-				t.Fatal(err)
-			}
-			var startups, executes, errors int
-			// tshark joins a packet's queries with ";", which queries
-			// hold too: compare all simple queries joined so.
-			var queries []string
-			var parsed []string
-			for _, row := range tr.PG.Fields.Result {
-				if strings.Contains(row[2], "Simple query") {
-					if strings.Contains(row[2], "Parse") {
-						t.Fatalf("frame %s: simple and extended queries in one packet", row[0])
-					}
-					queries = append(queries, row[3])
+	forCorpus(t, "postgresql", 3, func(t *testing.T, m string, tr *pgTruth) {
+		var startups, executes, errors int
+		// tshark joins a packet's queries with ";", which queries
+		// hold too: compare all simple queries joined so.
+		var queries []string
+		var parsed []string
+		for _, row := range tr.PG.Fields.Result {
+			if strings.Contains(row[2], "Simple query") {
+				if strings.Contains(row[2], "Parse") {
+					t.Fatalf("frame %s: simple and extended queries in one packet", row[0])
 				}
-				types := strings.Split(row[2], ";")
-				var texts []string
-				if row[3] != "" {
-					texts = strings.Split(row[3], ";")
-				}
-				for _, typ := range types {
-					switch typ {
-					case "Startup message":
-						startups++
-					case "Execute":
-						executes++
-					case "Error":
-						errors++
-					case "Parse":
-						parsed = append(parsed, texts...)
-					}
+				queries = append(queries, row[3])
+			}
+			types := strings.Split(row[2], ";")
+			var texts []string
+			if row[3] != "" {
+				texts = strings.Split(row[3], ";")
+			}
+			for _, typ := range types {
+				switch typ {
+				case "Startup message":
+					startups++
+				case "Execute":
+					executes++
+				case "Error":
+					errors++
+				case "Parse":
+					parsed = append(parsed, texts...)
 				}
 			}
-			calls, _, _ := run(t, dissect.Options{}, m)
-			var gotStartups, gotExecutes, gotErrors int
-			var gotQueries []string
-			for _, c := range calls {
-				if c.Proto != "postgres" {
-					t.Errorf("call of %q", c.Proto)
-					continue
-				}
-				if c.Outcome().Failed() {
-					gotErrors++
-				}
-				switch c.Method {
-				case "STARTUP":
-					gotStartups++
-				case "QUERY":
-					gotQueries = append(gotQueries, tsharkEscape.Replace(c.Request.Body))
-					if c.Status == "" {
-						t.Errorf("query %q: no status (%s)", c.Request.Body, c.Error)
-					}
-				case "EXECUTE":
-					gotExecutes++
-					if !slices.Contains(parsed, tsharkEscape.Replace(c.Request.Body)) {
-						t.Errorf("execute of %q: tshark saw no such statement parsed", c.Request.Body)
-					}
-					if c.Status == "" {
-						t.Errorf("execute %q: no status (%s)", c.Request.Body, c.Error)
-					}
-				default:
-					t.Errorf("call %s %q", c.Method, c.Path)
-				}
+		}
+		calls, _, _ := run(t, dissect.Options{}, m)
+		var gotStartups, gotExecutes, gotErrors int
+		var gotQueries []string
+		for _, c := range calls {
+			if c.Proto != "postgres" {
+				t.Errorf("call of %q", c.Proto)
+				continue
 			}
-			if gotStartups != startups || gotExecutes != executes || gotErrors != errors {
-				t.Errorf("startups %d, executes %d, errors %d; tshark %d, %d, %d", gotStartups, gotExecutes, gotErrors, startups, executes, errors)
+			if c.Outcome().Failed() {
+				gotErrors++
 			}
-			if strings.Join(gotQueries, ";") != strings.Join(queries, ";") {
-				t.Errorf("queries\n got %q\nwant %q", gotQueries, queries)
+			switch c.Method {
+			case "STARTUP":
+				gotStartups++
+			case "QUERY":
+				gotQueries = append(gotQueries, tsharkEscape.Replace(c.Request.Body))
+				if c.Status == "" {
+					t.Errorf("query %q: no status (%s)", c.Request.Body, c.Error)
+				}
+			case "EXECUTE":
+				gotExecutes++
+				if !slices.Contains(parsed, tsharkEscape.Replace(c.Request.Body)) {
+					t.Errorf("execute of %q: tshark saw no such statement parsed", c.Request.Body)
+				}
+				if c.Status == "" {
+					t.Errorf("execute %q: no status (%s)", c.Request.Body, c.Error)
+				}
+			default:
+				t.Errorf("call %s %q", c.Method, c.Path)
 			}
-		})
-	}
+		}
+		if gotStartups != startups || gotExecutes != executes || gotErrors != errors {
+			t.Errorf("startups %d, executes %d, errors %d; tshark %d, %d, %d", gotStartups, gotExecutes, gotErrors, startups, executes, errors)
+		}
+		if strings.Join(gotQueries, ";") != strings.Join(queries, ";") {
+			t.Errorf("queries\n got %q\nwant %q", gotQueries, queries)
+		}
+	})
 }

@@ -1,16 +1,12 @@
 package dissect_test
 
 import (
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/wirescope/wirescope/dissect"
-	"github.com/wirescope/wirescope/internal/corpus"
 )
 
 // redisTruth is what the corpus's truth files say of RESP: tshark's Info
@@ -33,93 +29,75 @@ type redisTruth struct {
 // command tshark names, with its first argument, and as many inline
 // commands as tshark has fragments; every array reply's length.
 func TestCorpusRedis(t *testing.T) {
-	dir, ok := corpus.Dir()
-	if !ok {
-		t.Skip("the shared corpus (../shared/corpus beside the repository) is not present")
-	}
-	matches, _ := filepath.Glob(filepath.Join(dir, "redis", "*.pcap*"))
-	if len(matches) < 3 {
-		t.Fatalf("found %d Redis captures, want 3", len(matches))
-	}
-	for _, m := range matches {
-		t.Run(filepath.Base(m), func(t *testing.T) {
-			b, err := os.ReadFile(strings.TrimSuffix(strings.TrimSuffix(m, ".pcapng"), ".pcap") + ".truth.json")
-			if err != nil {
-				t.Fatal(err)
+	forCorpus(t, "redis", 3, func(t *testing.T, m string, tr *redisTruth) {
+		calls, _, _ := run(t, dissect.Options{}, m)
+		values, inline := 0, 0
+		var commands, arrays []string
+		for _, c := range calls {
+			if c.Proto != "redis" || c.Error != "" {
+				t.Errorf("call %s %q %s error %q", c.Proto, c.Method, c.Status, c.Error)
+				continue
 			}
-			var tr redisTruth
-			if err := json.Unmarshal(b, &tr); err != nil {
-				t.Fatal(err)
+			switch {
+			case c.OneWay:
+				values++
+			case c.Extra.Get("confirmations") != nil:
+				values += 1 + int(c.Extra.Get("confirmations").(int64))
+			default:
+				values += 2
 			}
-			calls, _, _ := run(t, dissect.Options{}, m)
-			values, inline := 0, 0
-			var commands, arrays []string
-			for _, c := range calls {
-				if c.Proto != "redis" || c.Error != "" {
-					t.Errorf("call %s %q %s error %q", c.Proto, c.Method, c.Status, c.Error)
+			if c.OneWay {
+				continue
+			}
+			if c.Extra.Get("inline") == true {
+				inline++
+			} else {
+				commands = append(commands, strings.TrimSpace(c.Method+" "+c.Path))
+			}
+			if n, ok := c.Extra.Get("elements").(int64); ok {
+				arrays = append(arrays, "Array("+strconv.FormatInt(n, 10)+")")
+			}
+		}
+		if values != tr.RESP.Values.Result {
+			t.Errorf("%d commands and replies, tshark counts %d RESP values", values, tr.RESP.Values.Result)
+		}
+		var wantCommands, wantArrays []string
+		fragments := 0
+		for _, row := range tr.RESP.Info.Result {
+			info := row[2]
+			if rest, ok := strings.CutPrefix(info, "Request: "); ok {
+				if strings.HasPrefix(rest, "[fragment]") {
+					fragments += strings.Count(rest, "[fragment]")
 					continue
 				}
-				switch {
-				case c.OneWay:
-					values++
-				case c.Extra.Get("confirmations") != nil:
-					values += 1 + int(c.Extra.Get("confirmations").(int64))
-				default:
-					values += 2
-				}
-				if c.OneWay {
-					continue
-				}
-				if c.Extra.Get("inline") == true {
-					inline++
-				} else {
-					commands = append(commands, strings.TrimSpace(c.Method+" "+c.Path))
-				}
-				if n, ok := c.Extra.Get("elements").(int64); ok {
-					arrays = append(arrays, "Array("+strconv.FormatInt(n, 10)+")")
-				}
+				words := strings.Fields(rest)
+				wantCommands = append(wantCommands, strings.Join(words[:min(2, len(words))], " "))
 			}
-			if values != tr.RESP.Values.Result {
-				t.Errorf("%d commands and replies, tshark counts %d RESP values", values, tr.RESP.Values.Result)
-			}
-			var wantCommands, wantArrays []string
-			fragments := 0
-			for _, row := range tr.RESP.Info.Result {
-				info := row[2]
-				if rest, ok := strings.CutPrefix(info, "Request: "); ok {
-					if strings.HasPrefix(rest, "[fragment]") {
-						fragments += strings.Count(rest, "[fragment]")
-						continue
-					}
-					words := strings.Fields(rest)
-					wantCommands = append(wantCommands, strings.Join(words[:min(2, len(words))], " "))
-				}
-				if rest, ok := strings.CutPrefix(info, "Response: "); ok {
-					for _, w := range strings.Fields(rest) {
-						if strings.HasPrefix(w, "Array(") {
-							wantArrays = append(wantArrays, w)
-						}
+			if rest, ok := strings.CutPrefix(info, "Response: "); ok {
+				for _, w := range strings.Fields(rest) {
+					if strings.HasPrefix(w, "Array(") {
+						wantArrays = append(wantArrays, w)
 					}
 				}
 			}
-			if inline != fragments {
-				t.Errorf("%d inline commands, tshark %d fragments", inline, fragments)
+		}
+		if inline != fragments {
+			t.Errorf("%d inline commands, tshark %d fragments", inline, fragments)
+		}
+		slices.Sort(commands)
+		slices.Sort(wantCommands)
+		if !slices.Equal(commands, wantCommands) {
+			t.Errorf("commands\n got %q\nwant %q", commands, wantCommands)
+		}
+		// Pub/sub confirmations and messages are arrays tshark
+		// lists too; replies' arrays must all be among them.
+		for _, a := range arrays {
+			i := slices.Index(wantArrays, a)
+			if i < 0 {
+				t.Errorf("reply %s: tshark shows no such array (%q)", a, wantArrays)
+				continue
 			}
-			slices.Sort(commands)
-			slices.Sort(wantCommands)
-			if !slices.Equal(commands, wantCommands) {
-				t.Errorf("commands\n got %q\nwant %q", commands, wantCommands)
-			}
-			// Pub/sub confirmations and messages are arrays tshark
-			// lists too; replies' arrays must all be among them.
-			for _, a := range arrays {
-				i := slices.Index(wantArrays, a)
-				if i < 0 {
-					t.Errorf("reply %s: tshark shows no such array (%q)", a, wantArrays)
-					continue
-				}
-				wantArrays = slices.Delete(wantArrays, i, i+1)
-			}
-		})
-	}
+			wantArrays = slices.Delete(wantArrays, i, i+1)
+		}
+	})
 }

@@ -491,3 +491,30 @@ func TestCorpusWebSocket(t *testing.T) {
 		})
 	}
 }
+
+// forCorpus runs fn, as a subtest, on each capture of the corpus's folder
+// sub (at least min of them) with its truth file read into a T.
+func forCorpus[T any](t *testing.T, sub string, min int, fn func(t *testing.T, pcap string, truth *T)) {
+	t.Helper()
+	dir, ok := corpus.Dir()
+	if !ok {
+		t.Skip("the shared corpus (../shared/corpus beside the repository) is not present")
+	}
+	matches, _ := filepath.Glob(filepath.Join(dir, sub, "*.pcap*"))
+	if len(matches) < min {
+		t.Fatalf("found %d captures in %s, want at least %d", len(matches), sub, min)
+	}
+	for _, m := range matches {
+		t.Run(filepath.Base(m), func(t *testing.T) {
+			b, err := os.ReadFile(strings.TrimSuffix(strings.TrimSuffix(m, ".pcapng"), ".pcap") + ".truth.json")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var tr T
+			if err := json.Unmarshal(b, &tr); err != nil {
+				t.Fatal(err)
+			}
+			fn(t, m, &tr)
+		})
+	}
+}

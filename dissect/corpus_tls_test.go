@@ -2,16 +2,12 @@ package dissect_test
 
 import (
 	stdtls "crypto/tls"
-	"encoding/json"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/wirescope/wirescope/dissect"
 	"github.com/wirescope/wirescope/dissect/proto"
-	"github.com/wirescope/wirescope/internal/corpus"
 )
 
 // tlsTruth is what the corpus's truth files say of TLS: per ClientHello
@@ -34,71 +30,53 @@ type tlsTruth struct {
 // JA3S are checked against tshark in TestTLSRecorded (tshark 4.0's truth
 // files do not hold them).
 func TestCorpusTLS(t *testing.T) {
-	dir, ok := corpus.Dir()
-	if !ok {
-		t.Skip("the shared corpus (../shared/corpus beside the repository) is not present")
-	}
-	matches, _ := filepath.Glob(filepath.Join(dir, "tls", "*.pcap*"))
-	if len(matches) < 4 {
-		t.Fatalf("found %d TLS captures, want 4", len(matches))
-	}
-	for _, m := range matches {
-		t.Run(filepath.Base(m), func(t *testing.T) {
-			b, err := os.ReadFile(strings.TrimSuffix(strings.TrimSuffix(m, ".pcapng"), ".pcap") + ".truth.json")
-			if err != nil {
-				t.Fatal(err)
+	forCorpus(t, "tls", 4, func(t *testing.T, m string, tr *tlsTruth) {
+		calls, flows, _ := run(t, dissect.Options{}, m)
+		var hs []*dissect.Call
+		for _, c := range calls {
+			if c.Proto == "tls" {
+				hs = append(hs, c)
 			}
-			var tr tlsTruth
-			if err := json.Unmarshal(b, &tr); err != nil {
-				t.Fatal(err)
+		}
+		chs, shs := tr.TLS.ClientHellos.Result, tr.TLS.ServerHellos.Result
+		if len(hs) != len(chs) || len(chs) != len(shs) {
+			t.Fatalf("%d handshake calls, tshark %d ClientHellos and %d ServerHellos", len(hs), len(chs), len(shs))
+		}
+		for i, c := range hs {
+			ch, sh := chs[i], shs[i]
+			version := sh[2]
+			if sh[3] != "" {
+				version = sh[3]
 			}
-			calls, flows, _ := run(t, dissect.Options{}, m)
-			var hs []*dissect.Call
-			for _, c := range calls {
-				if c.Proto == "tls" {
-					hs = append(hs, c)
-				}
+			v, _ := strconv.ParseUint(strings.TrimPrefix(version, "0x"), 16, 16)
+			wantStatus := map[uint64]string{0x0303: "TLS1.2", 0x0304: "TLS1.3"}[v]
+			id, _ := strconv.ParseUint(strings.TrimPrefix(sh[4], "0x"), 16, 16)
+			if c.Method != "handshake" || c.Path != ch[3] || c.Status != wantStatus || c.Outcome() != proto.OK {
+				t.Errorf("handshake %d: %s %q %s (%v), tshark's SNI %q version %s", i, c.Method, c.Path, c.Status, c.Outcome(), ch[3], version)
 			}
-			chs, shs := tr.TLS.ClientHellos.Result, tr.TLS.ServerHellos.Result
-			if len(hs) != len(chs) || len(chs) != len(shs) {
-				t.Fatalf("%d handshake calls, tshark %d ClientHellos and %d ServerHellos", len(hs), len(chs), len(shs))
+			if got := c.Extra.Get("cipher"); got != stdtls.CipherSuiteName(uint16(id)) {
+				t.Errorf("handshake %d: cipher %v, tshark's %s", i, got, sh[4])
 			}
-			for i, c := range hs {
-				ch, sh := chs[i], shs[i]
-				version := sh[2]
-				if sh[3] != "" {
-					version = sh[3]
-				}
-				v, _ := strconv.ParseUint(strings.TrimPrefix(version, "0x"), 16, 16)
-				wantStatus := map[uint64]string{0x0303: "TLS1.2", 0x0304: "TLS1.3"}[v]
-				id, _ := strconv.ParseUint(strings.TrimPrefix(sh[4], "0x"), 16, 16)
-				if c.Method != "handshake" || c.Path != ch[3] || c.Status != wantStatus || c.Outcome() != proto.OK {
-					t.Errorf("handshake %d: %s %q %s (%v), tshark's SNI %q version %s", i, c.Method, c.Path, c.Status, c.Outcome(), ch[3], version)
-				}
-				if got := c.Extra.Get("cipher"); got != stdtls.CipherSuiteName(uint16(id)) {
-					t.Errorf("handshake %d: cipher %v, tshark's %s", i, got, sh[4])
-				}
-				var offered []string
-				if a, ok := c.Extra.Get("alpn_offered").([]string); ok {
-					offered = a
-				}
-				if got := strings.Join(offered, ";"); got != ch[4] {
-					t.Errorf("handshake %d: ALPN offered %q, tshark's %q", i, got, ch[4])
-				}
-				if got, _ := c.Extra.Get("alpn").(string); got != sh[5] {
-					t.Errorf("handshake %d: ALPN selected %q, tshark's %q", i, got, sh[5])
-				}
-				for _, k := range []string{"ja3", "ja3s", "ja4", "ja4s"} {
-					if s, _ := c.Extra.Get(k).(string); s == "" {
-						t.Errorf("handshake %d: no %s", i, k)
-					}
+			var offered []string
+			if a, ok := c.Extra.Get("alpn_offered").([]string); ok {
+				offered = a
+			}
+			if got := strings.Join(offered, ";"); got != ch[4] {
+				t.Errorf("handshake %d: ALPN offered %q, tshark's %q", i, got, ch[4])
+			}
+			if got, _ := c.Extra.Get("alpn").(string); got != sh[5] {
+				t.Errorf("handshake %d: ALPN selected %q, tshark's %q", i, got, sh[5])
+			}
+			for _, k := range []string{"ja3", "ja3s", "ja4", "ja4s"} {
+				if s, _ := c.Extra.Get(k).(string); s == "" {
+					t.Errorf("handshake %d: no %s", i, k)
 				}
 			}
-			for _, f := range flows {
-				if f.Proto == "tls" && (!f.Encrypted || f.Decryption != "no key log") {
-					t.Errorf("flow %s: encrypted %v decryption %q, want encrypted, no key log", f.ID, f.Encrypted, f.Decryption)
-				}
+		}
+		for _, f := range flows {
+			if f.Proto == "tls" && (!f.Encrypted || f.Decryption != "no key log") {
+				t.Errorf("flow %s: encrypted %v decryption %q, want encrypted, no key log", f.ID, f.Encrypted, f.Decryption)
 			}
-		})
-	}
+		}
+	})
 }

@@ -279,3 +279,21 @@ func TestMCPInspector(t *testing.T) {
 	bin := wirescopeBinary(t)
 	runClientScript(t, ctx, dir, "bash", "inspector-check.sh", bin, "mcp", "--demo", "--data-dir", t.TempDir())
 }
+
+// recordManifest runs a recording script into a new directory, with a deadline
+// of max, and reads the manifest.json it writes into m; it returns the
+// directory.
+func recordManifest(t *testing.T, script string, max time.Duration, m any) string {
+	t.Helper()
+	ctx := clientsContext(t, max)
+	dir := t.TempDir()
+	runClient(t, ctx, "bash", "../../scripts/"+script, dir)
+	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, m); err != nil {
+		t.Fatalf("manifest.json: %v", err)
+	}
+	return dir
+}

@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"maps"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -95,17 +93,8 @@ var pubsubCommands = map[string]bool{"SUBSCRIBE": true, "PSUBSCRIBE": true, "SSU
 // the output.
 func TestRedisRecorded(t *testing.T) {
 	needRecording(t, "redis-server", "redis-cli", "redis-benchmark", "jq")
-	ctx := clientsContext(t, 4*time.Minute)
-	dir := t.TempDir()
-	runClient(t, ctx, "bash", "../../scripts/record-redis.sh", dir)
-	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var m redisManifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatalf("manifest.json: %v", err)
-	}
+	dir := recordManifest(t, "record-redis.sh", 4*time.Minute, &m)
 	if len(m.Scenarios) < 6 {
 		t.Fatalf("manifest.json has %d scenarios", len(m.Scenarios))
 	}
@@ -205,17 +194,8 @@ type pgManifest struct {
 // password is in the output.
 func TestPostgresRecorded(t *testing.T) {
 	needRecording(t, "psql", "pgbench", "jq")
-	ctx := clientsContext(t, 4*time.Minute)
-	dir := t.TempDir()
-	runClient(t, ctx, "bash", "../../scripts/record-postgres.sh", dir)
-	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var m pgManifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatalf("manifest.json: %v", err)
-	}
+	dir := recordManifest(t, "record-postgres.sh", 4*time.Minute, &m)
 	if len(m.Scenarios) < 4 {
 		t.Fatalf("manifest.json has %d scenarios", len(m.Scenarios))
 	}
@@ -370,17 +350,8 @@ type mysqlManifest struct {
 // a load run's commands by name. No password is in the output.
 func TestMySQLRecorded(t *testing.T) {
 	needRecording(t, "mariadbd", "mariadb", "mysqlslap", "go", "jq")
-	ctx := clientsContext(t, 6*time.Minute)
-	dir := t.TempDir()
-	runClient(t, ctx, "bash", "../../scripts/record-mysql.sh", dir)
-	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var m mysqlManifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatalf("manifest.json: %v", err)
-	}
+	dir := recordManifest(t, "record-mysql.sh", 6*time.Minute, &m)
 	if len(m.Scenarios) < 5 {
 		t.Fatalf("manifest.json has %d scenarios", len(m.Scenarios))
 	}
@@ -487,17 +458,8 @@ type mongoOp struct {
 // checked apart.
 func TestMongoDBRecorded(t *testing.T) {
 	needRecording(t, "go", "jq")
-	ctx := clientsContext(t, 6*time.Minute)
-	dir := t.TempDir()
-	runClient(t, ctx, "bash", "../../scripts/record-mongo.sh", dir)
-	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var ops []mongoOp
-	if err := json.Unmarshal(raw, &ops); err != nil {
-		t.Fatalf("manifest.json: %v", err)
-	}
+	dir := recordManifest(t, "record-mongo.sh", 6*time.Minute, &ops)
 	calls := dissectFile(t, filepath.Join(dir, "mongo.pcap"), nil)
 	var got, want []string
 	handshakes, strays := 0, 0

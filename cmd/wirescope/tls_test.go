@@ -300,17 +300,8 @@ func exchangeKeys(truth []*exchange) []string {
 // does not pass for one with nothing in it.
 func TestTLSRecorded(t *testing.T) {
 	needRecording(t, "curl", "openssl", "h2load", "jq")
-	ctx := clientsContext(t, 4*time.Minute)
-	dir := t.TempDir()
-	runClient(t, ctx, "bash", "../../scripts/record-tls.sh", dir)
-	raw, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var m tlsManifest
-	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatalf("manifest.json: %v", err)
-	}
+	dir := recordManifest(t, "record-tls.sh", 4*time.Minute, &m)
 	if len(m.Scenarios) < 10 {
 		t.Fatalf("manifest.json has %d scenarios", len(m.Scenarios))
 	}
