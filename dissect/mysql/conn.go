@@ -99,6 +99,7 @@ type conn struct {
 	plugin        string
 	connID        uint32
 	pending       int64 // bytes of COM_STMT_SEND_LONG_DATA for the next execute
+	norm          sqltext.Cache
 	handover      []proto.Chunk
 }
 
@@ -243,7 +244,7 @@ func (c *conn) newCall(method string, at time.Time) *proto.Call {
 
 // setSQL makes a statement the call's path (normalized) and body (whole).
 func (c *conn) setSQL(call *proto.Call, sql []byte, cut bool) {
-	call.Path = sqltext.Normalize(sql, sqltext.MySQL)
+	call.Path = c.norm.Normalize(sql, sqltext.MySQL)
 	if !c.lim.Summary {
 		// Passwords in IDENTIFIED BY '…' and PASSWORD('…') are masked.
 		call.Request.SetBody(bytes.Clone(sqltext.RedactSecrets(sql, sqltext.MySQL)), c.lim.MaxBodyCapture)
@@ -956,7 +957,7 @@ func (c *conn) End(reason proto.EndReason, _ time.Time) {
 
 // Buffered implements proto.Buffering.
 func (c *conn) Buffered() int {
-	n := c.ops.Kept() + 64*len(c.stmts)
+	n := c.ops.Kept() + 64*len(c.stmts) + c.norm.Size()
 	for _, s := range c.stmts {
 		n += len(s)
 	}

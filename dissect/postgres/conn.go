@@ -88,6 +88,7 @@ type conn struct {
 	handover                                 []proto.Chunk
 	bindSize                                 int64
 	started                                  bool // the client's first bytes were seen
+	norm                                     sqltext.Cache
 }
 
 func idx(r proto.Role) int {
@@ -429,7 +430,7 @@ func (c *conn) remember(m map[string]string, name, sql string) {
 
 // newCall starts a call carrying a statement.
 func (c *conn) newCall(method string, at time.Time, sql []byte, cut bool) *proto.Call {
-	call := &proto.Call{Proto: "postgres", TS: at, Method: method, Path: sqltext.Normalize(sql, sqltext.PostgreSQL)}
+	call := &proto.Call{Proto: "postgres", TS: at, Method: method, Path: c.norm.Normalize(sql, sqltext.PostgreSQL), Extra: make(proto.Extra, 0, 6)}
 	if !c.lim.Summary {
 		// The statement whole, up to the capture limit, not the display
 		// limit: it is what a reader of the call needs.
@@ -1115,7 +1116,7 @@ func (c *conn) End(reason proto.EndReason, _ time.Time) {
 
 // Buffered implements proto.Buffering.
 func (c *conn) Buffered() int {
-	n := c.ops.Kept() + 64*(len(c.statements)+len(c.portals))
+	n := c.ops.Kept() + 64*(len(c.statements)+len(c.portals)) + c.norm.Size()
 	for k, v := range c.statements {
 		n += len(k) + len(v)
 	}

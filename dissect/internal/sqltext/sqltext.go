@@ -328,3 +328,39 @@ func skipSpace(b []byte, i int) int {
 func word(b []byte, i int, w string) bool {
 	return len(b)-i >= len(w) && bytes.EqualFold(b[i:i+len(w)], []byte(w)) && (i+len(w) == len(b) || !identByte(b[i+len(w)]))
 }
+
+// Cache remembers the normalized form of the statements a connection
+// sends again and again (a prepared statement's executions, a pool's
+// queries), so that each is normalized once. It holds at most
+// cacheSize statements, forgetting them all when full. The zero value is
+// ready; a connection's parser owns one.
+type Cache struct {
+	m map[string]string
+}
+
+const cacheSize = 256
+
+// Normalize returns Normalize(sql, d), from the cache when it can.
+func (c *Cache) Normalize(sql []byte, d Dialect) string {
+	if s, ok := c.m[string(sql)]; ok {
+		return s
+	}
+	s := Normalize(sql, d)
+	if len(sql) > 4096 {
+		return s // a big statement is seldom sent twice
+	}
+	if c.m == nil || len(c.m) >= cacheSize {
+		c.m = make(map[string]string, 16)
+	}
+	c.m[string(sql)] = s
+	return s
+}
+
+// Size is about the memory the cache holds.
+func (c *Cache) Size() int {
+	n := 0
+	for k, v := range c.m {
+		n += len(k) + len(v) + 32
+	}
+	return n
+}
