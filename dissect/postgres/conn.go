@@ -89,6 +89,7 @@ type conn struct {
 	bindSize                                 int64
 	started                                  bool // the client's first bytes were seen
 	norm                                     sqltext.Cache
+	free                                     []*op // ended operations that made no call, for reuse
 }
 
 func idx(r proto.Role) int {
@@ -337,17 +338,25 @@ func (c *conn) clientMessage(s *side, cut bool, t time.Time) {
 		c.add(&op{kind: opQuery, call: call, start: s.start, end: t})
 	case 'P':
 		name, rest, _ := str(body)
-		sql, _, _ := str(rest)
-		c.remember(c.statements, string(name), string(sql))
+		text, _, _ := str(rest)
+		// A driver parses the same statement again and again (the
+		// unnamed one): keep the string it has.
+		sql, ok := c.statements[string(name)]
+		if !ok || sql != string(text) {
+			sql = string(text)
+			c.remember(c.statements, string(name), sql)
+		}
 		c.bindSize = size
-		c.add(&op{kind: opParse, sql: string(sql), start: s.start, end: t})
+		c.add(c.newOp(opParse, sql, s.start, t))
 	case 'B':
 		portal, rest, _ := str(body)
 		stmt, _, _ := str(rest)
 		sql := c.statements[string(stmt)]
-		c.remember(c.portals, string(portal), sql)
+		if old, ok := c.portals[string(portal)]; !ok || old != sql {
+			c.remember(c.portals, string(portal), sql)
+		}
 		c.bindSize += size
-		c.add(&op{kind: opBind, sql: sql, start: s.start, end: t})
+		c.add(c.newOp(opBind, sql, s.start, t))
 	case 'E':
 		portal, _, _ := str(body)
 		sql, known := c.portals[string(portal)]
@@ -362,7 +371,7 @@ func (c *conn) clientMessage(s *side, cut bool, t time.Time) {
 		c.bindSize = 0
 		c.add(&op{kind: opExecute, call: call, start: s.start, end: t})
 	case 'D':
-		c.add(&op{kind: opDescribe, start: s.start, end: t})
+		c.add(c.newOp(opDescribe, "", s.start, t))
 	case 'C':
 		if len(body) > 0 {
 			name, _, _ := str(body[1:])
@@ -372,9 +381,9 @@ func (c *conn) clientMessage(s *side, cut bool, t time.Time) {
 				delete(c.portals, string(name))
 			}
 		}
-		c.add(&op{kind: opClose, start: s.start, end: t})
+		c.add(c.newOp(opClose, "", s.start, t))
 	case 'S':
-		c.add(&op{kind: opSync, start: s.start, end: t})
+		c.add(c.newOp(opSync, "", s.start, t))
 	case 'F':
 		call := &proto.Call{Proto: "postgres", TS: s.start, Method: "FUNCTION CALL"}
 		if len(body) >= 4 {
@@ -766,13 +775,31 @@ func (c *conn) skipped(o *op, _ string) {
 }
 
 // emit finishes an operation's call and emits it; operations that make
-// no call (Parse, Bind, Describe, Close, Sync) end silently.
+// no call (Parse, Bind, Describe, Close, Sync) end silently, and are kept
+// for the next ones.
 func (c *conn) emit(o *op) {
 	if o.call == nil {
+		if len(c.free) < 16 {
+			*o = op{}
+			c.free = append(c.free, o)
+		}
 		return
 	}
 	c.finish(o)
 	c.out.Emit(o.call)
+}
+
+// newOp returns an operation that makes no call of its own, reusing one
+// that ended: an extended-protocol batch is five of them per Execute.
+func (c *conn) newOp(kind int, sql string, start, end time.Time) *op {
+	var o *op
+	if n := len(c.free); n > 0 {
+		o, c.free = c.free[n-1], c.free[:n-1]
+	} else {
+		o = &op{}
+	}
+	o.kind, o.sql, o.start, o.end = kind, sql, start, end
+	return o
 }
 
 // finish puts what the server answered on the operation's call.
@@ -881,6 +908,7 @@ func (c *conn) errorResponse(body []byte, at, t time.Time) {
 		c.ops.TakeOldest()
 		failedAt := opNames[o.kind]
 		executed := o.kind == opExecute
+		kind, sql, start, end := o.kind, o.sql, o.start, o.end // o is reused once emitted
 		c.emit(o)
 		for {
 			next := c.head()
@@ -896,11 +924,11 @@ func (c *conn) errorResponse(body []byte, at, t time.Time) {
 				executed = true
 			}
 		}
-		if !executed && (o.kind == opParse || o.kind == opBind) {
+		if !executed && (kind == opParse || kind == opBind) {
 			// A statement that failed before any Execute: a call of its
 			// own (a prepared statement's syntax error).
-			call := c.newCall(failedAt, o.start, []byte(o.sql), false)
-			call.LatencyNS = latency(o.end, at)
+			call := c.newCall(failedAt, start, []byte(sql), false)
+			call.LatencyNS = latency(end, at)
 			call.Status = code
 			setError(call, f)
 			call.Response.BodySize = int64(len(body) + 5)
