@@ -135,10 +135,10 @@ func TestDissectFlowsAndDamage(t *testing.T) {
 	dir := t.TempDir()
 	t0 := time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
 	var pkts []capture.Packet
-	c := synth.NewConn("10.0.0.2:40000", "10.0.0.9:5432", t0, func(p capture.Packet) { pkts = append(pkts, p) })
+	c := synth.NewConn("10.0.0.2:40000", "10.0.0.9:7777", t0, func(p capture.Packet) { pkts = append(pkts, p) })
 	c.Handshake()
-	c.Send(true, []byte("\x00\x00\x00\x08\x04\xd2\x16\x2f")) // a PostgreSQL SSLRequest: not dissected yet
-	c.Send(false, []byte("N"))
+	c.Send(true, []byte("\x00\x07\xfe\x01binary hello")) // bytes no dissector claims
+	c.Send(false, []byte("\x00\x02ok"))
 	c.Close()
 	pkts = append(pkts, synth.Datagram(t0.Add(time.Second), "10.0.0.2:5000", "10.0.0.3:53",
 		[]byte("\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x07example\x03com\x00\x00\x01\x00\x01")))
