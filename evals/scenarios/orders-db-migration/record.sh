@@ -36,8 +36,8 @@ MIGRATE=127.0.7.40
 PG_BIN=/usr/lib/postgresql/15/bin
 STEPS=160     # statements per orders pod (one every 250 ms: 40 s)
 REPORT_STEPS=40 # reports statements per phase (one a second)
-ROWS=200000   # orders in the table before the capture
-CUSTOMERS=20000
+ROWS=400000   # orders in the table before the capture: big enough that a sequential scan takes tens of ms
+CUSTOMERS=40000 # about ten orders each
 ORDERS_PASS=orders-app-s3cret
 REPORTS_PASS=reports-s3cret
 
