@@ -356,7 +356,11 @@ func isWord(b []byte) bool {
 
 // renderCommand shows the command as its words, secrets masked.
 func (c *conn) renderCommand(call *proto.Call, cmd string, args []item, argc int64) {
-	c.secret = append(c.secret[:0], make([]bool, len(args))...)
+	if cap(c.secret) < len(args) {
+		c.secret = make([]bool, len(args))
+	}
+	c.secret = c.secret[:len(args)]
+	clear(c.secret)
 	secretArgs(cmd, args, c.secret)
 	max := c.lim.MaxBodyDisplay
 	var b []byte
