@@ -37,6 +37,7 @@ declare -A need=(
 	[mariadb-install-db]=mariadb-server
 	[mariadb]=mariadb-client   # scripts/record-mysql.sh: the mariadb CLI and mysqlslap
 	[mysqlslap]=mariadb-client
+	[kcat]=kcat                # scripts/record-kafka.sh: a second Kafka client (librdkafka, its own API versions), -P and -C
 )
 # file → Debian package, for what is not a command
 declare -A need_file=(
