@@ -9,12 +9,14 @@
 # nginx, h2load --h1 on 16 connections, with its key log K), and on three
 # data-store loads with `tshark -d tcp.port==P,PROTO -q -z io,phs`:
 # redis-benchmark (SET and GET, 100,000 of each), pgbench -S -M extended
-# (200,000 transactions) and mysqlslap (200,000 queries against MariaDB) — and
+# (200,000 transactions) and mysqlslap (200,000 queries against MariaDB), and
+# with `-d tcp.port==19092,kafka` a Kafka load (a franz-go producer and
+# consumer against franz-go's kfake broker, scripts/record-kafka.sh --bulk) — and
 # prints the wall-time and peak-RSS ratios of each (see scripts/benchcmp/main.go), the
 # agent against tcpdump (scripts/bench-agent.sh), and the hub with 1, 10 and
 # 50 agents (test/hubscale: about 40 s on 2 cores).
 #
-# Usage: scripts/bench.sh [benchcmp flags: -runs N -only http1|http2|tls|redis|postgres|mysql -capture PATH
+# Usage: scripts/bench.sh [benchcmp flags: -runs N -only http1|http2|tls|redis|postgres|mysql|kafka -capture PATH
 #                          -h2-capture PATH -tls-capture PATH -rerecord -bin PATH -strict]
 #
 # On a fresh Debian machine it installs what benchcmp needs (tshark, tcpdump,
@@ -53,7 +55,7 @@ echo "== go micro-benchmarks"
 go test -run '^$' -bench . -benchmem -count 1 ./...
 
 echo
-echo "== wirescope vs tshark: HTTP/1.1, HTTP/2, HTTPS (TLS 1.2, key log), Redis, PostgreSQL, MySQL"
+echo "== wirescope vs tshark: HTTP/1.1, HTTP/2, HTTPS (TLS 1.2, key log), Redis, PostgreSQL, MySQL, Kafka"
 go run ./scripts/benchcmp "$@"
 
 echo

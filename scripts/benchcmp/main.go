@@ -155,7 +155,7 @@ func main() {
 	flag.BoolVar(&c.rerecord, "rerecord", false, "record the captures again even if they exist")
 	flag.BoolVar(&c.strict, "strict", false, "exit with status 1 when a performance target is missed")
 	flag.Parse()
-	if flag.NArg() > 0 || c.runs < 1 || (c.only != "" && !slices.Contains([]string{"http1", "http2", "tls", "redis", "postgres", "mysql"}, c.only)) {
+	if flag.NArg() > 0 || c.runs < 1 || (c.only != "" && !slices.Contains([]string{"http1", "http2", "tls", "redis", "postgres", "mysql", "kafka"}, c.only)) {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -461,6 +461,24 @@ func workloads(c config, root string) []*workload {
 		verifyTshark:    verifyTsharkFrames("mysql"),
 		verifyWirescope: verifyWirescopeSummary,
 		countCalls:      mysqlCalls,
+	}, {
+		key:   "kafka",
+		title: "Kafka",
+		unit:  "requests",
+		about: "a franz-go producer at full speed (acks=1) and a consumer reading the records back, against franz-go's kfake broker",
+
+		capture:     orRoot("", ".cache/bench/kafka-load.pcap"),
+		recorder:    filepath.Join(root, "scripts/record-kafka.sh"),
+		recordFlags: []string{"--bulk"},
+		recordArgs:  []string{"200000"},
+		recordTools: []string{"bash", "go", "tcpdump", "tshark", "jq"},
+		installHint: "tcpdump tshark jq",
+
+		tsharkArgs:      []string{"-d", "tcp.port==19092,kafka", "-q", "-z", "io,phs"},
+		summaryProto:    "kafka",
+		verifyTshark:    verifyTsharkFrames("kafka"),
+		verifyWirescope: verifyWirescopeSummary,
+		countCalls:      kafkaCalls,
 	}}
 }
 
@@ -514,6 +532,25 @@ func mysqlCalls(capture string) (uint64, error) {
 		return 0, err
 	}
 	return c.Queries + 2*c.Connections, nil
+}
+
+// kafkaCalls: every request the broker's log has ({"requests":
+// {"Produce": n, "Fetch": n, "Metadata": n …}}).
+func kafkaCalls(capture string) (uint64, error) {
+	var counts struct {
+		Requests map[string]uint64 `json:"requests"`
+	}
+	if err := readCounts(capture, &counts); err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, c := range counts.Requests {
+		n += c
+	}
+	if n == 0 {
+		return 0, fmt.Errorf("%s.json counts no requests", capture)
+	}
+	return n, nil
 }
 
 // phsRow is a protocol's line of tshark's io,phs: "  resp   frames:400002 bytes:35900258".
