@@ -186,6 +186,9 @@ func (c *conn) describeResponse(call *proto.Call, resp kmsg.Response, whole bool
 		var records, bytes int64
 		for _, t := range r.Topics {
 			name := c.topicName(t.Topic, t.TopicID)
+			// An incremental fetch (KIP-227) may name no topic: the
+			// response's are the path then.
+			w.addTopic(name)
 			for _, p := range t.Partitions {
 				w.partitionError(name, p.Partition, p.ErrorCode)
 				n, _ := countRecords(p.RecordBatches)
