@@ -9,6 +9,7 @@ import (
 	"github.com/wirescope/wirescope/dissect/http1"
 	"github.com/wirescope/wirescope/dissect/http2"
 	"github.com/wirescope/wirescope/dissect/mongodb"
+	"github.com/wirescope/wirescope/dissect/mqtt"
 	"github.com/wirescope/wirescope/dissect/mysql"
 	"github.com/wirescope/wirescope/dissect/postgres"
 	"github.com/wirescope/wirescope/dissect/proto"
@@ -35,6 +36,7 @@ var all = []proto.Protocol{
 	postgres.Protocol{},
 	mysql.Protocol{},
 	mongodb.Protocol{},
+	mqtt.Protocol{},
 }
 
 // The rest of wirescope (the index, the tools) reads what each protocol

@@ -37,6 +37,8 @@ declare -A need=(
 	[mariadb-install-db]=mariadb-server
 	[mariadb]=mariadb-client   # scripts/record-mysql.sh: the mariadb CLI and mysqlslap
 	[mysqlslap]=mariadb-client
+	[mosquitto]=mosquitto            # scripts/record-mqtt.sh: a real MQTT broker (3.1, 3.1.1, 5.0), run from its own config in a temporary directory
+	[mosquitto_pub]=mosquitto-clients # its clients: mosquitto_pub/mosquitto_sub (-V mqttv31/mqttv311/mqttv5, -D properties)
 	[kcat]=kcat                # scripts/record-kafka.sh: a second Kafka client (librdkafka, its own API versions), -P and -C
 )
 # file → Debian package, for what is not a command
