@@ -8,6 +8,7 @@ import (
 	"github.com/wirescope/wirescope/dissect/grpc"
 	"github.com/wirescope/wirescope/dissect/http1"
 	"github.com/wirescope/wirescope/dissect/http2"
+	"github.com/wirescope/wirescope/dissect/kafka"
 	"github.com/wirescope/wirescope/dissect/mongodb"
 	"github.com/wirescope/wirescope/dissect/mqtt"
 	"github.com/wirescope/wirescope/dissect/mysql"
@@ -37,6 +38,7 @@ var all = []proto.Protocol{
 	mysql.Protocol{},
 	mongodb.Protocol{},
 	mqtt.Protocol{},
+	kafka.Protocol{},
 }
 
 // The rest of wirescope (the index, the tools) reads what each protocol
