@@ -40,6 +40,8 @@ declare -A need=(
 	[mosquitto]=mosquitto            # scripts/record-mqtt.sh: a real MQTT broker (3.1, 3.1.1, 5.0), run from its own config in a temporary directory
 	[mosquitto_pub]=mosquitto-clients # its clients: mosquitto_pub/mosquitto_sub (-V mqttv31/mqttv311/mqttv5, -D properties)
 	[kcat]=kcat                # scripts/record-kafka.sh: a second Kafka client (librdkafka, its own API versions), -P and -C
+	[slapd]=slapd              # scripts/record-ldap.sh: OpenLDAP's slapd and slapadd, run from its own slapd.conf in a temporary directory (the package's service, on 389 if its postinst starts one, is never used)
+	[ldapsearch]=ldap-utils    # its clients: ldapsearch, ldapadd, ldapmodify, ldapdelete, ldapmodrdn, ldapcompare, ldapwhoami, ldappasswd
 )
 # file → Debian package, for what is not a command
 declare -A need_file=(
@@ -48,6 +50,9 @@ declare -A need_file=(
 	[/usr/include/linux/bpf.h]=linux-libc-dev   # make generate: the eBPF UAPI
 	[/usr/lib/postgresql/15/bin/postgres]=postgresql # PostgreSQL 15 (Debian 12) for scripts/record-postgres.sh: initdb, postgres, pgbench; its own clusters in a temporary directory, not the package's
 )
+# nginx, mariadbd and slapd live in /usr/sbin, which a user's PATH on Debian
+# does not hold: without it they would count as missing on every run.
+PATH=$PATH:/usr/sbin:/sbin
 missing=()
 for cmd in "${!need[@]}"; do
 	command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
@@ -60,6 +65,8 @@ mapfile -t pkgs < <(printf '%s\n' "${missing[@]}" | sort -u)
 echo "install-deps: installing ${pkgs[*]}" >&2
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
+# noninteractive: slapd's debconf questions (domain, admin password) take
+# their defaults, a generated password, without prompting.
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
