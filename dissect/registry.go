@@ -3,6 +3,7 @@ package dissect
 import (
 	"slices"
 
+	"github.com/wirescope/wirescope/dissect/amqp"
 	"github.com/wirescope/wirescope/dissect/dns"
 	"github.com/wirescope/wirescope/dissect/graphql"
 	"github.com/wirescope/wirescope/dissect/grpc"
@@ -39,6 +40,7 @@ var all = []proto.Protocol{
 	mongodb.Protocol{},
 	mqtt.Protocol{},
 	kafka.Protocol{},
+	amqp.Protocol{},
 }
 
 // The rest of wirescope (the index, the tools) reads what each protocol

@@ -40,6 +40,8 @@ declare -A need=(
 	[mosquitto]=mosquitto            # scripts/record-mqtt.sh: a real MQTT broker (3.1, 3.1.1, 5.0), run from its own config in a temporary directory
 	[mosquitto_pub]=mosquitto-clients # its clients: mosquitto_pub/mosquitto_sub (-V mqttv31/mqttv311/mqttv5, -D properties)
 	[kcat]=kcat                # scripts/record-kafka.sh: a second Kafka client (librdkafka, its own API versions), -P and -C
+	[rabbitmq-server]=rabbitmq-server # scripts/record-amqp.sh: RabbitMQ run as its own node from a temporary directory (the system service, if the package starts one, is neither used nor in the way)
+	[amqp-publish]=amqp-tools  # scripts/record-amqp.sh: rabbitmq-c's amqp-declare-queue, amqp-publish, amqp-get, amqp-delete-queue
 	[slapd]=slapd              # scripts/record-ldap.sh: OpenLDAP's slapd and slapadd, run from its own slapd.conf in a temporary directory (the package's service, on 389 if its postinst starts one, is never used)
 	[ldapsearch]=ldap-utils    # its clients: ldapsearch, ldapadd, ldapmodify, ldapdelete, ldapmodrdn, ldapcompare, ldapwhoami, ldappasswd
 )
