@@ -10,6 +10,7 @@ import (
 	"github.com/wirescope/wirescope/dissect/http1"
 	"github.com/wirescope/wirescope/dissect/http2"
 	"github.com/wirescope/wirescope/dissect/kafka"
+	"github.com/wirescope/wirescope/dissect/ldap"
 	"github.com/wirescope/wirescope/dissect/mongodb"
 	"github.com/wirescope/wirescope/dissect/mqtt"
 	"github.com/wirescope/wirescope/dissect/mysql"
@@ -41,6 +42,7 @@ var all = []proto.Protocol{
 	mqtt.Protocol{},
 	kafka.Protocol{},
 	amqp.Protocol{},
+	ldap.Protocol{},
 }
 
 // The rest of wirescope (the index, the tools) reads what each protocol
