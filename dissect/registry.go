@@ -14,6 +14,7 @@ import (
 	"github.com/wirescope/wirescope/dissect/mongodb"
 	"github.com/wirescope/wirescope/dissect/mqtt"
 	"github.com/wirescope/wirescope/dissect/mysql"
+	"github.com/wirescope/wirescope/dissect/nats"
 	"github.com/wirescope/wirescope/dissect/postgres"
 	"github.com/wirescope/wirescope/dissect/proto"
 	"github.com/wirescope/wirescope/dissect/redis"
@@ -35,6 +36,7 @@ var all = []proto.Protocol{
 	grpc.Protocol{},
 	graphql.Protocol{},
 	tls.Protocol{},
+	nats.Protocol{}, // before redis, whose inline commands include INFO: a NATS server starts with INFO {…}
 	redis.Protocol{},
 	postgres.Protocol{},
 	mysql.Protocol{},
