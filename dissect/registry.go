@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/wirescope/wirescope/dissect/amqp"
+	"github.com/wirescope/wirescope/dissect/diameter"
 	"github.com/wirescope/wirescope/dissect/dns"
 	"github.com/wirescope/wirescope/dissect/graphql"
 	"github.com/wirescope/wirescope/dissect/grpc"
@@ -45,6 +46,7 @@ var all = []proto.Protocol{
 	kafka.Protocol{},
 	amqp.Protocol{},
 	ldap.Protocol{},
+	diameter.Protocol{},
 }
 
 // The rest of wirescope (the index, the tools) reads what each protocol

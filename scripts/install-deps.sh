@@ -44,6 +44,7 @@ declare -A need=(
 	[amqp-publish]=amqp-tools  # scripts/record-amqp.sh: rabbitmq-c's amqp-declare-queue, amqp-publish, amqp-get, amqp-delete-queue
 	[slapd]=slapd              # scripts/record-ldap.sh: OpenLDAP's slapd and slapadd, run from its own slapd.conf in a temporary directory (the package's service, on 389 if its postinst starts one, is never used)
 	[ldapsearch]=ldap-utils    # its clients: ldapsearch, ldapadd, ldapmodify, ldapdelete, ldapmodrdn, ldapcompare, ldapwhoami, ldappasswd
+	[freeDiameterd]=freediameterd # scripts/record-diameter.sh: two freeDiameter peers (/usr/bin/freeDiameterd) run from their own configs in a temporary directory
 )
 # file → Debian package, for what is not a command
 declare -A need_file=(
@@ -51,6 +52,7 @@ declare -A need_file=(
 	[/usr/include/bpf/bpf_helpers.h]=libbpf-dev # make generate: the eBPF helper declarations
 	[/usr/include/linux/bpf.h]=linux-libc-dev   # make generate: the eBPF UAPI
 	[/usr/lib/postgresql/15/bin/postgres]=postgresql # PostgreSQL 15 (Debian 12) for scripts/record-postgres.sh: initdb, postgres, pgbench; its own clusters in a temporary directory, not the package's
+	[/usr/lib/freeDiameter/dbg_msg_dumps.fdx]=freediameter-extensions # scripts/record-diameter.sh: dbg_msg_dumps (the manifest), acl_wl, dict_nasreq, dict_dcca
 )
 # nginx, mariadbd and slapd live in /usr/sbin, which a user's PATH on Debian
 # does not hold: without it they would count as missing on every run.

@@ -1,0 +1,3 @@
+module github.com/wirescope/wirescope/test/diameterapps
+
+go 1.26.0
