@@ -90,8 +90,12 @@ type Flow struct {
 	Packets, Bytes  [2]uint64 // client→server, server→client
 	Retransmissions [2]uint64
 	// State: "open", "closed" (FIN), "reset" (RST), "refused" (SYN answered
-	// by RST), "unanswered" (SYN alone); "" for UDP and others.
+	// by RST, or any flow answered by an ICMP destination unreachable),
+	// "unanswered" (SYN alone); "" for UDP and others otherwise.
 	State string
+	// ICMP is the ICMP error the flow's packets drew, once dissected:
+	// "port unreachable from 10.0.0.1", "ttl exceeded from 192.0.2.1".
+	ICMP string
 }
 
 // Pod is a Kubernetes pod as the server knows it.

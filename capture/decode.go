@@ -30,7 +30,7 @@ type Decoded struct {
 	Src, Dst netip.Addr
 	// Proto is the transport protocol.
 	Proto layers.IPProtocol
-	// SrcPort and DstPort are valid iff Proto is TCP or UDP.
+	// SrcPort and DstPort are valid iff Proto is TCP, UDP or SCTP.
 	SrcPort, DstPort uint16
 	// TCP is valid iff Proto == layers.IPProtocolTCP.
 	TCP *layers.TCP
@@ -351,6 +351,15 @@ func (d *Decoder) decodeTransport(proto layers.IPProtocol, b []byte, out *Decode
 		default:
 			out.Payload = b[8:n]
 		}
+	case layers.IPProtocolSCTP:
+		// The ports make an association's flow; the payload keeps the
+		// common header, which the engine reads with the chunks.
+		if len(b) < 12 {
+			return d.malformed()
+		}
+		out.SrcPort = binary.BigEndian.Uint16(b[0:2])
+		out.DstPort = binary.BigEndian.Uint16(b[2:4])
+		out.Payload = b
 	default:
 		out.Payload = b
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/wirescope/wirescope/capture"
+	"github.com/wirescope/wirescope/dissect/icmp"
 	"github.com/wirescope/wirescope/dissect/proto"
 )
 
@@ -31,6 +32,8 @@ type dgFlow struct {
 	// it last reported keeping.
 	bufp     proto.Buffering
 	buffered int
+	// sctp is the association, for an SCTP flow.
+	sctp *sctpAssoc
 }
 
 // maxDetectTries bounds the datagrams of one flow shown to detectors.
@@ -107,6 +110,14 @@ func (e *Engine) datagram(d *capture.Decoded, ts time.Time) {
 	f.Packets[i]++
 	f.Bytes[i] += uint64(d.IPLength)
 	f.PayloadBytes[i] += uint64(len(d.Payload))
+	if d.Proto == layers.IPProtocolSCTP && len(d.Payload) >= 12 {
+		e.sctpPacket(fl, i, d, ts)
+		return
+	}
+	if (d.Proto == layers.IPProtocolICMPv4 || d.Proto == layers.IPProtocolICMPv6) && len(d.Payload) > 0 {
+		e.icmpMessage(fl, i, d, ts)
+		return
+	}
 	if d.Proto != layers.IPProtocolUDP || len(d.Payload) == 0 {
 		return
 	}
@@ -146,6 +157,9 @@ func (fl *dgFlow) setBuffered(n int) {
 // end ends the flow's parser, for reason, and reports the flow. The caller
 // deletes it from e.dgrams.
 func (fl *dgFlow) end(reason proto.EndReason) {
+	if fl.sctp != nil {
+		fl.e.sctpEnd(fl, reason, fl.f.Last)
+	}
 	if fl.parser != nil {
 		fl.parser.End(reason, fl.f.Last)
 		fl.parser, fl.bufp = nil, nil
@@ -183,11 +197,16 @@ func (e *Engine) detectDatagram(fl *dgFlow, i int, d *capture.Decoded) bool {
 // request timeout and ends the flows idle since before idleBefore, for
 // reason. The caller sets e.flushing, so what this produces is delivered in
 // order by deliverPending.
-func (e *Engine) expireDatagrams(now, idleBefore time.Time, reason proto.EndReason) {
+func (e *Engine) expireDatagrams(now, idleBefore, sctpIdleBefore time.Time, reason proto.EndReason) {
 	deadline := now.Add(-e.opts.Limits.RequestTimeout)
 	var ended []dgKey
 	for k, fl := range e.dgrams {
-		if fl.f.Last.Before(idleBefore) {
+		before := idleBefore
+		if fl.sctp != nil {
+			// An association lives like a TCP connection.
+			before = sctpIdleBefore
+		}
+		if fl.f.Last.Before(before) {
 			ended = append(ended, k)
 		}
 	}
@@ -198,6 +217,12 @@ func (e *Engine) expireDatagrams(now, idleBefore time.Time, reason proto.EndReas
 		if fl.parser != nil {
 			fl.parser.Expire(deadline)
 			fl.account()
+		}
+		if fl.sctp != nil && fl.sctp.parser != nil {
+			if x, ok := fl.sctp.parser.(proto.Expiring); ok {
+				x.Expire(now.Add(-e.opts.Limits.StreamRequestTimeout))
+				fl.account()
+			}
 		}
 	}
 	for _, k := range ended {
@@ -216,7 +241,8 @@ func (e *Engine) evictDatagrams(now time.Time) {
 	slices.SortFunc(last, time.Time.Compare)
 	before := len(e.dgrams)
 	e.flushing = true
-	e.expireDatagrams(now, last[len(last)/8].Add(time.Nanosecond), proto.EndIdle)
+	cut := last[len(last)/8].Add(time.Nanosecond)
+	e.expireDatagrams(now, cut, cut, proto.EndIdle)
 	e.flushing = false
 	e.stats.Evicted += uint64(before - len(e.dgrams))
 	e.deliverPending()
@@ -231,8 +257,92 @@ func (fl *dgFlow) finish() {
 		c = 1
 	}
 	fl.f.State = ""
+	if a := fl.sctp; a != nil {
+		if a.initFrom >= 0 {
+			c = a.initFrom
+		}
+		fl.f.State = a.state(c)
+		fl.f.Streams = len(a.streams)
+	}
+	if fl.f.icmpRefused {
+		fl.f.State = "refused"
+	}
 	fl.report(c)
 }
 
 // Upgrade implements proto.Emitter; datagram flows do not switch protocols.
 func (fl *dgFlow) Upgrade(string) {}
+
+// icmpMessage dissects an ICMP message side i of an ICMP flow sent: echo
+// and errors as calls (dissect/icmp), and an error also noted on the flow
+// it quotes.
+func (e *Engine) icmpMessage(fl *dgFlow, i int, d *capture.Decoded, ts time.Time) {
+	v6 := d.Proto == layers.IPProtocolICMPv6
+	msg := d.Payload
+	if fl.parser == nil {
+		// The pinger is the client; the sender of a reply or an error
+		// answers.
+		r := proto.Server
+		if len(msg) > 0 && (!v6 && msg[0] == 8 || v6 && msg[0] == 128) {
+			r = proto.Client
+		}
+		fl.role[i], fl.role[1-i] = r, r.Peer()
+		ci := fl.client()
+		fl.f.Proto = "icmp"
+		fl.parser = icmp.NewFlowFor(fl, &e.opts.Limits, v6, [2]netip.Addr{fl.ep[ci].IP, fl.ep[1-ci].IP})
+		fl.bufp, _ = fl.parser.(proto.Buffering)
+	}
+	e.noteICMPError(d)
+	fl.parser.Datagram(fl.role[i], msg, ts)
+}
+
+// isICMPError says whether d is an ICMP error quoting another flow.
+func isICMPError(d *capture.Decoded) bool {
+	if d.Proto != layers.IPProtocolICMPv4 && d.Proto != layers.IPProtocolICMPv6 {
+		return false
+	}
+	_, ok := icmp.Quoted(d.Proto == layers.IPProtocolICMPv6, d.Payload)
+	return ok
+}
+
+// noteICMPError notes the ICMP error d on the flow it quotes.
+func (e *Engine) noteICMPError(d *capture.Decoded) {
+	v6 := d.Proto == layers.IPProtocolICMPv6
+	if q, ok := icmp.Quoted(v6, d.Payload); ok {
+		kind, name := icmp.Describe(v6, d.Payload[0], d.Payload[1])
+		e.noteICMP(q, name+" from "+d.Src.String(), icmp.Refuses(kind, name))
+	}
+}
+
+// noteICMP notes an ICMP error on the flow it quotes, if it is being
+// followed.
+func (e *Engine) noteICMP(q icmp.Quote, note string, refused bool) {
+	var f *Flow
+	switch q.Proto {
+	case layers.IPProtocolTCP:
+		k := connKey{q.From, q.To}
+		if k.a.Compare(k.b) > 0 {
+			k.a, k.b = k.b, k.a
+		}
+		s := e.liveKeys[k]
+		if s == nil {
+			s = e.recent[k]
+		}
+		if s != nil && !s.done {
+			f = &s.f
+		}
+	default:
+		k := dgKey{a: q.From, b: q.To, proto: q.Proto}
+		if k.a.Compare(k.b) > 0 {
+			k.a, k.b = k.b, k.a
+		}
+		if fl := e.dgrams[k]; fl != nil {
+			f = &fl.f
+		}
+	}
+	if f == nil {
+		return // a flow this engine (or shard) does not follow
+	}
+	f.ICMP = note
+	f.icmpRefused = f.icmpRefused || refused
+}

@@ -64,7 +64,8 @@ type Options struct {
 	ReorderWait time.Duration
 	// TCPIdle closes TCP connections idle that long. Default 5m.
 	TCPIdle time.Duration
-	// UDPIdle ends UDP and other flows idle that long. Default 1m.
+	// UDPIdle ends UDP and other flows idle that long (SCTP associations
+	// take TCPIdle). Default 1m.
 	UDPIdle time.Duration
 	// MaxFlows bounds the TCP connections, and separately the UDP and other
 	// flows, tracked at once (a SYN flood, a scan or a flood of stalled
@@ -200,6 +201,9 @@ type Engine struct {
 	recent map[connKey]*tcpStream
 	// live holds the TCP connections gopacket tracks, for eviction.
 	live map[*tcpStream]struct{}
+	// liveKeys finds a live connection by its endpoints, for the ICMP
+	// errors that quote it.
+	liveKeys map[connKey]*tcpStream
 	// expiring holds the connections whose parsers expire requests
 	// (proto.Expiring), so that expireStreams does not visit every one;
 	// connections that ended or switched parsers leave it there.
@@ -253,6 +257,7 @@ func New(opts Options) *Engine {
 		dgrams:   make(map[dgKey]*dgFlow),
 		recent:   make(map[connKey]*tcpStream),
 		live:     make(map[*tcpStream]struct{}),
+		liveKeys: make(map[connKey]*tcpStream),
 		expiring: make(map[*tcpStream]struct{}),
 		ports:    make(map[string][]uint16),
 		stats: Stats{
@@ -342,7 +347,7 @@ func (e *Engine) periodic(now time.Time) {
 			T:  now.Add(-e.opts.ReorderWait),
 			TC: now.Add(-e.opts.TCPIdle),
 		})
-		e.expireDatagrams(now, now.Add(-e.opts.UDPIdle), proto.EndIdle)
+		e.expireDatagrams(now, now.Add(-e.opts.UDPIdle), now.Add(-e.opts.TCPIdle), proto.EndIdle)
 		e.expireStreams(now)
 		e.reportRecent(now.Add(-closeLinger))
 		e.flushing = false
@@ -433,7 +438,7 @@ func (e *Engine) Finish() Stats {
 	e.ending = proto.EndCapture
 	e.asm.FlushAll()
 	e.reportRecent(time.Time{})
-	e.expireDatagrams(e.maxTS, farFuture, proto.EndCapture)
+	e.expireDatagrams(e.maxTS, farFuture, farFuture, proto.EndCapture)
 	e.flushing = false
 	e.deliverPending()
 	return e.Stats()
@@ -490,6 +495,10 @@ func (e *Engine) emit(c *Call, f *Flow, client, server proto.Endpoint, seq uint6
 	if e.opts.Identity != nil {
 		e.identify(&c.Src, c.TS)
 		e.identify(&c.Dst, c.TS)
+	}
+	if f.ICMP != "" && c.Problem == proto.Unanswered && c.Error == "no response" {
+		// The flow's packets drew an ICMP error: that is why.
+		c.Error += ": ICMP " + f.ICMP
 	}
 	f.Calls++
 	e.stats.CountCall(c)

@@ -50,9 +50,19 @@ type Flow struct {
 	// MidStream is set when the connection's handshake was not captured.
 	MidStream bool
 	// State summarises how the flow ended: "closed" (FIN), "reset",
-	// "refused" (SYN answered by RST), "unanswered" (SYN with no reply),
-	// "open" (still going when the capture or idle timeout ended it).
+	// "refused" (SYN answered by RST, or by an ICMP destination
+	// unreachable), "unanswered" (SYN with no reply), "open" (still going
+	// when the capture or idle timeout ended it). A UDP flow is "refused"
+	// when its packets drew an ICMP destination unreachable, else "".
 	State string
+	// Streams counts the SCTP streams that carried data.
+	Streams int
+	// ICMP is the last ICMP error the flow's packets drew: its code's name
+	// and who sent it ("port unreachable from 10.0.0.1", "ttl exceeded
+	// from 192.0.2.1", "packet too big from …").
+	ICMP string
+	// icmpRefused: ICMP said the destination refused (unreachable).
+	icmpRefused bool
 }
 
 // sides is what TCP connections and datagram flows share: the engine, the
@@ -152,6 +162,18 @@ func (f *Flow) AppendJSON(b []byte) []byte {
 	b = strconv.AppendUint(b, f.PayloadBytes[1], 10)
 	b = append(b, `],"calls":`...)
 	b = strconv.AppendUint(b, f.Calls, 10)
+	if f.ICMP != "" {
+		b = append(b, `,"icmp":`...)
+		b = proto.AppendString(b, f.ICMP)
+	}
+	if f.Streams > 0 {
+		b = append(b, `,"streams":`...)
+		b = strconv.AppendInt(b, int64(f.Streams), 10)
+	}
+	if f.Transport != "tcp" && f.State != "" {
+		b = append(b, `,"state":`...)
+		b = proto.AppendString(b, f.State)
+	}
 	if f.Transport == "tcp" {
 		b = append(b, `,"state":`...)
 		b = proto.AppendString(b, f.State)

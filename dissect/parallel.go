@@ -200,6 +200,10 @@ func (c *classifier) tag(p *capture.Packet) uint8 {
 		return tagAll
 	case err != nil:
 		return tagNone
+	case isICMPError(&c.cur):
+		// Every shard notes it on the flow it quotes, if that flow is
+		// its; the ICMP flow's own shard dissects it.
+		return tagAll
 	}
 	return uint8(shardOf(&c.cur, c.n))
 }
@@ -229,6 +233,9 @@ func (sh *shard) run() {
 				continue
 			}
 			if tags != nil && tags[i] == tagAll && shardOf(&e.cur, sh.n) != sh.index {
+				if isICMPError(&e.cur) {
+					e.noteICMPError(&e.cur)
+				}
 				continue
 			}
 			e.dispatch(p)

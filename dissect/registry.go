@@ -10,6 +10,7 @@ import (
 	"github.com/wirescope/wirescope/dissect/grpc"
 	"github.com/wirescope/wirescope/dissect/http1"
 	"github.com/wirescope/wirescope/dissect/http2"
+	"github.com/wirescope/wirescope/dissect/icmp"
 	"github.com/wirescope/wirescope/dissect/kafka"
 	"github.com/wirescope/wirescope/dissect/ldap"
 	"github.com/wirescope/wirescope/dissect/mongodb"
@@ -47,6 +48,7 @@ var all = []proto.Protocol{
 	amqp.Protocol{},
 	ldap.Protocol{},
 	diameter.Protocol{},
+	icmp.Protocol{}, // fed ICMP packets by the engine, not detected
 }
 
 // The rest of wirescope (the index, the tools) reads what each protocol

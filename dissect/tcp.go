@@ -26,6 +26,7 @@ func (f *tcpFactory) New(_, _ gopacket.Flow, _ *layers.TCP, _ reassembly.Assembl
 	s.key = connKeyOf(d)
 	s.f.Transport = "tcp"
 	f.e.live[s] = struct{}{}
+	f.e.liveKeys[s.key] = s
 	return s
 }
 
@@ -288,6 +289,9 @@ func (s *tcpStream) ReassemblyComplete(reassembly.AssemblerContext) bool {
 	s.endParser(reason, s.f.Last)
 	s.evicted = s.e.evicting
 	delete(s.e.live, s)
+	if s.e.liveKeys[s.key] == s {
+		delete(s.e.liveKeys, s.key)
+	}
 	s.e.recent[s.key] = s
 	return true
 }
@@ -663,6 +667,8 @@ func (s *tcpStream) finish() {
 	f.MidStream = !f.SYN && !f.SYNACK
 	switch {
 	case f.SYN && !f.SYNACK && f.RST[srv] && f.PayloadBytes[srv] == 0:
+		f.State = "refused"
+	case f.SYN && !f.SYNACK && f.icmpRefused:
 		f.State = "refused"
 	case f.SYN && !f.SYNACK && f.Packets[srv] == 0:
 		f.State = "unanswered"

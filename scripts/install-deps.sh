@@ -12,6 +12,7 @@ declare -A need=(
 	[nginx]=nginx-light        # real HTTP server for recordings and the benchmark capture
 	[dnsmasq]=dnsmasq-base     # real DNS server for recordings
 	[dig]=bind9-dnsutils
+	[ping]=iputils-ping        # the recorded ICMP test (cmd/wirescope/icmp_test.go): echo over IPv4 and IPv6
 	[curl]=curl
 	[nghttpd]=nghttp2-server   # real HTTP/2 server for the recorded HTTP/2 test (cmd/wirescope/http2_test.go)
 	[nghttp]=nghttp2-client    # its HTTP/2 client (several requests on a connection, Upgrade: h2c)

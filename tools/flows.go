@@ -12,7 +12,7 @@ import (
 var flowStates = []string{"open", "closed", "reset", "refused", "unanswered"}
 
 type listFlowsArgs struct {
-	State     string `json:"state,omitempty" jsonschema:"only TCP flows in this state: open, closed, reset, refused (SYN answered by RST), unanswered (SYN alone)"`
+	State     string `json:"state,omitempty" jsonschema:"only flows in this state: open, closed, reset, refused (a SYN answered by RST, or a TCP or UDP flow answered by an ICMP destination unreachable once dissected), unanswered (SYN alone)"`
 	Transport string `json:"transport,omitempty" jsonschema:"only this transport: tcp, udp, icmp, …"`
 	windowArgs
 	filterArgs
@@ -99,6 +99,12 @@ func flowLine(f *Flow) string {
 	}
 	if f.State != "" {
 		s += " " + f.State
+	}
+	if f.ICMP != "" {
+		if f.State != "" {
+			s += ":"
+		}
+		s += " ICMP " + f.ICMP
 	}
 	if r := f.Retransmissions[0] + f.Retransmissions[1]; r > 0 {
 		s += " " + plural(r, "retransmission")

@@ -196,3 +196,24 @@ func Frame(buf gopacket.SerializeBuffer, t time.Time, src, dst netip.Addr, l4 go
 	data := append([]byte(nil), buf.Bytes()...)
 	return capture.Packet{Timestamp: t, Data: data, Length: len(data), LinkType: layers.LinkTypeEthernet}
 }
+
+// IPPacket returns an Ethernet/IP frame carrying payload as IP protocol p
+// (ICMP, SCTP …), built by the caller.
+func IPPacket(t time.Time, src, dst netip.Addr, p layers.IPProtocol, payload []byte) capture.Packet {
+	eth := &layers.Ethernet{SrcMAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, DstMAC: net.HardwareAddr{2, 0, 0, 0, 0, 2}}
+	var ip gopacket.SerializableLayer
+	if src.Is4() {
+		eth.EthernetType = layers.EthernetTypeIPv4
+		ip = &layers.IPv4{Version: 4, TTL: 64, Protocol: p, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+	} else {
+		eth.EthernetType = layers.EthernetTypeIPv6
+		ip = &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: p, SrcIP: src.AsSlice(), DstIP: dst.AsSlice()}
+	}
+	buf := gopacket.NewSerializeBuffer()
+	if err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		eth, ip, gopacket.Payload(payload)); err != nil {
+		panic(err)
+	}
+	data := append([]byte(nil), buf.Bytes()...)
+	return capture.Packet{Timestamp: t, Data: data, Length: len(data), LinkType: layers.LinkTypeEthernet}
+}

@@ -87,7 +87,7 @@ Times are RFC 3339 or a negative duration back from now (-15m).`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.cluster, "cluster", "", "cluster file (services and pods) to name the peers of each call")
 	fl.StringVarP(&f.format, "format", "o", "jsonl", "output format: jsonl or table")
-	fl.BoolVar(&f.flows, "flows", false, "also print one line per L4 flow that produced no call, and per encrypted flow (whether it was decrypted)")
+	fl.BoolVar(&f.flows, "flows", false, "also print one line per L4 flow that produced no call, per encrypted flow (whether it was decrypted), and per flow an ICMP error was about")
 	registerKeyLog(fl, &f.keylog)
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the summary")
 	fl.IntVar(&f.maxBody, "max-body", 0, "body bytes shown per message after decoding (default 4096)")
@@ -180,7 +180,7 @@ func runDissect(stdout, stderr io.Writer, files []string, f dissectFlags) error 
 		}
 		if f.flows {
 			opts.OnFlow = func(fl *dissect.Flow) {
-				if fl.Calls == 0 || fl.Encrypted {
+				if fl.Calls == 0 || fl.Encrypted || fl.ICMP != "" {
 					async.flow(fl)
 				}
 			}

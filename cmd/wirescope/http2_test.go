@@ -44,17 +44,24 @@ func needRecording(t *testing.T, tools ...string) {
 // packets, stops tcpdump and returns the file.
 func startCapture(t *testing.T, ports ...string) (stop func() string) {
 	t.Helper()
-	pcap := filepath.Join(t.TempDir(), "capture.pcap")
 	var filter []string
 	for _, p := range ports {
 		filter = append(filter, "tcp port "+p)
 	}
+	return startCaptureFilter(t, strings.Join(filter, " or "))
+}
+
+// startCaptureFilter captures what filter (a pcap filter) matches on lo
+// until stop is called or the test ends; stop returns the capture's path.
+func startCaptureFilter(t *testing.T, filter string) (stop func() string) {
+	t.Helper()
+	pcap := filepath.Join(t.TempDir(), "capture.pcap")
 	// -Z root: tcpdump would drop to its own user, who cannot write into
 	// the test's directory; --immediate-mode: packets are written as they
 	// come, not when a ring block fills (a SIGINT would lose the block).
 	// -B: a 32 MiB buffer, so that a burst (h2load) is not dropped while
 	// the other core is busy.
-	dump := exec.Command("tcpdump", "-i", "lo", "--immediate-mode", "-U", "-B", "32768", "-Z", "root", "-w", pcap, strings.Join(filter, " or "))
+	dump := exec.Command("tcpdump", "-i", "lo", "--immediate-mode", "-U", "-B", "32768", "-Z", "root", "-w", pcap, filter)
 	dump.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	startWaiting(t, dump, "listening on")
 	stopped := false

@@ -194,7 +194,8 @@ func detectInline(data []byte) (proto.Verdict, proto.Role) {
 			}
 			return proto.Maybe, proto.RoleUnknown
 		}
-		if bytes.Contains(line, []byte(" HTTP/")) || (len(line) > 0 && line[len(line)-1] != '\r') {
+		// "INFO {" is a NATS server's greeting, not a command.
+		if bytes.Contains(line, []byte(" HTTP/")) || bytes.HasPrefix(line[len(word):], []byte(" {")) || (len(line) > 0 && line[len(line)-1] != '\r') {
 			return proto.No, proto.RoleUnknown
 		}
 		return proto.Yes, proto.Client

@@ -308,6 +308,8 @@ func TestDetect(t *testing.T) {
 		{"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n", proto.Yes, proto.Server},
 		{"\x16\x03\x01\x02\x00", proto.No, proto.RoleUnknown},
 		{"SSH-2.0-OpenSSH\r\n", proto.No, proto.RoleUnknown},
+		{"INFO server\r\n", proto.Yes, proto.Client},
+		{"INFO {\"server_id\":\"N\",\"version\":\"2.15.3\"}\r\n", proto.No, proto.RoleUnknown}, // a NATS server's greeting
 	} {
 		v, r := redis.Protocol{}.DetectStream([]byte(c.data), 40000, 6379)
 		if v != c.v || r != c.r {

@@ -176,10 +176,12 @@ pieces:
 					part.MissingBytes += f.MissingBytes
 					if f.Proto == "" {
 						undis++
-						return
+						if f.ICMP == "" {
+							return
+						}
 					}
 					if k, ok := flowKey(f); ok {
-						labels[k] = flowLabel{f.Proto, f.Encrypted, f.Decryption}
+						labels[k] = flowLabel{f.Proto, f.Encrypted, f.Decryption, f.ICMP, f.State == "refused" && f.ICMP != ""}
 					}
 				},
 			}

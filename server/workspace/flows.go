@@ -93,7 +93,10 @@ func (w *Workspace) Flows(ctx context.Context, from, to time.Time, f tools.Filte
 		}
 		var l flowLabel
 		fl.Protocol, fl.Guessed, l = w.protocolOf(s)
-		fl.Encrypted, fl.Decryption = l.encrypted, l.decryption
+		fl.Encrypted, fl.Decryption, fl.ICMP = l.encrypted, l.decryption, l.icmp
+		if l.refused && (fl.State == "" || fl.State == "unanswered") {
+			fl.State = "refused"
+		}
 		if matchFlow(&f, &fl) {
 			out = append(out, fl)
 		}

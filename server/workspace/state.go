@@ -46,6 +46,10 @@ type label struct {
 	// after its protocol's STARTTLS); Decryption whether it was read.
 	Encrypted  bool   `json:"encrypted,omitempty"`
 	Decryption string `json:"decryption,omitempty"`
+	// ICMP is the ICMP error the flow drew; Refused that it said the
+	// destination was unreachable.
+	ICMP    string `json:"icmp,omitempty"`
+	Refused bool   `json:"icmp_refused,omitempty"`
 }
 
 // fingerprint identifies the captures (each file's path, size in packets
@@ -97,7 +101,7 @@ func (w *Workspace) loadState() bool {
 	}
 	w.missing = st.Missing
 	for _, l := range st.Labels {
-		w.labels[flowindex.NewKey(l.A, l.B, layers.IPProtocol(l.Proto))] = flowLabel{l.Name, l.Encrypted, l.Decryption}
+		w.labels[flowindex.NewKey(l.A, l.B, layers.IPProtocol(l.Proto))] = flowLabel{l.Name, l.Encrypted, l.Decryption, l.ICMP, l.Refused}
 	}
 	return true
 }
@@ -109,7 +113,7 @@ func (w *Workspace) saveState() error {
 	}
 	st := state{Captures: w.fp, Covered: w.covered, Calls: w.calls, Missing: w.missing}
 	for k, l := range w.labels {
-		st.Labels = append(st.Labels, label{A: k.A, B: k.B, Proto: uint8(k.Proto), Name: l.name, Encrypted: l.encrypted, Decryption: l.decryption})
+		st.Labels = append(st.Labels, label{A: k.A, B: k.B, Proto: uint8(k.Proto), Name: l.name, Encrypted: l.encrypted, Decryption: l.decryption, ICMP: l.icmp, Refused: l.refused})
 	}
 	b, err := json.Marshal(st)
 	if err != nil {

@@ -337,15 +337,23 @@ type flowLabel struct {
 	name       string
 	encrypted  bool
 	decryption string // "decrypted", or why not (dissect.Flow.Decryption)
+	// icmp is the ICMP error the flow drew (dissect.Flow.ICMP); refused
+	// that it was a destination unreachable.
+	icmp    string
+	refused bool
 }
 
 func (w *Workspace) protocolOf(s *flowindex.Summary) (name string, guessed bool, l flowLabel) {
 	k := s.Key()
-	if l, ok := w.labels[k]; ok {
+	l, ok := w.labels[k]
+	if ok && l.name != "" {
 		return l.name, false, l
 	}
+	// Not dissected, or dissected without a protocol (only its ICMP error
+	// noted): guessed.
 	if name, enc := guess(w.protocols, s); name != "" {
-		return name, true, flowLabel{name: name, encrypted: enc}
+		l.name, l.encrypted = name, enc
+		return name, true, l
 	}
-	return "", false, flowLabel{}
+	return "", false, l
 }
