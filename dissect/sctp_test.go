@@ -3,6 +3,7 @@ package dissect_test
 import (
 	"encoding/binary"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,5 +121,72 @@ func TestSCTPFragmentFlood(t *testing.T) {
 			t.Logf("%s %s %q %q", c.Method, c.Path, c.Status, c.Error)
 		}
 		t.Fatal("want the second request answered")
+	}
+}
+
+// diameterMessage is a Diameter message (RFC 6733) of command code cmd
+// with the given AVPs (code, data), a request when request is set.
+func diameterMessage(request bool, cmd uint32, hbh uint32, avps ...[]byte) []byte {
+	var body []byte
+	for _, a := range avps {
+		body = append(body, a...)
+	}
+	b := make([]byte, 20, 20+len(body))
+	b[0] = 1
+	binary.BigEndian.PutUint32(b[0:4], uint32(20+len(body))|1<<24)
+	flags := uint32(0)
+	if request {
+		flags = 0x80
+	}
+	binary.BigEndian.PutUint32(b[4:8], flags<<24|cmd)
+	binary.BigEndian.PutUint32(b[12:16], hbh)
+	binary.BigEndian.PutUint32(b[16:20], hbh)
+	return append(b, body...)
+}
+
+func avp(code uint32, data []byte) []byte {
+	b := binary.BigEndian.AppendUint32(nil, code)
+	b = binary.BigEndian.AppendUint32(b, 0x40<<24|uint32(8+len(data)))
+	b = append(b, data...)
+	for len(b)%4 != 0 {
+		b = append(b, 0)
+	}
+	return b
+}
+
+// TestDiameterOverSCTP: Diameter messages in an association's DATA
+// chunks (the kernel here has no SCTP to record it from) are dissected as
+// over TCP: the capabilities exchange and a watchdog, each matched.
+func TestDiameterOverSCTP(t *testing.T) {
+	h := newHarness(dissect.Options{})
+	c, s := netip.MustParseAddr("10.2.0.1"), netip.MustParseAddr("10.2.0.2")
+	at := start
+	send := func(from, to netip.Addr, sport, dport uint16, chunks ...[]byte) {
+		h.emit(synth.IPPacket(at, from, to, layers.IPProtocolSCTP, sctpPacket(sport, dport, chunks...)))
+		at = at.Add(time.Millisecond)
+	}
+	host := avp(264, []byte("peer1.localdomain"))
+	realm := avp(296, []byte("localdomain"))
+	ok := avp(268, []byte{0, 0, 0x07, 0xd1}) // 2001
+	send(c, s, 40000, 3868, initChunk(1))
+	send(s, c, 3868, 40000, initChunk(2))
+	send(c, s, 40000, 3868, dataChunk(1, 0, 3, string(diameterMessage(true, 257, 7, host, realm))))
+	send(s, c, 3868, 40000, dataChunk(1, 0, 3, string(diameterMessage(false, 257, 7, ok, host, realm))))
+	send(s, c, 3868, 40000, dataChunk(2, 1, 3, string(diameterMessage(true, 280, 9, host, realm))))
+	send(c, s, 40000, 3868, dataChunk(2, 1, 3, string(diameterMessage(false, 280, 9, ok, host, realm))))
+	send(c, s, 40000, 3868, chunk(7, 0, []byte{0, 0, 0, 2}))
+	send(s, c, 3868, 40000, chunk(8, 0, nil))
+	send(c, s, 40000, 3868, chunk(14, 0, nil))
+	h.finish()
+	var got []string
+	for _, c := range h.calls {
+		got = append(got, c.Proto+" "+c.Method+" "+c.Status+" "+c.Error)
+	}
+	want := []string{"diameter CER DIAMETER_SUCCESS ", "diameter DWR DIAMETER_SUCCESS "}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("calls %q, want %q", got, want)
+	}
+	if len(h.flows) != 1 || h.flows[0].State != "closed" || h.flows[0].Proto != "diameter" || h.flows[0].Streams != 2 {
+		t.Errorf("flows %+v", h.flows)
 	}
 }
