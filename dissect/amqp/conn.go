@@ -245,7 +245,7 @@ func (c *conn) protocolHeader(i int, t time.Time) bool {
 	}
 	if c.v1 != nil {
 		c.v1.Extra.Set("server_version", version)
-		c.v1.LatencyNS = latency(c.v1.TS, s.start)
+		c.v1.LatencyNS = proto.Latency(c.v1.TS, s.start)
 		if version == c.v1.Path {
 			c.v1.Status = "OK"
 		} else {
@@ -258,7 +258,7 @@ func (c *conn) protocolHeader(i int, t time.Time) bool {
 	if call == nil {
 		call = &proto.Call{Proto: "amqp", TS: s.start, Method: "protocol-header"}
 	} else {
-		call.LatencyNS = latency(call.TS, s.start)
+		call.LatencyNS = proto.Latency(call.TS, s.start)
 	}
 	call.Status = statusVersionMismatch
 	call.Extra.Set("server_version", version)
@@ -426,7 +426,7 @@ func (c *conn) reply(i int, m *method, class, id uint16, d *dec) {
 		return
 	}
 	call := req.call
-	call.LatencyNS = latency(req.end, s.start)
+	call.LatencyNS = proto.Latency(req.end, s.start)
 	if call.Status == "" {
 		call.Status = "OK"
 	}
@@ -520,7 +520,7 @@ func (c *conn) close(i int, m *method, class, id uint16, d *dec) {
 		}
 		if ok {
 			call = req.call
-			call.LatencyNS = latency(req.end, s.start)
+			call.LatencyNS = proto.Latency(req.end, s.start)
 			call.Extra.Set("reply", m.name)
 			if req.m.kind == kClose && code == 200 {
 				status = "OK"
@@ -901,13 +901,6 @@ func (c *conn) finishContent(ct *content, why string) {
 	c.out.Emit(call)
 }
 
-func latency(reqEnd, respStart time.Time) int64 {
-	if d := respStart.Sub(reqEnd); d > 0 {
-		return int64(d)
-	}
-	return 0
-}
-
 // Gap implements proto.StreamParser. Bytes missing inside a body frame
 // are counted on its content; otherwise the side waits for a segment
 // that starts a method frame.
@@ -955,16 +948,9 @@ func (c *conn) unanswered(req *request, why string) {
 
 // End implements proto.StreamParser.
 func (c *conn) End(reason proto.EndReason, t time.Time) {
-	why := "connection closed"
-	switch reason {
-	case proto.EndRST:
-		why = "connection reset"
-	case proto.EndCapture:
-		why = "capture ended"
-	case proto.EndIdle:
-		why = "connection idle"
-	case proto.EndMemory:
-		why = "connection ended early for memory bounds"
+	why := reason.Why()
+	if why == "" {
+		why = "connection closed"
 	}
 	if c.v1 != nil {
 		call := c.v1

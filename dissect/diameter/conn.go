@@ -426,17 +426,7 @@ func (c *conn) End(reason proto.EndReason, t time.Time) {
 		}
 		s.reset()
 	}
-	why := ""
-	switch reason {
-	case proto.EndRST:
-		why = "connection reset"
-	case proto.EndCapture:
-		why = "capture ended"
-	case proto.EndIdle:
-		why = "connection idle"
-	case proto.EndMemory:
-		why = "connection ended early for memory bounds"
-	}
+	why := reason.Why()
 	c.pending.Expire(time.Time{}, func(req *request) { c.unanswered(req, why) })
 }
 

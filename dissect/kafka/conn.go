@@ -320,7 +320,7 @@ func (c *conn) response(s *side) {
 		return
 	}
 	call := req.call
-	call.LatencyNS = latency(req.end, s.start)
+	call.LatencyNS = proto.Latency(req.end, s.start)
 	call.Response.BodySize = s.size
 	if req.key == -1 {
 		call.Status = "OK"
@@ -373,13 +373,6 @@ func (c *conn) response(s *side) {
 		c.rawSASL = true
 	}
 	c.out.Emit(call)
-}
-
-func latency(reqEnd, respStart time.Time) int64 {
-	if d := respStart.Sub(reqEnd); d > 0 {
-		return int64(d)
-	}
-	return 0
 }
 
 // Gap implements proto.StreamParser. Bytes missing inside a message are
@@ -461,24 +454,14 @@ func (c *conn) End(reason proto.EndReason, t time.Time) {
 		} else if len(s.buf) >= 4 {
 			if req, ok := c.pending.Take(int32(binary.BigEndian.Uint32(s.buf)), nil); ok {
 				req.call.Response.BodySize = s.got
-				req.call.LatencyNS = latency(req.end, s.start)
+				req.call.LatencyNS = proto.Latency(req.end, s.start)
 				req.call.Fail(proto.Truncated, "connection "+reason.String()+" during the response")
 				c.out.Emit(req.call)
 			}
 		}
 		s.reset()
 	}
-	why := ""
-	switch reason {
-	case proto.EndRST:
-		why = "connection reset"
-	case proto.EndCapture:
-		why = "capture ended"
-	case proto.EndIdle:
-		why = "connection idle"
-	case proto.EndMemory:
-		why = "connection ended early for memory bounds"
-	}
+	why := reason.Why()
 	c.pending.Expire(time.Time{}, func(req *request) { c.unanswered(req, why) })
 }
 

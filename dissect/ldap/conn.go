@@ -309,7 +309,7 @@ func (c *conn) response(s *side, id int64, op int, pkt *ber.Packet) {
 	}
 	call := req.call
 	if call.Response.BodySize == 0 {
-		call.LatencyNS = latency(req.end, s.start)
+		call.LatencyNS = proto.Latency(req.end, s.start)
 	}
 	call.Response.BodySize += s.total
 	if s.missing > 0 && call.Error == "" {
@@ -365,13 +365,6 @@ func (c *conn) response(s *side, id int64, op int, pkt *ber.Packet) {
 
 // securityLayer are the SASL mechanisms that may wrap what follows.
 var securityLayer = map[string]bool{"GSSAPI": true, "GSS-SPNEGO": true, "DIGEST-MD5": true}
-
-func latency(reqEnd, respStart time.Time) int64 {
-	if d := respStart.Sub(reqEnd); d > 0 {
-		return int64(d)
-	}
-	return 0
-}
 
 // HandOver implements proto.HandingOver: what came after a StartTLS
 // response in the same segments.
@@ -474,17 +467,7 @@ func (c *conn) End(reason proto.EndReason, t time.Time) {
 		}
 		s.reset()
 	}
-	why := ""
-	switch reason {
-	case proto.EndRST:
-		why = "connection reset"
-	case proto.EndCapture:
-		why = "capture ended"
-	case proto.EndIdle:
-		why = "connection idle"
-	case proto.EndMemory:
-		why = "connection ended early for memory bounds"
-	}
+	why := reason.Why()
 	if c.switched {
 		why = "the connection turned to TLS"
 	}

@@ -595,7 +595,7 @@ func (c *conn) reply(m *msg) {
 		return
 	}
 	call := req.call
-	call.LatencyNS = latency(req.end, m.start)
+	call.LatencyNS = proto.Latency(req.end, m.start)
 	call.Response.BodySize = m.size
 	if m.missing > 0 {
 		call.Extra.Set("bytes_missing", int64(m.missing))
@@ -609,13 +609,6 @@ func (c *conn) reply(m *msg) {
 		c.pending.Add(m.requestID, m.end, &request{call: next, end: m.end, cursor: req.cursor})
 	}
 	c.out.Emit(call)
-}
-
-func latency(end, first time.Time) int64 {
-	if d := first.Sub(end); d > 0 {
-		return int64(d)
-	}
-	return 0
 }
 
 // result reads a reply onto call; it reports moreToCome.

@@ -357,7 +357,7 @@ func (c *conn) answer(e *exch, ok bool, s *side, packet, status string, size int
 	c.took(e)
 	call := e.call
 	if call.LatencyNS == 0 {
-		call.LatencyNS = latency(e.end, s.start)
+		call.LatencyNS = proto.Latency(e.end, s.start)
 	}
 	call.Status = status
 	c.addProps(call, props)
@@ -377,13 +377,6 @@ func (c *conn) addProps(call *proto.Call, props proto.Extra) {
 			call.Extra.Set("response_"+f.Key, f.Value)
 		}
 	}
-}
-
-func latency(reqEnd, respStart time.Time) int64 {
-	if d := respStart.Sub(reqEnd); d > 0 {
-		return int64(d)
-	}
-	return 0
 }
 
 // connect handles a CONNECT: the protocol level applies to the
@@ -647,7 +640,7 @@ func (c *conn) pubAck(s *side, r *reader, typ byte, size int64) {
 			return
 		}
 		e.stage = 1
-		e.call.LatencyNS = latency(e.end, s.start)
+		e.call.LatencyNS = proto.Latency(e.end, s.start)
 		e.call.Status = status
 		e.call.Extra.Set("pubrec", status)
 		c.addProps(e.call, props)
@@ -909,15 +902,7 @@ func (c *conn) End(reason proto.EndReason, t time.Time) {
 	for i := range c.side {
 		c.cut(&c.side[i], t)
 	}
-	why := ""
-	switch reason {
-	case proto.EndRST:
-		why = "connection reset"
-	case proto.EndCapture:
-		why = "capture ended"
-	case proto.EndIdle:
-		why = "connection idle"
-	}
+	why := reason.Why()
 	give := func(e *exch) {
 		c.took(e)
 		if e.call.Error == "" {

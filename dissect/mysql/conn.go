@@ -488,13 +488,6 @@ func (c *conn) finishConnect(o *op) {
 	}
 }
 
-func latency(end, first time.Time) int64 {
-	if d := first.Sub(end); d > 0 {
-		return int64(d)
-	}
-	return 0
-}
-
 // serverPacket handles a packet from the server.
 func (c *conn) serverPacket(s *side, t time.Time) {
 	body := s.body
@@ -516,7 +509,7 @@ func (c *conn) serverPacket(s *side, t time.Time) {
 	o.respSize += s.length + 4*s.parts
 	if !o.answered {
 		o.answered = true
-		o.call.LatencyNS = latency(o.end, s.start)
+		o.call.LatencyNS = proto.Latency(o.end, s.start)
 	}
 	if len(body) == 0 {
 		return

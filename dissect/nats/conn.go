@@ -485,13 +485,6 @@ func (c *conn) newCall(method, path string, ts time.Time) *proto.Call {
 	return &proto.Call{Proto: "nats", TS: ts, Method: method, Path: path, Extra: make(proto.Extra, 0, 6)}
 }
 
-func latency(reqEnd, respStart time.Time) int64 {
-	if d := respStart.Sub(reqEnd); d > 0 {
-		return int64(d)
-	}
-	return 0
-}
-
 // publish handles a client's PUB or HPUB.
 func (c *conn) publish(m *message, msg proto.Message, t time.Time, problem func(*proto.Call)) {
 	c.seq++
@@ -499,7 +492,7 @@ func (c *conn) publish(m *message, msg proto.Message, t time.Time, problem func(
 		if o, ok := c.served.Take(m.subject, notDone); ok {
 			// The answer to a message delivered with this reply subject.
 			o.call.Response = msg
-			o.call.LatencyNS = latency(o.end, m.start)
+			o.call.LatencyNS = proto.Latency(o.end, m.start)
 			o.call.Status = "OK"
 			if m.hdr > 0 {
 				o.call.Extra.Set("reply_header_size", m.hdr)
@@ -545,7 +538,7 @@ func (c *conn) delivered(m *message, msg proto.Message, hstatus string, t time.T
 		if o, ok := c.requests.Take(m.subject, notDone); ok {
 			call := o.call
 			call.Response = msg
-			call.LatencyNS = latency(o.end, m.start)
+			call.LatencyNS = proto.Latency(o.end, m.start)
 			call.Status = "OK"
 			if strings.HasPrefix(hstatus, "503") {
 				call.Status = StatusNoResponders
@@ -597,7 +590,7 @@ func (c *conn) serverWentOn(t time.Time) {
 		c.acks.TakeOldest()
 		if !o.done {
 			o.call.Status = "OK"
-			o.call.LatencyNS = latency(o.end, t)
+			o.call.LatencyNS = proto.Latency(o.end, t)
 			c.finish(o)
 		}
 	}
@@ -872,7 +865,7 @@ func (c *conn) pong(s *side, t time.Time) {
 	if s.client {
 		if o, ok := c.takeOldest(&c.pings, nil); ok {
 			o.call.Status = "OK"
-			o.call.LatencyNS = latency(o.end, s.start)
+			o.call.LatencyNS = proto.Latency(o.end, s.start)
 			c.finish(o)
 			return
 		}
@@ -898,7 +891,7 @@ func (c *conn) pong(s *side, t time.Time) {
 		}
 	}
 	o.call.Status = "OK"
-	o.call.LatencyNS = latency(o.end, s.start)
+	o.call.LatencyNS = proto.Latency(o.end, s.start)
 	c.finish(o)
 }
 
@@ -941,7 +934,7 @@ func (c *conn) ok(s *side) {
 		return
 	}
 	o.call.Status = "OK"
-	o.call.LatencyNS = latency(o.end, s.start)
+	o.call.LatencyNS = proto.Latency(o.end, s.start)
 	c.finish(o)
 }
 
@@ -1025,7 +1018,7 @@ func (c *conn) serverErr(s *side, b []byte) {
 			return
 		}
 		o.call.Status = text
-		o.call.LatencyNS = latency(o.end, s.start)
+		o.call.LatencyNS = proto.Latency(o.end, s.start)
 		o.call.OneWay = false
 		c.finish(o)
 	}
@@ -1211,15 +1204,7 @@ func (c *conn) End(reason proto.EndReason, t time.Time) {
 	for i := range c.side {
 		c.cutMsg(&c.side[i], t)
 	}
-	why := ""
-	switch reason {
-	case proto.EndRST:
-		why = "connection reset"
-	case proto.EndCapture:
-		why = "capture ended"
-	case proto.EndIdle:
-		why = "connection idle"
-	}
+	why := reason.Why()
 	if c.closedBy != "" {
 		why = "the server closed the connection after -ERR '" + c.closedBy + "'"
 	}

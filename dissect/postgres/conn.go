@@ -555,7 +555,7 @@ func (c *conn) serverMessage(s *side, cut bool, t time.Time) {
 		if !o.answered {
 			o.answered = true
 			if o.call != nil {
-				o.call.LatencyNS = latency(o.end, s.start)
+				o.call.LatencyNS = proto.Latency(o.end, s.start)
 			}
 		}
 	}
@@ -659,13 +659,6 @@ func (c *conn) serverMessage(s *side, cut bool, t time.Time) {
 	default:
 		c.malformed(s, "an unknown message type "+strconv.QuoteRune(rune(s.typ)), t)
 	}
-}
-
-func latency(end, first time.Time) int64 {
-	if d := first.Sub(end); d > 0 {
-		return int64(d)
-	}
-	return 0
 }
 
 // authentication reads an Authentication message during the startup.
@@ -928,7 +921,7 @@ func (c *conn) errorResponse(body []byte, at, t time.Time) {
 			// A statement that failed before any Execute: a call of its
 			// own (a prepared statement's syntax error).
 			call := c.newCall(failedAt, start, []byte(sql), false)
-			call.LatencyNS = latency(end, at)
+			call.LatencyNS = proto.Latency(end, at)
 			call.Status = code
 			setError(call, f)
 			call.Response.BodySize = int64(len(body) + 5)

@@ -78,6 +78,33 @@ func (r EndReason) String() string {
 	return "capture-end"
 }
 
+// Why says, for the calls a connection's end leaves unanswered, how it
+// ended: "connection reset", "capture ended", "connection idle",
+// "connection ended early for memory bounds"; "" for a close (FIN).
+func (r EndReason) Why() string {
+	switch r {
+	case EndRST:
+		return "connection reset"
+	case EndCapture:
+		return "capture ended"
+	case EndIdle:
+		return "connection idle"
+	case EndMemory:
+		return "connection ended early for memory bounds"
+	}
+	return ""
+}
+
+// Latency is a call's latency: from its request's last byte to its
+// response's first, 0 when the response came first (a pipelined answer, a
+// capture's clock).
+func Latency(requestEnd, responseStart time.Time) int64 {
+	if d := responseStart.Sub(requestEnd); d > 0 {
+		return int64(d)
+	}
+	return 0
+}
+
 // Protocol is a dissector. Name is the value of Call.Proto for its calls.
 type Protocol interface {
 	Name() string

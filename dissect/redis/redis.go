@@ -470,7 +470,7 @@ func (c *conn) push(m *message) bool {
 			head.confirms++
 			head.call.Response.BodySize += m.size
 			if head.confirms == 1 {
-				head.call.LatencyNS = latency(head.end, m.start)
+				head.call.LatencyNS = proto.Latency(head.end, m.start)
 			}
 			if (head.expect > 0 && head.confirms >= head.expect) || (head.expect < 0 && c.subscribed == 0) {
 				c.pending.TakeOldest()
@@ -520,17 +520,10 @@ func (c *conn) finishSub(req *request, _ int64) {
 	c.out.Emit(req.call)
 }
 
-func latency(reqEnd, respStart time.Time) int64 {
-	if d := respStart.Sub(reqEnd); d > 0 {
-		return int64(d)
-	}
-	return 0
-}
-
 // answer completes req with reply m.
 func (c *conn) answer(req *request, m *message) {
 	call := req.call
-	call.LatencyNS = latency(req.end, m.start)
+	call.LatencyNS = proto.Latency(req.end, m.start)
 	call.Response.BodySize = m.size
 	isErr := m.typ == tError || m.typ == tBlobError
 	call.Status = "OK"
@@ -696,7 +689,7 @@ func (c *conn) badReply(why string, m *message) {
 	req.call.Fail(proto.Malformed, why[len("malformed: "):])
 	if m != nil {
 		req.call.Response.BodySize = m.size
-		req.call.LatencyNS = latency(req.end, m.start)
+		req.call.LatencyNS = proto.Latency(req.end, m.start)
 	}
 	c.out.Emit(req.call)
 }
@@ -754,21 +747,14 @@ func (c *conn) End(reason proto.EndReason, t time.Time) {
 	if m := c.rd[1].partial(); m != nil && c.streaming == "" {
 		if req, ok := c.pending.TakeOldest(); ok {
 			req.call.Response.BodySize = m.size
-			req.call.LatencyNS = latency(req.end, m.start)
+			req.call.LatencyNS = proto.Latency(req.end, m.start)
 			req.call.Fail(proto.Truncated, "connection "+reason.String()+" during the reply")
 			c.out.Emit(req.call)
 		}
 	}
-	why := "no response"
-	switch reason {
-	case proto.EndRST:
-		why = "connection reset"
-	case proto.EndCapture:
-		why = "capture ended"
-	case proto.EndIdle:
-		why = "connection idle"
-	case proto.EndMemory:
-		why = "connection ended early for memory bounds"
+	why := reason.Why()
+	if why == "" {
+		why = "no response"
 	}
 	c.pending.Expire(time.Time{}, func(req *request) {
 		if req.sub != "" && req.confirms > 0 {
