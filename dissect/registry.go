@@ -19,6 +19,7 @@ import (
 	"github.com/wirescope/wirescope/dissect/nats"
 	"github.com/wirescope/wirescope/dissect/postgres"
 	"github.com/wirescope/wirescope/dissect/proto"
+	"github.com/wirescope/wirescope/dissect/radius"
 	"github.com/wirescope/wirescope/dissect/redis"
 	"github.com/wirescope/wirescope/dissect/tls"
 	"github.com/wirescope/wirescope/dissect/websocket"
@@ -49,6 +50,7 @@ var all = []proto.Protocol{
 	ldap.Protocol{},
 	diameter.Protocol{},
 	icmp.Protocol{}, // fed ICMP packets by the engine, not detected
+	radius.Protocol{},
 }
 
 // The rest of wirescope (the index, the tools) reads what each protocol

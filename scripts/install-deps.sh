@@ -45,6 +45,8 @@ declare -A need=(
 	[amqp-publish]=amqp-tools  # scripts/record-amqp.sh: rabbitmq-c's amqp-declare-queue, amqp-publish, amqp-get, amqp-delete-queue
 	[slapd]=slapd              # scripts/record-ldap.sh: OpenLDAP's slapd and slapadd, run from its own slapd.conf in a temporary directory (the package's service, on 389 if its postinst starts one, is never used)
 	[ldapsearch]=ldap-utils    # its clients: ldapsearch, ldapadd, ldapmodify, ldapdelete, ldapmodrdn, ldapcompare, ldapwhoami, ldappasswd
+	[freeradius]=freeradius    # scripts/record-radius.sh: FreeRADIUS 3.2 run in the foreground from a copy of /etc/freeradius/3.0 in a temporary directory (the package's service, if its postinst starts one, is never used)
+	[radclient]=freeradius-utils # its client: radclient (PAP, CHAP, accounting, Status-Server, retransmissions)
 	[freeDiameterd]=freediameterd # scripts/record-diameter.sh: two freeDiameter peers (/usr/bin/freeDiameterd) run from their own configs in a temporary directory
 )
 # file → Debian package, for what is not a command
@@ -55,7 +57,7 @@ declare -A need_file=(
 	[/usr/lib/postgresql/15/bin/postgres]=postgresql # PostgreSQL 15 (Debian 12) for scripts/record-postgres.sh: initdb, postgres, pgbench; its own clusters in a temporary directory, not the package's
 	[/usr/lib/freeDiameter/dbg_msg_dumps.fdx]=freediameter-extensions # scripts/record-diameter.sh: dbg_msg_dumps (the manifest), acl_wl, dict_nasreq, dict_dcca
 )
-# nginx, mariadbd and slapd live in /usr/sbin, which a user's PATH on Debian
+# nginx, mariadbd, slapd and freeradius live in /usr/sbin, which a user's PATH on Debian
 # does not hold: without it they would count as missing on every run.
 PATH=$PATH:/usr/sbin:/sbin
 missing=()
