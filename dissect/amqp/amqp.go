@@ -34,6 +34,12 @@
 // and app id, the headers table) go to extra. In confirm mode a server's
 // basic.ack or .nack says how many publishes it confirms (extra confirms).
 //
+// The login is the connection.start call: it is emitted when the server
+// goes on (connection.tune or .secure), or with the code of the
+// connection.close that refuses it, or as unanswered when the server
+// closes the socket instead (RabbitMQ does so to clients without the
+// authentication_failure_close capability).
+//
 // The SASL response of connection.start-ok is never kept: the mechanism and
 // the user (PLAIN's authentication identity, AMQPLAIN's LOGIN) are in
 // extra, the password nowhere; connection.secure, .secure-ok and

@@ -186,8 +186,13 @@ func TestCalls(t *testing.T) {
 			s.Client(header).Server(start()).Client(startOK("guest", "wrong"))
 			s.Server(closeM(0, 10, 403, "ACCESS_REFUSED - Login was refused", 0, 0))
 		}, []prototest.Want{
-			{Method: "connection.start", Status: "OK"},
-			{Method: "connection.close", Status: "ACCESS_REFUSED"},
+			// The login's call takes the refusal as its status.
+			{Method: "connection.start", Status: "ACCESS_REFUSED"},
+		}},
+		{"a login refused by closing the socket (RabbitMQ without authentication_failure_close)", func(s *prototest.Session) {
+			s.Client(header).Server(start()).Client(startOK("guest", "wrong"))
+		}, []prototest.Want{
+			{Method: "connection.start", Err: "no response: the server closed the connection after connection.start-ok instead of tuning it: RabbitMQ does so when it refuses the login"},
 		}},
 		{"an open refused", func(s *prototest.Session) {
 			s.Client(header).Server(start()).Client(startOK("guest", "guest")).Server(tune()).Client(tuneOK(), open("/bad"))

@@ -87,6 +87,10 @@ type conn struct {
 	chans    map[uint16]*chanState
 	// hdrCall is the client's protocol header until the server answers.
 	hdrCall *proto.Call
+	// login is the connection.start its start-ok answered, held until the
+	// server goes on (connection.tune or .secure: the login passed) or
+	// closes (RabbitMQ closes the socket on a refused login).
+	login *proto.Call
 	// v1 is the call of an AMQP 1.0 connection, which is not decoded.
 	v1         *proto.Call
 	v1Bytes    [2]int64
@@ -352,6 +356,10 @@ func (c *conn) method(i int, t time.Time) {
 		delete(c.contents, ckey(i, s.ch))
 		c.finishContent(ct, "content cut by the next method on the channel")
 	}
+	if i == 1 && c.login != nil && (m.name == "connection.tune" || m.name == "connection.secure") {
+		c.out.Emit(c.login)
+		c.login = nil
+	}
 	switch m.kind {
 	case kReply:
 		c.reply(i, m, class, id, d)
@@ -453,6 +461,10 @@ func (c *conn) reply(i int, m *method, class, id uint16, d *dec) {
 		c.startContent(i, call, true)
 		return
 	}
+	if m.name == "connection.start-ok" && c.login == nil {
+		c.login = call
+		return
+	}
 	c.out.Emit(call)
 }
 
@@ -526,6 +538,11 @@ func (c *conn) close(i int, m *method, class, id uint16, d *dec) {
 				status = "OK"
 			}
 		}
+	}
+	if call == nil && i == 1 && class == cConnection && c.login != nil {
+		// The login refused with a reason.
+		call, c.login = c.login, nil
+		call.Extra.Set("reply", m.name)
 	}
 	if call == nil {
 		call = &proto.Call{Proto: "amqp", TS: s.start, Method: m.name}
@@ -967,6 +984,20 @@ func (c *conn) End(reason proto.EndReason, t time.Time) {
 		call := c.hdrCall
 		c.hdrCall = nil
 		call.Fail(proto.Unanswered, why)
+		c.out.Emit(call)
+	}
+	if c.login != nil {
+		call := c.login
+		c.login = nil
+		call.Status = ""
+		switch reason {
+		case proto.EndFIN:
+			call.Fail(proto.Unanswered, "the server closed the connection after connection.start-ok instead of tuning it: RabbitMQ does so when it refuses the login")
+		case proto.EndRST:
+			call.Fail(proto.Unanswered, "the connection was reset after connection.start-ok instead of tuned: RabbitMQ does so when it refuses the login")
+		default:
+			call.Fail(proto.Unanswered, why+" after connection.start-ok")
+		}
 		c.out.Emit(call)
 	}
 	for i := range c.sides {
