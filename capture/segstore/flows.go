@@ -131,12 +131,31 @@ func (s *Store) EachFlow(from, to time.Time, fn func(Segment, *Flow) bool) error
 	in := func(fl *Flow) bool {
 		return (to.IsZero() || fl.First.Before(to)) && (from.IsZero() || !fl.Last.Before(from))
 	}
+	// One look under the lock: a segment that finishes closing between
+	// two looks would be in neither the closed nor the unclosed ones.
+	// The open segments' flows change as packets come (and those closing
+	// have no index yet): copy those wanted.
+	type openSeg struct {
+		seg   Segment
+		flows []Flow
+	}
+	var open []openSeg
 	s.mu.Lock()
 	var closed []Segment
 	for _, g := range s.closed {
 		if g.Overlaps(from, to) {
 			closed = append(closed, g.Segment)
 		}
+	}
+	for _, g := range s.unclosed() {
+		o := openSeg{seg: g.Segment}
+		o.seg.Size = g.durable()
+		for _, fl := range g.order {
+			if in(fl) {
+				o.flows = append(o.flows, *fl)
+			}
+		}
+		open = append(open, o)
 	}
 	s.mu.Unlock()
 	for _, seg := range closed {
@@ -153,25 +172,6 @@ func (s *Store) EachFlow(from, to time.Time, fn func(Segment, *Flow) bool) error
 			}
 		}
 	}
-	// The open segments' flows change as packets come (and those closing
-	// have no index yet): copy those wanted.
-	type openSeg struct {
-		seg   Segment
-		flows []Flow
-	}
-	var open []openSeg
-	s.mu.Lock()
-	for _, g := range s.unclosed() {
-		o := openSeg{seg: g.Segment}
-		o.seg.Size = g.durable()
-		for _, fl := range g.order {
-			if in(fl) {
-				o.flows = append(o.flows, *fl)
-			}
-		}
-		open = append(open, o)
-	}
-	s.mu.Unlock()
 	for _, o := range open {
 		for i := range o.flows {
 			if !fn(o.seg, &o.flows[i]) {
