@@ -28,6 +28,9 @@ type Options struct {
 	OnCall func(c *Call)
 	// OnFlow receives every flow when it ends.
 	OnFlow func(f *Flow)
+	// shard: the engine is one of a Parallel's, which correlates the
+	// calls it merges (proto.Correlator) itself.
+	shard bool
 	// Limits bound what parsers keep per message.
 	Limits proto.Limits
 
@@ -234,6 +237,9 @@ type Engine struct {
 	delivering bool
 	ending     proto.EndReason
 	finished   bool
+	// corr correlates calls across connections (proto.Correlator), in
+	// output order; nil for a Parallel's shards.
+	corr correlations
 }
 
 // tsContext is the reassembly.AssemblerContext handed to gopacket for one
@@ -276,6 +282,9 @@ func New(opts Options) *Engine {
 		if ph, ok := p.(proto.PortHinter); ok {
 			e.ports[p.Name()] = ph.Ports()
 		}
+	}
+	if !opts.shard {
+		e.corr = newCorrelations(opts.Protocols)
 	}
 	e.pool = reassembly.NewStreamPool(&tcpFactory{e: e})
 	e.asm = reassembly.NewAssembler(e.pool)
@@ -505,6 +514,7 @@ func (e *Engine) emit(c *Call, f *Flow, client, server proto.Endpoint, seq uint6
 	if e.flushing {
 		e.pendCalls = append(e.pendCalls, c)
 	} else if e.opts.OnCall != nil {
+		e.corr.apply(c)
 		e.opts.OnCall(c)
 	}
 }
@@ -521,6 +531,7 @@ func (e *Engine) deliverPending() {
 	})
 	for i, c := range e.pendCalls {
 		if e.opts.OnCall != nil {
+			e.corr.apply(c)
 			e.opts.OnCall(c)
 		}
 		e.pendCalls[i] = nil
@@ -614,4 +625,28 @@ func callID(c *Call, seq uint64) string {
 func flowID(f *Flow) string {
 	return newFNV().str(f.Transport).addr(f.Src.IP, f.Src.Port).addr(f.Dst.IP, f.Dst.Port).
 		u64(uint64(f.First.UnixNano())).hex()
+}
+
+// correlations are the protocols' correlations of one dissection, by
+// protocol name.
+type correlations map[string]func(*Call)
+
+func newCorrelations(ps []proto.Protocol) correlations {
+	var m correlations
+	for _, p := range ps {
+		if c, ok := p.(proto.Correlator); ok {
+			if m == nil {
+				m = correlations{}
+			}
+			m[p.Name()] = c.NewCorrelation()
+		}
+	}
+	return m
+}
+
+// apply passes c to its protocol's correlation, if it has one.
+func (m correlations) apply(c *Call) {
+	if f := m[c.Proto]; f != nil {
+		f(c)
+	}
 }

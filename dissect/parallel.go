@@ -28,6 +28,7 @@ import (
 type Parallel struct {
 	opts   Options
 	shards []*shard
+	corr   correlations
 }
 
 // shard is one Engine and the goroutine that feeds it.
@@ -74,6 +75,7 @@ func NewParallel(opts Options, n int) *Parallel {
 	p := &Parallel{opts: opts}
 	whole := opts
 	whole.setDefaults()
+	p.corr = newCorrelations(whole.Protocols)
 	share := func(v int) int { return max(v/n, 1) }
 	for i := range n {
 		// A shard holds at most maxInflight batches between Run's send and
@@ -82,6 +84,7 @@ func NewParallel(opts Options, n int) *Parallel {
 		sh := &shard{index: i, n: n, in: make(chan job, maxInflight+1), out: make(chan result, maxInflight+1)}
 		o := opts
 		o.OnCall, o.OnFlow = nil, nil
+		o.shard = true
 		o.MaxPagesTotal = share(whole.MaxPagesTotal)
 		o.MaxPagesPerConn = min(whole.MaxPagesPerConn, o.MaxPagesTotal)
 		o.MaxFlows = share(whole.MaxFlows)
@@ -298,6 +301,7 @@ func (p *Parallel) merge() Stats {
 		}
 		it := &lists[best][0]
 		if it.call != nil {
+			p.corr.apply(it.call)
 			p.opts.OnCall(it.call)
 		} else {
 			p.opts.OnFlow(it.flow)
@@ -351,6 +355,7 @@ func sumStats(all []*Stats) Stats {
 		s.TruncatedPackets += o.TruncatedPackets
 		s.Unanswered += o.Unanswered
 		s.Orphans += o.Orphans
+		s.OneWay += o.OneWay
 		s.Truncated += o.Truncated
 		s.Malformed += o.Malformed
 		s.MissingBytes += o.MissingBytes

@@ -207,6 +207,7 @@ func (c *conn) describeResponse(call *proto.Call, resp kmsg.Response, whole bool
 		}
 		w.display = false
 	case *kmsg.MetadataResponse:
+		var ids proto.Extra
 		for _, t := range r.Topics {
 			if t.Topic != nil && t.TopicID != ([16]byte{}) {
 				if c.topicNames == nil {
@@ -215,7 +216,15 @@ func (c *conn) describeResponse(call *proto.Call, resp kmsg.Response, whole bool
 				if len(c.topicNames) < 4096 {
 					c.topicNames[t.TopicID] = *t.Topic
 				}
+				if len(ids) < maxTopicIDs {
+					ids = append(ids, proto.Field{Key: uuid(t.TopicID), Value: *t.Topic})
+				}
 			}
+		}
+		if len(ids) > 0 {
+			// The names of the IDs the client's other connections use
+			// (see NewCorrelation).
+			call.Extra.Set("topic_ids", ids)
 		}
 		w.walk(reflect.ValueOf(resp).Elem(), "")
 	default:

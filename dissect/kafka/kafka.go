@@ -5,7 +5,8 @@
 // Each request is a call: Method is the API's name as Kafka names it
 // ("Produce", "Fetch", "Metadata", "ApiVersions", "JoinGroup"); Path is
 // the topics it names, comma-joined in the order sent (topic IDs are named
-// from the Metadata responses of the connection, else shown as a UUID),
+// from the Metadata responses seen before, on any connection: see
+// NewCorrelation; else shown as a UUID),
 // or the consumer group for a group's calls that name no topic
 // (JoinGroup, SyncGroup, Heartbeat, LeaveGroup, FindCoordinator); Status
 // is "OK", or the name of the first error its response carries
@@ -37,6 +38,7 @@ package kafka
 import (
 	"encoding/binary"
 	"strconv"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -217,6 +219,63 @@ func decodes(data []byte, size int32, key, version int16) proto.Verdict {
 		return proto.No
 	}
 	return proto.Yes
+}
+
+// maxTopicIDs caps the topic IDs a Metadata call names in extra, and
+// maxNamed those a correlation remembers.
+const (
+	maxTopicIDs = 256
+	maxNamed    = 1 << 16
+)
+
+// NewCorrelation implements proto.Correlator. Since Kafka 4 (Produce and
+// Fetch 13+) clients name topics by ID, and learn the IDs from a Metadata
+// response, usually on another connection than the one they produce or
+// fetch on: the topic IDs a Metadata call names (extra topic_ids) name,
+// from then on in the dissection's order, the paths and partition errors
+// of the calls that carry them.
+func (Protocol) NewCorrelation() func(c *proto.Call) {
+	names := map[string]string{}
+	return func(c *proto.Call) {
+		if ids, ok := c.Extra.Get("topic_ids").(proto.Extra); ok {
+			for _, f := range ids {
+				if n, ok := f.Value.(string); ok && len(names) < maxNamed {
+					names[f.Key] = n
+				}
+			}
+			return
+		}
+		if len(names) == 0 || !strings.Contains(c.Path, "-") {
+			return
+		}
+		parts := strings.Split(c.Path, ",")
+		renamed := false
+		for i, p := range parts {
+			if n, ok := names[p]; ok {
+				parts[i], renamed = n, true
+			}
+		}
+		if !renamed {
+			return
+		}
+		c.Path = strings.Join(parts, ",")
+		if pe, ok := c.Extra.Get("partition_errors").([]string); ok {
+			out := make([]string, len(pe))
+			for i, e := range pe {
+				out[i] = e
+				if id, rest, ok := strings.Cut(e, "/"); ok {
+					if n, ok := names[id]; ok {
+						out[i] = n + "/" + rest
+					}
+				} else if id, rest, ok := strings.Cut(e, " "); ok {
+					if n, ok := names[id]; ok {
+						out[i] = n + " " + rest
+					}
+				}
+			}
+			c.Extra.Set("partition_errors", out)
+		}
+	}
 }
 
 // NewStream implements proto.StreamProtocol.

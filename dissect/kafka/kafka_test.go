@@ -383,3 +383,24 @@ func TestMalformed(t *testing.T) {
 		{Method: "ApiVersions", Status: "OK"},
 	})
 }
+
+// TestCorrelation: a Metadata call's topic IDs name, from then on, the
+// IDs of calls on other connections; before it, they stay IDs.
+func TestCorrelation(t *testing.T) {
+	id := "01020304-0506-0708-090a-0b0c0d0e0f10"
+	corr := kafka.Protocol{}.NewCorrelation()
+	early := &proto.Call{Proto: "kafka", Method: "Produce", Path: id}
+	corr(early)
+	meta := &proto.Call{Proto: "kafka", Method: "Metadata", Path: "orders"}
+	meta.Extra.Set("topic_ids", proto.Extra{{Key: id, Value: "orders"}})
+	corr(meta)
+	late := &proto.Call{Proto: "kafka", Method: "Produce", Path: id + ",aa010000-0000-0000-0000-000000000000"}
+	late.Extra.Set("partition_errors", []string{id + "/2 NOT_LEADER_OR_FOLLOWER", id + " UNKNOWN_TOPIC_ID"})
+	corr(late)
+	if early.Path != id || late.Path != "orders,aa010000-0000-0000-0000-000000000000" {
+		t.Errorf("paths %q, %q", early.Path, late.Path)
+	}
+	if pe := late.Extra.Get("partition_errors").([]string); pe[0] != "orders/2 NOT_LEADER_OR_FOLLOWER" || pe[1] != "orders UNKNOWN_TOPIC_ID" {
+		t.Errorf("partition errors %q", pe)
+	}
+}

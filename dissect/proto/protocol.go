@@ -301,6 +301,17 @@ func (l Limits) WithDefaults() Limits {
 	return d
 }
 
+// Correlator is a Protocol whose calls tell about its calls on other
+// connections: a Kafka Metadata response names the topic IDs that Produce
+// and Fetch requests on the client's other connections carry. A dissection
+// makes one correlation of it and passes it every call of the protocol, in
+// the dissection's output order (so the same input gives the same output,
+// whatever the sharding), before handing the call on; it may rewrite the
+// call.
+type Correlator interface {
+	NewCorrelation() func(c *Call)
+}
+
 // PortHinter is implemented by protocols that usually run on known ports.
 // The engine asks such a protocol first about flows on those ports; the
 // payload still has to match.
