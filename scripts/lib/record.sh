@@ -637,6 +637,33 @@ cluster_json() {
 		'{services: $services, pods: $pods}'
 }
 
+# write_cluster OUT PODS SERVICES FIRST: writes OUT/cluster.json (see
+# cluster_json) and checks it against the capture: every address in it is a
+# pod or a service of the cluster file, no address is two pods', and a pod
+# with a lifetime (startTime, deletionTime) has all its packets in it.
+write_cluster() {
+	local out=$1 pods=$2 services=$3 first=$4
+	cluster_json "$pods" "$services" "$first" >"$out/cluster.json"
+	jq -r '.pods[].ip, .services[].clusterIP' "$out/cluster.json" | sort -u >"$WORK/logs/cluster-ips.txt"
+	comm -23 "$WORK/seen/addresses.txt" "$WORK/logs/cluster-ips.txt" >"$WORK/logs/unmapped.txt"
+	[[ ! -s $WORK/logs/unmapped.txt ]] || die "addresses without a pod: $(tr '\n' ' ' <"$WORK/logs/unmapped.txt")"
+	[[ $(jq -r '.pods[].ip' "$out/cluster.json" | sort | uniq -d | wc -l) -eq 0 ]] || die "an address is used by two pods"
+	rec_tshark -T fields -e frame.time_epoch -e ip.src -e ip.dst |
+		awk -F'\t' '{ for (i = 2; i <= 3; i++) { a = $i; if (!(a in lo)) lo[a] = $1; hi[a] = $1 } }
+			END { for (a in lo) print a "\t" lo[a] "\t" hi[a] }' >"$WORK/logs/address-times.tsv"
+	jq -r '.pods[] | select(.startTime or .deletionTime)
+		| [.ip, .name, (.startTime // "" | if . == "" then "" else fromdateiso8601 end),
+			(.deletionTime // "" | if . == "" then "" else fromdateiso8601 end)] | @tsv' "$out/cluster.json" |
+		awk -F'\t' '
+			NR == FNR { lo[$1] = $2; hi[$1] = $3; next }
+			!($1 in lo) { next }
+			$3 != "" && lo[$1] + 0 < $3 + 0 { printf "%s: a packet at %s, before its startTime\n", $2, lo[$1]; bad = 1 }
+			$4 != "" && hi[$1] + 0 >= $4 + 0 { printf "%s: a packet at %s, after its deletionTime\n", $2, hi[$1]; bad = 1 }
+			END { exit bad }
+		' "$WORK/logs/address-times.tsv" - >&2 || die "cluster.json: pod lifetimes do not cover their packets"
+	ok "cluster.json maps all $(wc -l <"$WORK/seen/addresses.txt") addresses of the capture, within the pods' lifetimes"
+}
+
 # verify_and_write PODS SERVICES DESCRIPTION QUESTIONS-JSON NOTES: run the
 # checks, write cluster.json, truth.json and scenario.json into $WORK/out and
 # replace the scenario's files. QUESTIONS-JSON may use {{HHMM}} for the
@@ -655,27 +682,7 @@ verify_and_write() {
 	bytes=$(stat -c %s "$out/capture.pcap")
 	duration=$(awk -v a="$first" -v b="$last" 'BEGIN { printf "%.3f", b - a }')
 
-	cluster_json "$pods" "$services" "$first" >"$out/cluster.json"
-	# Every address in the capture is a pod or a service of the cluster file.
-	jq -r '.pods[].ip, .services[].clusterIP' "$out/cluster.json" | sort -u >"$WORK/logs/cluster-ips.txt"
-	comm -23 "$WORK/seen/addresses.txt" "$WORK/logs/cluster-ips.txt" >"$WORK/logs/unmapped.txt"
-	[[ ! -s $WORK/logs/unmapped.txt ]] || die "addresses without a pod: $(tr '\n' ' ' <"$WORK/logs/unmapped.txt")"
-	[[ $(jq -r '.pods[].ip' "$out/cluster.json" | sort | uniq -d | wc -l) -eq 0 ]] || die "an address is used by two pods"
-	# A pod with a lifetime (startTime, deletionTime) has all its packets in it.
-	rec_tshark -T fields -e frame.time_epoch -e ip.src -e ip.dst |
-		awk -F'\t' '{ for (i = 2; i <= 3; i++) { a = $i; if (!(a in lo)) lo[a] = $1; hi[a] = $1 } }
-			END { for (a in lo) print a "\t" lo[a] "\t" hi[a] }' >"$WORK/logs/address-times.tsv"
-	jq -r '.pods[] | select(.startTime or .deletionTime)
-		| [.ip, .name, (.startTime // "" | if . == "" then "" else fromdateiso8601 end),
-			(.deletionTime // "" | if . == "" then "" else fromdateiso8601 end)] | @tsv' "$out/cluster.json" |
-		awk -F'\t' '
-			NR == FNR { lo[$1] = $2; hi[$1] = $3; next }
-			!($1 in lo) { next }
-			$3 != "" && lo[$1] + 0 < $3 + 0 { printf "%s: a packet at %s, before its startTime\n", $2, lo[$1]; bad = 1 }
-			$4 != "" && hi[$1] + 0 >= $4 + 0 { printf "%s: a packet at %s, after its deletionTime\n", $2, hi[$1]; bad = 1 }
-			END { exit bad }
-		' "$WORK/logs/address-times.tsv" - >&2 || die "cluster.json: pod lifetimes do not cover their packets"
-	ok "cluster.json maps all $(wc -l <"$WORK/seen/addresses.txt") addresses of the capture, within the pods' lifetimes"
+	write_cluster "$out" "$pods" "$services" "$first"
 
 	# Latency per phase, server and route (tshark's http.time, nearest rank).
 	awk -F'\t' -v OFS='\t' -v t="${EVENT_EPOCH:-0}" "$REC_AWK_ROUTE"'

@@ -302,25 +302,7 @@ LAST=$(tail -n 1 "$WORK/logs/times.txt")
 DURATION=$(awk -v a="$FIRST" -v b="$LAST" 'BEGIN { printf "%.3f", b - a }')
 awk -v d="$DURATION" 'BEGIN { exit !(d >= 70 && d <= 95) }' || die "the capture lasts $DURATION s, not 70-95 s"
 
-cluster_json "$WORK/pods.tsv" "$WORK/services.tsv" "$FIRST" >"$OUT/cluster.json"
-jq -r '.pods[].ip, .services[].clusterIP' "$OUT/cluster.json" | sort -u >"$WORK/logs/cluster-ips.txt"
-comm -23 "$WORK/seen/addresses.txt" "$WORK/logs/cluster-ips.txt" >"$WORK/logs/unmapped.txt"
-[[ ! -s $WORK/logs/unmapped.txt ]] || die "addresses without a pod: $(tr '\n' ' ' <"$WORK/logs/unmapped.txt")"
-[[ $(jq -r '.pods[].ip' "$OUT/cluster.json" | sort | uniq -d | wc -l) -eq 0 ]] || die "an address is used by two pods"
-rec_tshark -T fields -e frame.time_epoch -e ip.src -e ip.dst |
-	awk -F'\t' '{ for (i = 2; i <= 3; i++) { a = $i; if (!(a in lo)) lo[a] = $1; hi[a] = $1 } }
-		END { for (a in lo) print a "\t" lo[a] "\t" hi[a] }' >"$WORK/logs/address-times.tsv"
-jq -r '.pods[] | select(.startTime or .deletionTime)
-	| [.ip, .name, (.startTime // "" | if . == "" then "" else fromdateiso8601 end),
-		(.deletionTime // "" | if . == "" then "" else fromdateiso8601 end)] | @tsv' "$OUT/cluster.json" |
-	awk -F'\t' '
-		NR == FNR { lo[$1] = $2; hi[$1] = $3; next }
-		!($1 in lo) { next }
-		$3 != "" && lo[$1] + 0 < $3 + 0 { printf "%s: a packet at %s, before its startTime\n", $2, lo[$1]; bad = 1 }
-		$4 != "" && hi[$1] + 0 >= $4 + 0 { printf "%s: a packet at %s, after its deletionTime\n", $2, hi[$1]; bad = 1 }
-		END { exit bad }
-	' "$WORK/logs/address-times.tsv" - >&2 || die "cluster.json: pod lifetimes do not cover their packets"
-ok "cluster.json maps all $(wc -l <"$WORK/seen/addresses.txt") addresses of the capture, within the pods' lifetimes"
+write_cluster "$OUT" "$WORK/pods.tsv" "$WORK/services.tsv" "$FIRST"
 
 TOOLS=$(jq -n --arg franz "$FRANZ_VERSION" --arg kfake "$KFAKE_VERSION" \
 	--arg go "$(go env GOVERSION)" \
