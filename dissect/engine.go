@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -28,6 +29,10 @@ type Options struct {
 	OnCall func(c *Call)
 	// OnFlow receives every flow when it ends.
 	OnFlow func(f *Flow)
+	// Correlations, when set, are shared with other dissections (of the
+	// windows before this one): see Correlations. Nil: the dissection's
+	// own.
+	Correlations *Correlations
 	// shard: the engine is one of a Parallel's, which correlates the
 	// calls it merges (proto.Correlator) itself.
 	shard bool
@@ -239,7 +244,7 @@ type Engine struct {
 	finished   bool
 	// corr correlates calls across connections (proto.Correlator), in
 	// output order; nil for a Parallel's shards.
-	corr correlations
+	corr *Correlations
 }
 
 // tsContext is the reassembly.AssemblerContext handed to gopacket for one
@@ -284,7 +289,10 @@ func New(opts Options) *Engine {
 		}
 	}
 	if !opts.shard {
-		e.corr = newCorrelations(opts.Protocols)
+		e.corr = opts.Correlations
+		if e.corr == nil {
+			e.corr = NewCorrelations(opts.Protocols)
+		}
 	}
 	e.pool = reassembly.NewStreamPool(&tcpFactory{e: e})
 	e.asm = reassembly.NewAssembler(e.pool)
@@ -627,26 +635,37 @@ func flowID(f *Flow) string {
 		u64(uint64(f.First.UnixNano())).hex()
 }
 
-// correlations are the protocols' correlations of one dissection, by
-// protocol name.
-type correlations map[string]func(*Call)
+// Correlations are the protocols' correlations (proto.Correlator) of a
+// dissection, or of several when Options.Correlations shares them: what a
+// Kafka Metadata response in one window names, the next window's calls
+// are named by. Safe for concurrent use.
+type Correlations struct {
+	mu sync.Mutex
+	by map[string]func(*Call)
+}
 
-func newCorrelations(ps []proto.Protocol) correlations {
-	var m correlations
-	for _, p := range ps {
+// NewCorrelations returns the correlations of protocols (nil: All()).
+func NewCorrelations(protocols []proto.Protocol) *Correlations {
+	if protocols == nil {
+		protocols = All()
+	}
+	m := &Correlations{by: map[string]func(*Call){}}
+	for _, p := range protocols {
 		if c, ok := p.(proto.Correlator); ok {
-			if m == nil {
-				m = correlations{}
-			}
-			m[p.Name()] = c.NewCorrelation()
+			m.by[p.Name()] = c.NewCorrelation()
 		}
 	}
 	return m
 }
 
 // apply passes c to its protocol's correlation, if it has one.
-func (m correlations) apply(c *Call) {
-	if f := m[c.Proto]; f != nil {
+func (m *Correlations) apply(c *Call) {
+	if m == nil {
+		return
+	}
+	if f := m.by[c.Proto]; f != nil {
+		m.mu.Lock()
 		f(c)
+		m.mu.Unlock()
 	}
 }

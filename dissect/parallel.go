@@ -28,7 +28,7 @@ import (
 type Parallel struct {
 	opts   Options
 	shards []*shard
-	corr   correlations
+	corr   *Correlations
 }
 
 // shard is one Engine and the goroutine that feeds it.
@@ -75,7 +75,10 @@ func NewParallel(opts Options, n int) *Parallel {
 	p := &Parallel{opts: opts}
 	whole := opts
 	whole.setDefaults()
-	p.corr = newCorrelations(whole.Protocols)
+	p.corr = opts.Correlations
+	if p.corr == nil {
+		p.corr = NewCorrelations(whole.Protocols)
+	}
 	share := func(v int) int { return max(v/n, 1) }
 	for i := range n {
 		// A shard holds at most maxInflight batches between Run's send and

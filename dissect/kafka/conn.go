@@ -433,6 +433,18 @@ func (c *conn) unanswered(req *request, why string) {
 	c.out.Emit(req.call)
 }
 
+// longPoll says whether req is a fetch still within its long poll at t: a
+// broker holds a fetch up to its max wait for records to come, so a
+// connection closed meanwhile says nothing of how it would have ended.
+func longPoll(req *request, t time.Time) (time.Duration, bool) {
+	if req.key != int16(kmsg.Fetch) {
+		return 0, false
+	}
+	wait, _ := req.call.Extra.Get("max_wait_ms").(int)
+	d := time.Duration(wait) * time.Millisecond
+	return d, wait > 0 && !t.After(req.end.Add(d+time.Second))
+}
+
 // End implements proto.StreamParser.
 func (c *conn) End(reason proto.EndReason, t time.Time) {
 	for i := range c.sides {
@@ -462,7 +474,12 @@ func (c *conn) End(reason proto.EndReason, t time.Time) {
 		s.reset()
 	}
 	why := reason.Why()
-	c.pending.Expire(time.Time{}, func(req *request) { c.unanswered(req, why) })
+	c.pending.Expire(time.Time{}, func(req *request) {
+		if wait, ok := longPoll(req, t); ok && req.call.Error == "" && (reason == proto.EndFIN || reason == proto.EndRST) {
+			req.call.Fail(proto.Truncated, "the connection closed during the fetch's long poll (max wait "+wait.String()+")")
+		}
+		c.unanswered(req, why)
+	})
 }
 
 // Buffered implements proto.Buffering.

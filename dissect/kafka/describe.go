@@ -60,6 +60,9 @@ func (c *conn) describeRequest(call *proto.Call, kreq kmsg.Request) {
 		if r.SessionID != 0 {
 			call.Extra.Set("fetch_session", int(r.SessionID))
 		}
+		if r.MaxWaitMillis > 0 {
+			call.Extra.Set("max_wait_ms", int(r.MaxWaitMillis))
+		}
 	case *kmsg.SASLAuthenticateRequest:
 		if u := saslUser(r.SASLAuthBytes); u != "" {
 			call.Extra.Set("user", u)

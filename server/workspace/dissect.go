@@ -147,9 +147,10 @@ pieces:
 			}
 			cnt := &counting{Source: src, from: pc.From, to: pc.To}
 			opts := dissect.Options{
-				Protocols: w.protocols,
-				Identity:  w.opts.Identity,
-				Limits:    w.opts.Limits,
+				Protocols:    w.protocols,
+				Correlations: w.corr,
+				Identity:     w.opts.Identity,
+				Limits:       w.opts.Limits,
 				OnCall: func(c *dissect.Call) {
 					if c.TS.Before(pc.From) || !c.TS.Before(pc.To) {
 						return // another window's call

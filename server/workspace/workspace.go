@@ -86,7 +86,10 @@ type Workspace struct {
 	temp      bool   // dir is ours to remove
 	fp        string // the captures' fingerprint (state.go)
 	protocols []proto.Protocol
-	busy      chan struct{} // held by the dissection running
+	// corr carries what calls tell about calls of later windows (Kafka's
+	// topic IDs) from one window's dissection to the next.
+	corr *dissect.Correlations
+	busy chan struct{} // held by the dissection running
 
 	mu      sync.RWMutex
 	covered coverage                    // windows dissected
@@ -140,6 +143,7 @@ func Open(opts Options) (*Workspace, error) {
 	}
 	w := &Workspace{opts: opts, src: src, dir: opts.Dir, protocols: opts.Protocols, busy: make(chan struct{}, 1),
 		labels: map[flowindex.Key]flowLabel{}, calls: map[string]uint64{}}
+	w.corr = dissect.NewCorrelations(opts.Protocols)
 	if w.dir == "" {
 		if w.dir, err = os.MkdirTemp("", "wirescope-"); err != nil {
 			return nil, err
