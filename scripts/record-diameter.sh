@@ -193,7 +193,7 @@ scenario() {
 	printf '%s\n' "$1" >>"$WORK/plan/order"
 	printf '%s' "$2" >"$WORK/plan/$SCN.description"
 	log "$SCN: $2"
-	tcpdump_start "$WORK/logs/tcpdump.err" -i lo -w "$REC/$SCN.pcap" "tcp port $PORT1 or tcp port $PORT2" ||
+	tcpdump_start "$WORK/logs/tcpdump.err" -i lo -B 65536 -w "$REC/$SCN.pcap" "tcp port $PORT1 or tcp port $PORT2" ||
 		die "tcpdump did not start: $(cat "$WORK/logs/tcpdump.err")"
 }
 

@@ -238,7 +238,7 @@ scenario() {
 	: >"$WORK/plan/$SCN.ops"
 	: >"$WORK/plan/$SCN.secrets"
 	log "$SCN: $2"
-	tcpdump_start "$WORK/logs/tcpdump.err" -i lo -w "$REC/$SCN.pcap" "host $IP and tcp port $PORT" ||
+	tcpdump_start "$WORK/logs/tcpdump.err" -i lo -B 65536 -w "$REC/$SCN.pcap" "host $IP and tcp port $PORT" ||
 		die "tcpdump did not start: $(cat "$WORK/logs/tcpdump.err")"
 }
 

@@ -242,7 +242,7 @@ scenario() {
 	: >"$WORK/plan/$SCN.reqs"
 	: >"$WORK/plan/$SCN.secrets"
 	log "$SCN: $2"
-	tcpdump_start "$WORK/logs/tcpdump.err" -i lo -w "$REC/$SCN.pcap" "host $IP and (udp port $AUTH or udp port $ACCT)" ||
+	tcpdump_start "$WORK/logs/tcpdump.err" -i lo -B 65536 -w "$REC/$SCN.pcap" "host $IP and (udp port $AUTH or udp port $ACCT)" ||
 		die "tcpdump did not start: $(cat "$WORK/logs/tcpdump.err")"
 }
 

@@ -361,7 +361,7 @@ scenario() {
 	: >"$WORK/plan/$SCN.calls"
 	printf '0\t0\n' >"$WORK/plan/$SCN.key_updates"
 	install -m 0600 /dev/null "$REC/$SCN.keys"
-	tcpdump_start "$WORK/logs/tcpdump.err" -i lo -w "$REC/$SCN.pcap" "host $IP and tcp port $SCN_PORT" ||
+	tcpdump_start "$WORK/logs/tcpdump.err" -i lo -B 65536 -w "$REC/$SCN.pcap" "host $IP and tcp port $SCN_PORT" ||
 		die "tcpdump did not start: $(cat "$WORK/logs/tcpdump.err")"
 }
 

@@ -23,7 +23,9 @@ stop_pid() {
 # otherwise lost when tcpdump is interrupted), -s 0 (whole packets: lo's
 # segments reach 64 KiB), -U and -Z root (it writes as root, into directories
 # only root may write), plus the arguments given (-i, -w, -B, the filter), its
-# stderr into ERRLOG. Sets TCPDUMP_PID and returns once tcpdump listens;
+# stderr into ERRLOG. Give -B (KiB): with -s 0 the default 2 MiB ring holds
+# about eight 256 KiB frames, and a burst on a loaded machine overflows it
+# (a CI run lost 2 of an LDAP scenario's 148 packets so). Sets TCPDUMP_PID and returns once tcpdump listens;
 # returns 1 if it did not start.
 TCPDUMP_PID=
 tcpdump_start() {
