@@ -43,7 +43,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"log"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -52,9 +51,11 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/kversion"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/wirescope/wirescope/test/kafkaapps/internal/hooks"
 )
 
 type produced struct {
@@ -77,36 +78,6 @@ type report struct {
 	Requests        map[string]int `json:"requests"`
 	Connections     int            `json:"connections"`
 }
-
-// hooks counts what every client of the scenario wrote.
-type hooks struct {
-	mu          sync.Mutex
-	requests    map[string]int
-	connections int
-}
-
-func (h *hooks) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
-	if err != nil {
-		return
-	}
-	h.mu.Lock()
-	h.requests[kmsg.NameForKey(key)]++
-	h.mu.Unlock()
-}
-
-func (h *hooks) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, conn net.Conn, _ error) {
-	if conn == nil {
-		return
-	}
-	h.mu.Lock()
-	h.connections++
-	h.mu.Unlock()
-}
-
-var (
-	_ kgo.HookBrokerWrite   = (*hooks)(nil)
-	_ kgo.HookBrokerConnect = (*hooks)(nil)
-)
 
 func main() {
 	brokers := flag.String("brokers", "127.0.0.45:19092", "seed brokers, comma-separated")
@@ -132,7 +103,7 @@ func main() {
 	r := &runner{
 		seeds:  strings.Split(*brokers, ","),
 		topics: strings.Split(*topicsFlag, ","),
-		hooks:  &hooks{requests: map[string]int{}},
+		hooks:  hooks.New(),
 		rep: &report{Scenario: *scenario, Produced: []produced{}, Consumed: map[string]int{},
 			Errors: map[string]int{}, OtherErrors: []string{}},
 	}
@@ -155,10 +126,7 @@ func main() {
 	default:
 		log.Fatalf("unknown scenario %q", *scenario)
 	}
-	r.hooks.mu.Lock()
-	r.rep.Requests = r.hooks.requests
-	r.rep.Connections = r.hooks.connections
-	r.hooks.mu.Unlock()
+	r.rep.Requests, r.rep.Connections = r.hooks.Snapshot()
 	out(r.rep)
 	if err != nil {
 		log.Fatalf("%s: %v", *scenario, err)
@@ -176,7 +144,7 @@ func out(v any) {
 type runner struct {
 	seeds  []string
 	topics []string
-	hooks  *hooks
+	hooks  *hooks.Counts
 	rep    *report
 }
 

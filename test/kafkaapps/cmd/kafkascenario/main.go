@@ -37,13 +37,13 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/wirescope/wirescope/test/kafkaapps/internal/hooks"
 )
 
 type report struct {
@@ -59,36 +59,6 @@ type report struct {
 	Requests        map[string]int `json:"requests"`
 	Connections     int            `json:"connections"`
 }
-
-// hooks counts what the pod's clients wrote.
-type hooks struct {
-	mu          sync.Mutex
-	requests    map[string]int
-	connections int
-}
-
-func (h *hooks) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
-	if err != nil {
-		return
-	}
-	h.mu.Lock()
-	h.requests[kmsg.NameForKey(key)]++
-	h.mu.Unlock()
-}
-
-func (h *hooks) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, conn net.Conn, _ error) {
-	if conn == nil {
-		return
-	}
-	h.mu.Lock()
-	h.connections++
-	h.mu.Unlock()
-}
-
-var (
-	_ kgo.HookBrokerWrite   = (*hooks)(nil)
-	_ kgo.HookBrokerConnect = (*hooks)(nil)
-)
 
 func main() {
 	brokers := flag.String("brokers", "127.0.8.10:9092", "seed broker")
@@ -110,7 +80,7 @@ func main() {
 	if *clientID == "" {
 		*clientID = *role
 	}
-	h := &hooks{requests: map[string]int{}}
+	h := hooks.New()
 	rep := &report{Role: *role, Pod: *pod, ClientID: *clientID, Errors: map[string]int{}, OtherErrors: []string{}}
 	dialer := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}, Timeout: 5 * time.Second}
 	base := []kgo.Opt{
@@ -138,10 +108,7 @@ func main() {
 	default:
 		log.Fatalf("-role %q: want producer or consumer", *role)
 	}
-	h.mu.Lock()
-	rep.Requests = h.requests
-	rep.Connections = h.connections
-	h.mu.Unlock()
+	rep.Requests, rep.Connections = h.Snapshot()
 	enc := json.NewEncoder(os.Stdout)
 	enc.SetIndent("", "  ")
 	if e := enc.Encode(rep); e != nil {
