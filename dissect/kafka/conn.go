@@ -196,7 +196,11 @@ func (c *conn) request(s *side) {
 	call.Extra.Set("api_version", int(version))
 	call.Extra.Set("correlation_id", int(corr))
 	req := &request{call: call, key: key, version: version, corr: corr, end: s.last, size: 512}
-	body, clientID, err := requestHeader(b, key, version)
+	kreq := kmsg.RequestForKey(key)
+	if kreq != nil {
+		kreq.SetVersion(version)
+	}
+	body, clientID, err := requestHeader(b, kreq)
 	if clientID != "" {
 		call.Extra.Set("client_id", clientID)
 	}
@@ -208,7 +212,6 @@ func (c *conn) request(s *side) {
 		c.out.Emit(call)
 		return
 	}
-	kreq := kmsg.RequestForKey(key)
 	if kreq == nil {
 		// Brokers close the connection on a key they do not know; its
 		// answer, if any, is still this call's.
@@ -216,7 +219,6 @@ func (c *conn) request(s *side) {
 		c.hold(req)
 		return
 	}
-	kreq.SetVersion(version)
 	derr := kreq.ReadFrom(body)
 	if cut := s.cut(); cut != "" {
 		call.Extra.Set("decoded", cut)
@@ -237,8 +239,9 @@ func (c *conn) request(s *side) {
 
 // requestHeader reads a request's header (v1, or v2 with tagged fields
 // for a flexible version): it returns the body and the client ID, or why
-// the header is malformed.
-func requestHeader(b []byte, key, version int16) (body []byte, clientID, err string) {
+// the header is malformed. kreq is the request at its version (nil: an
+// API kmsg does not know, read as not flexible).
+func requestHeader(b []byte, kreq kmsg.Request) (body []byte, clientID, err string) {
 	b = b[8:]
 	if len(b) < 2 {
 		return nil, "", "request header cut before its client ID"
@@ -251,13 +254,10 @@ func requestHeader(b []byte, key, version int16) (body []byte, clientID, err str
 		}
 		clientID, b = string(b[:n]), b[n:]
 	}
-	if kreq := kmsg.RequestForKey(key); kreq != nil {
-		kreq.SetVersion(version)
-		if kreq.IsFlexible() {
-			var ok bool
-			if b, ok = skipTags(b); !ok {
-				return nil, clientID, "request header's tagged fields overrun the request"
-			}
+	if kreq != nil && kreq.IsFlexible() {
+		var ok bool
+		if b, ok = skipTags(b); !ok {
+			return nil, clientID, "request header's tagged fields overrun the request"
 		}
 	}
 	return b, clientID, ""

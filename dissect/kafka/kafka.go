@@ -209,12 +209,12 @@ func decodes(data []byte, size int32, key, version int16) proto.Verdict {
 		}
 		return proto.No
 	}
-	body, _, bad := requestHeader(data[4:size+4], key, version)
+	req := kmsg.RequestForKey(key)
+	req.SetVersion(version)
+	body, _, bad := requestHeader(data[4:size+4], req)
 	if bad != "" {
 		return proto.No
 	}
-	req := kmsg.RequestForKey(key)
-	req.SetVersion(version)
 	if req.ReadFrom(body) != nil {
 		return proto.No
 	}
