@@ -292,6 +292,7 @@ type hubFlags struct {
 	conns     connFlags
 	logs      logFlags
 	metrics   string
+	pprof     string
 }
 
 // connFlags bound what clients can hold of an HTTP server.
@@ -345,6 +346,7 @@ terminal; otherwise (a log, a pipe) the token is replaced by $(cat FILE).`,
 	f.conns.register(cmd)
 	f.logs.register(cmd)
 	fl.StringVar(&f.metrics, "metrics-listen", "", "serve Prometheus /metrics on this address, without authentication (for a scraper inside the cluster); without it /metrics is served beside /mcp, behind the bearer token")
+	fl.StringVar(&f.pprof, "pprof-addr", "", "serve Go's profiles (net/http/pprof, with mutex and block profiling on) at /debug/pprof/ on this loopback address, without authentication; for measuring the hub, off by default")
 	return cmd
 }
 
@@ -387,6 +389,15 @@ func runHub(cmd *cobra.Command, f *hubFlags) error {
 		}
 		go server.ServeHTTP(ctx, ml, m.Handler(), f.conns.options(logger))
 		logger.Info("metrics listening", "url", "http://"+ml.Addr().String()+"/metrics")
+	}
+	if f.pprof != "" {
+		pl, err := listenPprof(f.pprof)
+		if err != nil {
+			l.Close()
+			return err
+		}
+		go server.ServeHTTP(ctx, pl, pprofHandler(), f.conns.options(logger))
+		logger.Info("pprof listening", "url", "http://"+pl.Addr().String()+"/debug/pprof/")
 	}
 	url := "http://" + l.Addr().String() + "/mcp"
 	if f.logs.format == "text" {
