@@ -13,7 +13,9 @@
 #   -flows N        concurrent TCP connections of the flows test (FLOWS, 10000)
 #   -flow-secs S    how long they are all held open (FLOW_SECS, 20)
 #   -flow-runs N    runs of the flows test (FLOW_RUNS, 3)
-#   -profiles LIST  comma-separated, of tcp-max,tcp-rate,udp-small,flows (PROFILES, all)
+#   -wrk-conns N    connections of the lo-wrk profiles' wrk (WRK_CONNS, 16)
+#   -profiles LIST  comma-separated, of tcp-max,tcp-rate,udp-small,lo-wrk,
+#                   lo-wrk-any,flows (PROFILES, all)
 #   -max-bytes N    disk each capturer may keep (MAX_BYTES, 2 GiB)
 #   -dir DIR        where the temporary directory goes; must be on disk (BENCH_DIR, /var/tmp)
 #   -bin PATH       the wirescope binary to measure (BIN; default: build ./cmd/wirescope)
@@ -21,7 +23,7 @@
 #                   -agent-args "--segment-bytes 8589934592" -max-bytes 17179869184
 #                   keeps each run in one segment, to see what rotation costs
 #   -perf           after each profile, one more run (not in the medians) under
-#                   `perf record -g` on both capturers; print the top functions
+#                   `perf record -g` on each capturer; print the top functions
 #   -keep           keep the temporary directory (logs, perf data; the captures
 #                   themselves are deleted after every run)
 #   -strict         exit 1 when a target is missed (default: report it, exit 0)
@@ -45,6 +47,19 @@
 # wire Gbit/s and packets/s are what crossed the captured interface (both
 # directions, from its counters).
 #
+# Loopback profiles (wrk against nginx, -secs each, inside the client
+# namespace, whose lo carries nothing else):
+#   lo-wrk      nginx (one worker, own configuration in the temporary
+#               directory) on 127.0.0.61:18080 serving a 128-byte static
+#               file, wrk -c -wrk-conns -t 2 asking for it over keep-alive
+#               connections: many small packets on lo, where AF_PACKET shows
+#               each packet twice (sent and received); both capturers on lo
+#               with the filter `tcp port 18080` (the agent's --filter).
+#               Reports wrk's requests/s; packets/s are lo's (received,
+#               each packet once)
+#   lo-wrk-any  the same with both capturers on `any` (the agent opens a
+#               ring on lo and one on the idle veth; tcpdump one socket)
+#
 # For each capturer and run: CPU seconds (utime+stime from /proc/PID/stat,
 # children excluded, read just before the traffic starts and just before it
 # is stopped), peak RSS (VmHWM), packets captured and dropped (the agent's
@@ -60,7 +75,9 @@
 # concurrent flows. A missed target is reported, not an error (see -strict).
 #
 # Needs root (namespaces, AF_PACKET); prints why and exits 0 otherwise.
-# Needs iperf3 (installed with apt-get when missing), tcpdump, iproute2, Go.
+# Needs iperf3 and, for lo-wrk*, wrk (installed with apt-get when missing),
+# nginx (nginx-light is enough; the lo-wrk profiles are skipped without it),
+# tcpdump, iproute2, Go.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -75,7 +92,8 @@ SMALL_LEN=${SMALL_LEN:-512}
 FLOWS=${FLOWS:-10000}
 FLOW_SECS=${FLOW_SECS:-20}
 FLOW_RUNS=${FLOW_RUNS:-3}
-PROFILES=${PROFILES:-tcp-max,tcp-rate,udp-small,flows}
+WRK_CONNS=${WRK_CONNS:-16}
+PROFILES=${PROFILES:-tcp-max,tcp-rate,udp-small,lo-wrk,lo-wrk-any,flows}
 MAX_BYTES=${MAX_BYTES:-2147483648}
 BENCH_DIR=${BENCH_DIR:-/var/tmp}
 BIN=${BIN:-}
@@ -104,6 +122,7 @@ while [[ $# -gt 0 ]]; do
 	-flows) FLOWS=$2; shift 2 ;;
 	-flow-secs) FLOW_SECS=$2; shift 2 ;;
 	-flow-runs) FLOW_RUNS=$2; shift 2 ;;
+	-wrk-conns) WRK_CONNS=$2; shift 2 ;;
 	-profiles) PROFILES=$2; shift 2 ;;
 	-max-bytes) MAX_BYTES=$2; shift 2 ;;
 	-dir) BENCH_DIR=$2; shift 2 ;;
@@ -116,7 +135,7 @@ while [[ $# -gt 0 ]]; do
 	*) echo "bench-agent.sh: unknown argument $1" >&2; usage 2 >&2 ;;
 	esac
 done
-for v in RUNS SECS SMALL_LEN FLOWS FLOW_SECS FLOW_RUNS MAX_BYTES; do
+for v in RUNS SECS SMALL_LEN FLOWS FLOW_SECS FLOW_RUNS MAX_BYTES WRK_CONNS; do
 	[[ ${!v} =~ ^[0-9]+$ && ${!v} -gt 0 ]] || { echo "bench-agent.sh: $v must be a positive integer, not '${!v}'" >&2; exit 2; }
 done
 
@@ -139,8 +158,19 @@ fi
 
 has_profile() { [[ ,$PROFILES, == *,$1,* ]]; }
 for p in ${PROFILES//,/ }; do
-	case $p in tcp-max | tcp-rate | udp-small | flows) ;; *) echo "bench-agent.sh: unknown profile $p" >&2; exit 2 ;; esac
+	case $p in tcp-max | tcp-rate | udp-small | lo-wrk | lo-wrk-any | flows) ;; *) echo "bench-agent.sh: unknown profile $p" >&2; exit 2 ;; esac
 done
+NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+if has_profile lo-wrk || has_profile lo-wrk-any; then
+	if [[ ! -x $NGINX_BIN ]]; then
+		echo "bench-agent.sh: lo-wrk, lo-wrk-any: skipped: nginx is not installed (apt-get install nginx-light)" >&2
+		PROFILES=$(tr , '\n' <<<"$PROFILES" | grep -vx 'lo-wrk\|lo-wrk-any' | paste -sd,)
+	elif ! command -v wrk >/dev/null; then
+		echo "bench-agent.sh: installing wrk" >&2
+		env DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >/dev/null ||
+			{ env DEBIAN_FRONTEND=noninteractive apt-get update >/dev/null && env DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >/dev/null; }
+	fi
+fi
 
 # to_mbps RATE: an iperf3 rate (1G, 500M, 2.5G, 800000K) in Mbit/s.
 to_mbps() {
@@ -176,6 +206,8 @@ NET=10.234.$(( ID % 250 + 1 ))
 CIP=$NET.1
 SIP=$NET.2
 FLOW_PORT=7000
+WRK_ADDR=127.0.0.61 # nginx of the lo-wrk profiles, on the client namespace's lo
+WRK_PORT=18080
 WORK=
 NETNS_MADE=0
 
@@ -291,27 +323,48 @@ cpu_ticks() {
 }
 # hwm_kib PID: peak resident set size.
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
-# iface_counters: rx+tx packets, then bytes, of the captured interface.
+# iface_counters: rx+tx packets, then bytes, of the captured interface;
+# of lo (the lo-wrk profiles), what it received: each packet once.
 iface_counters() {
-	# shellcheck disable=SC2016 # expanded by the inner shell
-	ip netns exec "$NSC" sh -c 'cd "/sys/class/net/$1/statistics" && echo $(( $(cat rx_packets) + $(cat tx_packets) )) $(( $(cat rx_bytes) + $(cat tx_bytes) ))' _ "$IFC"
+	if [[ $CAP_IFACE == "$IFC" ]]; then
+		# shellcheck disable=SC2016 # expanded by the inner shell
+		ip netns exec "$NSC" sh -c 'cd "/sys/class/net/$1/statistics" && echo $(( $(cat rx_packets) + $(cat tx_packets) )) $(( $(cat rx_bytes) + $(cat tx_bytes) ))' _ "$IFC"
+	else
+		# shellcheck disable=SC2016 # expanded by the inner shell
+		ip netns exec "$NSC" sh -c 'cd /sys/class/net/lo/statistics && echo $(cat rx_packets) $(cat rx_bytes)'
+	fi
 }
 now() { date +%s.%N; }
 # kv LINE KEY: the value of KEY=value in a log line.
 kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 num_or_dash() { [[ $1 =~ ^[0-9]+$ ]] && echo "$1" || echo -; }
 
+# What the capturers capture: the interface (the veth, or lo or any for the
+# lo-wrk profiles) and the filter (none, or the lo-wrk profiles' port).
+CAP_IFACE=$IFC
+CAP_FILTER=
+set_capture() { # PROFILE
+	case $1 in
+	lo-wrk) CAP_IFACE=lo; CAP_FILTER="tcp port $WRK_PORT" ;;
+	lo-wrk-any) CAP_IFACE=any; CAP_FILTER="tcp port $WRK_PORT" ;;
+	*) CAP_IFACE=$IFC; CAP_FILTER= ;;
+	esac
+}
+
 AGENT_PID=
 TCPDUMP_PID=
 start_agent() { # DIR
+	local filter=()
+	[[ -z $CAP_FILTER ]] || filter=(--filter "$CAP_FILTER")
 	# shellcheck disable=SC2086 # AGENT_ARGS is a list of flags
-	ip netns exec "$NSC" "$BIN" agent --iface "$IFC" --data-dir "$1/store" --max-bytes "$MAX_BYTES" --stats-every 0 $AGENT_ARGS 2>"$1/agent.log" &
+	ip netns exec "$NSC" "$BIN" agent --iface "$CAP_IFACE" "${filter[@]}" --data-dir "$1/store" --max-bytes "$MAX_BYTES" --stats-every 0 $AGENT_ARGS 2>"$1/agent.log" &
 	AGENT_PID=$!
 	PIDS+=("$AGENT_PID")
 	wait_log "$1/agent.log" "msg=capturing" "$AGENT_PID"
 }
 start_tcpdump() { # DIR
-	ip netns exec "$NSC" tcpdump -i "$IFC" -n -s 0 -B 8192 -Z root -C "$TCPDUMP_FILE_MB" -W "$TCPDUMP_FILES" -w "$1/tcpdump.pcap" 2>"$1/tcpdump.log" &
+	# shellcheck disable=SC2086 # the filter is tcpdump's words
+	ip netns exec "$NSC" tcpdump -i "$CAP_IFACE" -n -s 0 -B 8192 -Z root -C "$TCPDUMP_FILE_MB" -W "$TCPDUMP_FILES" -w "$1/tcpdump.pcap" $CAP_FILTER 2>"$1/tcpdump.log" &
 	TCPDUMP_PID=$!
 	PIDS+=("$TCPDUMP_PID")
 	wait_log "$1/tcpdump.log" "listening on" "$TCPDUMP_PID"
@@ -357,7 +410,26 @@ gbps() { awk -v m="$1" 'BEGIN { if (m == "-") print "-"; else printf "%.2f", m /
 mib() { awk -v k="$1" 'BEGIN { if (k == "-") print "-"; else printf "%.1f", k / 1024 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "-" || b == "-" || b == 0) print "-"; else printf "%.3f", a / b }'; }
 
-printf 'profile\trun\tmbps\twire_mbps\tpps\tiface_pkts\tagent_cpu\ttcpdump_cpu\tratio\tagent_pkts\tagent_drops\ttcpdump_pkts\ttcpdump_drops\tagent_hwm_kib\ttcpdump_hwm_kib\n' >"$RESULTS"
+printf 'profile\trun\tmbps\twire_mbps\tpps\tiface_pkts\tagent_cpu\ttcpdump_cpu\tratio\tagent_pkts\tagent_drops\ttcpdump_pkts\ttcpdump_drops\tagent_hwm_kib\ttcpdump_hwm_kib\trps\n' >"$RESULTS"
+
+# traffic PROFILE DIR: the profile's traffic, -secs long.
+traffic() {
+	case $1 in
+	lo-wrk*)
+		if ! ip netns exec "$NSC" wrk -t 2 -c "$WRK_CONNS" -d "${SECS}s" "http://$WRK_ADDR:$WRK_PORT/small.txt" >"$2/wrk.log" 2>&1; then
+			echo "bench-agent.sh: wrk failed:" >&2
+			tail -5 "$2/wrk.log" >&2
+		fi
+		;;
+	*)
+		# shellcheck disable=SC2046
+		if ! ip netns exec "$NSC" iperf3 -c "$SIP" -t "$SECS" -f m $(iperf_args "$1") >"$2/iperf3.log" 2>&1; then
+			echo "bench-agent.sh: iperf3 failed:" >&2
+			tail -5 "$2/iperf3.log" >&2
+		fi
+		;;
+	esac
+}
 
 # capture_run PROFILE RUN [perf]: one run of a traffic profile with both
 # capturers; appends a row to $RESULTS (not when profiling).
@@ -365,6 +437,7 @@ capture_run() {
 	local profile=$1 run=$2 perf=${3:-}
 	local dir=$WORK/$profile-$run
 	mkdir -p "$dir"
+	set_capture "$profile"
 	# Alternate which capturer opens its socket first.
 	if (( run % 2 )); then
 		start_agent "$dir"; start_tcpdump "$dir"
@@ -372,11 +445,17 @@ capture_run() {
 		start_tcpdump "$dir"; start_agent "$dir"
 	fi
 	sleep 0.5
-	local perf_pid=
+	local perf_pids=() who pid
 	if [[ -n $perf ]]; then
-		perf record -q -F 999 -g -p "$AGENT_PID,$TCPDUMP_PID" -o "$WORK/perf-$profile.data" >"$dir/perf.log" 2>&1 &
-		perf_pid=$!
-		PIDS+=("$perf_pid")
+		# One recording per capturer: the agent's threads started before
+		# perf attached are named by number, not by command, in a shared one.
+		for who in agent tcpdump; do
+			pid=$AGENT_PID
+			[[ $who == agent ]] || pid=$TCPDUMP_PID
+			perf record -q -F 999 -g -p "$pid" -o "$WORK/perf-$profile-$who.data" >"$dir/perf-$who.log" 2>&1 &
+			perf_pids+=($!)
+			PIDS+=($!)
+		done
 		sleep 0.5
 	fi
 	local a0 t0 c0 w0
@@ -384,11 +463,7 @@ capture_run() {
 	t0=$(cpu_ticks "$TCPDUMP_PID")
 	c0=$(iface_counters)
 	w0=$(now)
-	# shellcheck disable=SC2046
-	if ! ip netns exec "$NSC" iperf3 -c "$SIP" -t "$SECS" -f m $(iperf_args "$profile") >"$dir/iperf3.log" 2>&1; then
-		echo "bench-agent.sh: iperf3 failed:" >&2
-		tail -5 "$dir/iperf3.log" >&2
-	fi
+	traffic "$profile" "$dir"
 	local w1 c1
 	w1=$(now)
 	c1=$(iface_counters)
@@ -399,16 +474,21 @@ capture_run() {
 	t1=$(cpu_ticks "$TCPDUMP_PID")
 	ahwm=$(hwm_kib "$AGENT_PID")
 	thwm=$(hwm_kib "$TCPDUMP_PID")
-	if [[ -n $perf_pid ]]; then
-		kill -INT "$perf_pid" 2>/dev/null
-		wait_exit "$perf_pid"
-	fi
+	for pid in "${perf_pids[@]}"; do
+		kill -INT "$pid" 2>/dev/null
+		wait_exit "$pid"
+	done
 	kill -TERM "$AGENT_PID" "$TCPDUMP_PID" 2>/dev/null || true
 	wait_exit "$AGENT_PID"
 	wait_exit "$TCPDUMP_PID"
 
-	local mbps wire pps pkts acpu tcpu
-	mbps=$(awk '/receiver/ { for (i = 2; i <= NF; i++) if ($i == "Mbits/sec") v = $(i - 1) } END { print (v == "" ? "-" : v) }' "$dir/iperf3.log")
+	local mbps=- rps=- wire pps pkts acpu tcpu
+	if [[ -f $dir/iperf3.log ]]; then
+		mbps=$(awk '/receiver/ { for (i = 2; i <= NF; i++) if ($i == "Mbits/sec") v = $(i - 1) } END { print (v == "" ? "-" : v) }' "$dir/iperf3.log")
+	else
+		rps=$(awk '/^Requests\/sec:/ { printf "%.0f", $2 }' "$dir/wrk.log")
+		rps=$(num_or_dash "$rps")
+	fi
 	wire=$(awk -v n=$(( ${c1#* } - ${c0#* } )) -v a="$w0" -v b="$w1" 'BEGIN { printf "%.0f", n * 8 / (b - a) / 1e6 }')
 	pkts=$(( ${c1%% *} - ${c0%% *} ))
 	pps=$(awk -v n="$pkts" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.0f", n / (b - a) }')
@@ -423,29 +503,40 @@ capture_run() {
 	local r label=$run/$RUNS
 	r=$(ratio "$acpu" "$tcpu")
 	[[ -z $perf ]] || label=perf
-	printf '%-9s %-6s %5s Mbit/s (wire %5s) %7s pkt/s | agent %6s s CPU %9s pkts %7s drops %6s MiB | tcpdump %6s s CPU %9s pkts %7s drops %6s MiB | ratio %s\n' \
-		"$profile" "$label" "$mbps" "$wire" "$pps" "$acpu" "$astored" "$adrops" "$(mib "$ahwm")" \
+	local rate
+	if [[ $mbps == - && $rps != - ]]; then
+		rate=$(printf '%6s req/s %7s pkt/s' "$rps" "$pps")
+	else
+		rate=$(printf '%5s Mbit/s (wire %5s) %7s pkt/s' "$mbps" "$wire" "$pps")
+	fi
+	printf '%-10s %-6s %s | agent %6s s CPU %9s pkts %7s drops %6s MiB | tcpdump %6s s CPU %9s pkts %7s drops %6s MiB | ratio %s\n' \
+		"$profile" "$label" "$rate" "$acpu" "$astored" "$adrops" "$(mib "$ahwm")" \
 		"$tcpu" "$tcaptured" "$tdrops" "$(mib "$thwm")" "$r"
 	if [[ -z $perf ]]; then
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$profile" "$run" "$mbps" "$wire" "$pps" "$pkts" \
-			"$acpu" "$tcpu" "$r" "$astored" "$adrops" "$tcaptured" "$tdrops" "$ahwm" "$thwm" >>"$RESULTS"
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$profile" "$run" "$mbps" "$wire" "$pps" "$pkts" \
+			"$acpu" "$tcpu" "$r" "$astored" "$adrops" "$tcaptured" "$tdrops" "$ahwm" "$thwm" "$rps" >>"$RESULTS"
 	fi
 }
 
 # perf_report PROFILE: where the profiled run's CPU went, the agent's top
 # functions first.
 perf_report() {
-	local data=$WORK/perf-$1.data
-	[[ -s $data ]] || { echo "   (no perf data for $1)"; return; }
-	local rep=(perf report -i "$data" --stdio -g none --percentage relative)
-	echo "-- $1 under perf record -g: samples by process and object (self time; the percentages are of both processes)"
-	"${rep[@]}" --no-children --sort comm,dso --percent-limit 1 2>/dev/null | grep -E '^ +[0-9]' | head -10
-	echo "-- the agent's functions, self time ≥ 1% (of the agent's samples)"
-	"${rep[@]}" --comms wirescope --no-children --sort sym --percent-limit 1 2>/dev/null | grep -E '^ +[0-9]' | head -30
+	local data=$WORK/perf-$1-agent.data tdata=$WORK/perf-$1-tcpdump.data
+	[[ -s $data && -s $tdata ]] || { echo "   (no perf data for $1)"; return; }
+	local rep=(perf report --stdio -g none --percentage relative)
+	# top N: the first N lines of a report (none is not an error).
+	top() { { grep -E '^ +[0-9]' || true; } | head -"$1"; }
+	echo "-- $1 under perf record -g: samples of each capturer by object (self time; percentages of that capturer's samples)"
+	echo "   agent ($(perf report -i "$data" --stdio 2>/dev/null | sed -n 's/^# Samples: \([^ ]*\).*/\1/p' | head -1) samples):"
+	"${rep[@]}" -i "$data" --no-children --sort dso --percent-limit 1 2>/dev/null | top 6
+	echo "   tcpdump ($(perf report -i "$tdata" --stdio 2>/dev/null | sed -n 's/^# Samples: \([^ ]*\).*/\1/p' | head -1) samples):"
+	"${rep[@]}" -i "$tdata" --no-children --sort dso --percent-limit 1 2>/dev/null | top 6
+	echo "-- the agent's functions, self time ≥ 1%"
+	"${rep[@]}" -i "$data" --no-children --sort sym --percent-limit 1 2>/dev/null | top 30
 	echo "-- the agent's functions with their callees, ≥ 5%"
-	"${rep[@]}" --comms wirescope --children --sort sym --percent-limit 5 2>/dev/null | grep -E '^ +[0-9]' | head -40
+	"${rep[@]}" -i "$data" --children --sort sym --percent-limit 5 2>/dev/null | top 40
 	echo "-- tcpdump's functions, self time ≥ 2%"
-	"${rep[@]}" --comms tcpdump --no-children --sort sym --percent-limit 2 2>/dev/null | grep -E '^ +[0-9]' | head -15
+	"${rep[@]}" -i "$tdata" --no-children --sort sym --percent-limit 2 2>/dev/null | top 15
 }
 
 # col PROFILE COLUMN: the column's values for a profile, one a line.
@@ -471,9 +562,47 @@ if has_profile tcp-max || has_profile tcp-rate || has_profile udp-small; then
 	wait_log "$WORK/iperf3-server.log" "Server listening" "$IPERF_PID"
 fi
 
+NGINX_PID=
+if has_profile lo-wrk || has_profile lo-wrk-any; then
+	d=$WORK/nginx
+	mkdir -p "$d/tmp" "$d/www"
+	printf '%127s\n' 'small static file for wrk' >"$d/www/small.txt"
+	cat >"$d/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $d/tmp/body;
+    proxy_temp_path $d/tmp/proxy;
+    fastcgi_temp_path $d/tmp/fastcgi;
+    uwsgi_temp_path $d/tmp/uwsgi;
+    scgi_temp_path $d/tmp/scgi;
+    default_type text/plain;
+    keepalive_requests 1000000;
+    server_tokens off;
+    server {
+        listen $WRK_ADDR:$WRK_PORT;
+        root $d/www;
+    }
+}
+EOF
+	ip netns exec "$NSC" "$NGINX_BIN" -t -q -p "$d/" -e "$d/error.log" -c "$d/nginx.conf"
+	ip netns exec "$NSC" "$NGINX_BIN" -p "$d/" -e "$d/error.log" -c "$d/nginx.conf" >"$d/nginx.out" 2>&1 &
+	NGINX_PID=$!
+	PIDS+=("$NGINX_PID")
+	for _ in $(seq 50); do
+		ip netns exec "$NSC" curl -sf --max-time 1 -o /dev/null "http://$WRK_ADDR:$WRK_PORT/small.txt" && break
+		kill -0 "$NGINX_PID" 2>/dev/null || { echo "bench-agent.sh: nginx exited at start:" >&2; tail -5 "$d/error.log" >&2; exit 1; }
+		sleep 0.1
+	done
+fi
+
 echo "$NSC ($IFC $CIP) → $NSS ($IFSRV $SIP), ${SECS}s per run, $RUNS runs per profile; CPU is utime+stime during the traffic (CLK_TCK $HZ)"
 echo "agent: $BIN agent --iface $IFC --max-bytes $MAX_BYTES${AGENT_ARGS:+ $AGENT_ARGS}; tcpdump: tcpdump -i $IFC -s 0 -B 8192 -C $TCPDUMP_FILE_MB -W $TCPDUMP_FILES -w FILE"
-for profile in tcp-max tcp-rate udp-small; do
+for profile in tcp-max tcp-rate udp-small lo-wrk lo-wrk-any; do
 	has_profile "$profile" || continue
 	if [[ $profile == tcp-rate ]] && has_profile tcp-max; then
 		reached=$(med tcp-max mbps)
@@ -482,7 +611,11 @@ for profile in tcp-max tcp-rate udp-small; do
 			continue
 		fi
 	fi
-	echo "-- $profile: iperf3 -c $SIP -t $SECS $(iperf_args "$profile")"
+	set_capture "$profile"
+	case $profile in
+	lo-wrk*) echo "-- $profile: nginx on $WRK_ADDR:$WRK_PORT, wrk -t 2 -c $WRK_CONNS -d ${SECS}s; both capturers on $CAP_IFACE, filter '$CAP_FILTER'" ;;
+	*) echo "-- $profile: iperf3 -c $SIP -t $SECS $(iperf_args "$profile")" ;;
+	esac
 	for run in $(seq "$RUNS"); do
 		capture_run "$profile" "$run"
 	done
@@ -495,10 +628,11 @@ for profile in tcp-max tcp-rate udp-small; do
 		fi
 	fi
 done
-if [[ -n $IPERF_PID ]]; then
-	stop_pid "$IPERF_PID"
-	forget "$IPERF_PID"
-fi
+for pid in "$IPERF_PID" "$NGINX_PID"; do
+	[[ -n $pid ]] || continue
+	stop_pid "$pid"
+	forget "$pid"
+done
 
 # The flows test: the agent alone, FLOWS connections held open.
 printf 'run\testablished\theld\tmessages\tagent_cpu\tagent_pkts\tagent_drops\tagent_hwm_kib\tindexed_flows\n' >"$FLOW_RESULTS"
@@ -548,13 +682,14 @@ fi
 echo
 echo "== agent vs tcpdump: medians of $RUNS runs (ratio: the median of the runs' agent/tcpdump CPU; drops: median (max))"
 {
-	printf 'profile\tGbit/s\twire Gbit/s\tkpkt/s\tagent CPU s\ttcpdump CPU s\tCPU ratio\tagent drops\ttcpdump drops\tagent RSS MiB\ttcpdump RSS MiB\n'
-	for profile in tcp-max tcp-rate udp-small; do
+	printf 'profile\tGbit/s\twire Gbit/s\treq/s\tkpkt/s\tagent CPU s\ttcpdump CPU s\tCPU ratio\tagent pkts\ttcpdump pkts\tagent drops\ttcpdump drops\tagent RSS MiB\ttcpdump RSS MiB\n'
+	for profile in tcp-max tcp-rate udp-small lo-wrk lo-wrk-any; do
 		[[ -n $(col "$profile" run "$RESULTS") ]] || continue
-		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s (%s)\t%s (%s)\t%s\t%s\n' "$profile" \
-			"$(gbps "$(med "$profile" mbps)")" "$(gbps "$(med "$profile" wire_mbps)")" \
+		printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s (%s)\t%s (%s)\t%s\t%s\n' "$profile" \
+			"$(gbps "$(med "$profile" mbps)")" "$(gbps "$(med "$profile" wire_mbps)")" "$(med "$profile" rps)" \
 			"$(awk -v p="$(med "$profile" pps)" 'BEGIN { printf "%.1f", p / 1000 }')" \
 			"$(med "$profile" agent_cpu)" "$(med "$profile" tcpdump_cpu)" "$(med "$profile" ratio)" \
+			"$(med "$profile" agent_pkts)" "$(med "$profile" tcpdump_pkts)" \
 			"$(med "$profile" agent_drops)" "$(col "$profile" agent_drops "$RESULTS" | maxof)" \
 			"$(med "$profile" tcpdump_drops)" "$(col "$profile" tcpdump_drops "$RESULTS" | maxof)" \
 			"$(mib "$(med "$profile" agent_hwm_kib)")" "$(mib "$(med "$profile" tcpdump_hwm_kib)")"
@@ -583,7 +718,7 @@ verdict() { # OK DESCRIPTION
 		missed=1
 	fi
 }
-for profile in tcp-max tcp-rate udp-small; do
+for profile in tcp-max tcp-rate udp-small lo-wrk lo-wrk-any; do
 	r=$(med "$profile" ratio)
 	[[ $r == - ]] && continue
 	ok=$(awk -v r="$r" -v m="$MAX_CPU_RATIO" 'BEGIN { print (r <= m ? "met" : "missed") }')
@@ -605,6 +740,23 @@ for profile in tcp-max tcp-rate udp-small; do
 	else
 		verdict info "agent drops in $profile ($(gbps "$m") Gbit/s, $(awk -v p="$(med "$profile" pps)" 'BEGIN { printf "%.1f", p / 1000 }') kpkt/s): $what"
 	fi
+done
+# On loopback: no agent drops in a run where tcpdump dropped none.
+for profile in lo-wrk lo-wrk-any; do
+	n=$(col "$profile" run "$RESULTS" | wc -l)
+	(( n > 0 )) || continue
+	bad=$(awk -F'\t' -v p="$profile" 'NR == 1 { for (i = 1; i <= NF; i++) k[$i] = i; next }
+		$1 == p && $k["tcpdump_drops"] == "0" && $k["agent_drops"] != "0" { b++ } END { print b + 0 }' "$RESULTS")
+	clean=$(awk -F'\t' -v p="$profile" 'NR == 1 { for (i = 1; i <= NF; i++) k[$i] = i; next }
+		$1 == p && $k["tcpdump_drops"] == "0" { c++ } END { print c + 0 }' "$RESULTS")
+	if (( clean == 0 )); then
+		ok=n/a
+	elif (( bad == 0 )); then
+		ok=met
+	else
+		ok=missed
+	fi
+	verdict "$ok" "zero agent drops where tcpdump has none ($profile): dropped in $bad of the $clean runs tcpdump dropped nothing in (of $n); at most $(col "$profile" agent_drops "$RESULTS" | maxof) in a run (tcpdump: $(col "$profile" tcpdump_drops "$RESULTS" | maxof)); packets stored, median: agent $(med "$profile" agent_pkts), tcpdump $(med "$profile" tcpdump_pkts)"
 done
 if has_profile tcp-rate && [[ -z $(col tcp-rate run "$RESULTS") ]]; then
 	verdict n/a "zero drops at a sustained $RATE: not run (tcp-max did not reach it)"
