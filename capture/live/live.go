@@ -7,12 +7,20 @@
 // every interface. Interfaces that appear later (a new pod's veth) are
 // picked up by Rescan.
 //
-// A packet seen on two interfaces (a pod's veth and the bridge; both
-// directions of loopback) is delivered once: capture.Dedup drops the second
-// sighting within its window. With a single ring on an interface other
-// than loopback no packet can be seen twice, and the hashing is skipped;
-// it starts when a second ring opens (a packet already seen on the first
-// at that moment may then be stored twice, within the dedup window).
+// AF_PACKET shows a loopback packet twice, as sent (PACKET_OUTGOING) and
+// as received. A ring on loopback asks the kernel to leave the sent copy
+// out, as libpcap does: with PACKET_IGNORE_OUTGOING (Linux 4.20), else
+// with a test of the packet type before the filter (SKF_AD_PKTTYPE, a
+// classic BPF extension); a kernel refusing both leaves it to user space,
+// capture.Dedup, and Options.Logger says which. A packet seen on two
+// interfaces (a pod's veth and the bridge) is delivered once: capture.Dedup
+// drops the second sighting within its window. It hashes only the packets
+// of rings that can see a packet twice: those of two or more interfaces
+// other than loopback (no packet of loopback shows on another interface),
+// and loopback's when the kernel left it both copies. With a single such
+// ring the hashing is skipped; it starts when a second opens (a packet
+// already seen on the first at that moment may then be stored twice,
+// within the dedup window).
 //
 // A filter is compiled in Go by capture/bpffilter for each interface's
 // link type (Ethernet and loopback; raw IP for tun and WireGuard), no
@@ -26,8 +34,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strings"
@@ -68,6 +78,43 @@ type Options struct {
 	// DedupWindow is how long a packet is remembered to drop its second
 	// sighting; default capture.DefaultDedupWindow.
 	DedupWindow time.Duration
+	// Logger says how loopback's sent copies are left out, and when the
+	// kernel refused a way; nil: slog.Default().
+	Logger *slog.Logger
+
+	// loopback is the first way tried to leave loopback's sent copies out
+	// (tests force the fallbacks with it).
+	loopback Outgoing
+}
+
+// Outgoing is how a ring on loopback leaves out the sent copy of each
+// packet (AF_PACKET shows it as sent and as received).
+type Outgoing int
+
+const (
+	// IgnoreOutgoing is the socket option PACKET_IGNORE_OUTGOING (Linux
+	// 4.20): the kernel does not hand the ring the sent copies.
+	IgnoreOutgoing Outgoing = iota
+	// FilterOutgoing is a test of the packet type (SKF_AD_PKTTYPE !=
+	// PACKET_OUTGOING) before the filter, run by the kernel.
+	FilterOutgoing
+	// DedupOutgoing is capture.Dedup in user space: both copies reach
+	// the ring and the second is dropped by its hash.
+	DedupOutgoing
+	// NotLoopback: the interface is not loopback; nothing to leave out.
+	NotLoopback
+)
+
+func (o Outgoing) String() string {
+	switch o {
+	case IgnoreOutgoing:
+		return "PACKET_IGNORE_OUTGOING"
+	case FilterOutgoing:
+		return "BPF packet type test"
+	case DedupOutgoing:
+		return "user-space dedup"
+	}
+	return "-"
 }
 
 // IfaceStats counts one interface's capture.
@@ -76,6 +123,9 @@ type IfaceStats struct {
 	// Packets the kernel handed to the ring and Drops it could not (ring
 	// full), from TPACKET_V3's statistics.
 	Packets, Drops uint64
+	// Outgoing is how the ring leaves loopback's sent copies out
+	// (NotLoopback on other interfaces).
+	Outgoing Outgoing
 }
 
 // Skip is an interface matched by a glob or "any" and left out.
@@ -93,7 +143,7 @@ type Source struct {
 	handles map[string]*handle
 	deliver sync.Mutex // held while a packet is deduplicated and delivered
 	dedup   *capture.Dedup
-	rings   atomic.Int32 // rings open
+	shared  atomic.Int32 // rings open on interfaces other than loopback
 	filter  *bpffilter.Filter
 	skipped map[string]string // interface → why it is left out
 }
@@ -102,6 +152,7 @@ type handle struct {
 	name     string
 	index    int  // the interface index
 	loopback bool // AF_PACKET shows its packets twice (sent, received)
+	outgoing Outgoing
 	link     layers.LinkType
 	tp       *afpacket.TPacket
 	// unfiltered is when the filter was attached; packets stamped before
@@ -122,6 +173,9 @@ func Open(o Options) (*Source, error) {
 	}
 	if o.RingBytes <= 0 {
 		o.RingBytes = 8 << 20
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
 	}
 	s := &Source{opts: o, handles: map[string]*handle{}, dedup: capture.NewDedup(o.DedupWindow), skipped: map[string]string{}}
 	if o.Filter != "" {
@@ -222,6 +276,10 @@ func (s *Source) add(name string) error {
 			return err
 		}
 	}
+	h := &handle{name: name, stats: IfaceStats{Name: name}, done: make(chan struct{}), link: link, outgoing: NotLoopback}
+	if i, err := net.InterfaceByName(name); err == nil {
+		h.index, h.loopback = i.Index, i.Flags&net.FlagLoopback != 0
+	}
 	block := 1 << 20
 	tp, err := afpacket.NewTPacket(afpacket.OptInterface(name), afpacket.OptFrameSize(1<<16), afpacket.OptBlockSize(block),
 		afpacket.OptNumBlocks(max(s.opts.RingBytes/block, 2)), afpacket.OptPollTimeout(100*time.Millisecond),
@@ -229,22 +287,101 @@ func (s *Source) add(name string) error {
 	if err != nil {
 		return fmt.Errorf("capture on %s: %w", name, err)
 	}
-	h := &handle{name: name, tp: tp, stats: IfaceStats{Name: name}, done: make(chan struct{}), link: link}
-	if prog != nil {
+	h.tp = tp
+	if h.loopback {
+		h.outgoing = s.leaveOutgoing(h, prog)
+	}
+	if prog != nil && h.outgoing != FilterOutgoing {
 		if err := tp.SetBPF(prog); err != nil {
 			tp.Close()
 			return fmt.Errorf("filter on %s: %w", name, err)
 		}
+	}
+	if prog != nil || h.outgoing != NotLoopback && h.outgoing != DedupOutgoing {
 		// The ring took packets from its opening until the filter was
-		// attached: those are dropped by their time (see handle.unfiltered).
+		// attached (or the sent copies left out): those are dropped by
+		// their time (see handle.unfiltered).
 		h.unfiltered = time.Now()
 	}
-	if i, err := net.InterfaceByName(name); err == nil {
-		h.index, h.loopback = i.Index, i.Flags&net.FlagLoopback != 0
-	}
+	h.stats.Outgoing = h.outgoing
 	s.handles[name] = h
-	s.rings.Store(int32(len(s.handles)))
+	s.shareCount()
 	return nil
+}
+
+// shareCount counts the rings whose packets another ring may show too.
+func (s *Source) shareCount() {
+	n := 0
+	for _, h := range s.handles {
+		if !h.loopback {
+			n++
+		}
+	}
+	s.shared.Store(int32(n))
+}
+
+// leaveOutgoing asks the kernel to leave the sent copies out of a
+// loopback ring, from s.opts.loopback on: PACKET_IGNORE_OUTGOING, else a
+// packet type test before the filter prog (attached here then; nil: no
+// filter), else nothing (user-space dedup). It logs what the kernel
+// refused and what was done instead.
+func (s *Source) leaveOutgoing(h *handle, prog []bpf.RawInstruction) Outgoing {
+	log := s.opts.Logger.With("interface", h.name)
+	var refused []string
+	if s.opts.loopback <= IgnoreOutgoing {
+		fd := socketFD(h.tp)
+		err := errors.New("the ring's socket is not known (gopacket's afpacket.TPacket changed)")
+		if fd >= 0 {
+			err = unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_IGNORE_OUTGOING, 1)
+		}
+		if err == nil {
+			log.Info("loopback: the kernel leaves the sent copy of each packet out (PACKET_IGNORE_OUTGOING)")
+			return IgnoreOutgoing
+		}
+		refused = append(refused, "PACKET_IGNORE_OUTGOING: "+err.Error())
+	}
+	if s.opts.loopback <= FilterOutgoing {
+		err := h.tp.SetBPF(withoutOutgoing(prog))
+		if err == nil {
+			log.Info("loopback: the kernel refused PACKET_IGNORE_OUTGOING; the filter leaves the sent copies out (packet type test)",
+				"refused", strings.Join(refused, "; "))
+			return FilterOutgoing
+		}
+		refused = append(refused, "packet type filter: "+err.Error())
+	}
+	log.Warn("loopback: the kernel keeps both copies of each packet (sent and received); the second is dropped in user space, by its hash",
+		"refused", strings.Join(refused, "; "))
+	return DedupOutgoing
+}
+
+// socketFD is the ring's socket, which gopacket's TPacket keeps in its
+// unexported field fd; -1 when it has none of that name and type.
+func socketFD(tp *afpacket.TPacket) int {
+	v := reflect.ValueOf(tp).Elem().FieldByName("fd")
+	if !v.IsValid() || v.Kind() != reflect.Int {
+		return -1
+	}
+	return int(v.Int())
+}
+
+// withoutOutgoing prefixes a filter (nil: one taking whole packets) with
+// a test dropping the packets sent (skb->pkt_type PACKET_OUTGOING), as
+// libpcap does on loopback. The program's jumps are relative and stay
+// right; it loads A before it reads it, as a compiled filter does.
+func withoutOutgoing(prog []bpf.RawInstruction) []bpf.RawInstruction {
+	pre, err := bpf.Assemble([]bpf.Instruction{
+		bpf.LoadExtension{Num: bpf.ExtType},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.PACKET_OUTGOING, SkipTrue: 0, SkipFalse: 1},
+		bpf.RetConstant{Val: 0},
+	})
+	if err != nil {
+		panic(err) // constant instructions
+	}
+	if prog == nil {
+		all, _ := bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: 1 << 18}})
+		prog = all
+	}
+	return append(pre, prog...)
 }
 
 // linkType finds an interface's link type from its hardware type
@@ -354,7 +491,10 @@ func (s *Source) Run(ctx context.Context, fn func(p *capture.Packet, iface strin
 				}
 				p = capture.Packet{Timestamp: ci.Timestamp, Data: data, Length: max(ci.Length, len(data)), LinkType: h.link}
 				s.deliver.Lock()
-				dup := (h.loopback || s.rings.Load() > 1) && s.dedup.Duplicate(&p, h.index, h.loopback)
+				var dup bool
+				if h.loopback && h.outgoing == DedupOutgoing || !h.loopback && s.shared.Load() > 1 {
+					dup = s.dedup.Duplicate(&p, h.index, h.loopback)
+				}
 				if !dup {
 					err = fn(&p, h.name)
 				}
@@ -416,7 +556,7 @@ func (s *Source) remove(name string) {
 	if h := s.handles[name]; h != nil {
 		h.tp.Close()
 		delete(s.handles, name)
-		s.rings.Store(int32(len(s.handles)))
+		s.shareCount()
 	}
 }
 
