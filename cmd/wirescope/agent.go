@@ -76,7 +76,7 @@ Prometheus metrics at /metrics. See the agentapi package for the endpoints.`,
 				return err
 			}
 			defer store.Close()
-			src, err := live.Open(live.Options{Interfaces: ifaces, SnapLen: snapLen, Filter: filter, DedupWindow: dedupWindow})
+			src, err := live.Open(live.Options{Interfaces: ifaces, SnapLen: snapLen, Filter: filter, DedupWindow: dedupWindow, Logger: logger})
 			if err != nil {
 				return err
 			}
