@@ -14,11 +14,12 @@ help: ## show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## build bin/wirescope
-	$(GO) build -o $(BIN) ./cmd/wirescope
+build: ## build bin/wirescope (the lean build: dissect in-process, every other command runs bin/wirescope-full) and bin/wirescope-full
+	$(GO) build -o bin/wirescope-full ./cmd/wirescope
+	$(GO) build -tags lean -o $(BIN) ./cmd/wirescope
 
 .PHONY: install
-install: ## install wirescope into GOBIN, else GOPATH/bin
+install: ## install wirescope (the full build, every command in one binary) into GOBIN, else GOPATH/bin
 	$(GO) install ./cmd/wirescope
 	@echo "installed $$(d=$$($(GO) env GOBIN); echo $${d:-$$($(GO) env GOPATH)/bin})/wirescope"
 

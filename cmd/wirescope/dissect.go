@@ -21,11 +21,11 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/wirescope/wirescope/capture"
-	"github.com/wirescope/wirescope/capture/agentapi"
 	"github.com/wirescope/wirescope/capture/segstore"
 	"github.com/wirescope/wirescope/dissect"
 	"github.com/wirescope/wirescope/dissect/proto"
 	"github.com/wirescope/wirescope/internal/redact"
+	"github.com/wirescope/wirescope/internal/when"
 	"github.com/wirescope/wirescope/server/identity"
 )
 
@@ -410,11 +410,11 @@ func storeSource(dir, from, to string, now time.Time) (capture.Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := agentapi.ParseTime(from, now)
+	f, err := when.Arg(from, now)
 	if err != nil {
 		return nil, fmt.Errorf("--from: %w", err)
 	}
-	t, err := agentapi.ParseTime(to, now)
+	t, err := when.Arg(to, now)
 	if err != nil {
 		return nil, fmt.Errorf("--to: %w", err)
 	}

@@ -11,6 +11,10 @@ import (
 )
 
 func main() {
+	if err := delegate(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "wirescope:", err)
+		os.Exit(1)
+	}
 	if err := newRootCmd().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "wirescope:", err)
 		os.Exit(1)
@@ -24,6 +28,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newDissectCmd(), newMCPCmd(), newHubCmd(), newEvalCmd(), newAgentCmd())
+	root.AddCommand(newDissectCmd())
+	addCommands(root)
 	return root
 }

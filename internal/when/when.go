@@ -5,6 +5,7 @@
 package when
 
 import (
+	"fmt"
 	"strings"
 	"time"
 )
@@ -31,4 +32,13 @@ func Parse(s string, ref time.Time) (t time.Time, ok bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// Arg is Parse for a flag or parameter: a time that is none of the forms is
+// an error that shows both.
+func Arg(s string, ref time.Time) (time.Time, error) {
+	if t, ok := Parse(s, ref); ok {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time (2026-11-21T14:00:00Z) nor a duration back from now (-15m)", s)
 }

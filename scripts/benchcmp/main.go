@@ -151,7 +151,7 @@ func main() {
 	flag.StringVar(&c.h2Capture, "h2-capture", "", "HTTP/2 capture to measure, on port "+strconv.Itoa(h2Port)+" (default <repo>/"+defaultH2Capture+")")
 	flag.StringVar(&c.h2Recorder, "h2-recorder", "", "script that records the HTTP/2 capture (default <repo>/"+defaultH2Recorder+")")
 	flag.StringVar(&c.tlsCapture, "tls-capture", "", "HTTPS capture to measure, its key log beside it as PATH.keys (default <repo>/"+defaultTLSCapture+")")
-	flag.StringVar(&c.bin, "bin", "", "wirescope binary to measure (default: build ./cmd/wirescope into a temp dir)")
+	flag.StringVar(&c.bin, "bin", "", "wirescope binary to measure (default: build ./cmd/wirescope into a temp dir as make build does: the lean build, with the full one beside it)")
 	flag.BoolVar(&c.rerecord, "rerecord", false, "record the captures again even if they exist")
 	flag.BoolVar(&c.strict, "strict", false, "exit with status 1 when a performance target is missed")
 	flag.Parse()
@@ -832,12 +832,17 @@ func countPcapPackets(path string) (uint64, error) {
 
 // ---- the tools ----
 
+// buildWirescope builds wirescope as make build does: the lean build, which
+// is what `wirescope dissect` runs, and the full one beside it.
 func buildWirescope(root, dir string) (string, error) {
 	bin := filepath.Join(dir, "wirescope")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/wirescope")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building wirescope: %w\n%s", err, out)
+	for _, args := range [][]string{{"build", "-o", filepath.Join(dir, "wirescope-full"), "./cmd/wirescope"},
+		{"build", "-tags", "lean", "-o", bin, "./cmd/wirescope"}} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
+		}
 	}
 	return bin, nil
 }

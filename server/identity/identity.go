@@ -43,10 +43,7 @@ type Source interface {
 	Fingerprint() string
 }
 
-var (
-	_ Source = (*Static)(nil)
-	_ Source = (*Kube)(nil)
-)
+var _ Source = (*Static)(nil)
 
 // ClusterFile is the JSON document --cluster reads.
 type ClusterFile struct {

@@ -1,3 +1,5 @@
+//go:build !lean
+
 package identity
 
 import (
@@ -35,6 +37,8 @@ import (
 
 	"github.com/wirescope/wirescope/dissect"
 )
+
+var _ Source = (*Kube)(nil)
 
 // RESTConfig returns the configuration to reach the API server: from the
 // kubeconfig file when one is given, else from the pod's service account
