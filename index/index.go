@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/wirescope/wirescope/dissect/proto"
@@ -91,6 +92,8 @@ type Index struct {
 
 	// sem bounds the Bleve batches indexed at once.
 	sem chan struct{}
+	// version is what Version returns.
+	version atomic.Uint64
 }
 
 // meta is the index's own file, index.json.
@@ -135,6 +138,7 @@ func Open(dir string, logger *slog.Logger, opts *Options) (*Index, error) {
 		return nil, err
 	}
 	ix.opts = o
+	ix.changed()
 	if err := ix.openPartitions(); err != nil {
 		for _, p := range ix.parts {
 			p.close()
@@ -354,6 +358,10 @@ func (ix *Index) Add(ctx context.Context, calls []*proto.Call) error {
 			return fmt.Errorf("add call %s: no time", c.ID)
 		}
 	}
+	// A new version before anything changes and another once all is in:
+	// an answer computed while calls were added is not kept (Version).
+	ix.changed()
+	defer ix.changed()
 	groups := map[int64][]*proto.Call{}
 	seen := make(map[string]struct{}, len(calls))
 	for _, c := range calls {
@@ -457,6 +465,8 @@ func (ix *Index) Partitions() []PartitionInfo {
 func (ix *Index) DropPartition(start time.Time) error {
 	ix.ops.Lock()
 	defer ix.ops.Unlock()
+	ix.changed()
+	defer ix.changed()
 	ix.mu.Lock()
 	if ix.closed {
 		ix.mu.Unlock()

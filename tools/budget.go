@@ -29,7 +29,42 @@ var encoding = sync.OnceValues(func() (*tiktoken.Tiktoken, error) {
 func PrepareTokens() { go encoding() }
 
 // Tokens counts s in o200k_base tokens, the encoding budgets are kept in.
+// Counts of short strings (an answer's rows, which recur from answer to
+// answer) are remembered.
 func Tokens(s string) int {
+	if len(s) > maxCountedLine {
+		return countTokens(s)
+	}
+	counted.mu.RLock()
+	n, ok := counted.m[s]
+	counted.mu.RUnlock()
+	if ok {
+		return n
+	}
+	n = countTokens(s)
+	counted.mu.Lock()
+	if len(counted.m) >= maxCountedLines {
+		// Bounded: start over rather than track use.
+		clear(counted.m)
+	}
+	counted.m[s] = n
+	counted.mu.Unlock()
+	return n
+}
+
+// The counts Tokens remembers: of strings up to maxCountedLine bytes, at
+// most maxCountedLines of them (about 10 MiB).
+const (
+	maxCountedLine  = 512
+	maxCountedLines = 1 << 15
+)
+
+var counted = struct {
+	mu sync.RWMutex
+	m  map[string]int
+}{m: map[string]int{}}
+
+func countTokens(s string) int {
 	enc, err := encoding()
 	if err != nil {
 		// The encoding ships inside the binary: failing to load it is a
@@ -82,7 +117,10 @@ func (b *budget) text(closing ...string) string {
 	for {
 		all := append(append([]string(nil), b.lines...), closing...)
 		s := strings.Join(all, "\n")
-		if Tokens(s) <= b.max || len(b.lines) == 0 {
+		if Tokens(s) <= b.max {
+			return s // what clipTokens would return
+		}
+		if len(b.lines) == 0 {
 			return clipTokens(s, b.max)
 		}
 		b.lines = b.lines[:len(b.lines)-1]

@@ -51,65 +51,78 @@ func SearchCalls(b Backend) Tool {
 				return nil, err
 			}
 			q := index.Query{From: from, To: to, Text: a.Query, Filter: f.Index(), Limit: limit, Cursor: a.Cursor}
-			res, err := b.Index().Search(ctx, q)
-			if errors.Is(err, index.ErrBadQuery) {
-				msg := strings.TrimPrefix(err.Error(), index.ErrBadQuery.Error()+": ")
-				if strings.HasPrefix(msg, "cursor") {
-					return nil, argError(msg + ": pass the cursor a search_calls answer ended with, with the same query, filters and window")
-				}
-				return nil, argErrorf("query %q: %s (the query argument's description has the syntax)", a.Query, msg)
-			}
+			ix := b.Index()
+			v := ix.Version()
+			text, err := answers.answer(ctx, ix, v, answerKey("search_calls", v, q, note, budgetMax), func() (string, error) {
+				return searchAnswer(ctx, b, q, a.Query, note, from, to, budgetMax)
+			})
 			if err != nil {
 				return nil, err
 			}
-			bud := newBudget(budgetMax, 80)
-			head := fmt.Sprintf("%s %s in %s", plural(res.Total, "call"), agree(res.Total, "matches", "match"), describeWindow(from, to))
-			if a.Query != "" {
-				head += " for " + strconv.Quote(a.Query)
-			}
-			if res.Total == 0 {
-				bud.add(head + ".")
-				if note != "" {
-					bud.add(note)
-				}
-				hints, err := noMatchHints(ctx, b, q)
-				if err != nil {
-					return nil, err
-				}
-				for _, h := range hints {
-					bud.add(h)
-				}
-				return mcp.NewToolResultText(bud.text()), nil
-			}
-			bud.add(head + ":")
-			if note != "" {
-				bud.add(note)
-			}
-			shown := 0
-			for _, c := range res.Calls {
-				if !bud.add(callLine(c)) {
-					break
-				}
-				shown++
-			}
-			next := res.Next
-			if shown < len(res.Calls) && shown > 0 {
-				// The budget cut the page: the next one starts after the last
-				// call shown, which is where a page of that size ends.
-				q.Limit = shown
-				cut, err := b.Index().Search(ctx, q)
-				if err != nil {
-					return nil, err
-				}
-				next = cut.Next
-			}
-			var closing []string
-			if next != "" {
-				closing = append(closing, fmt.Sprintf("(showing %d of %s: continue with cursor=%s, or narrow the window, the filters or the query)",
-					shown, count(res.Total), next))
-			}
-			return mcp.NewToolResultText(bud.text(closing...)), nil
+			return mcp.NewToolResultText(text), nil
 		})
+}
+
+// searchAnswer is search_calls' answer to q.
+func searchAnswer(ctx context.Context, b Backend, q index.Query, query, note string, from, to time.Time, budgetMax int) (string, error) {
+	res, err := b.Index().Search(ctx, q)
+	if errors.Is(err, index.ErrBadQuery) {
+		msg := strings.TrimPrefix(err.Error(), index.ErrBadQuery.Error()+": ")
+		if strings.HasPrefix(msg, "cursor") {
+			return "", argError(msg + ": pass the cursor a search_calls answer ended with, with the same query, filters and window")
+		}
+		return "", argErrorf("query %q: %s (the query argument's description has the syntax)", query, msg)
+	}
+	if err != nil {
+		return "", err
+	}
+	bud := newBudget(budgetMax, 80)
+	head := fmt.Sprintf("%s %s in %s", plural(res.Total, "call"), agree(res.Total, "matches", "match"), describeWindow(from, to))
+	if query != "" {
+		head += " for " + strconv.Quote(query)
+	}
+	if res.Total == 0 {
+		bud.add(head + ".")
+		if note != "" {
+			bud.add(note)
+		}
+		hints, err := noMatchHints(ctx, b, q)
+		if err != nil {
+			return "", err
+		}
+		for _, h := range hints {
+			bud.add(h)
+		}
+		return bud.text(), nil
+	}
+	bud.add(head + ":")
+	if note != "" {
+		bud.add(note)
+	}
+	shown := 0
+	for _, c := range res.Calls {
+		if !bud.add(callLine(c)) {
+			break
+		}
+		shown++
+	}
+	next := res.Next
+	if shown < len(res.Calls) && shown > 0 {
+		// The budget cut the page: the next one starts after the last
+		// call shown, which is where a page of that size ends.
+		q.Limit = shown
+		cut, err := b.Index().Search(ctx, q)
+		if err != nil {
+			return "", err
+		}
+		next = cut.Next
+	}
+	var closing []string
+	if next != "" {
+		closing = append(closing, fmt.Sprintf("(showing %d of %s: continue with cursor=%s, or narrow the window, the filters or the query)",
+			shown, count(res.Total), next))
+	}
+	return bud.text(closing...), nil
 }
 
 // noMatchHints explain a search that found nothing: which fields the

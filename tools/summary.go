@@ -57,37 +57,51 @@ func SummarizeTraffic(b Backend) Tool {
 			if err != nil {
 				return nil, err
 			}
-			sum, err := b.Index().Summarize(ctx, index.SummaryQuery{From: from, To: to, Filter: f.Index(),
-				GroupBy: index.GroupBy(group), Limit: limit, TopErrors: 3})
+			q := index.SummaryQuery{From: from, To: to, Filter: f.Index(), GroupBy: index.GroupBy(group), Limit: limit, TopErrors: 3}
+			ix := b.Index()
+			v := ix.Version()
+			text, err := answers.answer(ctx, ix, v, answerKey("summarize_traffic", v, q, note, budgetMax), func() (string, error) {
+				return summaryAnswer(ctx, ix, q, note, budgetMax)
+			})
 			if err != nil {
 				return nil, err
 			}
-			bud := newBudget(budgetMax, 60)
-			var failed uint64
-			for _, g := range sum.Groups {
-				failed += g.Failed
-			}
-			bud.add(fmt.Sprintf("%s in %s (%s to %s), %s, worst first:", plural(sum.Calls, "call"),
-				describeWindow(from, to), stamp(sum.From), stamp(sum.To), plural(sum.GroupsTotal, group+" group")))
-			if note != "" {
-				bud.add(note)
-			}
-			if sum.Calls == 0 {
-				bud.add("no calls: the window holds traffic but no protocol wirescope dissects; list_flows shows the flows")
-			}
-			shown := 0
-			for _, g := range sum.Groups {
-				if !bud.add(groupLine(&g)) {
-					break
-				}
-				shown++
-			}
-			var closing []string
-			if left := sum.GroupsTotal - shown; left > 0 {
-				closing = append(closing, fmt.Sprintf("(%d more groups not shown: raise limit or max_tokens, or narrow with the filters or the window)", left))
-			}
-			return mcp.NewToolResultText(bud.text(closing...)), nil
+			return mcp.NewToolResultText(text), nil
 		})
+}
+
+// summaryAnswer is summarize_traffic's answer to q.
+func summaryAnswer(ctx context.Context, ix *index.Index, q index.SummaryQuery, note string, budgetMax int) (string, error) {
+	from, to, group := q.From, q.To, string(q.GroupBy)
+	sum, err := ix.Summarize(ctx, q)
+	if err != nil {
+		return "", err
+	}
+	bud := newBudget(budgetMax, 60)
+	var failed uint64
+	for _, g := range sum.Groups {
+		failed += g.Failed
+	}
+	bud.add(fmt.Sprintf("%s in %s (%s to %s), %s, worst first:", plural(sum.Calls, "call"),
+		describeWindow(from, to), stamp(sum.From), stamp(sum.To), plural(sum.GroupsTotal, group+" group")))
+	if note != "" {
+		bud.add(note)
+	}
+	if sum.Calls == 0 {
+		bud.add("no calls: the window holds traffic but no protocol wirescope dissects; list_flows shows the flows")
+	}
+	shown := 0
+	for _, g := range sum.Groups {
+		if !bud.add(groupLine(&g)) {
+			break
+		}
+		shown++
+	}
+	var closing []string
+	if left := sum.GroupsTotal - shown; left > 0 {
+		closing = append(closing, fmt.Sprintf("(%d more groups not shown: raise limit or max_tokens, or narrow with the filters or the window)", left))
+	}
+	return bud.text(closing...), nil
 }
 
 // groupLine is one summary group: its calls and outcomes, latency, bytes.
