@@ -399,6 +399,13 @@ func (ix *Index) Add(ctx context.Context, calls []*proto.Call) error {
 	return errors.Join(all...)
 }
 
+// AddSize is how many calls an Add should carry to index fastest: one
+// Bleve batch of Options.BatchSize for each of Options.Workers. A smaller
+// Add leaves workers idle and makes smaller segments, which Bleve later
+// merges (rebuilding their term dictionaries), so a caller with many calls
+// to add (a dissection) hands them over in Adds of this size.
+func (ix *Index) AddSize() int { return ix.opts.BatchSize * ix.opts.Workers }
+
 // storedIn reports whether a call with id is in p or any other partition.
 func (ix *Index) storedIn(p *partition, id string) bool {
 	h := callstore.Hash(id)

@@ -13,9 +13,6 @@ import (
 	"github.com/wirescope/wirescope/tools"
 )
 
-// indexBatch is how many calls are handed to the index at once.
-const indexBatch = 2048
-
 // Undissected implements tools.Backend: the parts of [from, to) not
 // dissected yet and how many packets dissecting them reads at most.
 func (w *Workspace) Undissected(from, to time.Time) ([]tools.Window, uint64) {
@@ -90,8 +87,10 @@ func (w *Workspace) dissectGap(ctx context.Context, g tools.Window, res *tools.D
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 
-	// The index takes calls on its own goroutine while dissection goes on.
-	batches := make(chan []*proto.Call, 2)
+	// The index takes calls on its own goroutine while dissection goes on,
+	// in Adds of the size it indexes fastest (one Bleve batch per worker).
+	indexBatch := w.ix.AddSize()
+	batches := make(chan []*proto.Call, 1)
 	indexed := make(chan error, 1)
 	go func() {
 		var err error
@@ -117,6 +116,9 @@ func (w *Workspace) dissectGap(ctx context.Context, g tools.Window, res *tools.D
 	)
 	send := func(c *proto.Call) {
 		part.CountCall(c)
+		if batch == nil {
+			batch = make([]*proto.Call, 0, indexBatch)
+		}
 		batch = append(batch, c)
 		if len(batch) == indexBatch {
 			batches <- batch
