@@ -81,6 +81,9 @@ type partition struct {
 	// indexedTo is the store offset indexedKey holds.
 	indexedTo int64
 	closed    bool
+
+	// scanned caches the calls summaries read (scancache.go).
+	scanned scanCache
 }
 
 func (p *partition) name() string { return p.start.Format(time.RFC3339) }
@@ -354,6 +357,7 @@ func (p *partition) close() error {
 		return nil
 	}
 	p.closed = true
+	p.scanned.drop()
 	var errs []error
 	if p.bl != nil {
 		if err := p.flushBleve(); err != nil {

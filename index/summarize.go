@@ -566,7 +566,7 @@ func (ix *Index) aggregateMatching(ctx context.Context, f Filter, from, to time.
 			}
 			chunk := keys[:min(len(keys), 4096)]
 			keys = keys[len(chunk):]
-			calls, err := ix.callsOf(chunk)
+			calls, err := ix.scannedCalls(p, chunk)
 			if err != nil {
 				return nil, fmt.Errorf("summarize: %w", err)
 			}

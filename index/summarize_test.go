@@ -219,3 +219,40 @@ func TestAggregatesUnknownOutcome(t *testing.T) {
 		t.Fatalf("an unknown outcome: %v, want errAggsCorrupt", err)
 	}
 }
+
+// TestScanCacheFollowsAdds: the calls summaries read at a window's edges
+// and for address filters are cached by partition; calls added later (in
+// the same partitions and minutes) are counted, the cached ones not twice,
+// and a cache full to its bound starts over without losing count.
+func TestScanCacheFollowsAdds(t *testing.T) {
+	ix, _ := openTest(t, &Options{BatchSize: 1000})
+	calls := genCalls(4000, 23, 2*time.Hour)
+	first, later := calls[:2500], calls[2500:]
+	mustAdd(t, ix, first)
+	ctx := context.Background()
+	queries := []SummaryQuery{
+		{Filter: Filter{IP: first[0].Src.IP.String()}, GroupBy: ByEndpoint},
+		{From: day0.Add(10*time.Minute + 17*time.Second), To: day0.Add(70*time.Minute + 3*time.Second), GroupBy: ByStatus},
+	}
+	check := func(what string, have []*proto.Call) {
+		t.Helper()
+		for _, q := range queries {
+			for range 2 { // the second from the cache
+				got, err := ix.Summarize(ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.Calls == 0 {
+					t.Fatalf("%s %+v: vacuous", what, q)
+				}
+				compareSummary(t, fmt.Sprintf("%s %+v", what, q), got, bruteSummary(have, q), 0.02)
+			}
+		}
+	}
+	check("before", first)
+	if scanCached.Load() == 0 {
+		t.Fatal("nothing cached: the test does not test the cache")
+	}
+	mustAdd(t, ix, later)
+	check("after", calls)
+}
