@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mark3labs/mcp-go/mcp"
@@ -108,7 +109,7 @@ func Handler(s *mcpserver.MCPServer, o HTTPOptions) (http.Handler, error) {
 		}
 		allow[n] = true
 	}
-	sess := &sessions{max: o.MaxSessions, idle: o.SessionIdle, live: map[string]time.Time{}}
+	sess := &sessions{max: o.MaxSessions, idle: o.SessionIdle, live: map[string]*atomic.Int64{}}
 	mcpHTTP := mcpserver.NewStreamableHTTPServer(s,
 		mcpserver.WithEndpointPath(o.Path),
 		// No standalone GET stream (405, as the transport allows): the
@@ -280,8 +281,17 @@ type sessions struct {
 	max  int
 	idle time.Duration
 
-	mu   sync.Mutex
-	live map[string]time.Time // id → last use
+	// mu guards live's keys; a session's last use (Unix nanoseconds) is
+	// updated under the read lock, so requests of different sessions do
+	// not wait for each other.
+	mu   sync.RWMutex
+	live map[string]*atomic.Int64 // id → last use
+}
+
+func lastUse(t time.Time) *atomic.Int64 {
+	var v atomic.Int64
+	v.Store(t.UnixNano())
+	return &v
 }
 
 // Generate makes a session id from 128 random bits.
@@ -290,19 +300,20 @@ func (s *sessions) Generate() string {
 	rand.Read(b)
 	id := "mcp-session-" + hex.EncodeToString(b)
 	s.mu.Lock()
-	s.live[id] = time.Now()
+	s.live[id] = lastUse(time.Now())
 	s.mu.Unlock()
 	return id
 }
 
 // Validate accepts the sessions Generate made and has not seen terminated.
 func (s *sessions) Validate(id string) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.live[id]; !ok {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	t, ok := s.live[id]
+	if !ok {
 		return false, errors.New("unknown session")
 	}
-	s.live[id] = time.Now()
+	t.Store(time.Now().UnixNano())
 	return false, nil
 }
 
@@ -316,8 +327,8 @@ func (s *sessions) Terminate(id string) (bool, error) {
 
 // count returns the number of sessions held.
 func (s *sessions) count() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	return len(s.live)
 }
 
@@ -333,7 +344,8 @@ func (s *sessions) full(now time.Time) (int, bool) {
 	}
 	grace := s.idle + max(s.idle/2, time.Second)
 	var oldest time.Time
-	for id, t := range s.live {
+	for id, last := range s.live {
+		t := time.Unix(0, last.Load())
 		if now.Sub(t) > grace {
 			delete(s.live, id)
 			continue
