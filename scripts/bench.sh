@@ -13,8 +13,9 @@
 # with `-d tcp.port==19092,kafka` a Kafka load (a franz-go producer and
 # consumer against franz-go's kfake broker, scripts/record-kafka.sh --bulk) — and
 # prints the wall-time and peak-RSS ratios of each (see scripts/benchcmp/main.go), the
-# agent against tcpdump (scripts/bench-agent.sh), and the hub with 1, 10 and
-# 50 agents (test/hubscale: about 40 s on 2 cores).
+# agent against tcpdump (scripts/bench-agent.sh), the hub with 1, 10 and
+# 50 agents (test/hubscale: about 40 s on 2 cores), and the hub's answers to
+# 50 MCP clients at once (test/hubload: about 1 min).
 #
 # Usage: scripts/bench.sh [benchcmp flags: -runs N -only http1|http2|tls|redis|postgres|mysql|kafka -capture PATH
 #                          -h2-capture PATH -tls-capture PATH -rerecord -bin PATH -strict]
@@ -70,3 +71,12 @@ echo
 echo "== hub scaling: 1, 10, 50 agents"
 # shellcheck disable=SC2086
 go run ./test/hubscale ${HUBSCALE_FLAGS:-}
+
+echo
+# 50 MCP clients (mcp-go, streamable HTTP, a session each) calling
+# search_calls and summarize_traffic in a closed loop on the hub, on the same
+# machine; see test/hubload/main.go. HUBLOAD_FLAGS passes flags (-clients,
+# -secs, -runs, -pprof DIR).
+echo "== hub load: 50 clients calling search_calls and summarize_traffic (target: >= 1000 calls/s, p99 < 150 ms, on 2 cores)"
+# shellcheck disable=SC2086
+go run ./test/hubload ${HUBLOAD_FLAGS:-}

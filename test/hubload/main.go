@@ -17,6 +17,11 @@
 // must be the one the first client got for the same question: a tool
 // error, a failed call or a different answer fails the run.
 //
+// The hub remembers answers; with -distinct N each question comes in N
+// variants (its window ending 0.5 ms, 1 ms, … earlier), each answer checked
+// against the variant's first, so that most answers are computed (as in a
+// live capture, where relative windows count back from now).
+//
 // It prints, for each of -runs rounds (a fresh hub each) and their median:
 //
 //	clients=50 calls/s=… p50=…ms p99=…ms errors=0
@@ -30,7 +35,7 @@
 //
 // Usage (from the repository root; scripts/bench.sh runs it):
 //
-//	go run ./test/hubload [-clients 50] [-secs 10] [-runs 3] [-calls 6000] [-bin PATH] [-keep] [-pprof DIR]
+//	go run ./test/hubload [-clients 50] [-secs 10] [-runs 3] [-calls 6000] [-distinct 1] [-bin PATH] [-keep] [-pprof DIR]
 package main
 
 import (
@@ -72,6 +77,7 @@ const (
 
 type config struct {
 	clients, secs, runs, calls int
+	distinct                   int
 	bin, pprofDir              string
 	keep                       bool
 }
@@ -82,12 +88,13 @@ func main() {
 	flag.IntVar(&c.secs, "secs", 10, "seconds each round's clients call for")
 	flag.IntVar(&c.runs, "runs", 3, "rounds, a fresh hub each (the median is reported)")
 	flag.IntVar(&c.calls, "calls", 6000, "HTTP calls the capture holds (over 10 minutes)")
+	flag.IntVar(&c.distinct, "distinct", 1, "variants of each question (windows ending 1 ms, 2 ms, … earlier, up to 100,000): more makes the hub compute answers rather than remember them")
 	flag.StringVar(&c.bin, "bin", "", "wirescope binary (default: build ./cmd/wirescope into a temp dir)")
 	flag.BoolVar(&c.keep, "keep", false, "keep the temp dir (capture, cluster file, hub logs) and print its path")
 	flag.StringVar(&c.pprofDir, "pprof", "", "write the hub's CPU (during the last round's load), mutex and block profiles to this directory")
 	flag.Parse()
-	if c.clients < 1 || c.secs < 1 || c.runs < 1 || c.calls < 100 {
-		fatalf("-clients, -secs and -runs must be at least 1, -calls at least 100")
+	if c.clients < 1 || c.secs < 1 || c.runs < 1 || c.calls < 100 || c.distinct < 1 || c.distinct > 100_000 {
+		fatalf("-clients, -secs and -runs must be at least 1, -calls at least 100, -distinct 1 to 100000")
 	}
 	if err := run(c); err != nil {
 		fatalf("%v", err)
@@ -143,7 +150,7 @@ func run(c config) error {
 		if c.pprofDir != "" && r == c.runs-1 {
 			profile = c.pprofDir
 		}
-		res, err := round(c, dir, r, pcap, cluster, tokenFile, token, mix, profile)
+		res, err := round(c, dir, r, pcap, cluster, tokenFile, token, start, mix, profile)
 		if err != nil {
 			return fmt.Errorf("round %d: %w", r+1, err)
 		}
@@ -297,7 +304,7 @@ func (q question) String() string {
 // investigating the capture asks, searches and summaries about equally.
 func questions(start time.Time) []question {
 	at := func(d time.Duration) string { return start.Add(d).Format(time.RFC3339Nano) }
-	return []question{
+	base := []question{
 		{"summarize_traffic", map[string]any{}},
 		{"search_calls", map[string]any{"query": "outcome:server_error"}},
 		{"summarize_traffic", map[string]any{"group_by": "service"}},
@@ -317,6 +324,32 @@ func questions(start time.Time) []question {
 		{"summarize_traffic", map[string]any{"group_by": "workload", "namespace": "shop", "from": at(5*time.Minute + 30*time.Second)}},
 		{"search_calls", map[string]any{"query": "outcome:client_error", "pod": "users-5d8f9c7b6-bkxq6", "from": "-8m", "to": "-1m"}},
 	}
+	return base
+}
+
+// variant is question q with its window's end moved v × 0.5 ms earlier (an
+// absolute or relative "to", or the end of the data when it has none);
+// variant 0 is q.
+func variant(q question, v int, start time.Time) question {
+	if v == 0 {
+		return q
+	}
+	args := map[string]any{}
+	for k, a := range q.args {
+		args[k] = a
+	}
+	d := time.Duration(v) * 500 * time.Microsecond
+	switch to, _ := args["to"].(string); {
+	case to == "":
+		args["to"] = start.Add(span - d).Format(time.RFC3339Nano)
+	case strings.HasPrefix(to, "-"):
+		rel, _ := time.ParseDuration(to[1:])
+		args["to"] = "-" + (rel + d).String()
+	default:
+		t, _ := time.Parse(time.RFC3339Nano, to)
+		args["to"] = t.Add(-d).Format(time.RFC3339Nano)
+	}
+	return question{q.tool, args}
 }
 
 // ---- a round ----
@@ -340,7 +373,7 @@ func (r result) String() string {
 	return s
 }
 
-func round(c config, dir string, r int, pcap, cluster, tokenFile, token string, mix []question, profile string) (result, error) {
+func round(c config, dir string, r int, pcap, cluster, tokenFile, token string, start time.Time, mix []question, profile string) (result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(c.secs)*time.Second+10*time.Minute)
 	defer cancel()
 	h, err := startHub(ctx, c.bin, filepath.Join(dir, fmt.Sprintf("round-%d", r+1)), pcap, cluster, tokenFile, profile != "")
@@ -396,6 +429,7 @@ func round(c config, dir string, r int, pcap, cluster, tokenFile, token string, 
 		firstErr  string
 		stop      atomic.Bool
 		wg        sync.WaitGroup
+		variants  sync.Map // "question/variant" → the first answer
 	)
 	t0 := time.Now()
 	for i, cl := range clients {
@@ -403,11 +437,21 @@ func round(c config, dir string, r int, pcap, cluster, tokenFile, token string, 
 		go func() {
 			defer wg.Done()
 			var mine []time.Duration
-			for k := i; !stop.Load(); k++ {
-				q := mix[k%len(mix)]
+			for k, n := i, 0; !stop.Load(); k, n = k+1, n+1 {
+				q, v := mix[k%len(mix)], (n*c.clients+i)*7919%c.distinct
+				q = variant(q, v, start)
 				text, d, err := call(ctx, cl, q.tool, q.args)
-				if err == nil && text != want[k%len(mix)] {
-					err = fmt.Errorf("%s answered otherwise than before:\n%s\n--- before:\n%s", q, text, want[k%len(mix)])
+				if err == nil {
+					before := want[k%len(mix)]
+					if v > 0 {
+						// A variant's first answer is the one later
+						// answers must give.
+						w, _ := variants.LoadOrStore(fmt.Sprint(k%len(mix), "/", v), text)
+						before = w.(string)
+					}
+					if text != before {
+						err = fmt.Errorf("%s answered otherwise than before:\n%s\n--- before:\n%s", q, text, before)
+					}
 				}
 				if err != nil {
 					mu.Lock()
