@@ -152,6 +152,39 @@ type conn struct {
 	// handover holds the bytes received after a protocol switch, and what
 	// the switch said, for the protocol that takes over (HandOver).
 	handover proto.Handover
+	// spare are messages and an exchange whose call was emitted, zeroed
+	// for the next ones: a keep-alive connection reuses them instead of
+	// allocating two messages and an exchange per call.
+	spare   []*message
+	spareEx *exchange
+}
+
+// maxSpare bounds the spare messages of a connection.
+const maxSpare = 2
+
+// newMessage returns a message starting at t, a spare one if any.
+func (c *conn) newMessage(t time.Time) *message {
+	if n := len(c.spare); n > 0 {
+		m := c.spare[n-1]
+		c.spare = c.spare[:n-1]
+		m.start, m.last, m.length = t, t, -1
+		return m
+	}
+	return &message{start: t, last: t, length: -1}
+}
+
+// recycle keeps ex and its messages for reuse once its call is emitted.
+// What the call took from them stays the call's: the header slices and
+// bodies are dropped, not reused.
+func (c *conn) recycle(ex *exchange) {
+	for _, m := range []*message{ex.req, ex.resp} {
+		if m != nil && len(c.spare) < maxSpare {
+			*m = message{}
+			c.spare = append(c.spare, m)
+		}
+	}
+	*ex = exchange{}
+	c.spareEx = ex
 }
 
 func (c *conn) half(r proto.Role) *half {
@@ -185,7 +218,7 @@ func (c *conn) Feed(r proto.Role, data []byte, t time.Time) {
 			if len(data) == 0 {
 				return
 			}
-			h.msg = &message{start: t, last: t, length: -1}
+			h.msg = c.newMessage(t)
 			h.ex = nil
 			h.state = stHeader
 		case stHeader:
@@ -516,7 +549,13 @@ func (c *conn) framing(h *half, m *message) bool {
 
 // queue makes h's request wait for its response.
 func (c *conn) queue(h *half) {
-	ex := &exchange{req: h.msg}
+	ex := c.spareEx
+	if ex != nil {
+		c.spareEx = nil
+		ex.req = h.msg
+	} else {
+		ex = &exchange{req: h.msg}
+	}
 	h.ex = ex
 	if old, full := c.pending.Add(ex, ex.req.start, ex); full {
 		if c.resp.ex == old {
@@ -634,6 +673,17 @@ func (c *conn) complete(h *half, t time.Time) {
 	c.popPending(ex)
 	switched := m.status == 101 || (ex.req.method == "CONNECT" && m.status >= 200 && m.status < 300)
 	c.emit(ex, "")
+	if !switched && ex.carry == nil && c.req.state != stHold && c.req.msg != ex.req {
+		// Nothing refers to ex or its messages any more: the request half
+		// has moved on to its next message, or waits for one and forgets
+		// its last exchange when it starts (stStart).
+		if c.req.ex == ex && c.req.msg == nil {
+			c.req.ex = nil
+		}
+		if c.req.ex != ex {
+			c.recycle(ex)
+		}
+	}
 	if switched {
 		c.req.state, c.resp.state = stOpaque, stOpaque
 		// What the client sent while the switch was pending is the new
