@@ -214,6 +214,9 @@ func loopbackOnce(t *testing.T, mode Outgoing, filtered bool, more []string) {
 	}
 	defer src.Close()
 	h := src.handles["lo"]
+	if socketFD(h.tp) < 0 {
+		t.Error("gopacket's afpacket.TPacket has no int field fd: PACKET_IGNORE_OUTGOING cannot be set")
+	}
 	switch {
 	case h.outgoing == mode:
 	case mode == IgnoreOutgoing && h.outgoing > mode && strings.Contains(logs.String(), "refused"):
@@ -371,4 +374,26 @@ func loopbackOnce(t *testing.T, mode Outgoing, filtered bool, more []string) {
 		t.Errorf("%d segments, tcpdump wrote %d: %d missing (first: %v), %d extra (first: %v)",
 			len(got), len(want), len(missing), missing[:min(len(missing), 3)], len(extra), extra[:min(len(extra), 3)])
 	}
+}
+
+// TestRingClosedWhenInterfaceGoes: a ring whose interface is deleted
+// while its goroutine waits for packets is closed and left out, and the
+// capture goes on on the others.
+func TestRingClosedWhenInterfaceGoes(t *testing.T) {
+	root(t)
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("no ip command to make a veth pair")
+	}
+	name := fmt.Sprintf("wsl%da", os.Getpid()%100000)
+	peer := name[:len(name)-1] + "b"
+	exec.Command("ip", "link", "del", name).Run() // a killed run's leftover
+	run(t, "ip", "link", "add", name, "type", "veth", "peer", "name", peer)
+	t.Cleanup(func() { exec.Command("ip", "link", "del", name).Run() })
+	run(t, "ip", "link", "set", name, "up")
+	run(t, "ip", "link", "set", peer, "up")
+
+	src, _ := capturing(t, Options{Interfaces: []string{"lo", name}})
+	time.Sleep(300 * time.Millisecond) // both goroutines waiting
+	run(t, "ip", "link", "del", name)
+	waitFor(t, name+" left out", func() bool { return slices.Equal(src.Interfaces(), []string{"lo"}) })
 }
