@@ -5,6 +5,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/pkoukk/tiktoken-go"
 	loader "github.com/pkoukk/tiktoken-go-loader"
@@ -35,20 +38,16 @@ func Tokens(s string) int {
 	if len(s) > maxCountedLine {
 		return countTokens(s)
 	}
-	counted.mu.RLock()
-	n, ok := counted.m[s]
-	counted.mu.RUnlock()
-	if ok {
-		return n
+	if n, ok := counted.m.Load(s); ok {
+		return n.(int)
 	}
-	n = countTokens(s)
-	counted.mu.Lock()
-	if len(counted.m) >= maxCountedLines {
+	n := countTokens(s)
+	if counted.n.Add(1) > maxCountedLines {
 		// Bounded: start over rather than track use.
-		clear(counted.m)
+		counted.n.Store(1)
+		counted.m.Clear()
 	}
-	counted.m[s] = n
-	counted.mu.Unlock()
+	counted.m.Store(s, n)
 	return n
 }
 
@@ -59,10 +58,14 @@ const (
 	maxCountedLines = 1 << 15
 )
 
-var counted = struct {
-	mu sync.RWMutex
-	m  map[string]int
-}{m: map[string]int{}}
+// counted is written once per string and read many times, by every
+// answer's goroutine: a sync.Map, whose reads take no lock. n counts the
+// strings stored since the last start over (a string stored twice by two
+// goroutines at once counts twice, which only starts over sooner).
+var counted struct {
+	m sync.Map // string → int
+	n atomic.Int64
+}
 
 func countTokens(s string) int {
 	enc, err := encoding()
@@ -110,22 +113,63 @@ func (b *budget) add(line string) bool {
 }
 
 // text joins the lines, then the closing lines (which the reserve is for),
-// and trims lines from the end until the whole counts within max: counting
-// lines one by one is close to, not exactly, counting their join.
+// and trims lines from the end until the whole counts within max: add
+// counts each line with its newline, the last one included, which is close
+// to, not exactly, counting their join (joinedTokens).
 func (b *budget) text(closing ...string) string {
 	closing = slices.DeleteFunc(closing, func(s string) bool { return s == "" })
 	for {
 		all := append(append([]string(nil), b.lines...), closing...)
-		s := strings.Join(all, "\n")
-		if Tokens(s) <= b.max {
-			return s // what clipTokens would return
+		if joinedTokens(all) <= b.max {
+			return strings.Join(all, "\n") // what clipTokens would return
 		}
 		if len(b.lines) == 0 {
-			return clipTokens(s, b.max)
+			return clipTokens(strings.Join(all, "\n"), b.max)
 		}
 		b.lines = b.lines[:len(b.lines)-1]
 		b.omitted++
 	}
+}
+
+// joinedTokens counts lines joined by newlines, as Tokens would count the
+// join, from the counts of the lines (which Tokens remembers) rather than by
+// encoding the whole text again.
+//
+// The o200k_base pre-tokenizer splits text into pieces that are encoded
+// each alone. A newline ends the piece it is in unless what follows can
+// continue it: whitespace (\s*[\r\n]+, \s+), a slash (the [\r\n/]* after
+// punctuation) or another newline. When the next line begins otherwise, the
+// pieces of the join are those of line+"\n" and of the next line, so the
+// counts add up exactly; when any line does not (TestJoinedTokens), the
+// join is encoded whole.
+func joinedTokens(lines []string) int {
+	for _, l := range lines[min(1, len(lines)):] {
+		if !startsPiece(l) {
+			return Tokens(strings.Join(lines, "\n"))
+		}
+	}
+	n := 0
+	for i, l := range lines {
+		if i < len(lines)-1 {
+			l += "\n"
+		}
+		n += Tokens(l)
+	}
+	return n
+}
+
+// startsPiece reports whether a line begins with what no piece of the
+// pre-tokenizer continues from a newline before it: a letter, a digit, or
+// printable ASCII other than a space and a slash.
+func startsPiece(l string) bool {
+	r, _ := utf8.DecodeRuneInString(l)
+	switch {
+	case l == "":
+		return false
+	case r < utf8.RuneSelf:
+		return r > ' ' && r < 0x7f && r != '/'
+	}
+	return unicode.IsLetter(r) || unicode.IsDigit(r)
 }
 
 // clipTokens cuts s to at most max tokens (a last resort for closing lines

@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"encoding/json"
+	"hash/maphash"
 	"strconv"
 	"sync"
 
@@ -32,7 +33,23 @@ const (
 	answerCacheBytes   = 16 << 20
 )
 
-var answers = newAnswerCache(answerCacheEntries, answerCacheBytes)
+// answers is the cache, in shards by key so that the goroutines of many
+// clients do not queue on one lock.
+var answers = func() *shardedAnswers {
+	var s shardedAnswers
+	for i := range s.shards {
+		s.shards[i] = newAnswerCache(answerCacheEntries/len(s.shards), answerCacheBytes/len(s.shards))
+	}
+	return &s
+}()
+
+type shardedAnswers struct{ shards [16]*answerCache }
+
+func (s *shardedAnswers) answer(ctx context.Context, ix *index.Index, version uint64, key string, compute func() (string, error)) (string, error) {
+	return s.shards[maphash.String(answerSeed, key)%uint64(len(s.shards))].answer(ctx, ix, version, key, compute)
+}
+
+var answerSeed = maphash.MakeSeed()
 
 type answerCache struct {
 	mu                sync.Mutex
@@ -41,7 +58,6 @@ type answerCache struct {
 	lru               *list.List // of *answerEntry, most recent first
 	byKey             map[string]*list.Element
 	pending           map[string]*answerCall
-	hits, misses      uint64
 }
 
 type answerEntry struct {
@@ -80,7 +96,6 @@ func (c *answerCache) answer(ctx context.Context, ix *index.Index, version uint6
 	c.mu.Lock()
 	if el, ok := c.byKey[key]; ok {
 		c.lru.MoveToFront(el)
-		c.hits++
 		text := el.Value.(*answerEntry).text
 		c.mu.Unlock()
 		return text, nil
@@ -99,7 +114,6 @@ func (c *answerCache) answer(ctx context.Context, ix *index.Index, version uint6
 		}
 		return p.text, nil
 	}
-	c.misses++
 	p := &answerCall{done: make(chan struct{})}
 	c.pending[key] = p
 	c.mu.Unlock()
