@@ -26,20 +26,19 @@ const maxScanCached = 100_000
 var scanCached atomic.Int64
 
 // scanCache is a partition's cache of calls decoded for summaries, by
-// document key. The zero value is empty.
+// document key: a sync.Map, as every summary reads many keys and few are
+// written, by many goroutines at once. The zero value is empty.
 type scanCache struct {
-	mu    sync.RWMutex
-	calls map[string]*proto.Call
+	calls sync.Map // document key → *proto.Call
+	n     atomic.Int64
 }
 
 // get returns the cached calls of keys (nil where there is none) and the
 // keys missing.
 func (s *scanCache) get(keys []string, out []*proto.Call) (missing []int) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
 	for i, k := range keys {
-		if c := s.calls[k]; c != nil {
-			out[i] = c
+		if c, ok := s.calls.Load(k); ok {
+			out[i] = c.(*proto.Call)
 		} else {
 			missing = append(missing, i)
 		}
@@ -47,36 +46,33 @@ func (s *scanCache) get(keys []string, out []*proto.Call) (missing []int) {
 	return missing
 }
 
-// put caches calls by key, stripped of what summaries do not read.
+// put caches calls by key, stripped of what summaries do not read, and
+// returns them so.
 func (s *scanCache) put(keys []string, calls []*proto.Call) []*proto.Call {
+	if scanCached.Load()+int64(len(keys)) > maxScanCached {
+		s.drop()
+	}
 	slim := make([]*proto.Call, len(calls))
 	for i, c := range calls {
 		sc := *c
 		sc.Request.Headers, sc.Request.Body = nil, ""
 		sc.Response.Headers, sc.Response.Body = nil, ""
 		slim[i] = &sc
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.calls == nil || scanCached.Load()+int64(len(keys)) > maxScanCached {
-		scanCached.Add(-int64(len(s.calls)))
-		s.calls = make(map[string]*proto.Call, len(keys))
-	}
-	for i, k := range keys {
-		if _, ok := s.calls[k]; !ok {
-			s.calls[k] = slim[i]
+		if _, loaded := s.calls.LoadOrStore(keys[i], &sc); !loaded {
+			s.n.Add(1)
 			scanCached.Add(1)
 		}
 	}
 	return slim
 }
 
-// drop empties the cache (the partition closes).
+// drop empties the cache (the partition closes, or the cache is full).
+// Calls stored meanwhile may be dropped or kept uncounted: the bound is
+// approximate, never exceeded by more than the summaries running at once
+// read.
 func (s *scanCache) drop() {
-	s.mu.Lock()
-	scanCached.Add(-int64(len(s.calls)))
-	s.calls = nil
-	s.mu.Unlock()
+	scanCached.Add(-s.n.Swap(0))
+	s.calls.Clear()
 }
 
 // scannedCalls returns the calls of p's document keys for counting: from
