@@ -3,6 +3,7 @@ package capture
 import (
 	"encoding/binary"
 	"errors"
+	"math"
 	"net/netip"
 	"time"
 
@@ -103,6 +104,10 @@ type Decoder struct {
 
 	// Stats counts frames that produced no Decoded.
 	Stats DecodeStats
+
+	// noQuick turns quickIPv4 off, for the tests that compare it with
+	// gopacket's path.
+	noQuick bool
 }
 
 // NewDecoder returns a Decoder.
@@ -154,6 +159,9 @@ func (d *Decoder) Decode(lt layers.LinkType, frame []byte, wireLen int, ts time.
 	var payload []byte
 	switch lt {
 	case layers.LinkTypeEthernet:
+		if len(frame) >= 14+20 && frame[12] == 0x08 && frame[13] == 0x00 && frame[14] == 0x45 && !d.noQuick && d.quickIPv4(frame[14:], out) {
+			return d.decodeTransport(layers.IPProtocol(frame[14+9]), out.Payload, out)
+		}
 		if d.eth.DecodeFromBytes(frame, gopacket.NilDecodeFeedback) != nil {
 			return d.malformed()
 		}
@@ -213,6 +221,29 @@ func ipVersion(b []byte) layers.EthernetType {
 func (d *Decoder) malformed() error {
 	d.Stats.Malformed++
 	return ErrMalformed
+}
+
+// quickIPv4 reads the IPv4 header of most frames, one without options or
+// fragmentation, as decodeIPv4 would with gopacket's layers, which cost
+// (with the Ethernet header) a twentieth of a dissection's CPU. It fills
+// out's addresses, lengths and the IP payload (in out.Payload), and
+// returns false, having changed nothing the slow path relies on, for any
+// other header.
+func (d *Decoder) quickIPv4(b []byte, out *Decoded) bool {
+	length := int(binary.BigEndian.Uint16(b[2:4]))
+	if length == 0 {
+		length = len(b) // TSO, as layers.IPv4 reads it
+	}
+	if length < 20 || binary.BigEndian.Uint16(b[6:8])&0x3fff != 0 {
+		return false
+	}
+	out.IPLength = min(length, math.MaxUint16)
+	out.Truncated = out.Truncated || out.IPLength > len(b)
+	out.Network = gopacket.NewFlow(layers.EndpointIPv4, b[12:16], b[16:20])
+	out.Src = netip.AddrFrom4([4]byte(b[12:16]))
+	out.Dst = netip.AddrFrom4([4]byte(b[16:20]))
+	out.Payload = b[20:min(length, len(b))]
+	return true
 }
 
 func (d *Decoder) decodeIPv4(b []byte, ts time.Time, out *Decoded) error {
