@@ -72,11 +72,20 @@ type partition struct {
 	bl    bleve.Index
 	aggs  *aggregates
 
-	// wmu serializes writers.
+	// wmu serializes writers to the call store and the aggregates, and
+	// guards closed and turn.
 	wmu sync.Mutex
-	// failed is set (under wmu) when a Bleve batch failed: the records
-	// after indexedKey are then not all indexed, so indexedKey stays
-	// where it is and the next Open re-indexes from there.
+	// turn is closed when the Bleve part of the last Add to have stored
+	// its calls is done. Adds index their calls in the order they stored
+	// them, each waiting for the turn of the one before: so the next Add
+	// stores its calls while this one indexes (two Adds at once keep both
+	// parts busy), and indexedKey only moves over calls indexed. nil
+	// before the first Add.
+	turn chan struct{}
+	// failed is set when a Bleve batch failed: the records after
+	// indexedKey are then not all indexed, so indexedKey stays where it
+	// is and the next Open re-indexes from there. It and indexedTo are
+	// the Add's whose turn it is (recover's before, close's after).
 	failed error
 	// indexedTo is the store offset indexedKey holds.
 	indexedTo int64
@@ -253,7 +262,7 @@ func (p *partition) resetBleve() error {
 // indexBatch indexes calls in one Bleve batch.
 func (p *partition) indexBatch(calls []*proto.Call) error {
 	b := p.bl.NewBatch()
-	var db docBuilder
+	db := docBuilder{left: len(calls)}
 	for _, c := range calls {
 		if err := b.IndexAdvanced(db.build(c)); err != nil {
 			return fmt.Errorf("index call %s: %w", c.ID, err)
@@ -284,28 +293,52 @@ func (p *partition) commit(end int64) error {
 // they are indexed whatever happens to ctx, so that the store and Bleve
 // agree.
 func (p *partition) add(ctx context.Context, calls []*proto.Call) error {
+	fresh, end, prev, mine, err := p.store1(ctx, calls)
+	if err != nil || mine == nil {
+		return err
+	}
+	defer close(mine)
+	if prev != nil {
+		<-prev
+	}
+	return p.index1(fresh, end)
+}
+
+// store1 is an Add's first part, under wmu: it appends the calls not
+// stored yet to the call store and counts them, and takes the Add's turn
+// to index them: wait for prev (nil: nothing to wait for), then close
+// mine. mine is nil when there was nothing to add.
+func (p *partition) store1(ctx context.Context, calls []*proto.Call) (fresh []*proto.Call, end int64, prev, mine chan struct{}, err error) {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
 	if p.closed {
-		return ErrClosed
+		return nil, 0, nil, nil, ErrClosed
 	}
-	fresh := make([]*proto.Call, 0, len(calls))
+	fresh = make([]*proto.Call, 0, len(calls))
 	for _, c := range calls {
 		if !p.ix.storedIn(p, c.ID) {
 			fresh = append(fresh, c)
 		}
 	}
 	if len(fresh) == 0 {
-		return nil
+		return nil, 0, nil, nil, nil
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		return nil, 0, nil, nil, err
 	}
-	end, err := p.store.Append(fresh)
-	if err != nil {
-		return err
+	if end, err = p.store.Append(fresh); err != nil {
+		return nil, 0, nil, nil, err
 	}
 	p.aggs.addAll(fresh)
+	prev, mine = p.turn, make(chan struct{})
+	p.turn = mine
+	return fresh, end, prev, mine, nil
+}
+
+// index1 is an Add's second part, in its turn: it indexes the calls it
+// stored, which end at store offset end, and records that the store is
+// indexed up to there.
+func (p *partition) index1(fresh []*proto.Call, end int64) error {
 	// Index in batches of equal size, at most Options.BatchSize, up to
 	// Options.Workers at once across the index. A large Add is split in at
 	// least Workers batches (of half a BatchSize or more) so that it
@@ -357,6 +390,11 @@ func (p *partition) close() error {
 		return nil
 	}
 	p.closed = true
+	if p.turn != nil {
+		// Wait for Adds still indexing (Index.Close and DropPartition
+		// wait for operations in flight, so there should be none).
+		<-p.turn
+	}
 	p.scanned.drop()
 	var errs []error
 	if p.bl != nil {

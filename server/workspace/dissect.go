@@ -90,19 +90,23 @@ func (w *Workspace) dissectGap(ctx context.Context, g tools.Window, res *tools.D
 	// The index takes calls on its own goroutine while dissection goes on,
 	// in Adds of the size it indexes fastest (one Bleve batch per worker).
 	indexBatch := w.ix.AddSize()
+	// Two Adds run at once: the index stores one's calls while it indexes
+	// the other's.
 	batches := make(chan []*proto.Call, 1)
-	indexed := make(chan error, 1)
-	go func() {
-		var err error
-		for b := range batches {
-			if err == nil {
-				if err = w.ix.Add(ctx, b); err != nil {
-					cancel(err)
+	indexed := make(chan error, 2)
+	for range 2 {
+		go func() {
+			var err error
+			for b := range batches {
+				if err == nil {
+					if err = w.ix.Add(ctx, b); err != nil {
+						cancel(err)
+					}
 				}
 			}
-		}
-		indexed <- err
-	}()
+			indexed <- err
+		}()
+	}
 
 	var (
 		batch  []*proto.Call
@@ -212,8 +216,10 @@ pieces:
 		batches <- batch
 	}
 	close(batches)
-	if ierr := <-indexed; ierr != nil {
-		err = ierr // it cancelled the dissection
+	for range 2 {
+		if ierr := <-indexed; ierr != nil {
+			err = ierr // it cancelled the dissection
+		}
 	}
 	if err != nil {
 		return read, err
