@@ -4,6 +4,7 @@ import (
 	"container/list"
 	"context"
 	"encoding/json"
+	"errors"
 	"hash/maphash"
 	"strconv"
 	"sync"
@@ -118,7 +119,13 @@ func (c *answerCache) answer(ctx context.Context, ix *index.Index, version uint6
 	c.pending[key] = p
 	c.mu.Unlock()
 
+	returned := false
 	defer func() {
+		if !returned {
+			// compute panicked (the server recovers): nothing to keep,
+			// and the askers waiting compute for themselves.
+			p.err = errNoAnswer
+		}
 		c.mu.Lock()
 		delete(c.pending, key)
 		if p.err == nil && ix.Version() == version {
@@ -128,8 +135,11 @@ func (c *answerCache) answer(ctx context.Context, ix *index.Index, version uint6
 		close(p.done)
 	}()
 	p.text, p.err = compute()
+	returned = true
 	return p.text, p.err
 }
+
+var errNoAnswer = errors.New("no answer")
 
 // put adds an answer; c.mu is held.
 func (c *answerCache) put(key, text string) {
