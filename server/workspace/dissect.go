@@ -118,15 +118,17 @@ func (w *Workspace) dissectGap(ctx context.Context, g tools.Window, res *tools.D
 		inside uint64
 		err    error
 	)
+	var batchBytes int
 	send := func(c *proto.Call) {
 		part.CountCall(c)
 		if batch == nil {
 			batch = make([]*proto.Call, 0, indexBatch)
 		}
 		batch = append(batch, c)
-		if len(batch) == indexBatch {
+		batchBytes += callBytes(c)
+		if len(batch) == indexBatch || batchBytes >= maxBatchBytes {
 			batches <- batch
-			batch = nil
+			batch, batchBytes = nil, 0
 		}
 	}
 	// Several nodes: their calls are merged, piece by piece of g (see
@@ -248,6 +250,24 @@ pieces:
 	res.Undissected += undis
 	res.MissingBytes += part.MissingBytes
 	return read, nil
+}
+
+// maxBatchBytes bounds the calls of one Add by their size (callBytes): up
+// to four Adds' calls are in memory at once (two being added, one queued,
+// one being filled), and Index.AddSize calls with headers and bodies
+// could otherwise take hundreds of megabytes.
+const maxBatchBytes = 16 << 20
+
+// callBytes estimates the memory c holds.
+func callBytes(c *proto.Call) int {
+	n := 512 + len(c.Path) + len(c.Error) + len(c.Request.Body) + len(c.Response.Body)
+	for _, h := range c.Request.Headers {
+		n += 32 + len(h.Name) + len(h.Value)
+	}
+	for _, h := range c.Response.Headers {
+		n += 32 + len(h.Name) + len(h.Value)
+	}
+	return n
 }
 
 // pieces splits g, a window of several nodes, into pieces of time holding
