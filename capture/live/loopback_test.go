@@ -377,8 +377,8 @@ func loopbackOnce(t *testing.T, mode Outgoing, filtered bool, more []string) {
 }
 
 // TestRingClosedWhenInterfaceGoes: a ring whose interface is deleted
-// while its goroutine waits for packets is closed and left out, and the
-// capture goes on on the others.
+// while its goroutine waits for packets (idle: parked in the network
+// poller) is closed and left out, and the capture goes on on the others.
 func TestRingClosedWhenInterfaceGoes(t *testing.T) {
 	root(t)
 	if _, err := exec.LookPath("ip"); err != nil {
@@ -393,7 +393,14 @@ func TestRingClosedWhenInterfaceGoes(t *testing.T) {
 	run(t, "ip", "link", "set", peer, "up")
 
 	src, _ := capturing(t, Options{Interfaces: []string{"lo", name}})
-	time.Sleep(300 * time.Millisecond) // both goroutines waiting
+	src.mu.Lock()
+	for n, h := range src.handles {
+		if h.ready == nil {
+			t.Errorf("%s: an idle ring is not waited for in the network poller", n)
+		}
+	}
+	src.mu.Unlock()
+	time.Sleep(300 * time.Millisecond) // both goroutines waiting (the veth's parked in the poller)
 	run(t, "ip", "link", "del", name)
 	waitFor(t, name+" left out", func() bool { return slices.Equal(src.Interfaces(), []string{"lo"}) })
 }
