@@ -41,8 +41,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -57,14 +55,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/wirescope/wirescope/capture/capturetest"
+	"github.com/wirescope/wirescope/test/internal/benchproc"
 )
 
 const (
@@ -117,15 +114,8 @@ func run(c config) error {
 		defer os.RemoveAll(dir)
 	}
 	if c.bin == "" {
-		root, err := repoRoot()
-		if err != nil {
+		if c.bin, err = benchproc.BuildWirescope(dir); err != nil {
 			return err
-		}
-		c.bin = filepath.Join(dir, "wirescope")
-		cmd := exec.Command("go", "build", "-o", c.bin, "./cmd/wirescope")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("building wirescope: %w\n%s", err, out)
 		}
 	}
 	start := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
@@ -138,7 +128,7 @@ func run(c config) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "hubload: capture of %d calls (%d packets) over %s, %d services\n", c.calls, packets, span, len(services))
-	token := randomToken()
+	token := benchproc.RandomToken()
 	tokenFile := filepath.Join(dir, "token")
 	if err := os.WriteFile(tokenFile, []byte(token+"\n"), 0o600); err != nil {
 		return err
@@ -384,7 +374,7 @@ func round(c config, dir string, r int, pcap, cluster, tokenFile, token string, 
 
 	// The reference answers: the whole capture dissected first, then each
 	// question once.
-	first, err := connect(ctx, h.url, token)
+	first, err := benchproc.Connect(ctx, h.url, token, "hubload", mcp.ProtocolVersion20251125, callTimeout)
 	if err != nil {
 		return result{}, err
 	}
@@ -407,7 +397,7 @@ func round(c config, dir string, r int, pcap, cluster, tokenFile, token string, 
 
 	clients := make([]*client.Client, c.clients)
 	for i := range clients {
-		if clients[i], err = connect(ctx, h.url, token); err != nil {
+		if clients[i], err = benchproc.Connect(ctx, h.url, token, "hubload", mcp.ProtocolVersion20251125, callTimeout); err != nil {
 			return result{}, fmt.Errorf("client %d: %w", i, err)
 		}
 		defer clients[i].Close()
@@ -601,42 +591,9 @@ func startHub(ctx context.Context, bin, dir, pcap, cluster, tokenFile string, pp
 func (h *hub) stop() error {
 	h.stopOnce.Do(func() {
 		defer h.log.Close()
-		h.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- h.cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				h.stopErr = fmt.Errorf("hub exited with %v after SIGTERM (log: %s)", err, h.log.Name())
-			}
-		case <-time.After(hubStop):
-			h.cmd.Process.Kill()
-			<-done
-			h.stopErr = fmt.Errorf("hub did not exit within %s of SIGTERM (log: %s)", hubStop, h.log.Name())
-		}
+		h.stopErr = benchproc.Stop(h.cmd, h.log.Name(), hubStop)
 	})
 	return h.stopErr
-}
-
-// connect opens a session (protocol revision 2025-11-25, as the TypeScript
-// SDK's clients) and initializes it; each client has its own HTTP client.
-func connect(ctx context.Context, url, token string) (*client.Client, error) {
-	tr, err := transport.NewStreamableHTTP(url, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token}),
-		transport.WithHTTPTimeout(callTimeout))
-	if err != nil {
-		return nil, err
-	}
-	c := client.NewClient(tr)
-	if err := c.Start(ctx); err != nil {
-		return nil, err
-	}
-	if _, err := c.Initialize(ctx, mcp.InitializeRequest{Params: mcp.InitializeParams{
-		ProtocolVersion: mcp.ProtocolVersion20251125,
-		ClientInfo:      mcp.Implementation{Name: "hubload", Version: "0"}}}); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("initialize: %w", err)
-	}
-	return c, nil
 }
 
 // call calls a tool and times it; an isError answer is an error.
@@ -659,28 +616,4 @@ func call(ctx context.Context, c *client.Client, name string, args map[string]an
 		return "", d, fmt.Errorf("%s %v: isError: %s", name, args, strings.Join(text, "\n"))
 	}
 	return strings.Join(text, "\n"), d, nil
-}
-
-// ---- helpers ----
-
-func randomToken() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// repoRoot finds the module root by walking up from the working directory.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("working directory: %w", err)
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no go.mod in %s or above: run from the wirescope repository", dir)
-		}
-	}
 }

@@ -40,8 +40,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -58,18 +56,17 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
 	"github.com/mark3labs/mcp-go/client"
-	"github.com/mark3labs/mcp-go/client/transport"
 	"github.com/mark3labs/mcp-go/mcp"
 
 	"github.com/wirescope/wirescope/capture"
 	"github.com/wirescope/wirescope/capture/agentapi"
 	"github.com/wirescope/wirescope/capture/capturetest"
 	"github.com/wirescope/wirescope/capture/segstore"
+	"github.com/wirescope/wirescope/test/internal/benchproc"
 )
 
 const (
@@ -134,15 +131,8 @@ func run(c config) error {
 		defer os.RemoveAll(dir)
 	}
 	if c.bin == "" {
-		root, err := repoRoot()
-		if err != nil {
+		if c.bin, err = benchproc.BuildWirescope(dir); err != nil {
 			return err
-		}
-		c.bin = filepath.Join(dir, "wirescope")
-		cmd := exec.Command("go", "build", "-o", c.bin, "./cmd/wirescope")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return fmt.Errorf("building wirescope: %w\n%s", err, out)
 		}
 	}
 
@@ -150,7 +140,7 @@ func run(c config) error {
 	nodes := slices.Max(c.agents)
 	end := time.Now().Truncate(time.Minute)
 	start := end.Add(-span)
-	agentToken, hubToken := randomToken(), randomToken()
+	agentToken, hubToken := benchproc.RandomToken(), benchproc.RandomToken()
 	agentTokenFile, hubTokenFile := filepath.Join(dir, "agent-token"), filepath.Join(dir, "hub-token")
 	if err := os.WriteFile(agentTokenFile, []byte(agentToken+"\n"), 0o600); err != nil {
 		return err
@@ -346,7 +336,7 @@ func (h hubRun) measure(w want) (round, error) {
 	}
 	err = func() error {
 		defer a.close()
-		c, err := connect(ctx, a.url, h.token)
+		c, err := benchproc.Connect(ctx, a.url, h.token, "hubscale", mcp.LATEST_PROTOCOL_VERSION, callTimeout)
 		if err != nil {
 			return err
 		}
@@ -407,7 +397,7 @@ func (h hubRun) measure(w want) (round, error) {
 		return rd, err
 	}
 	defer b.close()
-	c, err := connect(ctx, b.url, h.token)
+	c, err := benchproc.Connect(ctx, b.url, h.token, "hubscale", mcp.LATEST_PROTOCOL_VERSION, callTimeout)
 	if err != nil {
 		return rd, err
 	}
@@ -502,43 +492,11 @@ func (h *hub) stop() error {
 	}
 	h.stopped = true
 	defer h.log.Close()
-	h.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- h.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			return fmt.Errorf("hub exited with %v after SIGTERM (log: %s)", err, h.log.Name())
-		}
-		return nil
-	case <-time.After(hubStop):
-		h.cmd.Process.Kill()
-		<-done
-		return fmt.Errorf("hub did not exit within %s of SIGTERM (log: %s)", hubStop, h.log.Name())
-	}
+	return benchproc.Stop(h.cmd, h.log.Name(), hubStop)
 }
 
 // close stops the hub, ignoring how it exited (for error paths).
 func (h *hub) close() { h.stop() }
-
-func connect(ctx context.Context, url, token string) (*client.Client, error) {
-	tr, err := transport.NewStreamableHTTP(url, transport.WithHTTPHeaders(map[string]string{"Authorization": "Bearer " + token}),
-		transport.WithHTTPTimeout(callTimeout))
-	if err != nil {
-		return nil, err
-	}
-	c := client.NewClient(tr)
-	if err := c.Start(ctx); err != nil {
-		return nil, err
-	}
-	if _, err := c.Initialize(ctx, mcp.InitializeRequest{Params: mcp.InitializeParams{
-		ProtocolVersion: mcp.LATEST_PROTOCOL_VERSION,
-		ClientInfo:      mcp.Implementation{Name: "hubscale", Version: "0"}}}); err != nil {
-		c.Close()
-		return nil, fmt.Errorf("initialize: %w", err)
-	}
-	return c, nil
-}
 
 // call calls a tool and times it; an isError answer is an error.
 func call(ctx context.Context, c *client.Client, name string, args map[string]any) (*mcp.CallToolResult, time.Duration, error) {
@@ -685,25 +643,3 @@ func ms(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10)
 func rfc(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 func stamp(t time.Time) string { return t.UTC().Format("15:04:05Z") }
-
-func randomToken() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return hex.EncodeToString(b)
-}
-
-// repoRoot finds the module root by walking up from the working directory.
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("working directory: %w", err)
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no go.mod in %s or above: run from the wirescope repository", dir)
-		}
-	}
-}
