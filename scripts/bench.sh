@@ -80,3 +80,11 @@ echo
 echo "== hub load: 50 clients calling search_calls and summarize_traffic (target: >= 1000 calls/s, p99 < 150 ms, on 2 cores)"
 # shellcheck disable=SC2086
 go run ./test/hubload ${HUBLOAD_FLAGS:-}
+
+echo
+# The same load with every answer computed rather than remembered: each
+# question in 100,000 variants (windows ending 1 ms, 2 ms, … earlier), as a
+# live capture's relative windows make them.
+echo "== hub load, every answer computed (-distinct 100000; same target)"
+# shellcheck disable=SC2086
+go run ./test/hubload -distinct 100000 ${HUBLOAD_FLAGS:-}
