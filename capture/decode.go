@@ -46,6 +46,12 @@ type Decoded struct {
 	VLAN uint16
 	// Reassembled is set when the packet was rebuilt from IP fragments.
 	Reassembled bool
+	// Plaintext is set for a TLS plaintext record (LinkTypeTLSPlaintext):
+	// the TCP payload is what a process read or wrote through its TLS
+	// library, not bytes on the wire. PlaintextHeader is valid iff
+	// Plaintext is set.
+	Plaintext       bool
+	PlaintextHeader PlaintextHeader
 }
 
 // DecodeStats counts what Decode could not use.
@@ -154,6 +160,7 @@ const (
 func (d *Decoder) Decode(lt layers.LinkType, frame []byte, wireLen int, ts time.Time, out *Decoded) error {
 	out.VLAN = 0
 	out.Reassembled = false
+	out.Plaintext = false
 	out.Truncated = wireLen > len(frame)
 	var et layers.EthernetType
 	var payload []byte
@@ -183,6 +190,8 @@ func (d *Decoder) Decode(lt layers.LinkType, frame []byte, wireLen int, ts time.
 		et, payload = ipVersion(d.lo.Payload), d.lo.Payload
 	case layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6, 12, 14:
 		et, payload = ipVersion(frame), frame
+	case LinkTypeTLSPlaintext:
+		return d.decodePlaintext(frame, wireLen, ts, out)
 	default:
 		d.Stats.UnsupportedLink++
 		return ErrUnsupportedLink
@@ -202,6 +211,52 @@ func (d *Decoder) Decode(lt layers.LinkType, frame []byte, wireLen int, ts time.
 	}
 	d.Stats.NotIP++
 	return ErrNotIP
+}
+
+// decodePlaintext decodes a TLS plaintext record: its header, then an IP
+// packet (no fragment, no IPv6 extension header) carrying TCP. Another
+// user's LINKTYPE_USER0 frames (another magic) and another version of the
+// record are unsupported; a record of ours that does not hold what it
+// should is malformed.
+func (d *Decoder) decodePlaintext(frame []byte, wireLen int, ts time.Time, out *Decoded) error {
+	if len(frame) >= 5 && (string(frame[:4]) != PlaintextMagic || frame[4] != PlaintextVersion) ||
+		len(frame) < 5 && string(frame) != PlaintextMagic[:min(len(frame), 4)] {
+		d.Stats.UnsupportedLink++
+		return ErrUnsupportedLink
+	}
+	h, err := ParsePlaintextHeader(frame)
+	if err != nil {
+		return d.malformed()
+	}
+	b := frame[PlaintextHeaderLen:]
+	switch ipVersion(b) {
+	case ethIPv4:
+		if len(b) < 20 || binary.BigEndian.Uint16(b[6:8])&0x3fff != 0 || b[9] != byte(layers.IPProtocolTCP) {
+			return d.malformed()
+		}
+		if err := d.decodeIPv4(b, ts, out); err != nil {
+			return err
+		}
+	case ethIPv6:
+		if len(b) < 40 || b[6] != byte(layers.IPProtocolTCP) {
+			return d.malformed()
+		}
+		if err := d.decodeIPv6(b, out); err != nil {
+			return err
+		}
+	default:
+		return d.malformed()
+	}
+	if out.TCP == nil {
+		return d.malformed()
+	}
+	if out.Truncated {
+		// The IP length counts the bytes stored; the record's length as
+		// sent counts the whole chunk.
+		out.IPLength = max(out.IPLength, wireLen-PlaintextHeaderLen)
+	}
+	out.Plaintext, out.PlaintextHeader = true, h
+	return nil
 }
 
 // ipVersion maps the version nibble of a raw IP packet to an EthernetType.
