@@ -1,0 +1,474 @@
+//go:build linux
+
+package bpf
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
+	"golang.org/x/sys/unix"
+)
+
+// TLSOptions bound what the TLS probes take.
+type TLSOptions struct {
+	// RingBytes is the size of the ring buffer the chunks pass through
+	// (a power of two; default 8 MiB).
+	RingBytes uint32
+	// BytesPerSecond caps the plaintext read in one second, all processes
+	// together (default 64 MiB); what is over it is dropped and counted.
+	BytesPerSecond uint64
+	// RawSyscalls makes the probes learn sockets from the one raw
+	// tracepoint on every system call's entry instead of the eight
+	// per-call tracepoints, as they do where tracefs cannot be mounted.
+	RawSyscalls bool
+}
+
+// TLSProbes reads TLS plaintext from the TLS libraries of the node's
+// processes (tls.bpf.c): attach a library file with AttachOpenSSL, then
+// read what its calls carry with ReadChunk. It is safe for concurrent use.
+type TLSProbes struct {
+	log   *slog.Logger
+	objs  tlsObjects
+	links []link.Link // the system calls' and exec's
+	// SyscallHook says how sockets are learned: "tracepoints" or "raw
+	// tracepoint sys_enter" (and why).
+	SyscallHook string
+
+	chunks *ringbuf.Reader
+	execs  *ringbuf.Reader
+
+	mu      sync.Mutex
+	files   map[fileID]*Attached
+	cookies []Library // an attachment's cookie is its index here
+	clock   *monoClock
+}
+
+// Library says which TLS library a probe reads, told with each chunk.
+type Library struct {
+	Kind         uint8 // capture.PlaintextOpenSSL etc.
+	Major, Minor uint8
+	Name         string // "OpenSSL 3.5.4"
+}
+
+// Attached is a library file the probes are attached to.
+type Attached struct {
+	Path    string
+	Library Library
+	// Functions lists the functions probed; Missing those the file does
+	// not have (SSL_read_ex before OpenSSL 1.1.1).
+	Functions, Missing []string
+	links              []link.Link
+}
+
+type fileID struct{ dev, ino uint64 }
+
+// Chunk is plaintext one call of a TLS library read or wrote.
+type Chunk struct {
+	Time     time.Time
+	PID, TID uint32
+	CgroupID uint64
+	FD       int32
+	Library  Library
+	// Read is set for plaintext a read returned (the peer sent it);
+	// otherwise the process wrote it.
+	Read bool
+	// Local and Remote are the socket's addresses, IPv4 unmapped.
+	Local, Remote netip.AddrPort
+	// Len is the call's whole length, Offset where Data starts in it;
+	// Data is shorter than Len-Offset only for the call's last chunk
+	// when the call was cut (over 64 KiB).
+	Len, Offset uint32
+	// Lost is how many bytes of this socket and direction were dropped
+	// (ring full, over the rate) before this chunk.
+	Lost uint32
+	Data []byte
+}
+
+// TLSCounters are the probes' counts since OpenTLS.
+type TLSCounters struct {
+	Calls      uint64 `json:"calls"`        // library calls that returned plaintext
+	Chunks     uint64 `json:"chunks"`       // chunks sent to user space
+	Bytes      uint64 `json:"bytes"`        // plaintext bytes in them
+	RingFull   uint64 `json:"ring_full"`    // chunks dropped: the ring was full
+	OverRate   uint64 `json:"over_rate"`    // chunks dropped: over BytesPerSecond
+	CutCalls   uint64 `json:"cut_calls"`    // calls over 64 KiB, kept only in part
+	NoSocket   uint64 `json:"no_socket"`    // calls whose socket was not learned
+	NotTCP     uint64 `json:"not_tcp"`      // calls on a descriptor that is no TCP socket
+	ReadFaults uint64 `json:"read_faults"`  // plaintext the probe could not read
+	LostBytes  uint64 `json:"lost_bytes"`   // bytes of the chunks dropped
+	LostRecord uint64 `json:"lost_records"` // ring records user space could not read
+}
+
+// openSSLFuncs are the probed functions: entry and return programs.
+var openSSLFuncs = []string{"SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex", "SSL_do_handshake"}
+
+// OpenTLS loads the TLS probes and hooks the system calls and exec; no
+// library is probed until AttachOpenSSL. The error says why it cannot.
+func OpenTLS(logger *slog.Logger, o TLSOptions) (_ *TLSProbes, err error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if o.RingBytes == 0 {
+		o.RingBytes = 8 << 20
+	}
+	if o.RingBytes&(o.RingBytes-1) != 0 || o.RingBytes < 1<<16 {
+		return nil, fmt.Errorf("TLS ring buffer size %d: must be a power of two of at least 64 KiB", o.RingBytes)
+	}
+	if o.BytesPerSecond == 0 {
+		o.BytesPerSecond = 64 << 20
+	}
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return nil, explain("lift the locked-memory limit for eBPF maps", err)
+	}
+	spec, err := loadTls()
+	if err != nil {
+		return nil, err
+	}
+	spec.Maps[tlsMapChunks].MaxEntries = o.RingBytes
+	if err := spec.Variables[tlsVarBytesPerSec].Set(o.BytesPerSecond); err != nil {
+		return nil, fmt.Errorf("set the TLS rate cap: %w", err)
+	}
+	t := &TLSProbes{log: logger, files: map[fileID]*Attached{}, clock: newMonoClock()}
+	defer func() {
+		if err != nil {
+			t.Close()
+		}
+	}()
+	if err := spec.LoadAndAssign(&t.objs, nil); err != nil {
+		return nil, explain("load the TLS probes", err)
+	}
+	if err := t.hookSyscalls(o.RawSyscalls); err != nil {
+		return nil, err
+	}
+	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sched_process_exec", Program: t.objs.Exec})
+	if err != nil {
+		return nil, explain("attach to sched_process_exec", err)
+	}
+	t.links = append(t.links, l)
+	if t.chunks, err = ringbuf.NewReader(t.objs.Chunks); err != nil {
+		return nil, explain("read the TLS ring buffer", err)
+	}
+	if t.execs, err = ringbuf.NewReader(t.objs.Execs); err != nil {
+		return nil, explain("read the exec ring buffer", err)
+	}
+	return t, nil
+}
+
+// hookSyscalls attaches the programs that learn an SSL object's socket:
+// the tracepoints of the eight system calls (tracefs mounted if it is
+// not), else the raw tracepoint on every system call's entry.
+func (t *TLSProbes) hookSyscalls(raw bool) error {
+	if !raw {
+		why := ""
+		if err := mountTracefs(); err != nil {
+			why = err.Error()
+		} else {
+			tps := []struct {
+				name string
+				prog *ebpf.Program
+			}{
+				{"sys_enter_read", t.objs.SysRead}, {"sys_enter_write", t.objs.SysWrite},
+				{"sys_enter_readv", t.objs.SysReadv}, {"sys_enter_writev", t.objs.SysWritev},
+				{"sys_enter_sendto", t.objs.SysSendto}, {"sys_enter_recvfrom", t.objs.SysRecvfrom},
+				{"sys_enter_sendmsg", t.objs.SysSendmsg}, {"sys_enter_recvmsg", t.objs.SysRecvmsg},
+			}
+			var links []link.Link
+			for _, tp := range tps {
+				l, err := link.Tracepoint("syscalls", tp.name, tp.prog, nil)
+				if err != nil {
+					why = fmt.Sprintf("tracepoint syscalls/%s: %v", tp.name, err)
+					break
+				}
+				links = append(links, l)
+			}
+			if why == "" {
+				t.links = append(t.links, links...)
+				t.SyscallHook = "tracepoints"
+				return nil
+			}
+			for _, l := range links {
+				l.Close()
+			}
+		}
+		t.log.Warn("bpf: TLS probes learn sockets from the raw sys_enter tracepoint (every system call's entry, a little more overhead)", "why", why)
+		t.SyscallHook = "raw tracepoint sys_enter (" + why + ")"
+	} else {
+		t.SyscallHook = "raw tracepoint sys_enter (asked for)"
+	}
+	l, err := link.AttachRawTracepoint(link.RawTracepointOptions{Name: "sys_enter", Program: t.objs.SysEnter})
+	if err != nil {
+		return explain("attach to the raw tracepoint sys_enter", err)
+	}
+	t.links = append(t.links, l)
+	return nil
+}
+
+// mountTracefs mounts tracefs at /sys/kernel/tracing unless it (or
+// debugfs's tracing) is mounted already.
+func mountTracefs() error {
+	for _, dir := range []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"} {
+		var st unix.Statfs_t
+		if unix.Statfs(dir, &st) == nil && st.Type == unix.TRACEFS_MAGIC {
+			return nil
+		}
+	}
+	if err := unix.Mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, ""); err != nil {
+		return fmt.Errorf("mount tracefs at /sys/kernel/tracing: %w", err)
+	}
+	return nil
+}
+
+// AttachOpenSSL probes the OpenSSL (or BoringSSL) functions of the file at
+// path — a libssl, or an executable that links one statically — as lib.
+// A file attached before (the same device and inode, through any path) is
+// not probed again: the earlier Attached is returned. symbols maps a
+// function to its address in the file (0 or absent: cilium/ebpf finds it
+// in the file's symbol tables).
+func (t *TLSProbes) AttachOpenSSL(path string, lib Library, symbols map[string]uint64) (*Attached, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nil, fmt.Errorf("probe %s: %w", path, err)
+	}
+	id := fileID{uint64(st.Dev), st.Ino}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if a, ok := t.files[id]; ok {
+		return a, nil
+	}
+	if t.objs.SslWrite == nil {
+		return nil, errors.New("TLS probes closed")
+	}
+	ex, err := link.OpenExecutable(path)
+	if err != nil {
+		return nil, fmt.Errorf("probe %s: %w", path, err)
+	}
+	cookie := uint64(len(t.cookies))
+	a := &Attached{Path: path, Library: lib}
+	progs := map[string][2]*ebpf.Program{
+		"SSL_write":        {t.objs.SslWrite, t.objs.SslWriteRet},
+		"SSL_read":         {t.objs.SslRead, t.objs.SslReadRet},
+		"SSL_write_ex":     {t.objs.SslWriteEx, t.objs.SslWriteExRet},
+		"SSL_read_ex":      {t.objs.SslReadEx, t.objs.SslReadExRet},
+		"SSL_do_handshake": {t.objs.SslHandshake, t.objs.SslHandshakeRet},
+	}
+	fail := func(err error) (*Attached, error) {
+		for _, l := range a.links {
+			l.Close()
+		}
+		return nil, err
+	}
+	for _, fn := range openSSLFuncs {
+		opts := &link.UprobeOptions{Address: symbols[fn], Cookie: cookie}
+		p := progs[fn]
+		l, err := ex.Uprobe(fn, p[0], opts)
+		if errors.Is(err, link.ErrNoSymbol) {
+			a.Missing = append(a.Missing, fn)
+			continue
+		}
+		if err != nil {
+			return fail(explain("attach a uprobe to "+fn+" in "+path, err))
+		}
+		a.links = append(a.links, l)
+		if l, err = ex.Uretprobe(fn, p[1], opts); err != nil {
+			l := a.links[len(a.links)-1]
+			l.Close()
+			a.links = a.links[:len(a.links)-1]
+			return fail(explain("attach a return probe to "+fn+" in "+path, err))
+		}
+		a.links = append(a.links, l)
+		a.Functions = append(a.Functions, fn)
+	}
+	if !hasAny(a.Functions, "SSL_read", "SSL_read_ex") || !hasAny(a.Functions, "SSL_write", "SSL_write_ex") {
+		return fail(fmt.Errorf("probe %s: it has no SSL_read or SSL_write symbol (missing: %v)", path, a.Missing))
+	}
+	t.cookies = append(t.cookies, lib)
+	t.files[id] = a
+	t.log.Info("bpf: TLS library probed", "path", path, "library", lib.Name, "functions", a.Functions)
+	return a, nil
+}
+
+func hasAny(list []string, names ...string) bool {
+	for _, l := range list {
+		for _, n := range names {
+			if l == n {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Attached lists the library files probed.
+func (t *TLSProbes) Attached() []Attached {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]Attached, 0, len(t.files))
+	for _, a := range t.files {
+		out = append(out, Attached{Path: a.Path, Library: a.Library, Functions: a.Functions, Missing: a.Missing})
+	}
+	return out
+}
+
+// ErrTLSClosed is returned by ReadChunk and ReadExec once Close ran.
+var ErrTLSClosed = errors.New("TLS probes closed")
+
+// ReadChunk waits for the next chunk of plaintext and fills c; c.Data
+// reuses buf's array. It returns ErrTLSClosed after Close.
+func (t *TLSProbes) ReadChunk(c *Chunk, rec *ringbuf.Record) error {
+	for {
+		if err := t.chunks.ReadInto(rec); err != nil {
+			if errors.Is(err, ringbuf.ErrClosed) {
+				return ErrTLSClosed
+			}
+			return err
+		}
+		if t.decode(rec.RawSample, c) {
+			return nil
+		}
+	}
+}
+
+// decode reads one ring record into c; false for a record too short.
+func (t *TLSProbes) decode(b []byte, c *Chunk) bool {
+	var h tlsChunk
+	n := int(unsafe.Sizeof(h))
+	if len(b) < n {
+		return false
+	}
+	h = *(*tlsChunk)(unsafe.Pointer(&b[0]))
+	data := b[n:]
+	if int(h.Captured) < len(data) {
+		data = data[:h.Captured]
+	}
+	*c = Chunk{
+		Time: t.clock.wall(h.Ktime), PID: h.Tgid, TID: h.Tid, CgroupID: h.CgroupId, FD: h.Fd,
+		Read: h.Dir == 1, Len: h.Len, Offset: h.Offset, Lost: h.Lost, Data: data,
+		Local:  addrPort(h.Family, h.LocalAddr, h.LocalPort),
+		Remote: addrPort(h.Family, h.RemoteAddr, h.RemotePort),
+	}
+	t.mu.Lock()
+	if h.Cookie < uint64(len(t.cookies)) {
+		c.Library = t.cookies[h.Cookie]
+	}
+	t.mu.Unlock()
+	return true
+}
+
+func addrPort(family uint16, a [16]byte, port uint16) netip.AddrPort {
+	var ip netip.Addr
+	if family == unix.AF_INET {
+		ip = netip.AddrFrom4([4]byte(a[:4]))
+	} else {
+		ip = netip.AddrFrom16(a).Unmap()
+	}
+	return netip.AddrPortFrom(ip, port)
+}
+
+// ReadExec waits for the next process that executed a program and
+// returns its pid.
+func (t *TLSProbes) ReadExec() (uint32, error) {
+	var rec ringbuf.Record
+	for {
+		if err := t.execs.ReadInto(&rec); err != nil {
+			if errors.Is(err, ringbuf.ErrClosed) {
+				return 0, ErrTLSClosed
+			}
+			return 0, err
+		}
+		if len(rec.RawSample) >= 4 {
+			return binary.NativeEndian.Uint32(rec.RawSample), nil
+		}
+	}
+}
+
+// Counters sums the probes' per-CPU counters.
+func (t *TLSProbes) Counters() (TLSCounters, error) {
+	var c TLSCounters
+	fields := []*uint64{&c.Calls, &c.Chunks, &c.Bytes, &c.RingFull, &c.OverRate, &c.CutCalls, &c.NoSocket, &c.NotTCP, &c.ReadFaults, &c.LostBytes}
+	t.mu.Lock()
+	m := t.objs.Counters
+	t.mu.Unlock()
+	if m == nil {
+		return c, ErrTLSClosed
+	}
+	for i, f := range fields {
+		var per []uint64
+		if err := m.Lookup(uint32(i), &per); err != nil {
+			return c, fmt.Errorf("read the TLS counters: %w", err)
+		}
+		for _, v := range per {
+			*f += v
+		}
+	}
+	return c, nil
+}
+
+// Close detaches every probe and frees the programs and maps.
+func (t *TLSProbes) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, a := range t.files {
+		for _, l := range a.links {
+			l.Close()
+		}
+	}
+	t.files = map[fileID]*Attached{}
+	for _, l := range t.links {
+		l.Close()
+	}
+	t.links = nil
+	if t.chunks != nil {
+		t.chunks.Close()
+	}
+	if t.execs != nil {
+		t.execs.Close()
+	}
+	err := t.objs.Close()
+	t.objs = tlsObjects{}
+	return err
+}
+
+// monoClock turns bpf_ktime_get_ns (CLOCK_MONOTONIC) into wall time.
+type monoClock struct {
+	mu     sync.Mutex
+	offset int64 // wall − monotonic, ns
+	at     time.Time
+}
+
+func newMonoClock() *monoClock {
+	c := &monoClock{}
+	c.sync()
+	return c
+}
+
+func (c *monoClock) sync() {
+	var ts unix.Timespec
+	before := time.Now()
+	if unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts) != nil {
+		return
+	}
+	c.offset = before.UnixNano() - ts.Nano()
+	c.at = before
+}
+
+// wall is the wall time of a monotonic timestamp; the offset is taken
+// again every 10 s, so a stepped wall clock is followed.
+func (c *monoClock) wall(mono uint64) time.Time {
+	c.mu.Lock()
+	if time.Since(c.at) > 10*time.Second {
+		c.sync()
+	}
+	off := c.offset
+	c.mu.Unlock()
+	return time.Unix(0, int64(mono)+off)
+}
