@@ -15,9 +15,11 @@
 //
 // Each call's plaintext goes to one ring buffer (one, not per CPU, so that
 // the chunks of a connection arrive in the order they were made), at most
-// MAX_CHUNKS events of CHUNK bytes per call; a cap on bytes per second
-// and a full ring drop chunks, and the bytes lost on a socket are told with
-// its next chunk so that the reader leaves a gap of the right size.
+// MAX_CHUNKS events of CHUNK bytes per call (a longer call's last chunk
+// says, by len − offset, how much of the call it stands for); a cap on
+// bytes per second and a full ring drop chunks, and the bytes lost on a
+// socket are told with its next chunk so that the reader leaves a gap of
+// the right size.
 
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
@@ -375,7 +377,8 @@ static __always_inline int done(struct pt_regs *ctx, int is_ex)
 		if (size > CHUNK)
 			size = CHUNK;
 		e->h.offset = off;
-		// The last chunk carries what the cut leaves out as lost.
+		// What a cut leaves out of the call is lost with its last chunk
+		// when that is dropped; when it is sent, its len says it.
 		__u64 after = (i == MAX_CHUNKS - 1) ? n - off - size : 0;
 		if (!budget(size)) {
 			count(C_RATE, 1);
@@ -402,8 +405,6 @@ static __always_inline int done(struct pt_regs *ctx, int is_ex)
 			bpf_map_delete_elem(&lost, &lk);
 		count(C_CHUNKS, 1);
 		count(C_BYTES, size);
-		if (after)
-			note_lost(&lk, after);
 	}
 	return 0;
 }

@@ -19,20 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TLSOptions bound what the TLS probes take.
-type TLSOptions struct {
-	// RingBytes is the size of the ring buffer the chunks pass through
-	// (a power of two; default 8 MiB).
-	RingBytes uint32
-	// BytesPerSecond caps the plaintext read in one second, all processes
-	// together (default 64 MiB); what is over it is dropped and counted.
-	BytesPerSecond uint64
-	// RawSyscalls makes the probes learn sockets from the one raw
-	// tracepoint on every system call's entry instead of the eight
-	// per-call tracepoints, as they do where tracefs cannot be mounted.
-	RawSyscalls bool
-}
-
 // TLSProbes reads TLS plaintext from the TLS libraries of the node's
 // processes (tls.bpf.c): attach a library file with AttachOpenSSL, then
 // read what its calls carry with ReadChunk. It is safe for concurrent use.
@@ -48,65 +34,17 @@ type TLSProbes struct {
 	execs  *ringbuf.Reader
 
 	mu      sync.Mutex
-	files   map[fileID]*Attached
+	files   map[fileID]*attachedFile
 	cookies []Library // an attachment's cookie is its index here
 	clock   *monoClock
 }
 
-// Library says which TLS library a probe reads, told with each chunk.
-type Library struct {
-	Kind         uint8 // capture.PlaintextOpenSSL etc.
-	Major, Minor uint8
-	Name         string // "OpenSSL 3.5.4"
-}
-
-// Attached is a library file the probes are attached to.
-type Attached struct {
-	Path    string
-	Library Library
-	// Functions lists the functions probed; Missing those the file does
-	// not have (SSL_read_ex before OpenSSL 1.1.1).
-	Functions, Missing []string
-	links              []link.Link
-}
-
 type fileID struct{ dev, ino uint64 }
 
-// Chunk is plaintext one call of a TLS library read or wrote.
-type Chunk struct {
-	Time     time.Time
-	PID, TID uint32
-	CgroupID uint64
-	FD       int32
-	Library  Library
-	// Read is set for plaintext a read returned (the peer sent it);
-	// otherwise the process wrote it.
-	Read bool
-	// Local and Remote are the socket's addresses, IPv4 unmapped.
-	Local, Remote netip.AddrPort
-	// Len is the call's whole length, Offset where Data starts in it;
-	// Data is shorter than Len-Offset only for the call's last chunk
-	// when the call was cut (over 64 KiB).
-	Len, Offset uint32
-	// Lost is how many bytes of this socket and direction were dropped
-	// (ring full, over the rate) before this chunk.
-	Lost uint32
-	Data []byte
-}
-
-// TLSCounters are the probes' counts since OpenTLS.
-type TLSCounters struct {
-	Calls      uint64 `json:"calls"`        // library calls that returned plaintext
-	Chunks     uint64 `json:"chunks"`       // chunks sent to user space
-	Bytes      uint64 `json:"bytes"`        // plaintext bytes in them
-	RingFull   uint64 `json:"ring_full"`    // chunks dropped: the ring was full
-	OverRate   uint64 `json:"over_rate"`    // chunks dropped: over BytesPerSecond
-	CutCalls   uint64 `json:"cut_calls"`    // calls over 64 KiB, kept only in part
-	NoSocket   uint64 `json:"no_socket"`    // calls whose socket was not learned
-	NotTCP     uint64 `json:"not_tcp"`      // calls on a descriptor that is no TCP socket
-	ReadFaults uint64 `json:"read_faults"`  // plaintext the probe could not read
-	LostBytes  uint64 `json:"lost_bytes"`   // bytes of the chunks dropped
-	LostRecord uint64 `json:"lost_records"` // ring records user space could not read
+// attachedFile is a probed file and its probes.
+type attachedFile struct {
+	Attached
+	links []link.Link
 }
 
 // openSSLFuncs are the probed functions: entry and return programs.
@@ -138,7 +76,7 @@ func OpenTLS(logger *slog.Logger, o TLSOptions) (_ *TLSProbes, err error) {
 	if err := spec.Variables[tlsVarBytesPerSec].Set(o.BytesPerSecond); err != nil {
 		return nil, fmt.Errorf("set the TLS rate cap: %w", err)
 	}
-	t := &TLSProbes{log: logger, files: map[fileID]*Attached{}, clock: newMonoClock()}
+	t := &TLSProbes{log: logger, files: map[fileID]*attachedFile{}, clock: newMonoClock()}
 	defer func() {
 		if err != nil {
 			t.Close()
@@ -243,7 +181,7 @@ func (t *TLSProbes) AttachOpenSSL(path string, lib Library, symbols map[string]u
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if a, ok := t.files[id]; ok {
-		return a, nil
+		return &a.Attached, nil
 	}
 	if t.objs.SslWrite == nil {
 		return nil, errors.New("TLS probes closed")
@@ -253,7 +191,7 @@ func (t *TLSProbes) AttachOpenSSL(path string, lib Library, symbols map[string]u
 		return nil, fmt.Errorf("probe %s: %w", path, err)
 	}
 	cookie := uint64(len(t.cookies))
-	a := &Attached{Path: path, Library: lib}
+	a := &attachedFile{Attached: Attached{Path: path, Library: lib}}
 	progs := map[string][2]*ebpf.Program{
 		"SSL_write":        {t.objs.SslWrite, t.objs.SslWriteRet},
 		"SSL_read":         {t.objs.SslRead, t.objs.SslReadRet},
@@ -294,7 +232,7 @@ func (t *TLSProbes) AttachOpenSSL(path string, lib Library, symbols map[string]u
 	t.cookies = append(t.cookies, lib)
 	t.files[id] = a
 	t.log.Info("bpf: TLS library probed", "path", path, "library", lib.Name, "functions", a.Functions)
-	return a, nil
+	return &a.Attached, nil
 }
 
 func hasAny(list []string, names ...string) bool {
@@ -314,7 +252,7 @@ func (t *TLSProbes) Attached() []Attached {
 	defer t.mu.Unlock()
 	out := make([]Attached, 0, len(t.files))
 	for _, a := range t.files {
-		out = append(out, Attached{Path: a.Path, Library: a.Library, Functions: a.Functions, Missing: a.Missing})
+		out = append(out, a.Attached)
 	}
 	return out
 }
@@ -422,7 +360,7 @@ func (t *TLSProbes) Close() error {
 			l.Close()
 		}
 	}
-	t.files = map[fileID]*Attached{}
+	t.files = map[fileID]*attachedFile{}
 	for _, l := range t.links {
 		l.Close()
 	}
