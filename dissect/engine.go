@@ -212,6 +212,8 @@ type Engine struct {
 	// liveKeys finds a live connection by its endpoints, for the ICMP
 	// errors that quote it.
 	liveKeys map[connKey]*tcpStream
+	// plain holds the TLS plaintext streams open (plaintext.go).
+	plain map[connKey]*tcpStream
 	// expiring holds the connections whose parsers expire requests
 	// (proto.Expiring), so that expireStreams does not visit every one;
 	// connections that ended or switched parsers leave it there.
@@ -269,6 +271,7 @@ func New(opts Options) *Engine {
 		recent:   make(map[connKey]*tcpStream),
 		live:     make(map[*tcpStream]struct{}),
 		liveKeys: make(map[connKey]*tcpStream),
+		plain:    make(map[connKey]*tcpStream),
 		expiring: make(map[*tcpStream]struct{}),
 		ports:    make(map[string][]uint16),
 		stats: Stats{
@@ -331,6 +334,10 @@ func (e *Engine) dispatch(p *capture.Packet) {
 	}
 	switch d.Proto {
 	case layers.IPProtocolTCP:
+		if d.Plaintext {
+			e.plaintext(d, p)
+			return
+		}
 		if len(e.recent) > 0 && e.late(d, ts) {
 			return
 		}
@@ -365,6 +372,7 @@ func (e *Engine) periodic(now time.Time) {
 			TC: now.Add(-e.opts.TCPIdle),
 		})
 		e.expireDatagrams(now, now.Add(-e.opts.UDPIdle), now.Add(-e.opts.TCPIdle), proto.EndIdle)
+		e.endPlainStreams(now.Add(-e.opts.TCPIdle), proto.EndIdle)
 		e.expireStreams(now)
 		e.reportRecent(now.Add(-closeLinger))
 		e.flushing = false
@@ -393,7 +401,7 @@ func (e *Engine) expireStreams(now time.Time) {
 		due = append(due, s)
 	}
 	slices.SortFunc(due, func(x, y *tcpStream) int {
-		return cmp.Or(x.f.First.Compare(y.f.First), x.key.a.Compare(y.key.a), x.key.b.Compare(y.key.b))
+		return cmp.Or(x.f.First.Compare(y.f.First), x.key.a.Compare(y.key.a), x.key.b.Compare(y.key.b), cmp.Compare(x.plain, y.plain))
 	})
 	for _, s := range due {
 		// An earlier one's account may have ended this connection early.
@@ -455,6 +463,7 @@ func (e *Engine) Finish() Stats {
 	e.ending = proto.EndCapture
 	e.asm.FlushAll()
 	e.reportRecent(time.Time{})
+	e.endPlainStreams(time.Time{}, proto.EndCapture)
 	e.expireDatagrams(e.maxTS, farFuture, farFuture, proto.EndCapture)
 	e.flushing = false
 	e.deliverPending()

@@ -85,6 +85,10 @@ func TestParallelMatchesEngine(t *testing.T) {
 		// Kafka 4 clients produce by topic ID on connections whose Metadata
 		// came on another: the names are correlated in output order.
 		{"../evals/scenarios/billing-consumer-rebalance/capture.pcap"},
+		// TLS connections and, in a capture of their own, the plaintext
+		// records of most (plaintext.go): a connection's packets and
+		// records must meet in one shard.
+		writeTLSPlaintext(t, 90),
 	}
 	if dir, ok := corpus.Dir(); ok {
 		for _, sub := range []string{"http1", "dns", "tcp", "icmp", "sctp", "kafka"} {

@@ -27,6 +27,9 @@ func (f *tcpFactory) New(_, _ gopacket.Flow, _ *layers.TCP, _ reassembly.Assembl
 	s.f.Transport = "tcp"
 	f.e.live[s] = struct{}{}
 	f.e.liveKeys[s.key] = s
+	if p := f.e.plain[s.key]; p != nil && p.wire == nil {
+		s.decryptedBy(p)
+	}
 	return s
 }
 
@@ -164,6 +167,16 @@ type tcpStream struct {
 	// session: Tunnel), that connection: calls, skipped bytes, the flow's
 	// protocol notes and memory accounting are its.
 	outer *tcpStream
+
+	// plain names the TLS library (capture.PlaintextHeader.Describe) of a
+	// plaintext stream (plaintext.go), "" for a connection's packets. wire
+	// is, for a plaintext stream, its connection, if this dissection
+	// follows it: its calls count there. dec is, for a connection, the
+	// plaintext stream that decrypts it.
+	plain     string
+	wire, dec *tcpStream
+	// endReason is why the parser was ended, once ended is set.
+	endReason proto.EndReason
 }
 
 // seqRange is the sequence numbers [from, to).
@@ -398,23 +411,35 @@ func (e *Engine) shedBuffered() {
 		first time.Time
 		a, b  netip.AddrPort
 		proto layers.IPProtocol
+		plain bool
 		s     *tcpStream
 		fl    *dgFlow
 	}
 	var all []heavy
 	for s := range e.live {
 		if s.buffered > 0 {
-			all = append(all, heavy{s.buffered, s.f.First, s.key.a, s.key.b, layers.IPProtocolTCP, s, nil})
+			all = append(all, heavy{s.buffered, s.f.First, s.key.a, s.key.b, layers.IPProtocolTCP, false, s, nil})
+		}
+	}
+	for _, s := range e.plain {
+		if s.buffered > 0 {
+			all = append(all, heavy{s.buffered, s.f.First, s.key.a, s.key.b, layers.IPProtocolTCP, true, s, nil})
 		}
 	}
 	for k, fl := range e.dgrams {
 		if fl.buffered > 0 {
-			all = append(all, heavy{fl.buffered, fl.f.First, k.a, k.b, k.proto, nil, fl})
+			all = append(all, heavy{fl.buffered, fl.f.First, k.a, k.b, k.proto, false, nil, fl})
 		}
 	}
 	slices.SortFunc(all, func(x, y heavy) int {
+		plain := func(h heavy) int {
+			if h.plain {
+				return 1
+			}
+			return 0
+		}
 		return cmp.Or(cmp.Compare(y.n, x.n), x.first.Compare(y.first),
-			x.a.Compare(y.a), x.b.Compare(y.b), cmp.Compare(x.proto, y.proto))
+			x.a.Compare(y.a), x.b.Compare(y.b), cmp.Compare(x.proto, y.proto), cmp.Compare(plain(x), plain(y)))
 	})
 	flushing := e.flushing
 	e.flushing = true
@@ -607,6 +632,9 @@ func (s *tcpStream) start(sp proto.StreamProtocol, i int, r proto.Role) {
 	if s.outer != nil {
 		s.outer.f.Inner = sp.Name()
 	}
+	if s.wire != nil {
+		s.wire.f.Inner = sp.Name()
+	}
 	s.setParser(sp.NewStream(s, &s.e.opts.Limits))
 }
 
@@ -644,6 +672,7 @@ func (s *tcpStream) endParser(reason proto.EndReason, t time.Time) {
 		return
 	}
 	s.ended = true
+	s.endReason = reason
 	if s.parser != nil {
 		s.parser.End(reason, t)
 	}
@@ -661,6 +690,11 @@ func (s *tcpStream) finish() {
 		return
 	}
 	s.done = true
+	if p := s.dec; p != nil && !p.done {
+		// The plaintext of a connection ends with it (its trailing
+		// packets had closeLinger to come).
+		p.endPlain(s.endReason, s.f.Last)
+	}
 	f := &s.f
 	c := s.clientSide()
 	srv := 1 - c
@@ -689,6 +723,13 @@ func (s *tcpStream) Upgrade(protocol string) { s.upgrade = protocol }
 func (s *tcpStream) Emit(c *Call) {
 	if s.outer != nil {
 		s.outer.Emit(c)
+		return
+	}
+	if s.wire != nil {
+		// A plaintext stream's calls are its connection's.
+		ci := s.client()
+		s.seq++
+		s.e.emit(c, &s.wire.f, s.ep[ci], s.ep[1-ci], s.seq)
 		return
 	}
 	s.sides.Emit(c)
@@ -724,7 +765,11 @@ func (s *tcpStream) top() *tcpStream {
 func (s *tcpStream) Encrypted(state string) {
 	f := s.flow()
 	f.Encrypted = true
-	f.Decryption = state
+	if s.top().dec == nil {
+		// Plaintext read by uprobes says better than the handshake
+		// whether the session was read.
+		f.Decryption = state
+	}
 }
 
 // SessionEnd implements proto.FlowNoter.
