@@ -24,8 +24,10 @@ type Flow struct {
 	// STARTTLS (proto.SwitchTLS): what follows is encrypted.
 	Encrypted bool
 	// Decryption says, for an encrypted flow whose protocol says so (TLS),
-	// whether its payload was read: "decrypted", or why not ("no key for
-	// this session", "no handshake seen", "not decryptable: …").
+	// whether its payload was read: "decrypted" (with a key log),
+	// "decrypted: OpenSSL 3.0 uprobe" (from TLS plaintext records, naming
+	// the library: DecryptedUprobe), or why not ("no key for this session",
+	// "no handshake seen", "not decryptable: …").
 	Decryption string
 	// Inner is the protocol read inside a decrypted session.
 	Inner string

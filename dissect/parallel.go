@@ -269,7 +269,9 @@ func (sh *shard) take() []item {
 // CPU doing it, for a shard that decodes the packet again. ok is false for
 // any other frame, and for one the Decoder would refuse or count (a
 // malformed header), so that those take the Decoder's path and its
-// statistics stay the same.
+// statistics stay the same. TLS plaintext records (another link type)
+// take the Decoder's path too: shardOf puts them with their connection's
+// packets, as they share its endpoints.
 func quickShard(p *capture.Packet, n int) (int, bool) {
 	b := p.Data
 	if p.LinkType != layers.LinkTypeEthernet || len(b) < 14+20 ||

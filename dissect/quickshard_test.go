@@ -2,10 +2,13 @@ package dissect
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/wirescope/wirescope/capture"
+	synth "github.com/wirescope/wirescope/capture/capturetest"
 	"github.com/wirescope/wirescope/internal/corpus"
 )
 
@@ -75,4 +78,31 @@ func TestQuickShard(t *testing.T) {
 		t.Fatalf("of %d frames, quickShard took %d and refused %d: the test did not exercise both paths", frames, quick, refused)
 	}
 	t.Logf("%d frames: quickShard took %d (of 3 shard counts each), refused %d", frames, quick, refused)
+}
+
+// TestPlaintextShard: the classifier puts a connection's plaintext records
+// (which quickShard leaves to the Decoder) in the shard of its packets,
+// whichever way each goes, and quickShard takes none of them.
+func TestPlaintextShard(t *testing.T) {
+	h := capture.PlaintextHeader{Library: capture.LibOpenSSL, Major: 3}
+	for i := range 200 {
+		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i % 7), 2}), uint16(40000+i*13))
+		server := netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, 0, byte(1 + i%5)}), 443)
+		var wire capture.Packet
+		synth.NewConn(client.String(), server.String(), time.Unix(1, 0), func(p capture.Packet) { wire = p }).Send(true, []byte("x"))
+		for _, n := range []int{2, 3, 5, 7} {
+			c := &classifier{dec: capture.NewDecoder(), n: n}
+			want := c.tag(&wire)
+			for _, dir := range [][2]netip.AddrPort{{client, server}, {server, client}} {
+				rec := capture.AppendPlaintext(nil, h, dir[0], dir[1], 1, 1, []byte("GET / HTTP/1.1\r\n\r\n"))
+				p := capture.Packet{Data: rec, Length: len(rec), LinkType: capture.LinkTypeTLSPlaintext, Timestamp: time.Unix(1, 0)}
+				if _, ok := quickShard(&p, n); ok {
+					t.Fatal("quickShard took a plaintext record")
+				}
+				if got := c.tag(&p); got != want || got == tagNone || got == tagAll {
+					t.Fatalf("conn %d, %d shards: record %v→%v tagged %d, its packets %d", i, n, dir[0], dir[1], got, want)
+				}
+			}
+		}
+	}
 }
