@@ -8,13 +8,13 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/wirescope/wirescope/internal/testserver"
 )
 
 // systemLibSSL is the libssl curl links, as ldd says.
@@ -33,65 +33,6 @@ func systemLibSSL(t *testing.T) string {
 		t.Skipf("curl does not link libssl dynamically:\n%s", out)
 	}
 	return string(m[1])
-}
-
-// tlsServer starts nginx with TLS (1.2 and 1.3) on addr, answering every
-// request 200 "probed\n", with a fresh key.
-func tlsServer(t *testing.T, addr string) {
-	t.Helper()
-	for _, tool := range []string{"openssl", "nginx"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (make test installs it)", tool)
-		}
-	}
-	dir := t.TempDir()
-	key, crt := filepath.Join(dir, "key.pem"), filepath.Join(dir, "crt.pem")
-	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-		"-nodes", "-keyout", key, "-out", crt, "-days", "1", "-subj", "/CN=wirescope.test").CombinedOutput(); err != nil {
-		t.Fatalf("openssl req: %v\n%s", err, out)
-	}
-	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(`daemon off;
-master_process off;
-pid `+dir+`/nginx.pid;
-error_log stderr warn;
-events {}
-http {
-	access_log off;
-	client_body_temp_path `+dir+`/body;
-	proxy_temp_path `+dir+`/proxy;
-	fastcgi_temp_path `+dir+`/fastcgi;
-	uwsgi_temp_path `+dir+`/uwsgi;
-	scgi_temp_path `+dir+`/scgi;
-	server {
-		listen `+addr+` ssl http2;
-		ssl_certificate `+crt+`;
-		ssl_certificate_key `+key+`;
-		ssl_protocols TLSv1.2 TLSv1.3;
-		location / { return 200 "probed\n"; }
-	}
-}
-`), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("nginx", "-p", dir, "-c", conf, "-e", "stderr")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		out, _ := exec.Command("ss", "-ltnH", "sport = :"+addr[strings.LastIndexByte(addr, ':')+1:]).Output()
-		if len(bytes.TrimSpace(out)) > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nginx does not listen on %s: %s", addr, stderr.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func requireRoot(t *testing.T) {
@@ -143,7 +84,7 @@ func TestTLSProbesCurl(t *testing.T) {
 			if tc.raw {
 				addr = "127.0.0.41:18444"
 			}
-			tlsServer(t, addr)
+			testserver.NginxTLS(t, addr)
 			args := []string{"-sk", "-o", "/dev/null", "--http1.1", "https://" + addr + "/probe-path?x=1"}
 			if tc.tls == "--tls-max" {
 				args = append(args, "--tls-max", "1.2")

@@ -55,6 +55,7 @@ declare -A need_file=(
 	[/usr/include/bpf/bpf_helpers.h]=libbpf-dev # make generate: the eBPF helper declarations
 	[/usr/include/linux/bpf.h]=linux-libc-dev   # make generate: the eBPF UAPI
 	[/usr/lib/postgresql/15/bin/postgres]=postgresql # PostgreSQL 15 (Debian 12) for scripts/record-postgres.sh: initdb, postgres, pgbench; its own clusters in a temporary directory, not the package's
+	[/usr/lib/python3/dist-packages/requests/__init__.py]=python3-requests # capture/tlsplain's test: a Python client (Debian's python3, its ssl on the system libssl) read through the TLS probes
 	[/usr/lib/freeDiameter/dbg_msg_dumps.fdx]=freediameter-extensions # scripts/record-diameter.sh: dbg_msg_dumps (the manifest), acl_wl, dict_nasreq, dict_dcca
 )
 # nginx, mariadbd, slapd and freeradius live in /usr/sbin, which a user's PATH on Debian

@@ -1,0 +1,191 @@
+package tlsplain
+
+import (
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/wirescope/wirescope/bpf"
+	"github.com/wirescope/wirescope/capture"
+)
+
+// Interface is the interface name plaintext records are stored under.
+const Interface = "tls-uprobe"
+
+// Writer stores packets: the segment store.
+type Writer interface {
+	Write(p *capture.Packet, iface string) error
+}
+
+// Options bound the reader.
+type Options struct {
+	// Probes bound the eBPF side: ring size, bytes per second.
+	Probes bpf.TLSOptions
+	// Rescan is how often every process is looked at again (default 10 s).
+	Rescan time.Duration
+	// MaxConnections bounds the connections numbered at once (default
+	// 65,536); the quietest half is forgotten past it.
+	MaxConnections int
+	// MaxProcesses bounds the processes remembered, exited ones included
+	// (default 16,384).
+	MaxProcesses int
+	// Log gets what goes wrong; nil logs nothing.
+	Log *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.Rescan <= 0 {
+		o.Rescan = 10 * time.Second
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 65536
+	}
+	if o.MaxProcesses <= 0 {
+		o.MaxProcesses = 16384
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Reader reads TLS plaintext into the store; see Start.
+type Reader struct {
+	o           Options
+	w           Writer
+	log         *slog.Logger
+	probes      *bpf.TLSProbes
+	syscallHook string
+	done        chan struct{}
+	closeOnce   sync.Once
+	wg          sync.WaitGroup
+
+	mu          sync.Mutex
+	seq         *sequencer
+	procs       map[int]*Process
+	failed      map[fileKey]string // files the probes refused, and why
+	records     uint64
+	writeErrors uint64
+}
+
+type fileKey struct{ dev, ino uint64 }
+
+func newReader(w Writer, o Options) *Reader {
+	return &Reader{
+		o: o, w: w, log: o.Log, done: make(chan struct{}),
+		seq: newSequencer(o.MaxConnections), procs: map[int]*Process{}, failed: map[fileKey]string{},
+	}
+}
+
+// Process is what the reader knows of a process that uses a TLS library.
+type Process struct {
+	PID  int    `json:"pid"`
+	Comm string `json:"comm"`
+	// Libraries are its TLS libraries, each probed or why not.
+	Libraries []Library `json:"libraries"`
+	// Chunks counts the chunks of plaintext read from it.
+	Chunks uint64 `json:"chunks"`
+	// First is when the reader first saw it; Exited when it saw it gone.
+	First  time.Time `json:"first"`
+	Exited time.Time `json:"exited,omitzero"`
+}
+
+// Library is a TLS library a process uses.
+type Library struct {
+	// Name is the library and version: "OpenSSL 3.0.19".
+	Name string `json:"name"`
+	// Kind is the implementation: "OpenSSL", "Go crypto/tls", "Java"…
+	Kind string `json:"kind"`
+	// Path is the file, as the agent opens it.
+	Path string `json:"path,omitempty"`
+	// Probed is set when its plaintext is read; Reason says why not.
+	Probed bool   `json:"probed"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Coverage is what the reader covers: the TLS libraries of the node's
+// processes, probed or why not, and what was dropped.
+type Coverage struct {
+	// SyscallHook says how the probes learn sockets.
+	SyscallHook string `json:"syscall_hook"`
+	// Processes lists the processes using a TLS library (and those asked
+	// about), by PID.
+	Processes []Process `json:"processes"`
+	// Probed lists the library files probed.
+	Probed []bpf.Attached `json:"probed"`
+	// Counters are the probes' counts; Records the plaintext records
+	// stored, WriteErrors those the store refused, Duplicates the chunks
+	// left out because the connection's other end was read too.
+	Counters    bpf.TLSCounters `json:"counters"`
+	Records     uint64          `json:"records"`
+	WriteErrors uint64          `json:"write_errors"`
+	Duplicates  uint64          `json:"duplicates"`
+	// Error is set when the counters could not be read.
+	Error string `json:"error,omitempty"`
+}
+
+// Coverage reports what the reader covers.
+func (r *Reader) Coverage() Coverage {
+	cs, err := r.counters()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	c := Coverage{
+		SyscallHook: r.hook(), Counters: cs, Records: r.records, WriteErrors: r.writeErrors,
+		Duplicates: r.seq.Duplicates, Probed: r.probes.Attached(),
+	}
+	if err != nil {
+		c.Error = err.Error()
+	}
+	for _, p := range r.procs {
+		q := *p
+		q.Libraries = slices.Clone(p.Libraries)
+		c.Processes = append(c.Processes, q)
+	}
+	slices.SortFunc(c.Processes, func(a, b Process) int { return a.PID - b.PID })
+	slices.SortFunc(c.Probed, func(a, b bpf.Attached) int {
+		if a.Path < b.Path {
+			return -1
+		}
+		if a.Path > b.Path {
+			return 1
+		}
+		return 0
+	})
+	return c
+}
+
+// seenPID counts a chunk of pid's (r.mu held); a process whose chunk comes
+// before its inspection is remembered with the chunk's library.
+func (r *Reader) seenPID(pid int, lib bpf.Library) {
+	pr := r.procs[pid]
+	if pr == nil {
+		if len(r.procs) >= r.o.MaxProcesses {
+			r.forgetExited()
+		}
+		pr = &Process{PID: pid, First: time.Now(), Libraries: []Library{{Name: lib.Name, Probed: true}}}
+		r.procs[pid] = pr
+	}
+	pr.Chunks++
+}
+
+// forgetExited drops the processes that exited longest ago, or if none
+// did, the oldest half (r.mu held).
+func (r *Reader) forgetExited() {
+	var exited []*Process
+	for _, p := range r.procs {
+		if !p.Exited.IsZero() {
+			exited = append(exited, p)
+		}
+	}
+	if len(exited) == 0 {
+		for _, p := range r.procs {
+			exited = append(exited, p)
+		}
+		slices.SortFunc(exited, func(a, b *Process) int { return a.First.Compare(b.First) })
+	} else {
+		slices.SortFunc(exited, func(a, b *Process) int { return a.Exited.Compare(b.Exited) })
+	}
+	for _, p := range exited[:max(1, len(exited)/2)] {
+		delete(r.procs, p.PID)
+	}
+}

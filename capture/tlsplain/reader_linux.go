@@ -1,0 +1,244 @@
+//go:build linux
+
+package tlsplain
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+	"github.com/wirescope/wirescope/bpf"
+	"github.com/wirescope/wirescope/bpf/tlslib"
+	"github.com/wirescope/wirescope/capture"
+)
+
+// Start opens the probes, probes the TLS libraries of the processes
+// running now and keeps probing those of processes that start later (on
+// exec, and every Options.Rescan), storing plaintext records with w. The
+// error says why it cannot (no eBPF, no privileges): the agent then
+// captures packets without plaintext and says so.
+func Start(w Writer, o Options) (*Reader, error) {
+	o.defaults()
+	p, err := bpf.OpenTLS(o.Log, o.Probes)
+	if err != nil {
+		return nil, err
+	}
+	r := newReader(w, o)
+	r.probes = p
+	r.syscallHook = p.SyscallHook
+	r.scanAll()
+	r.wg.Add(3)
+	go r.readChunks()
+	go r.readExecs()
+	go r.rescan()
+	return r, nil
+}
+
+// Close stops the probes and waits for the reader's goroutines.
+func (r *Reader) Close() error {
+	r.closeOnce.Do(func() {
+		close(r.done)
+		r.probes.Close()
+		r.wg.Wait()
+	})
+	return nil
+}
+
+// readChunks stores every chunk as a plaintext record.
+func (r *Reader) readChunks() {
+	defer r.wg.Done()
+	var (
+		c   bpf.Chunk
+		rec ringbuf.Record
+		buf []byte
+		p   capture.Packet
+	)
+	for {
+		if err := r.probes.ReadChunk(&c, &rec); err != nil {
+			if !errors.Is(err, bpf.ErrTLSClosed) {
+				r.log.Warn("tlsplain: reading the TLS ring buffer", "err", err)
+			}
+			return
+		}
+		r.mu.Lock()
+		var ok bool
+		buf, ok = r.seq.record(buf[:0], &c, &p)
+		if ok {
+			r.records++
+		}
+		r.seenPID(int(c.PID), c.Library)
+		r.mu.Unlock()
+		if !ok {
+			continue
+		}
+		if err := r.w.Write(&p, Interface); err != nil {
+			r.mu.Lock()
+			r.writeErrors++
+			r.mu.Unlock()
+		}
+	}
+}
+
+// readExecs inspects each process that executes a program, again a little
+// later (a library loaded after exec: Python imports ssl when asked).
+func (r *Reader) readExecs() {
+	defer r.wg.Done()
+	for {
+		pid, err := r.probes.ReadExec()
+		if err != nil {
+			return
+		}
+		for _, d := range []time.Duration{0, 50 * time.Millisecond, 500 * time.Millisecond, 3 * time.Second} {
+			r.later(int(pid), d)
+		}
+	}
+}
+
+// later inspects pid after d.
+func (r *Reader) later(pid int, d time.Duration) {
+	if d == 0 {
+		r.inspect(pid)
+		return
+	}
+	time.AfterFunc(d, func() {
+		select {
+		case <-r.done:
+		default:
+			r.inspect(pid)
+		}
+	})
+}
+
+// rescan looks at every process again each Rescan.
+func (r *Reader) rescan() {
+	defer r.wg.Done()
+	t := time.NewTicker(r.o.Rescan)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.done:
+			return
+		case <-t.C:
+			r.scanAll()
+		}
+	}
+}
+
+// scanAll inspects every process in /proc.
+func (r *Reader) scanAll() {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		r.log.Warn("tlsplain: list processes", "err", err)
+		return
+	}
+	alive := map[int]bool{}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 0 {
+			continue
+		}
+		alive[pid] = true
+		r.inspect(pid)
+	}
+	r.mu.Lock()
+	now := time.Now()
+	for pid, pr := range r.procs {
+		if !alive[pid] && pr.Exited.IsZero() {
+			pr.Exited = now
+		}
+	}
+	r.mu.Unlock()
+}
+
+// inspect finds pid's TLS libraries and probes those it can.
+func (r *Reader) inspect(pid int) {
+	if pid == os.Getpid() {
+		return
+	}
+	targets, err := tlslib.Inspect(pid)
+	if err != nil {
+		if errors.Is(err, tlslib.ErrExited) {
+			r.mu.Lock()
+			if pr := r.procs[pid]; pr != nil && pr.Exited.IsZero() {
+				pr.Exited = time.Now()
+			}
+			r.mu.Unlock()
+		}
+		return
+	}
+	comm := readComm(pid)
+	var libs []Library
+	for _, t := range targets {
+		libs = append(libs, r.probe(t))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(libs) == 0 && r.procs[pid] == nil {
+		return
+	}
+	pr := r.procs[pid]
+	if pr == nil || pr.Comm != comm {
+		if len(r.procs) >= r.o.MaxProcesses {
+			r.forgetExited()
+		}
+		pr = &Process{PID: pid, First: time.Now()}
+		r.procs[pid] = pr
+	}
+	pr.Comm, pr.Libraries, pr.Exited = comm, libs, time.Time{}
+}
+
+// probe attaches the probes to t's file once; it returns what the process
+// uses and whether its plaintext is read.
+func (r *Reader) probe(t tlslib.Target) Library {
+	l := Library{Name: t.Library, Kind: t.Kind.String(), Path: t.Path, Reason: t.Reason}
+	if t.Reason != "" || !t.Kind.Probeable() {
+		if l.Reason == "" {
+			l.Reason = t.Kind.String() + " not supported"
+		}
+		return l
+	}
+	if t.Kind == tlslib.GoTLS {
+		l.Reason = "Go crypto/tls probes are not built yet"
+		return l
+	}
+	kind := capture.LibOpenSSL
+	if t.Kind == tlslib.BoringSSL {
+		kind = capture.LibBoringSSL
+	}
+	lib := bpf.Library{Kind: kind, Major: t.Major, Minor: t.Minor, Name: t.Library}
+	key := fileKey{t.Dev, t.Ino}
+	r.mu.Lock()
+	why, tried := r.failed[key]
+	r.mu.Unlock()
+	if tried {
+		l.Reason = why
+		return l
+	}
+	if _, err := r.probes.AttachOpenSSL(t.Path, lib, nil); err != nil {
+		r.log.Warn("tlsplain: cannot probe a TLS library", "path", t.Path, "library", t.Library, "err", err)
+		l.Reason = "probes refused: " + err.Error()
+		r.mu.Lock()
+		r.failed[key] = l.Reason
+		r.mu.Unlock()
+		return l
+	}
+	l.Probed = true
+	return l
+}
+
+func readComm(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// counters reads the probes' counters.
+func (r *Reader) counters() (bpf.TLSCounters, error) { return r.probes.Counters() }
+
+// hook says how sockets are learned.
+func (r *Reader) hook() string { return r.syscallHook }

@@ -1,0 +1,213 @@
+//go:build linux
+
+package tlsplain
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wirescope/wirescope/capture"
+	"github.com/wirescope/wirescope/capture/segstore"
+	"github.com/wirescope/wirescope/internal/testserver"
+)
+
+// stream is one direction of a connection, rebuilt from plaintext records.
+type stream struct {
+	next uint32
+	data []byte
+	gaps int
+	pids map[uint32]bool
+}
+
+// readPlaintext reads every plaintext record of the store's segments and
+// rebuilds each direction's bytes in seq order.
+func readPlaintext(t *testing.T, st *segstore.Store) map[[2]netip.AddrPort]*stream {
+	t.Helper()
+	out := map[[2]netip.AddrPort]*stream{}
+	dec := capture.NewDecoder()
+	for _, seg := range st.Segments() {
+		if seg.LinkType != capture.LinkTypeTLSPlaintext {
+			continue
+		}
+		f, err := capture.OpenFile(seg.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p capture.Packet
+		for {
+			if err := f.Next(&p); err != nil {
+				if !errors.Is(err, io.EOF) {
+					t.Fatal(err)
+				}
+				break
+			}
+			var d capture.Decoded
+			if err := dec.Decode(p.LinkType, p.Data, p.Length, p.Timestamp, &d); err != nil {
+				t.Fatalf("record of %s: %v", seg.Path, err)
+			}
+			h, _ := capture.ParsePlaintextHeader(p.Data)
+			k := [2]netip.AddrPort{netip.AddrPortFrom(d.Src, d.SrcPort), netip.AddrPortFrom(d.Dst, d.DstPort)}
+			s := out[k]
+			if s == nil {
+				s = &stream{next: 1, pids: map[uint32]bool{}}
+				out[k] = s
+			}
+			if d.TCP.Seq != s.next {
+				s.gaps++
+			}
+			s.next = d.TCP.Seq + uint32(len(d.Payload))
+			s.data = append(s.data, d.Payload...)
+			s.pids[h.PID] = true
+		}
+		f.Close()
+	}
+	return out
+}
+
+// TestReaderStoresPlaintext runs the reader against real processes:
+// nginx (running before the reader starts) and curl and Python (started
+// after) over TLS 1.3 and 1.2, HTTP/1.1 and HTTP/2, and reads the
+// plaintext back from the store's segments.
+func TestReaderStoresPlaintext(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the probes need root")
+	}
+	for _, tool := range []string{"curl", "/usr/bin/python3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (make test installs it)", tool)
+		}
+	}
+	addr := "127.0.0.42:18445"
+	nginx := testserver.NginxTLS(t, addr)
+	st, err := segstore.Open(t.TempDir(), segstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := Start(st, Options{Rescan: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			r.Close()
+		}
+	}()
+
+	// The library nginx maps was probed at start.
+	cov := r.Coverage()
+	i := slices.IndexFunc(cov.Processes, func(p Process) bool { return p.PID == nginx })
+	if i < 0 || len(cov.Processes[i].Libraries) == 0 || !cov.Processes[i].Libraries[0].Probed ||
+		!strings.HasPrefix(cov.Processes[i].Libraries[0].Name, "OpenSSL 3.") {
+		t.Fatalf("nginx (pid %d) not covered: %+v", nginx, cov.Processes)
+	}
+	if !strings.HasPrefix(cov.SyscallHook, "tracepoints") {
+		t.Errorf("syscall hook %q", cov.SyscallHook)
+	}
+
+	url := "https://" + addr
+	runs := []struct {
+		name string
+		args []string
+		want []string // client → server, in order
+	}{
+		{"curl http/1.1 tls1.3", []string{"curl", "-sk", "--http1.1", "--tlsv1.3", url + "/a", url + "/b?q=1", url + "/big"},
+			[]string{"GET /a HTTP/1.1\r\n", "GET /b?q=1 HTTP/1.1\r\n", "GET /big HTTP/1.1\r\n"}},
+		{"curl http/2 tls1.2", []string{"curl", "-sk", "--http2", "--tls-max", "1.2", url + "/h2-one", url + "/h2-two"},
+			[]string{"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"}},
+		{"python requests", []string{"/usr/bin/python3", "-c", `import requests, urllib3
+urllib3.disable_warnings()
+s = requests.Session()
+for p in ("/py-one", "/py-two"):
+    r = s.get("` + url + `" + p, verify=False)
+    assert r.status_code == 200 and r.text == "probed\n", (r.status_code, r.text)
+`}, []string{"GET /py-one HTTP/1.1\r\n", "GET /py-two HTTP/1.1\r\n"}},
+	}
+	for _, run := range runs {
+		out, err := exec.Command(run.args[0], run.args[1:]...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", run.name, err, out)
+		}
+	}
+	// Let the ring drain, then stop and flush.
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		c := r.Coverage()
+		if c.Counters.Chunks > 0 && c.Records+c.Duplicates >= c.Counters.Chunks {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cov = r.Coverage()
+	r.Close()
+	closed = true
+	if err := st.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	streams := readPlaintext(t, st)
+
+	for _, run := range runs {
+		var found *stream
+		for k, s := range streams {
+			if k[1].String() == addr && bytes.HasPrefix(s.data, []byte(run.want[0])) {
+				found = s
+			}
+		}
+		if found == nil {
+			for k, s := range streams {
+				t.Logf("%v→%v: %d bytes %.60q", k[0], k[1], len(s.data), s.data)
+			}
+			t.Fatalf("%s: no stream to %s starts with %q", run.name, addr, run.want[0])
+		}
+		at := 0
+		for _, w := range run.want {
+			j := bytes.Index(found.data[at:], []byte(w))
+			if j < 0 {
+				t.Fatalf("%s: %q not in order in %q", run.name, w, found.data)
+			}
+			at += j + len(w)
+		}
+		if found.gaps != 0 {
+			t.Errorf("%s: %d gaps", run.name, found.gaps)
+		}
+	}
+	// The responses came back whole: /big's 100,000 bytes among them.
+	var body int
+	for k, s := range streams {
+		if k[0].String() == addr {
+			body += bytes.Count(s.data, []byte("0123456789"))
+			if s.gaps != 0 {
+				t.Errorf("%v→%v: %d gaps", k[0], k[1], s.gaps)
+			}
+		}
+	}
+	if body < 10000 {
+		t.Errorf("the /big response: %d of 10,000 runs of 0123456789 stored", body)
+	}
+	// Both ends were probed: one copy of each connection was stored.
+	if cov.Duplicates == 0 || cov.Records == 0 || cov.WriteErrors != 0 {
+		t.Errorf("records %d, duplicates %d, write errors %d", cov.Records, cov.Duplicates, cov.WriteErrors)
+	}
+	if cov.Counters.RingFull != 0 || cov.Counters.OverRate != 0 || cov.Counters.NoSocket != 0 {
+		t.Errorf("counters %+v", cov.Counters)
+	}
+	var probed []string
+	for _, a := range cov.Probed {
+		probed = append(probed, a.Path)
+	}
+	sort.Strings(probed)
+	if len(probed) == 0 {
+		t.Error("no library file listed as probed")
+	}
+	t.Logf("probed %v; %d records, %d duplicates, counters %+v", probed, cov.Records, cov.Duplicates, cov.Counters)
+}
