@@ -30,18 +30,20 @@ type TLSOptions struct {
 
 // Library says which TLS library a probe reads, told with each chunk.
 type Library struct {
-	Kind         uint8 // capture.PlaintextOpenSSL etc.
-	Major, Minor uint8
-	Name         string // "OpenSSL 3.5.4"
+	Kind  uint8  `json:"kind"` // capture.LibOpenSSL etc.
+	Major uint8  `json:"major"`
+	Minor uint8  `json:"minor"`
+	Name  string `json:"name"` // "OpenSSL 3.0.19"
 }
 
 // Attached is a library file the probes are attached to.
 type Attached struct {
-	Path    string
-	Library Library
+	Path    string  `json:"path"`
+	Library Library `json:"library"`
 	// Functions lists the functions probed; Missing those the file does
 	// not have (SSL_read_ex before OpenSSL 1.1.1).
-	Functions, Missing []string
+	Functions []string `json:"functions"`
+	Missing   []string `json:"missing,omitempty"`
 }
 
 // Chunk is plaintext one call of a TLS library read or wrote.

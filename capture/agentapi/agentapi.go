@@ -53,6 +53,7 @@ import (
 	"github.com/wirescope/wirescope/capture"
 	"github.com/wirescope/wirescope/capture/flowindex"
 	"github.com/wirescope/wirescope/capture/segstore"
+	"github.com/wirescope/wirescope/capture/tlsplain"
 	"github.com/wirescope/wirescope/internal/bearer"
 	"github.com/wirescope/wirescope/internal/when"
 )
@@ -67,6 +68,10 @@ type Capture struct {
 	// and if not, why.
 	Attribution   string `json:"attribution"`
 	AttributionOn bool   `json:"attribution_on"`
+	// TLSPlaintext says whether TLS plaintext is read ("on"), and if not,
+	// why; TLS is what it covers.
+	TLSPlaintext string             `json:"tls_plaintext,omitempty"`
+	TLS          *tlsplain.Coverage `json:"tls,omitempty"`
 }
 
 // Interface is one interface's kernel counters (TPACKET statistics).

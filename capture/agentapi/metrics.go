@@ -33,6 +33,13 @@ func newCollector(o Options) *collector {
 		"newest":         desc("newest_packet_timestamp_seconds", "Time of the newest packet held."),
 		"full":           desc("disk_full", "1 while the disk is full and packets are dropped."),
 		"ebpf":           desc("ebpf_attribution", "1 when flows are attributed to processes with eBPF.", "status"),
+		"tls_on":         desc("tls_plaintext", "1 when TLS plaintext is read with eBPF uprobes.", "status"),
+		"tls_chunks":     desc("tls_plaintext_chunks_total", "Chunks of TLS plaintext read from the probed libraries."),
+		"tls_bytes":      desc("tls_plaintext_bytes_total", "Bytes of TLS plaintext read."),
+		"tls_records":    desc("tls_plaintext_records_total", "Plaintext records stored."),
+		"tls_dropped":    desc("tls_plaintext_dropped_chunks_total", "Chunks of TLS plaintext dropped, by why.", "reason"),
+		"tls_lost":       desc("tls_plaintext_lost_bytes_total", "Bytes of TLS plaintext dropped."),
+		"tls_libraries":  desc("tls_plaintext_probed_libraries", "TLS library files probed."),
 	}}
 }
 
@@ -76,6 +83,24 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		on = 1
 	}
 	gauge("ebpf", on, cp.Attribution)
+	if cp.TLSPlaintext != "" {
+		on = 0
+		if cp.TLS != nil {
+			on = 1
+		}
+		gauge("tls_on", on, cp.TLSPlaintext)
+	}
+	if t := cp.TLS; t != nil {
+		counter("tls_chunks", float64(t.Counters.Chunks))
+		counter("tls_bytes", float64(t.Counters.Bytes))
+		counter("tls_records", float64(t.Records))
+		counter("tls_dropped", float64(t.Counters.RingFull), "ring_full")
+		counter("tls_dropped", float64(t.Counters.OverRate), "over_rate")
+		counter("tls_dropped", float64(t.Counters.ReadFaults), "read_fault")
+		counter("tls_dropped", float64(t.WriteErrors), "store_refused")
+		counter("tls_lost", float64(t.Counters.LostBytes))
+		gauge("tls_libraries", float64(len(t.Probed)))
+	}
 }
 
 func metricsHandler(o Options) http.Handler {

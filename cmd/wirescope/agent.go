@@ -15,10 +15,12 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/wirescope/wirescope/bpf"
 	"github.com/wirescope/wirescope/capture"
 	"github.com/wirescope/wirescope/capture/agentapi"
 	"github.com/wirescope/wirescope/capture/live"
 	"github.com/wirescope/wirescope/capture/segstore"
+	"github.com/wirescope/wirescope/capture/tlsplain"
 	"github.com/wirescope/wirescope/server"
 )
 
@@ -39,6 +41,9 @@ func newAgentCmd() *cobra.Command {
 		nodeName     string
 		conns        connFlags
 		logs         logFlags
+		tlsPlain     bool
+		tlsRing      uint32
+		tlsRate      uint64
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --iface IF... --data-dir DIR",
@@ -83,6 +88,8 @@ Prometheus metrics at /metrics. See the agentapi package for the endpoints.`,
 				return err
 			}
 			defer src.Close()
+			plain := startTLSPlaintext(tlsPlain, store, tlsplain.Options{Probes: bpf.TLSOptions{RingBytes: tlsRing, BytesPerSecond: tlsRate}, Log: logger}, logger)
+			defer plain.Close()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if listen != "" {
@@ -91,15 +98,16 @@ Prometheus metrics at /metrics. See the agentapi package for the endpoints.`,
 					return err
 				}
 				h, err := agentapi.Handler(agentapi.Options{Store: store, Token: token, Logger: logger, Node: nodeName,
-					Capture: func() agentapi.Capture { return captureState(src, attr) }})
+					Capture: func() agentapi.Capture { return captureState(src, attr, plain) }})
 				if err != nil {
 					return err
 				}
 				go server.ServeHTTP(ctx, l, h, conns.options(logger))
 				logger.Info("agent API listening", "url", "http://"+l.Addr().String()+"/v1/stats")
 			}
-			logger.Info("capturing", "interfaces", src.Interfaces(), "store", dataDir, "filter", filter, "attribution", attr.Status())
+			logger.Info("capturing", "interfaces", src.Interfaces(), "store", dataDir, "filter", filter, "attribution", attr.Status(), "tls_plaintext", plain.status)
 			err = runCapture(ctx, src, store, logger, statsEvery)
+			plain.Close() // before the store: its last records go in
 			closeErr := store.Close()
 			logAgentStats(logger, src, store)
 			return errors.Join(err, closeErr)
@@ -119,6 +127,9 @@ Prometheus metrics at /metrics. See the agentapi package for the endpoints.`,
 	fl.StringVar(&listen, "listen", "", "serve the agent API on this address (host:port)")
 	fl.StringVar(&nodeName, "node-name", os.Getenv("NODE_NAME"), "the node's name, as the hub names this capture point (default $NODE_NAME, else the host name)")
 	fl.StringVar(&tokenFile, "token-file", "", "file holding the API's bearer token (created with a random one if missing)")
+	fl.BoolVar(&tlsPlain, "tls-plaintext", true, "read TLS plaintext with eBPF uprobes on the processes' TLS libraries (OpenSSL, BoringSSL) and store it beside the packets")
+	fl.Uint32Var(&tlsRing, "tls-ring-bytes", 8<<20, "the TLS plaintext ring buffer's size (a power of two); chunks that do not fit are dropped and counted")
+	fl.Uint64Var(&tlsRate, "tls-bytes-per-sec", 64<<20, "read at most this much TLS plaintext a second, all processes together; the rest is dropped and counted")
 	conns.register(cmd)
 	logs.register(cmd)
 	return cmd
@@ -178,8 +189,12 @@ func logAgentStats(logger *slog.Logger, src *live.Source, store *segstore.Store)
 }
 
 // captureState is what the agent API reports of the capture.
-func captureState(src *live.Source, attr *attribution) agentapi.Capture {
-	c := agentapi.Capture{Duplicates: src.Duplicates(), Attribution: attr.Status(), AttributionOn: attr.On()}
+func captureState(src *live.Source, attr *attribution, plain *tlsPlaintext) agentapi.Capture {
+	c := agentapi.Capture{Duplicates: src.Duplicates(), Attribution: attr.Status(), AttributionOn: attr.On(), TLSPlaintext: plain.status}
+	if plain.r != nil {
+		cov := plain.r.Coverage()
+		c.TLS = &cov
+	}
 	for _, i := range src.Stats() {
 		c.Interfaces = append(c.Interfaces, agentapi.Interface{Name: i.Name, Packets: i.Packets, Drops: i.Drops})
 	}
