@@ -113,8 +113,13 @@ func New(span time.Duration) *Index {
 	return &Index{span: int64(span), flows: map[Key]*flow{}}
 }
 
-// Add counts one decoded packet, captured at ts.
+// Add counts one decoded packet, captured at ts. A TLS plaintext record
+// (d.Plaintext) is no packet of its connection's: it is not counted, so
+// that the connection's packets and bytes are those on the wire.
 func (x *Index) Add(d *capture.Decoded, ts time.Time) {
+	if d.Plaintext {
+		return
+	}
 	k, side := keyOf(d)
 	f := x.flows[k]
 	now := ts.UnixNano()

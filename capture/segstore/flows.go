@@ -69,6 +69,11 @@ func (g *segment) count(dec *capture.Decoder, d *capture.Decoded, p *capture.Pac
 		g.Other++
 		return
 	}
+	if d.Plaintext {
+		// A TLS plaintext record is in no flow: its connection's flow is
+		// that of its packets, in their own segments (FORMAT.md).
+		return
+	}
 	src, dst := netip.AddrPortFrom(d.Src, d.SrcPort), netip.AddrPortFrom(d.Dst, d.DstPort)
 	k := flowindex.NewKey(src, dst, d.Proto)
 	fl := g.flows[k]

@@ -107,7 +107,8 @@ type Segment struct {
 	Packets     uint64
 	Size        int64 // bytes of the file
 	// Other counts packets that are in the file but in no flow (not IP,
-	// or not decodable).
+	// or not decodable); TLS plaintext records, in no flow either, are not
+	// counted in it.
 	Other  uint64
 	Closed bool
 }
