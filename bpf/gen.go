@@ -9,4 +9,4 @@ package bpf
 // byte-identical output.
 //
 //go:generate go run github.com/cilium/ebpf/cmd/bpf2go -tags linux -target bpfel,bpfeb -type flow_key -type flow_val -type listen_key -type netns_ref -type owner attrib attrib.bpf.c -- -O2 -g -Wall -Werror -Iinclude
-//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -tags linux -target amd64,arm64 -type chunk tls tls.bpf.c -- -O2 -g -Wall -Werror -Iinclude
+//go:generate go run github.com/cilium/ebpf/cmd/bpf2go -tags linux -target amd64,arm64 -type chunk -type go_offsets tls tls.bpf.c -- -O2 -g -Wall -Werror -Iinclude

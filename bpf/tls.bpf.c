@@ -314,7 +314,76 @@ static __always_inline int enter(__u64 ssl, __u64 buf, __u64 out_len, __u32 kind
 	return 0;
 }
 
-// done sends the plaintext of the call the thread returns from.
+// emit sends n bytes of plaintext at buf, which the current thread's
+// process read (kind KIND_READ) or wrote on descriptor fd.
+static __always_inline int emit(void *ctx, __s32 fd, __u64 buf, __u64 n, __u32 kind)
+{
+	if (n > 0xffffffffULL)
+		n = 0xffffffffULL;
+	count(C_CALLS, 1);
+	__u32 zero = 0;
+	struct event *e = bpf_map_lookup_elem(&scratch, &zero);
+	if (!e)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	__builtin_memset(&e->h, 0, sizeof(e->h));
+	e->h.fd = fd;
+	if (!socket_of(fd, &e->h)) {
+		count(C_NOT_SOCKET, 1);
+		return 0;
+	}
+	e->h.tgid = id >> 32;
+	e->h.tid = (__u32)id;
+	e->h.cgroup_id = bpf_get_current_cgroup_id();
+	e->h.cookie = bpf_get_attach_cookie(ctx);
+	e->h.ktime = bpf_ktime_get_ns();
+	e->h.len = n;
+	e->h.dir = kind;
+	struct lost_key lk = {.tgid = e->h.tgid, .fd = fd, .dir = kind};
+
+	if (n > (__u64)MAX_CHUNKS * CHUNK)
+		count(C_CUT, 1);
+	for (int i = 0; i < MAX_CHUNKS; i++) {
+		__u64 off = (__u64)i * CHUNK;
+		if (off >= n)
+			break;
+		__u64 size = n - off;
+		if (size > CHUNK)
+			size = CHUNK;
+		e->h.offset = off;
+		// What a cut leaves out of the call is lost with its last chunk
+		// when that is dropped; when it is sent, its len says it.
+		__u64 after = (i == MAX_CHUNKS - 1) ? n - off - size : 0;
+		if (!budget(size)) {
+			count(C_RATE, 1);
+			note_lost(&lk, size + after);
+			continue;
+		}
+		size &= (CHUNK * 2 - 1); // for the verifier: size <= CHUNK
+		if (size > CHUNK)
+			size = CHUNK;
+		if (bpf_probe_read_user(e->data, size, (void *)(buf + off))) {
+			count(C_READ_FAULT, 1);
+			note_lost(&lk, size + after);
+			continue;
+		}
+		e->h.captured = size;
+		__u64 *l = bpf_map_lookup_elem(&lost, &lk);
+		e->h.lost = l ? (__u32)*l : 0;
+		if (bpf_ringbuf_output(&chunks, e, sizeof(e->h) + size, 0)) {
+			count(C_RING_FULL, 1);
+			note_lost(&lk, size + after);
+			continue;
+		}
+		if (l)
+			bpf_map_delete_elem(&lost, &lk);
+		count(C_CHUNKS, 1);
+		count(C_BYTES, size);
+	}
+	return 0;
+}
+
+// done sends the plaintext of the OpenSSL call the thread returns from.
 static __always_inline int done(struct pt_regs *ctx, int is_ex)
 {
 	__u64 id = bpf_get_current_pid_tgid();
@@ -338,75 +407,14 @@ static __always_inline int done(struct pt_regs *ctx, int is_ex)
 	}
 	if (n == 0)
 		return 0;
-	if (n > 0xffffffffULL)
-		n = 0xffffffffULL;
-	count(C_CALLS, 1);
-
-	__u32 zero = 0;
-	struct event *e = bpf_map_lookup_elem(&scratch, &zero);
-	if (!e)
-		return 0;
 	struct ssl_key sk = {.ssl = call.ssl, .tgid = id >> 32};
 	__s32 *fdp = bpf_map_lookup_elem(&ssl_fds, &sk);
 	if (!fdp) {
+		count(C_CALLS, 1);
 		count(C_NO_FD, 1);
 		return 0;
 	}
-	__builtin_memset(&e->h, 0, sizeof(e->h));
-	e->h.fd = *fdp;
-	if (!socket_of(e->h.fd, &e->h)) {
-		count(C_NOT_SOCKET, 1);
-		return 0;
-	}
-	e->h.tgid = id >> 32;
-	e->h.tid = (__u32)id;
-	e->h.cgroup_id = bpf_get_current_cgroup_id();
-	e->h.cookie = bpf_get_attach_cookie(ctx);
-	e->h.ktime = bpf_ktime_get_ns();
-	e->h.len = n;
-	e->h.dir = call.kind;
-	struct lost_key lk = {.tgid = e->h.tgid, .fd = e->h.fd, .dir = call.kind};
-
-	if (n > (__u64)MAX_CHUNKS * CHUNK)
-		count(C_CUT, 1);
-	for (int i = 0; i < MAX_CHUNKS; i++) {
-		__u64 off = (__u64)i * CHUNK;
-		if (off >= n)
-			break;
-		__u64 size = n - off;
-		if (size > CHUNK)
-			size = CHUNK;
-		e->h.offset = off;
-		// What a cut leaves out of the call is lost with its last chunk
-		// when that is dropped; when it is sent, its len says it.
-		__u64 after = (i == MAX_CHUNKS - 1) ? n - off - size : 0;
-		if (!budget(size)) {
-			count(C_RATE, 1);
-			note_lost(&lk, size + after);
-			continue;
-		}
-		size &= (CHUNK * 2 - 1); // for the verifier: size <= CHUNK
-		if (size > CHUNK)
-			size = CHUNK;
-		if (bpf_probe_read_user(e->data, size, (void *)(call.buf + off))) {
-			count(C_READ_FAULT, 1);
-			note_lost(&lk, size + after);
-			continue;
-		}
-		e->h.captured = size;
-		__u64 *l = bpf_map_lookup_elem(&lost, &lk);
-		e->h.lost = l ? (__u32)*l : 0;
-		if (bpf_ringbuf_output(&chunks, e, sizeof(e->h) + size, 0)) {
-			count(C_RING_FULL, 1);
-			note_lost(&lk, size + after);
-			continue;
-		}
-		if (l)
-			bpf_map_delete_elem(&lost, &lk);
-		count(C_CHUNKS, 1);
-		count(C_BYTES, size);
-	}
-	return 0;
+	return emit(ctx, *fdp, call.buf, n, call.kind);
 }
 
 // int SSL_write(SSL *ssl, const void *buf, int num)
@@ -469,6 +477,100 @@ int ssl_handshake_ret(struct pt_regs *ctx)
 		bpf_map_delete_elem(&calls, &id);
 	return 0;
 }
+
+// Go's crypto/tls: (*Conn).Write(b []byte) (int, error) and Read, in the
+// register ABI. Go moves goroutine stacks, so there are no return probes:
+// the loader attaches go_tls_*_ret at every return instruction of the
+// function. A call is keyed by its goroutine (the g register), not the
+// thread, which may change between entry and return.
+#if defined(__TARGET_ARCH_x86)
+#define GO_G(r) ((r)->r14)
+#define GO_ARG1(r) ((r)->ax)
+#define GO_ARG2(r) ((r)->bx)
+#define GO_RET1(r) ((r)->ax)
+#elif defined(__TARGET_ARCH_arm64)
+#define GO_G(r) ((r)->user_regs.regs[28])
+#define GO_ARG1(r) ((r)->user_regs.regs[0])
+#define GO_ARG2(r) ((r)->user_regs.regs[1])
+#define GO_RET1(r) ((r)->user_regs.regs[0])
+#endif
+
+// go_offsets lead from a *tls.Conn to its socket's descriptor
+// (bpf/tlslib.GoOffsets), per binary: the key is its attachments' cookie.
+struct go_offsets {
+	__u64 conn_conn;  // tls.Conn.conn, a net.Conn interface
+	__u64 iface_data; // the interface's data word
+	__u64 netconn_fd; // net.conn.fd
+	__u64 netfd_pfd;  // net.netFD.pfd
+	__u64 pfd_sysfd;  // internal/poll.FD.Sysfd
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct go_offsets);
+} go_offsets_map SEC(".maps");
+
+struct go_key {
+	__u64 g;
+	__u32 tgid;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CALLS_MAX);
+	__type(key, struct go_key);
+	__type(value, struct call);
+} go_calls SEC(".maps");
+
+static __always_inline int go_enter(struct pt_regs *ctx, __u32 kind)
+{
+	struct go_key k = {.g = GO_G(ctx), .tgid = bpf_get_current_pid_tgid() >> 32};
+	struct call c = {.ssl = GO_ARG1(ctx), .buf = GO_ARG2(ctx), .kind = kind};
+	bpf_map_update_elem(&go_calls, &k, &c, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int go_done(struct pt_regs *ctx)
+{
+	struct go_key k = {.g = GO_G(ctx), .tgid = bpf_get_current_pid_tgid() >> 32};
+	struct call *c = bpf_map_lookup_elem(&go_calls, &k);
+	if (!c)
+		return 0;
+	struct call call = *c;
+	bpf_map_delete_elem(&go_calls, &k);
+	long n = GO_RET1(ctx);
+	if (n <= 0)
+		return 0;
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	struct go_offsets *o = bpf_map_lookup_elem(&go_offsets_map, &cookie);
+	if (!o) {
+		count(C_CALLS, 1);
+		count(C_NO_FD, 1);
+		return 0;
+	}
+	__u64 conn = 0, netfd = 0;
+	__s64 fd = -1;
+	if (bpf_probe_read_user(&conn, sizeof(conn), (void *)(call.ssl + o->conn_conn + o->iface_data)) || !conn ||
+	    bpf_probe_read_user(&netfd, sizeof(netfd), (void *)(conn + o->netconn_fd)) || !netfd ||
+	    bpf_probe_read_user(&fd, sizeof(fd), (void *)(netfd + o->netfd_pfd + o->pfd_sysfd)) || fd < 0 || fd > 0x7fffffff) {
+		count(C_CALLS, 1);
+		count(C_NO_FD, 1);
+		return 0;
+	}
+	return emit(ctx, (__s32)fd, call.buf, (__u64)n, call.kind);
+}
+
+SEC("uprobe/go_tls_write")
+int go_tls_write(struct pt_regs *ctx) { return go_enter(ctx, KIND_WRITE); }
+SEC("uprobe/go_tls_write_ret")
+int go_tls_write_ret(struct pt_regs *ctx) { return go_done(ctx); }
+SEC("uprobe/go_tls_read")
+int go_tls_read(struct pt_regs *ctx) { return go_enter(ctx, KIND_READ); }
+SEC("uprobe/go_tls_read_ret")
+int go_tls_read_ret(struct pt_regs *ctx) { return go_done(ctx); }
 
 // learn remembers fd as the socket of the SSL object the thread is in.
 static __always_inline int learn(__s64 fd)

@@ -82,3 +82,9 @@ type TLSCounters struct {
 	LostBytes  uint64 `json:"lost_bytes"`   // bytes of the chunks dropped
 	LostRecord uint64 `json:"lost_records"` // ring records user space could not read
 }
+
+// GoOffsets lead from a *crypto/tls.Conn to its socket's descriptor
+// (bpf/tlslib.GoOffsets has how they are found).
+type GoOffsets struct {
+	ConnConn, IfaceData, NetConnFD, NetFDPFD, PFDSysfd uint64
+}

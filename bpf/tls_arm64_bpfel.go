@@ -50,6 +50,22 @@ type tlsEvent struct {
 	Data [16384]uint8
 }
 
+type tlsGoKey struct {
+	_    structs.HostLayout
+	G    uint64
+	Tgid uint32
+	Pad  uint32
+}
+
+type tlsGoOffsets struct {
+	_         structs.HostLayout
+	ConnConn  uint64
+	IfaceData uint64
+	NetconnFd uint64
+	NetfdPfd  uint64
+	PfdSysfd  uint64
+}
+
 type tlsLostKey struct {
 	_    structs.HostLayout
 	Tgid uint32
@@ -73,11 +89,17 @@ const (
 	tlsMapChunks           = "chunks"
 	tlsMapCounters         = "counters"
 	tlsMapExecs            = "execs"
+	tlsMapGoCalls          = "go_calls"
+	tlsMapGoOffsetsMap     = "go_offsets_map"
 	tlsMapLost             = "lost"
 	tlsMapRate             = "rate"
 	tlsMapScratch          = "scratch"
 	tlsMapSslFds           = "ssl_fds"
 	tlsProgExec            = "exec"
+	tlsProgGoTlsRead       = "go_tls_read"
+	tlsProgGoTlsReadRet    = "go_tls_read_ret"
+	tlsProgGoTlsWrite      = "go_tls_write"
+	tlsProgGoTlsWriteRet   = "go_tls_write_ret"
 	tlsProgSslHandshake    = "ssl_handshake"
 	tlsProgSslHandshakeRet = "ssl_handshake_ret"
 	tlsProgSslRead         = "ssl_read"
@@ -143,6 +165,10 @@ type tlsSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type tlsProgramSpecs struct {
 	Exec            *ebpf.ProgramSpec `ebpf:"exec"`
+	GoTlsRead       *ebpf.ProgramSpec `ebpf:"go_tls_read"`
+	GoTlsReadRet    *ebpf.ProgramSpec `ebpf:"go_tls_read_ret"`
+	GoTlsWrite      *ebpf.ProgramSpec `ebpf:"go_tls_write"`
+	GoTlsWriteRet   *ebpf.ProgramSpec `ebpf:"go_tls_write_ret"`
 	SslHandshake    *ebpf.ProgramSpec `ebpf:"ssl_handshake"`
 	SslHandshakeRet *ebpf.ProgramSpec `ebpf:"ssl_handshake_ret"`
 	SslRead         *ebpf.ProgramSpec `ebpf:"ssl_read"`
@@ -168,14 +194,16 @@ type tlsProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type tlsMapSpecs struct {
-	Calls    *ebpf.MapSpec `ebpf:"calls"`
-	Chunks   *ebpf.MapSpec `ebpf:"chunks"`
-	Counters *ebpf.MapSpec `ebpf:"counters"`
-	Execs    *ebpf.MapSpec `ebpf:"execs"`
-	Lost     *ebpf.MapSpec `ebpf:"lost"`
-	Rate     *ebpf.MapSpec `ebpf:"rate"`
-	Scratch  *ebpf.MapSpec `ebpf:"scratch"`
-	SslFds   *ebpf.MapSpec `ebpf:"ssl_fds"`
+	Calls        *ebpf.MapSpec `ebpf:"calls"`
+	Chunks       *ebpf.MapSpec `ebpf:"chunks"`
+	Counters     *ebpf.MapSpec `ebpf:"counters"`
+	Execs        *ebpf.MapSpec `ebpf:"execs"`
+	GoCalls      *ebpf.MapSpec `ebpf:"go_calls"`
+	GoOffsetsMap *ebpf.MapSpec `ebpf:"go_offsets_map"`
+	Lost         *ebpf.MapSpec `ebpf:"lost"`
+	Rate         *ebpf.MapSpec `ebpf:"rate"`
+	Scratch      *ebpf.MapSpec `ebpf:"scratch"`
+	SslFds       *ebpf.MapSpec `ebpf:"ssl_fds"`
 }
 
 // tlsVariableSpecs contains global variables before they are loaded into the kernel.
@@ -205,14 +233,16 @@ func (o *tlsObjects) Close() error {
 //
 // It can be passed to loadTlsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tlsMaps struct {
-	Calls    *ebpf.Map `ebpf:"calls"`
-	Chunks   *ebpf.Map `ebpf:"chunks"`
-	Counters *ebpf.Map `ebpf:"counters"`
-	Execs    *ebpf.Map `ebpf:"execs"`
-	Lost     *ebpf.Map `ebpf:"lost"`
-	Rate     *ebpf.Map `ebpf:"rate"`
-	Scratch  *ebpf.Map `ebpf:"scratch"`
-	SslFds   *ebpf.Map `ebpf:"ssl_fds"`
+	Calls        *ebpf.Map `ebpf:"calls"`
+	Chunks       *ebpf.Map `ebpf:"chunks"`
+	Counters     *ebpf.Map `ebpf:"counters"`
+	Execs        *ebpf.Map `ebpf:"execs"`
+	GoCalls      *ebpf.Map `ebpf:"go_calls"`
+	GoOffsetsMap *ebpf.Map `ebpf:"go_offsets_map"`
+	Lost         *ebpf.Map `ebpf:"lost"`
+	Rate         *ebpf.Map `ebpf:"rate"`
+	Scratch      *ebpf.Map `ebpf:"scratch"`
+	SslFds       *ebpf.Map `ebpf:"ssl_fds"`
 }
 
 func (m *tlsMaps) Close() error {
@@ -221,6 +251,8 @@ func (m *tlsMaps) Close() error {
 		m.Chunks,
 		m.Counters,
 		m.Execs,
+		m.GoCalls,
+		m.GoOffsetsMap,
 		m.Lost,
 		m.Rate,
 		m.Scratch,
@@ -240,6 +272,10 @@ type tlsVariables struct {
 // It can be passed to loadTlsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type tlsPrograms struct {
 	Exec            *ebpf.Program `ebpf:"exec"`
+	GoTlsRead       *ebpf.Program `ebpf:"go_tls_read"`
+	GoTlsReadRet    *ebpf.Program `ebpf:"go_tls_read_ret"`
+	GoTlsWrite      *ebpf.Program `ebpf:"go_tls_write"`
+	GoTlsWriteRet   *ebpf.Program `ebpf:"go_tls_write_ret"`
 	SslHandshake    *ebpf.Program `ebpf:"ssl_handshake"`
 	SslHandshakeRet *ebpf.Program `ebpf:"ssl_handshake_ret"`
 	SslRead         *ebpf.Program `ebpf:"ssl_read"`
@@ -264,6 +300,10 @@ type tlsPrograms struct {
 func (p *tlsPrograms) Close() error {
 	return _TlsClose(
 		p.Exec,
+		p.GoTlsRead,
+		p.GoTlsReadRet,
+		p.GoTlsWrite,
+		p.GoTlsWriteRet,
 		p.SslHandshake,
 		p.SslHandshakeRet,
 		p.SslRead,

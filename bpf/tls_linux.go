@@ -235,6 +235,89 @@ func (t *TLSProbes) AttachOpenSSL(path string, lib Library, symbols map[string]u
 	return &a.Attached, nil
 }
 
+// Go's crypto/tls functions the probes read, and their programs.
+const (
+	GoTLSWrite = "crypto/tls.(*Conn).Write"
+	GoTLSRead  = "crypto/tls.(*Conn).Read"
+)
+
+// GoProbe is where to probe a Go binary: the file offsets of each
+// function's entry (Entry) and of each of its return instructions
+// (Returns), and the struct offsets from a *tls.Conn to its socket.
+type GoProbe struct {
+	Entry   map[string]uint64
+	Returns map[string][]uint64
+	FD      GoOffsets
+}
+
+// tlsGoOffsets is tls.bpf.c's struct go_offsets.
+
+// AttachGo probes Go's crypto/tls (*Conn).Read and Write in the
+// executable at path: a uprobe at each entry and at each return
+// instruction (Go moves stacks, so return probes are unsafe). A file
+// attached before is not probed again.
+func (t *TLSProbes) AttachGo(path string, lib Library, g GoProbe) (*Attached, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return nil, fmt.Errorf("probe %s: %w", path, err)
+	}
+	id := fileID{uint64(st.Dev), st.Ino}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if a, ok := t.files[id]; ok {
+		return &a.Attached, nil
+	}
+	if t.objs.GoTlsWrite == nil {
+		return nil, ErrTLSClosed
+	}
+	for _, fn := range []string{GoTLSWrite, GoTLSRead} {
+		if g.Entry[fn] == 0 || len(g.Returns[fn]) == 0 {
+			return nil, fmt.Errorf("probe %s: %s has no entry or no return instruction", path, fn)
+		}
+	}
+	ex, err := link.OpenExecutable(path)
+	if err != nil {
+		return nil, fmt.Errorf("probe %s: %w", path, err)
+	}
+	cookie := uint64(len(t.cookies))
+	o := tlsGoOffsets{ConnConn: g.FD.ConnConn, IfaceData: g.FD.IfaceData, NetconnFd: g.FD.NetConnFD, NetfdPfd: g.FD.NetFDPFD, PfdSysfd: g.FD.PFDSysfd}
+	if err := t.objs.GoOffsetsMap.Put(cookie, o); err != nil {
+		return nil, fmt.Errorf("probe %s: store the Go offsets: %w", path, err)
+	}
+	a := &attachedFile{Attached: Attached{Path: path, Library: lib}}
+	fail := func(err error) (*Attached, error) {
+		for _, l := range a.links {
+			l.Close()
+		}
+		t.objs.GoOffsetsMap.Delete(cookie)
+		return nil, err
+	}
+	progs := map[string][2]*ebpf.Program{
+		GoTLSWrite: {t.objs.GoTlsWrite, t.objs.GoTlsWriteRet},
+		GoTLSRead:  {t.objs.GoTlsRead, t.objs.GoTlsReadRet},
+	}
+	for _, fn := range []string{GoTLSWrite, GoTLSRead} {
+		p := progs[fn]
+		l, err := ex.Uprobe("", p[0], &link.UprobeOptions{Address: g.Entry[fn], Cookie: cookie})
+		if err != nil {
+			return fail(explain("attach a uprobe to "+fn+" in "+path, err))
+		}
+		a.links = append(a.links, l)
+		for _, ret := range g.Returns[fn] {
+			l, err := ex.Uprobe("", p[1], &link.UprobeOptions{Address: ret, Cookie: cookie})
+			if err != nil {
+				return fail(explain(fmt.Sprintf("attach a uprobe to a return of %s (file offset %#x) in %s", fn, ret, path), err))
+			}
+			a.links = append(a.links, l)
+		}
+		a.Functions = append(a.Functions, fn)
+	}
+	t.cookies = append(t.cookies, lib)
+	t.files[id] = a
+	t.log.Info("bpf: Go crypto/tls probed", "path", path, "library", lib.Name, "probes", len(a.links))
+	return &a.Attached, nil
+}
+
 func hasAny(list []string, names ...string) bool {
 	for _, l := range list {
 		for _, n := range names {

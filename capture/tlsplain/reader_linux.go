@@ -200,13 +200,16 @@ func (r *Reader) probe(t tlslib.Target) Library {
 		}
 		return l
 	}
-	if t.Kind == tlslib.GoTLS {
-		l.Reason = "Go crypto/tls probes are not built yet"
-		return l
-	}
 	kind := capture.LibOpenSSL
-	if t.Kind == tlslib.BoringSSL {
+	switch t.Kind {
+	case tlslib.BoringSSL:
 		kind = capture.LibBoringSSL
+	case tlslib.GoTLS:
+		kind = capture.LibGoTLS
+		if t.GoFD == nil || !t.GoFD.RegABI {
+			l.Reason = "Go before 1.17 (arguments on the stack) not supported"
+			return l
+		}
 	}
 	lib := bpf.Library{Kind: kind, Major: t.Major, Minor: t.Minor, Name: t.Library}
 	key := fileKey{t.Dev, t.Ino}
@@ -217,7 +220,15 @@ func (r *Reader) probe(t tlslib.Target) Library {
 		l.Reason = why
 		return l
 	}
-	if _, err := r.probes.AttachOpenSSL(t.Path, lib, nil); err != nil {
+	var err error
+	if kind == capture.LibGoTLS {
+		o := t.GoFD
+		_, err = r.probes.AttachGo(t.Path, lib, bpf.GoProbe{Entry: t.Symbols, Returns: t.Returns,
+			FD: bpf.GoOffsets{ConnConn: o.ConnConn, IfaceData: o.IfaceData, NetConnFD: o.NetConnFD, NetFDPFD: o.NetFDPFD, PFDSysfd: o.PFDSysfd}})
+	} else {
+		_, err = r.probes.AttachOpenSSL(t.Path, lib, nil)
+	}
+	if err != nil {
 		r.log.Warn("tlsplain: cannot probe a TLS library", "path", t.Path, "library", t.Library, "err", err)
 		l.Reason = "probes refused: " + err.Error()
 		r.mu.Lock()

@@ -1,0 +1,201 @@
+//go:build linux
+
+package tlsplain
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wirescope/wirescope/capture/segstore"
+)
+
+// goApp is an HTTPS server and client using only Go's standard library:
+// "server ADDR" serves every path with "go-probed " + the path, on a key
+// made at start; "client [-h1] URL..." GETs each URL on one connection
+// (HTTP/2 unless -h1) and prints the bodies.
+const goApp = `package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"os"
+	"time"
+)
+
+func main() {
+	switch os.Args[1] {
+	case "server":
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+		der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+		srv := &http.Server{Addr: os.Args[2], Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "go-probed %s %s", r.Proto, r.URL.Path)
+		}), TLSConfig: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}}
+		fmt.Println(srv.ListenAndServeTLS("", ""))
+		os.Exit(1)
+	case "client":
+		urls := os.Args[2:]
+		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
+		if urls[0] == "-h1" {
+			urls = urls[1:]
+			tr.ForceAttemptHTTP2 = false
+			tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+		}
+		c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+		for _, u := range urls {
+			resp, err := c.Get(u)
+			if err != nil {
+				fmt.Println(err)
+				os.Exit(1)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			fmt.Printf("%d %s\n", resp.StatusCode, b)
+		}
+	}
+}
+`
+
+// buildGoApp builds goApp in dir with extra go build flags.
+func buildGoApp(t *testing.T, dir, name string, flags ...string) string {
+	t.Helper()
+	src := filepath.Join(dir, "src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(goApp), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module goapp\n\ngo 1.21\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, name)
+	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), append(append([]string{"build", "-o", out}, flags...), ".")...)
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GOTOOLCHAIN=local")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %v: %v\n%s", flags, err, b)
+	}
+	return out
+}
+
+// TestReaderGoTLS reads Go's crypto/tls: a server built with symbols and a
+// client built stripped (-s -w, static), over HTTP/2 and HTTP/1.1. The
+// reader starts after the server, and the client starts after the reader.
+func TestReaderGoTLS(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the probes need root")
+	}
+	dir := t.TempDir()
+	server := buildGoApp(t, dir, "server")
+	client := buildGoApp(t, dir, "client", "-ldflags=-s -w")
+	addr := "127.0.0.43:18446"
+	srv := exec.Command(server, "server", addr)
+	var srvOut bytes.Buffer
+	srv.Stdout, srv.Stderr = &srvOut, &srvOut
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { srv.Process.Kill(); srv.Wait() }()
+	waitListen(t, addr, &srvOut)
+
+	st, err := segstore.Open(t.TempDir(), segstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := Start(st, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cov := r.Coverage()
+	i := slices.IndexFunc(cov.Processes, func(p Process) bool { return p.PID == srv.Process.Pid })
+	if i < 0 || len(cov.Processes[i].Libraries) == 0 || !cov.Processes[i].Libraries[0].Probed ||
+		!strings.HasPrefix(cov.Processes[i].Libraries[0].Name, "Go 1.") {
+		t.Fatalf("the Go server (pid %d) is not covered: %+v", srv.Process.Pid, cov.Processes)
+	}
+
+	url := "https://" + addr
+	for _, args := range [][]string{{url + "/h2-a", url + "/h2-b"}, {"-h1", url + "/h1-a", url + "/h1-b"}} {
+		out, err := exec.Command(client, append([]string{"client"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("client %v: %v\n%s", args, err, out)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		c := r.Coverage()
+		if c.Counters.Chunks > 0 && c.Records+c.Duplicates >= c.Counters.Chunks {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cov = r.Coverage()
+	r.Close()
+	if err := st.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// The stripped client was probed too (through pclntab): both ends
+	// read, one copy kept.
+	ci := slices.IndexFunc(cov.Processes, func(p Process) bool { return p.Comm == "client" })
+	if ci < 0 || !cov.Processes[ci].Libraries[0].Probed {
+		t.Errorf("the stripped Go client is not covered: %+v", cov.Processes)
+	}
+	if cov.Duplicates == 0 || cov.Counters.NoSocket != 0 {
+		t.Errorf("duplicates %d, counters %+v", cov.Duplicates, cov.Counters)
+	}
+	streams := readPlaintext(t, st)
+	var toServer, fromServer []byte
+	for k, s := range streams {
+		if k[1].String() == addr {
+			toServer = append(toServer, s.data...)
+		}
+		if k[0].String() == addr {
+			fromServer = append(fromServer, s.data...)
+		}
+		if s.gaps != 0 {
+			t.Errorf("%v→%v: %d gaps", k[0], k[1], s.gaps)
+		}
+	}
+	for _, want := range []string{"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "GET /h1-a HTTP/1.1\r\n", "GET /h1-b HTTP/1.1\r\n"} {
+		if !bytes.Contains(toServer, []byte(want)) {
+			t.Errorf("to the server: no %q in %q", want, toServer)
+		}
+	}
+	for _, want := range []string{"go-probed HTTP/2.0 /h2-a", "go-probed HTTP/2.0 /h2-b", "go-probed HTTP/1.1 /h1-a", "go-probed HTTP/1.1 /h1-b"} {
+		if !bytes.Contains(fromServer, []byte(want)) {
+			t.Errorf("from the server: no %q in %q", want, fromServer)
+		}
+	}
+}
+
+// waitListen waits until something listens on addr.
+func waitListen(t *testing.T, addr string, log *bytes.Buffer) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, _ := exec.Command("ss", "-ltnH", "src", addr).Output()
+		if len(bytes.TrimSpace(out)) > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on %s: %s", addr, log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
