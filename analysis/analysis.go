@@ -14,6 +14,7 @@ package analysis
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/wirescope/wirescope/dissect/proto"
@@ -81,8 +82,9 @@ type Flow struct {
 	Protocol string
 	Guessed  bool
 	// Encrypted is set for TLS and other encrypted payloads; Decryption
-	// says whether the payload was read ("decrypted") or why not, once
-	// dissected.
+	// says whether the payload was read ("decrypted" with a key log,
+	// "decrypted: OpenSSL 3.0 uprobe" from the TLS library of a process:
+	// Decrypted tells both) or why not, once dissected.
 	Encrypted       bool
 	Decryption      string
 	First, Last     time.Time
@@ -187,4 +189,22 @@ func stripPort(s string) string {
 		return ap.Addr().String()
 	}
 	return s
+}
+
+// Decrypted reports whether a flow's Decryption says its payload was read:
+// with a key log ("decrypted") or from its process's TLS library by the
+// node agent's uprobes ("decrypted: Go 1.26 crypto/tls uprobe").
+func Decrypted(decryption string) bool {
+	return decryption == "decrypted" || strings.HasPrefix(decryption, "decrypted: ")
+}
+
+// DecryptedBy names the TLS library whose plaintext a flow was read from
+// ("OpenSSL 3.0", "Go 1.26 crypto/tls"), "" when it was not read so (a key
+// log, or not decrypted).
+func DecryptedBy(decryption string) string {
+	lib, ok := strings.CutPrefix(decryption, "decrypted: ")
+	if !ok {
+		return ""
+	}
+	return strings.TrimSuffix(lib, " uprobe")
 }

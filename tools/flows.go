@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/mark3labs/mcp-go/mcp"
+
+	"github.com/wirescope/wirescope/analysis"
 )
 
 var flowStates = []string{"open", "closed", "reset", "refused", "unanswered"}
@@ -87,6 +89,8 @@ func flowLine(f *Flow) string {
 	switch {
 	case f.Decryption == "decrypted":
 		proto += " (decrypted)"
+	case analysis.Decrypted(f.Decryption):
+		proto += " (" + f.Decryption + ")" // the library: "decrypted: OpenSSL 3.0 uprobe"
 	case f.Decryption != "":
 		proto += " (encrypted: " + f.Decryption + ")"
 	case f.Encrypted:

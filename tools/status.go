@@ -49,10 +49,7 @@ func CaptureStatus(b Backend) Tool {
 			delete(known, "")
 			line := fmt.Sprintf("flows: %s (%s); not understood by any dissector: %s; encrypted: %s", count(flows+st.Empty),
 				counts(known, "no protocol recognised"), count(undissected), count(st.Encrypted))
-			if st.Encrypted > 0 {
-				line += fmt.Sprintf(" (decrypted with the key log: %s; handshake only, not decrypted: %s; no handshake seen: %s; not dissected yet: %s)",
-					count(st.Decrypted), count(st.HandshakeOnly), count(st.NoHandshake), count(st.EncryptedNotDissected))
-			}
+			line += encryptedText(&st)
 			if st.Empty > 0 {
 				line += fmt.Sprintf("; without payload (handshakes alone, scans): %s", count(st.Empty))
 			}
@@ -112,4 +109,18 @@ func counts(m map[string]uint64, none string) string {
 		parts[i] = k + " " + count(m[k])
 	}
 	return strings.Join(parts, ", ")
+}
+
+// encryptedText says what became of the encrypted flows, "" if there were
+// none.
+func encryptedText(st *Status) string {
+	if st.Encrypted == 0 {
+		return ""
+	}
+	uprobes := ""
+	if len(st.DecryptedBy) > 0 {
+		uprobes = "; decrypted from their TLS library by uprobes: " + counts(st.DecryptedBy, "")
+	}
+	return fmt.Sprintf(" (decrypted with the key log: %s%s; handshake only, not decrypted: %s; no handshake seen: %s; not dissected yet: %s)",
+		count(st.Decrypted), uprobes, count(st.HandshakeOnly), count(st.NoHandshake), count(st.EncryptedNotDissected))
 }

@@ -146,13 +146,16 @@ type Status struct {
 	Flows map[string]uint64
 	Empty uint64
 	// Encrypted counts flows whose payload is encrypted (TLS and the
-	// like); of those, Decrypted were read with a key log, HandshakeOnly
+	// like); of those, Decrypted were read with a key log, DecryptedBy
+	// from their processes' TLS libraries by the node agent's uprobes
+	// (by library: "OpenSSL 3.0", "Go 1.26 crypto/tls"), HandshakeOnly
 	// showed their handshake but could not be read (no key, a suite not
 	// decrypted), NoHandshake began before the capture did, and
 	// EncryptedNotDissected were recognised by their first bytes only
 	// (in windows not dissected yet, or a protocol no dissector reads).
 	Encrypted                                                    uint64
 	Decrypted, HandshakeOnly, NoHandshake, EncryptedNotDissected uint64
+	DecryptedBy                                                  map[string]uint64
 	// NotDecoded counts packets that were not IP or could not be decoded.
 	NotDecoded uint64
 	// Notes say what else limits visibility.

@@ -30,6 +30,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/wirescope/wirescope/analysis"
 	"github.com/wirescope/wirescope/capture/flowindex"
 	"github.com/wirescope/wirescope/capture/source"
 	"github.com/wirescope/wirescope/dissect"
@@ -310,6 +311,11 @@ func (w *Workspace) Status(ctx context.Context) (tools.Status, error) {
 				st.EncryptedNotDissected++
 			case l.decryption == "decrypted":
 				st.Decrypted++
+			case analysis.Decrypted(l.decryption):
+				if st.DecryptedBy == nil {
+					st.DecryptedBy = map[string]uint64{}
+				}
+				st.DecryptedBy[analysis.DecryptedBy(l.decryption)]++
 			case l.decryption == "no handshake seen":
 				st.NoHandshake++
 			default:
@@ -340,7 +346,7 @@ func (w *Workspace) Status(ctx context.Context) (tools.Status, error) {
 type flowLabel struct {
 	name       string
 	encrypted  bool
-	decryption string // "decrypted", or why not (dissect.Flow.Decryption)
+	decryption string // "decrypted", "decrypted: <library> uprobe", or why not (dissect.Flow.Decryption)
 	// icmp is the ICMP error the flow drew (dissect.Flow.ICMP); refused
 	// that it was a destination unreachable.
 	icmp    string
