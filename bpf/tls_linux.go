@@ -343,8 +343,12 @@ func (t *TLSProbes) Attached() []Attached {
 // ErrTLSClosed is returned by ReadChunk and ReadExec once Close ran.
 var ErrTLSClosed = errors.New("TLS probes closed")
 
+// SetChunkDeadline makes ReadChunk return os.ErrDeadlineExceeded when no
+// chunk comes before t (zero: no deadline).
+func (t *TLSProbes) SetChunkDeadline(at time.Time) { t.chunks.SetDeadline(at) }
+
 // ReadChunk waits for the next chunk of plaintext and fills c; c.Data
-// reuses buf's array. It returns ErrTLSClosed after Close.
+// reuses rec's array. It returns ErrTLSClosed after Close.
 func (t *TLSProbes) ReadChunk(c *Chunk, rec *ringbuf.Record) error {
 	for {
 		if err := t.chunks.ReadInto(rec); err != nil {

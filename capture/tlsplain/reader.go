@@ -2,6 +2,7 @@ package tlsplain
 
 import (
 	"log/slog"
+	"net/netip"
 	"slices"
 	"sync"
 	"time"
@@ -30,6 +31,12 @@ type Options struct {
 	// MaxProcesses bounds the processes remembered, exited ones included
 	// (default 16,384).
 	MaxProcesses int
+	// Held, when set, reports whether the store holds packets of the TCP
+	// connection between two addresses: only those connections' plaintext
+	// is stored (the agent: segstore.Store.HoldsTCP), so that plaintext of
+	// connections the capture does not see (other interfaces, the filter)
+	// is left out and counted as NotCaptured.
+	Held func(a, b netip.AddrPort) bool
 	// Log gets what goes wrong; nil logs nothing.
 	Log *slog.Logger
 }
@@ -66,6 +73,7 @@ type Reader struct {
 	failed      map[fileKey]string // files the probes refused, and why
 	records     uint64
 	writeErrors uint64
+	notCaptured uint64
 }
 
 type fileKey struct{ dev, ino uint64 }
@@ -120,6 +128,9 @@ type Coverage struct {
 	Records     uint64          `json:"records"`
 	WriteErrors uint64          `json:"write_errors"`
 	Duplicates  uint64          `json:"duplicates"`
+	// NotCaptured counts chunks left out because the capture holds no
+	// packet of their connection (Options.Held).
+	NotCaptured uint64 `json:"not_captured"`
 	// Error is set when the counters could not be read.
 	Error string `json:"error,omitempty"`
 }
@@ -131,7 +142,7 @@ func (r *Reader) Coverage() Coverage {
 	defer r.mu.Unlock()
 	c := Coverage{
 		SyscallHook: r.hook(), Counters: cs, Records: r.records, WriteErrors: r.writeErrors,
-		Duplicates: r.seq.Duplicates, Probed: r.probes.Attached(),
+		Duplicates: r.seq.Duplicates, NotCaptured: r.notCaptured, Probed: r.probes.Attached(),
 	}
 	if err != nil {
 		c.Error = err.Error()

@@ -47,38 +47,70 @@ func (r *Reader) Close() error {
 	return nil
 }
 
-// readChunks stores every chunk as a plaintext record.
+// readChunks stores every chunk as a plaintext record. With
+// Options.Held, a connection new to the reader waits (at most HoldFor,
+// MaxHeldBytes in all) until the store holds its packets: its handshake's
+// packets may still be in the capture's ring when its first plaintext
+// comes.
 func (r *Reader) readChunks() {
 	defer r.wg.Done()
 	var (
-		c   bpf.Chunk
-		rec ringbuf.Record
-		buf []byte
-		p   capture.Packet
+		c    bpf.Chunk
+		rec  ringbuf.Record
+		held heldChunks
 	)
+	w := &recordWriter{r: r}
 	for {
-		if err := r.probes.ReadChunk(&c, &rec); err != nil {
+		if r.o.Held != nil {
+			r.probes.SetChunkDeadline(time.Now().Add(heldTick))
+		}
+		err := r.probes.ReadChunk(&c, &rec)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			held.settle(r, w, time.Now())
+			continue
+		}
+		if err != nil {
 			if !errors.Is(err, bpf.ErrTLSClosed) {
 				r.log.Warn("tlsplain: reading the TLS ring buffer", "err", err)
 			}
 			return
 		}
 		r.mu.Lock()
-		var ok bool
-		buf, ok = r.seq.record(buf[:0], &c, &p)
-		if ok {
-			r.records++
-		}
 		r.seenPID(int(c.PID), c.Library)
+		known := r.seq.known(&c)
 		r.mu.Unlock()
-		if !ok {
+		if !known && r.o.Held != nil && (held.waiting(&c) || !r.o.Held(c.Local, c.Remote)) {
+			held.add(r, &c, time.Now())
 			continue
 		}
-		if err := r.w.Write(&p, Interface); err != nil {
-			r.mu.Lock()
-			r.writeErrors++
-			r.mu.Unlock()
-		}
+		w.write(&c)
+		held.settle(r, w, time.Now())
+	}
+}
+
+// recordWriter numbers chunks and writes their records.
+type recordWriter struct {
+	r   *Reader
+	buf []byte
+	p   capture.Packet
+}
+
+func (w *recordWriter) write(c *bpf.Chunk) {
+	r := w.r
+	r.mu.Lock()
+	var ok bool
+	w.buf, ok = r.seq.record(w.buf[:0], c, &w.p)
+	if ok {
+		r.records++
+	}
+	r.mu.Unlock()
+	if !ok {
+		return
+	}
+	if err := r.w.Write(&w.p, Interface); err != nil {
+		r.mu.Lock()
+		r.writeErrors++
+		r.mu.Unlock()
 	}
 }
 

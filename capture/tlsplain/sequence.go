@@ -47,6 +47,13 @@ func newSequencer(max int) *sequencer {
 	return &sequencer{conns: map[connKey]*conn{}, max: max}
 }
 
+// known reports whether c's connection is numbered already.
+func (s *sequencer) known(c *bpf.Chunk) bool {
+	k, _ := keyOf(c.Local, c.Remote)
+	_, ok := s.conns[k]
+	return ok
+}
+
 // record appends c's plaintext record to dst and fills p with it; false
 // when the chunk is left out (the other end's copy, no addresses).
 func (s *sequencer) record(dst []byte, c *bpf.Chunk, p *capture.Packet) ([]byte, bool) {

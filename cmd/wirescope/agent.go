@@ -88,7 +88,7 @@ Prometheus metrics at /metrics. See the agentapi package for the endpoints.`,
 				return err
 			}
 			defer src.Close()
-			plain := startTLSPlaintext(tlsPlain, store, tlsplain.Options{Probes: bpf.TLSOptions{RingBytes: tlsRing, BytesPerSecond: tlsRate}, Log: logger}, logger)
+			plain := startTLSPlaintext(tlsPlain, store, tlsplain.Options{Probes: bpf.TLSOptions{RingBytes: tlsRing, BytesPerSecond: tlsRate}, Held: store.HoldsTCP, Log: logger}, logger)
 			defer plain.Close()
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
