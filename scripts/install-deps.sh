@@ -47,6 +47,10 @@ declare -A need=(
 	[ldapsearch]=ldap-utils    # its clients: ldapsearch, ldapadd, ldapmodify, ldapdelete, ldapmodrdn, ldapcompare, ldapwhoami, ldappasswd
 	[freeradius]=freeradius    # scripts/record-radius.sh: FreeRADIUS 3.2 run in the foreground from a copy of /etc/freeradius/3.0 in a temporary directory (the package's service, if its postinst starts one, is never used)
 	[radclient]=freeradius-utils # its client: radclient (PAP, CHAP, accounting, Status-Server, retransmissions)
+	[gcc]=gcc                  # bpf/tlslib's tests: a C program linked statically against libssl.a, then stripped
+	[strip]=binutils           # bpf/tlslib's tests: strip, and readelf for the offsets the tests check against
+	[readelf]=binutils
+	[python3]=python3          # bpf/tlslib's tests: processes that map libssl (import ssl) and libgnutls (ctypes)
 	[freeDiameterd]=freediameterd # scripts/record-diameter.sh: two freeDiameter peers (/usr/bin/freeDiameterd) run from their own configs in a temporary directory
 )
 # file → Debian package, for what is not a command
@@ -56,6 +60,8 @@ declare -A need_file=(
 	[/usr/include/linux/bpf.h]=linux-libc-dev   # make generate: the eBPF UAPI
 	[/usr/lib/postgresql/15/bin/postgres]=postgresql # PostgreSQL 15 (Debian 12) for scripts/record-postgres.sh: initdb, postgres, pgbench; its own clusters in a temporary directory, not the package's
 	[/usr/lib/python3/dist-packages/requests/__init__.py]=python3-requests # capture/tlsplain's test: a Python client (Debian's python3, its ssl on the system libssl) read through the TLS probes
+	[/usr/include/openssl/ssl.h]=libssl-dev # bpf/tlslib's tests: libssl.a and libcrypto.a for the statically linked TLS binary
+	[/usr/include/stdio.h]=libc6-dev           # its static libc (libc.a)
 	[/usr/lib/freeDiameter/dbg_msg_dumps.fdx]=freediameter-extensions # scripts/record-diameter.sh: dbg_msg_dumps (the manifest), acl_wl, dict_nasreq, dict_dcca
 )
 # nginx, mariadbd, slapd and freeradius live in /usr/sbin, which a user's PATH on Debian

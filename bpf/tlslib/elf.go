@@ -66,6 +66,13 @@ func isStatic(f *elf.File) bool {
 // f's dynamic symbols and, when present, its symbol table; whether f has a
 // .symtab; and whether one of its symbols is BoringSSL's.
 func funcSymbols(f *elf.File, wanted []string) (offs map[string]uint64, hasSymtab, boring bool, err error) {
+	offs, hasSymtab, boring, _, err = funcSymbols3(f, wanted)
+	return
+}
+
+// funcSymbols3 is funcSymbols, and also says whether one of the symbols is
+// OpenSSL 3's (OSSL_PROVIDER_*).
+func funcSymbols3(f *elf.File, wanted []string) (offs map[string]uint64, hasSymtab, boring, ossl3 bool, err error) {
 	want := make(map[string]bool, len(wanted))
 	for _, w := range wanted {
 		want[w] = true
@@ -75,6 +82,9 @@ func funcSymbols(f *elf.File, wanted []string) (offs map[string]uint64, hasSymta
 		for _, s := range syms {
 			if !boring && (strings.HasPrefix(s.Name, "_ZN4bssl") || strings.HasPrefix(s.Name, "BORINGSSL_")) {
 				boring = true
+			}
+			if !ossl3 && strings.HasPrefix(s.Name, "OSSL_PROVIDER_") {
+				ossl3 = true
 			}
 			if !want[s.Name] || elf.ST_TYPE(s.Info) != elf.STT_FUNC || s.Section == elf.SHN_UNDEF || s.Value == 0 {
 				continue
@@ -89,15 +99,15 @@ func funcSymbols(f *elf.File, wanted []string) (offs map[string]uint64, hasSymta
 	}
 	dyn, derr := f.DynamicSymbols()
 	if derr != nil && !errors.Is(derr, elf.ErrNoSymbols) {
-		return nil, false, false, fmt.Errorf("dynamic symbols: %w", derr)
+		return nil, false, false, false, fmt.Errorf("dynamic symbols: %w", derr)
 	}
 	add(dyn)
 	syms, serr := f.Symbols()
 	if serr != nil && !errors.Is(serr, elf.ErrNoSymbols) {
-		return nil, false, false, fmt.Errorf("symbols: %w", serr)
+		return nil, false, false, false, fmt.Errorf("symbols: %w", serr)
 	}
 	add(syms)
-	return offs, serr == nil, boring, nil
+	return offs, serr == nil, boring, ossl3, nil
 }
 
 // hasDynSymbol reports whether f exports name.
@@ -116,6 +126,9 @@ var (
 	// Jan 2026", "OpenSSL 1.1.1w  11 Sep 2023", "OpenSSL 3.0.13+quic 30
 	// Jan 2024".
 	openSSLVersionRE = regexp.MustCompile(`OpenSSL (\d+)\.(\d+)\.(\d+[a-z]*(?:[-+][0-9A-Za-z.]+)?) +\d{1,2} [A-Z][a-z]{2} \d{4}`)
+	// openSSL3VersionStrRE matches OpenSSL 3's OPENSSL_VERSION_STR, a
+	// string of its own: "3.0.19".
+	openSSL3VersionStrRE = regexp.MustCompile(`\x00([3-9])\.(\d+)\.(\d+)\x00`)
 	// gnuTLSVersionRE matches GnuTLS's own version in its messages
 	// ("Enabled GnuTLS 3.7.9 logging...").
 	gnuTLSVersionRE = regexp.MustCompile(`GnuTLS (\d+)\.(\d+)\.(\d+)`)
@@ -229,7 +242,7 @@ func analyzeExecutable(r io.ReaderAt) (*fileInfo, error) {
 	if bi, err := buildinfo.Read(r); err == nil {
 		return analyzeGo(f, r, bi.GoVersion)
 	}
-	offs, hasSymtab, boring, err := funcSymbols(f, openSSLFuncs)
+	offs, hasSymtab, boring, ossl3, err := funcSymbols3(f, openSSLFuncs)
 	if err != nil {
 		return nil, err
 	}
@@ -242,7 +255,15 @@ func analyzeExecutable(r io.ReaderAt) (*fileInfo, error) {
 			info.kind = NodeOpenSSL
 		}
 		if info.kind != BoringSSL {
-			info.version, info.major, info.minor, _ = findVersion(f, openSSLVersionRE)
+			var ok bool
+			info.version, info.major, info.minor, ok = findVersion(f, openSSLVersionRE)
+			if !ok && ossl3 {
+				// A static link leaves the version text out unless
+				// OpenSSL_version is called; OpenSSL 3's built-in
+				// providers keep OPENSSL_VERSION_STR ("3.0.19") for their
+				// "version" parameter.
+				info.version, info.major, info.minor, _ = findVersion(f, openSSL3VersionStrRE)
+			}
 		}
 		return info, nil
 	}
