@@ -1,0 +1,163 @@
+//go:build !lean
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/wirescope/wirescope/capture/agentapi"
+	"github.com/wirescope/wirescope/internal/testserver"
+)
+
+// TestAgentTLSPlaintext: the agent captures HTTPS on lo and reads its
+// plaintext through the TLS probes; dissecting the store's segments gives
+// exactly the calls curl (HTTP/1.1 over TLS 1.3, HTTP/2 over TLS 1.2) and
+// Python's requests made, once each, with the identities of the cluster
+// file, beside each connection's TLS handshake, and the connection's flow
+// reads decrypted by the uprobe.
+func TestAgentTLSPlaintext(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the agent needs root")
+	}
+	for _, tool := range []string{"curl", "/usr/bin/python3"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (make test installs it)", tool)
+		}
+	}
+	const port = "18447"
+	addr := "127.0.0.44:" + port
+	testserver.NginxTLS(t, addr)
+	dir := t.TempDir()
+	store := filepath.Join(dir, "store")
+	tokenFile := filepath.Join(dir, "token")
+	api := freePort(t)
+	agent := exec.Command(wirescopeBinary(t), "agent", "--iface", "lo", "--filter", "tcp port "+port, "--data-dir", store,
+		"--listen", api, "--token-file", tokenFile, "--stats-every", "0")
+	agent.Env = append(os.Environ(), "WIRESCOPE_TOKEN=")
+	line := startWaiting(t, agent, "msg=capturing")
+	stopped := false
+	defer func() {
+		if !stopped {
+			agent.Process.Signal(syscall.SIGTERM)
+			agent.Wait()
+		}
+	}()
+	if !strings.Contains(line, "tls_plaintext=on") {
+		t.Fatalf("the agent does not read TLS plaintext: %s", line)
+	}
+
+	url := "https://" + addr
+	type want struct{ proto, method, path string }
+	var wants []want
+	runs := [][]string{
+		{"curl", "-sk", "--interface", "127.0.0.45", "--http1.1", "--tlsv1.3", "-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null", url + "/a", url + "/b?q=1", url + "/big"},
+		{"curl", "-sk", "--interface", "127.0.0.45", "--http2", "--tls-max", "1.2", "-o", "/dev/null", "-o", "/dev/null", url + "/h2-one", url + "/h2-two"},
+		{"/usr/bin/python3", "-c", `import requests, urllib3
+urllib3.disable_warnings()
+s = requests.Session()
+for p in ("/py-one", "/py-two"):
+    r = s.get("` + url + `" + p, verify=False)
+    assert r.status_code == 200 and r.text == "probed\n", (r.status_code, r.text)
+`},
+	}
+	for _, p := range []string{"/a", "/b?q=1", "/big"} {
+		wants = append(wants, want{"http", "GET", p})
+	}
+	for _, p := range []string{"/h2-one", "/h2-two"} {
+		wants = append(wants, want{"http2", "GET", p})
+	}
+	for _, p := range []string{"/py-one", "/py-two"} {
+		wants = append(wants, want{"http", "GET", p})
+	}
+	for _, run := range runs {
+		if out, err := exec.Command(run[0], run[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %v\n%s", run, err, out)
+		}
+	}
+	b, err := os.ReadFile(tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := strings.TrimSpace(string(b))
+	var st agentapi.Stats
+	waitFor(t, "the plaintext of 3 connections stored", func() bool {
+		resp := apiGet(t, "http://"+api+"/v1/stats", token)
+		defer resp.Body.Close()
+		st = agentapi.Stats{}
+		json.NewDecoder(resp.Body).Decode(&st)
+		return st.TLS != nil && st.TLS.Records >= 8
+	})
+	if st.TLSPlaintext != "on" || st.TLS.Counters.RingFull != 0 || st.TLS.Counters.OverRate != 0 || st.TLS.WriteErrors != 0 {
+		t.Errorf("stats: %q %+v", st.TLSPlaintext, st.TLS)
+	}
+	if st.TLS.Duplicates == 0 {
+		t.Error("client and server were both probed, yet no chunk was left out as the other end's copy")
+	}
+	agent.Process.Signal(syscall.SIGTERM)
+	agent.Wait()
+	stopped = true
+
+	segs, _ := filepath.Glob(filepath.Join(store, "segments", "*.pcap"))
+	if !slices.ContainsFunc(segs, func(s string) bool { return strings.HasSuffix(s, "-lt147.pcap") }) {
+		t.Fatalf("no plaintext segment among %v", segs)
+	}
+	cluster := filepath.Join(dir, "cluster.json")
+	os.WriteFile(cluster, []byte(`{"pods":[{"name":"web-tls-0","namespace":"shop","node":"node-a","ip":"127.0.0.44","labels":{"app":"web"}},
+	         {"name":"curl-0","namespace":"tools","node":"node-a","ip":"127.0.0.45","labels":{"app":"curl"}}]}`), 0o644)
+	out, stderr, err := runCmd(t, append([]string{"dissect", "--cluster", cluster}, segs...)...)
+	if err != nil {
+		t.Fatalf("dissect: %v\n%s", err, stderr)
+	}
+	var got []want
+	handshakes := 0
+	for _, c := range parseCalls(t, out) {
+		switch c.Proto {
+		case "tls":
+			handshakes++
+			continue
+		case "http", "http2":
+		default:
+			t.Errorf("unexpected call %s %s %s", c.Proto, c.Method, c.Path)
+			continue
+		}
+		got = append(got, want{c.Proto, c.Method, c.Path})
+		if fmt.Sprint(c.Status) != "200" {
+			t.Errorf("%s %s: status %v", c.Method, c.Path, c.Status)
+		}
+		if c.Dst.Pod != "web-tls-0" || c.Dst.IP.String() != "127.0.0.44" {
+			t.Errorf("%s %s: server %+v", c.Method, c.Path, c.Dst)
+		}
+		if strings.HasPrefix(c.Path, "/py-") {
+			continue // Python connects from 127.0.0.1
+		}
+		if c.Src.Pod != "curl-0" {
+			t.Errorf("%s %s: client %+v", c.Method, c.Path, c.Src)
+		}
+	}
+	key := func(w want) string { return w.proto + " " + w.method + " " + w.path }
+	sort.Slice(got, func(i, j int) bool { return key(got[i]) < key(got[j]) })
+	sort.Slice(wants, func(i, j int) bool { return key(wants[i]) < key(wants[j]) })
+	if !slices.Equal(got, wants) {
+		t.Errorf("calls from the store:\n%v\nwant:\n%v", got, wants)
+	}
+	if handshakes != len(runs) { // each client made one connection
+		t.Errorf("%d TLS handshakes, want one per connection (%d)", handshakes, len(runs))
+	}
+	// The flows say the plaintext came from the uprobe.
+	flowsOut, _, err := runCmd(t, append([]string{"dissect", "--flows"}, segs...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(flowsOut, "uprobe"); n != len(runs) { // one line per encrypted flow
+		t.Errorf("%d flows read decrypted by the uprobe, want %d:\n%s", n, len(runs), flowsOut)
+	}
+}
