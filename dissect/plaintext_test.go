@@ -427,3 +427,38 @@ func TestPlaintextCaptures(t *testing.T) {
 		t.Errorf("%d calls of /f, want 10", n)
 	}
 }
+
+// TestPlaintextHostile: records that lie (sequence numbers far ahead and
+// behind, a record claiming more than it holds) and more plaintext streams
+// than MaxFlows: no panic, gaps counted, the streams over the bound ended
+// early and counted, every stream's flow reported once.
+func TestPlaintextHostile(t *testing.T) {
+	h := newHarness(dissect.Options{MaxFlows: 64})
+	hdr := capture.PlaintextHeader{Library: capture.LibOpenSSL}
+	at := start
+	send := func(src, dst string, seq uint32, b []byte, length int) {
+		rec := capture.AppendPlaintext(nil, hdr, netip.MustParseAddrPort(src), netip.MustParseAddrPort(dst), seq, 1, b)
+		h.emit(capture.Packet{Timestamp: at, Data: rec, Length: len(rec) + length - len(b), LinkType: capture.LinkTypeTLSPlaintext})
+		at = at.Add(time.Millisecond)
+	}
+	req := []byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	send("10.0.0.2:40000", "10.0.0.9:443", 1, req, len(req))
+	send("10.0.0.2:40000", "10.0.0.9:443", 1<<31, req, len(req)) // 2 GiB ahead
+	send("10.0.0.2:40000", "10.0.0.9:443", 5, req, len(req))     // behind: old bytes
+	send("10.0.0.2:40000", "10.0.0.9:443", 1<<31+uint32(len(req)), req, 1<<30)
+	for i := range 500 {
+		send(fmt.Sprintf("10.0.%d.%d:40001", i/200, i%200+1), "10.0.0.9:443", 1, req, len(req))
+	}
+	st := h.finish()
+	if st.Evicted == 0 || len(h.flows) != 501 || st.MissingBytes < 1<<31 {
+		t.Errorf("evicted %d, %d flows, missing %d", st.Evicted, len(h.flows), st.MissingBytes)
+	}
+	for _, c := range h.calls {
+		if c.Proto != "http" || c.Path != "/" {
+			t.Errorf("call %s", callLine(c))
+		}
+	}
+	if len(h.calls) < 501 {
+		t.Errorf("%d calls", len(h.calls))
+	}
+}
