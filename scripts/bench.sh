@@ -13,7 +13,8 @@
 # with `-d tcp.port==19092,kafka` a Kafka load (a franz-go producer and
 # consumer against franz-go's kfake broker, scripts/record-kafka.sh --bulk) — and
 # prints the wall-time and peak-RSS ratios of each (see scripts/benchcmp/main.go), the
-# agent against tcpdump (scripts/bench-agent.sh), the hub with 1, 10 and
+# agent against tcpdump (scripts/bench-agent.sh), the agent's TLS plaintext
+# probes' cost to wrk over HTTPS to nginx (scripts/bench-tls.sh), the hub with 1, 10 and
 # 50 agents (test/hubscale: about 40 s on 2 cores), and the hub's answers to
 # 50 MCP clients at once (test/hubload: about 1 min).
 #
@@ -63,6 +64,14 @@ echo
 # wirescope agent against tcpdump -w on the same veth traffic (needs root;
 # it says so and skips otherwise). See scripts/bench-agent.sh -h.
 bash scripts/bench-agent.sh
+
+echo
+# The agent's TLS plaintext probes (uprobes on OpenSSL): wrk over HTTPS to
+# nginx without the agent, with it capturing packets only, with the probes
+# on both ends and on nginx alone, interleaved run by run (needs root; it
+# says so and skips otherwise). See scripts/bench-tls.sh -h; RUNS and SECS
+# as for bench-agent.sh.
+bash scripts/bench-tls.sh
 
 echo
 # The hub reading 1, 10 and 50 agents (real agent API, real hub binary,
