@@ -126,6 +126,7 @@ struct chunk {
 	__u8 pad;
 	__u8 local_addr[16]; // IPv4 in the first 4 bytes
 	__u8 remote_addr[16];
+	char comm[16]; // the thread's comm
 };
 
 struct event {
@@ -337,6 +338,7 @@ static __always_inline int emit(void *ctx, __s32 fd, __u64 buf, __u64 n, __u32 k
 	e->h.cgroup_id = bpf_get_current_cgroup_id();
 	e->h.cookie = bpf_get_attach_cookie(ctx);
 	e->h.ktime = bpf_ktime_get_ns();
+	bpf_get_current_comm(e->h.comm, sizeof(e->h.comm));
 	e->h.len = n;
 	e->h.dir = kind;
 	struct lost_key lk = {.tgid = e->h.tgid, .fd = fd, .dir = kind};

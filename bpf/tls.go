@@ -50,6 +50,9 @@ type Attached struct {
 type Chunk struct {
 	Time     time.Time
 	PID, TID uint32
+	// Comm is the calling thread's comm (a process's threads may name
+	// themselves; most keep the process's).
+	Comm     string
 	CgroupID uint64
 	FD       int32
 	Library  Library

@@ -41,6 +41,7 @@ type tlsChunk struct {
 	Pad        uint8
 	LocalAddr  [16]uint8
 	RemoteAddr [16]uint8
+	Comm       [16]int8
 	_          [4]byte
 }
 

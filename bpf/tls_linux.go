@@ -376,7 +376,7 @@ func (t *TLSProbes) decode(b []byte, c *Chunk) bool {
 		data = data[:h.Captured]
 	}
 	*c = Chunk{
-		Time: t.clock.wall(h.Ktime), PID: h.Tgid, TID: h.Tid, CgroupID: h.CgroupId, FD: h.Fd,
+		Time: t.clock.wall(h.Ktime), PID: h.Tgid, TID: h.Tid, CgroupID: h.CgroupId, FD: h.Fd, Comm: cString(h.Comm[:]),
 		Read: h.Dir == 1, Len: h.Len, Offset: h.Offset, Lost: h.Lost, Data: data,
 		Local:  addrPort(h.Family, h.LocalAddr, h.LocalPort),
 		Remote: addrPort(h.Family, h.RemoteAddr, h.RemotePort),
@@ -496,4 +496,16 @@ func (c *monoClock) wall(mono uint64) time.Time {
 	off := c.offset
 	c.mu.Unlock()
 	return time.Unix(0, int64(mono)+off)
+}
+
+// cString is the text of a NUL-terminated array.
+func cString(b []int8) string {
+	out := make([]byte, 0, len(b))
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		out = append(out, byte(c))
+	}
+	return string(out)
 }

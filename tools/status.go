@@ -88,6 +88,9 @@ func CaptureStatus(b Backend) Tool {
 					line += "; warning: " + w
 				}
 				bud.add(line)
+				if s.TLS != nil {
+					bud.add("    " + tlsCoverageText(s.TLS))
+				}
 			}
 			var closing []string
 			if bud.omitted > 0 {
@@ -123,4 +126,71 @@ func encryptedText(st *Status) string {
 	}
 	return fmt.Sprintf(" (decrypted with the key log: %s%s; handshake only, not decrypted: %s; no handshake seen: %s; not dissected yet: %s)",
 		count(st.Decrypted), uprobes, count(st.HandshakeOnly), count(st.NoHandshake), count(st.EncryptedNotDissected))
+}
+
+// tlsCoverageText says what a node agent reads of TLS from its processes'
+// libraries, and above all what it cannot: "TLS plaintext: on; read from
+// OpenSSL 3.0.19 (nginx 412, curl 977); NOT readable (their TLS traffic is
+// opaque here): statically linked without symbols: app 123".
+func tlsCoverageText(c *TLSCoverage) string {
+	if c.State != "on" {
+		return "TLS plaintext: " + c.State + " (TLS traffic on this node is read only with a key log)"
+	}
+	// A process is not readable when none of its TLS libraries is read;
+	// one that is read and also loads another library (curl's libldap
+	// brings GnuTLS) is read, the other library noted apart.
+	read, not, also := map[string][]string{}, map[string][]string{}, map[string][]string{}
+	probed := map[int]bool{}
+	for _, p := range c.Processes {
+		if p.Probed {
+			probed[p.PID] = true
+		}
+	}
+	for _, p := range c.Processes {
+		name := fmt.Sprintf("%s %d", p.Comm, p.PID)
+		if p.Exited {
+			name += " (exited)"
+		}
+		why := p.Reason
+		if p.Library != "" && !strings.Contains(why, p.Library) {
+			why = p.Library + ": " + why
+		}
+		switch {
+		case p.Probed:
+			read[p.Library] = append(read[p.Library], name)
+		case probed[p.PID]:
+			also[why] = append(also[why], name)
+		default:
+			not[why] = append(not[why], name)
+		}
+	}
+	group := func(m map[string][]string) string {
+		keys := slices.Sorted(maps.Keys(m))
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			names := m[k]
+			slices.Sort(names)
+			if len(names) > 8 {
+				names = append(names[:8:8], fmt.Sprintf("%d more", len(m[k])-8))
+			}
+			parts[i] = k + " (" + strings.Join(names, ", ") + ")"
+		}
+		return strings.Join(parts, "; ")
+	}
+	line := "TLS plaintext: on"
+	if len(read) > 0 {
+		line += "; read from " + group(read)
+	} else {
+		line += "; no process's TLS library probed yet"
+	}
+	if len(not) > 0 {
+		line += "; NOT readable (their TLS traffic is opaque here, not absent): " + group(not)
+	}
+	if len(also) > 0 {
+		line += "; also loaded by processes read above, not read itself: " + group(also)
+	}
+	if c.Dropped > 0 {
+		line += fmt.Sprintf("; dropped %s of plaintext (%s): calls on those connections may be missing or cut", plural(c.Dropped, "chunk"), size(c.LostBytes))
+	}
+	return line
 }

@@ -128,6 +128,30 @@ type Source struct {
 	LastContact time.Time
 	Since       time.Time
 	Error       string
+	// TLS is what a node agent's TLS probes cover; nil for a file or an
+	// agent that says nothing of them.
+	TLS *TLSCoverage
+}
+
+// TLSCoverage is what a node agent reads of TLS from its processes' TLS
+// libraries (uprobes): State "on" or "off: why", each process using a TLS
+// library with whether its plaintext is read and if not why, and the
+// chunks of plaintext dropped.
+type TLSCoverage struct {
+	State              string
+	Processes          []TLSProcess
+	Dropped, LostBytes uint64
+}
+
+// TLSProcess is a process using a TLS library (Library names it and its
+// version); Probed tells whether its plaintext is read, Reason why not.
+type TLSProcess struct {
+	PID     int
+	Comm    string
+	Exited  bool
+	Library string
+	Probed  bool
+	Reason  string
 }
 
 // Status is what capture_status reports.

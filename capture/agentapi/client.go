@@ -413,6 +413,7 @@ func (c *Client) Status(context.Context) source.Status {
 	if st.Store.Full {
 		p.Warnings = append(p.Warnings, "the agent's disk is full: packets are being dropped")
 	}
+	p.TLS = tlsCoverage(st.Capture)
 	return source.Status{Parts: []source.Part{p}}
 }
 
@@ -553,4 +554,26 @@ func (c *Client) DeleteSnapshot(ctx context.Context, name string) error {
 		return statusError(resp)
 	}
 	return nil
+}
+
+// tlsCoverage is what the agent says of its TLS probes, for the hub; nil
+// from an agent that says nothing of them.
+func tlsCoverage(c Capture) *source.TLSCoverage {
+	if c.TLSPlaintext == "" {
+		return nil
+	}
+	cov := &source.TLSCoverage{State: c.TLSPlaintext}
+	t := c.TLS
+	if t == nil {
+		return cov
+	}
+	cov.Dropped = t.Counters.RingFull + t.Counters.OverRate + t.Counters.ReadFaults + t.WriteErrors
+	cov.LostBytes = t.Counters.LostBytes
+	for _, p := range t.Processes {
+		for _, l := range p.Libraries {
+			cov.Processes = append(cov.Processes, source.TLSProcess{PID: p.PID, Comm: p.Comm, Exited: !p.Exited.IsZero(),
+				Library: l.Name, Probed: l.Probed, Reason: l.Reason})
+		}
+	}
+	return cov
 }

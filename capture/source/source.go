@@ -89,6 +89,34 @@ type Part struct {
 	Since    time.Time
 	Error    string
 	Warnings []string
+	// TLS is what a node agent's TLS probes cover (agents only; nil
+	// otherwise).
+	TLS *TLSCoverage
+}
+
+// TLSCoverage is what a node agent's TLS probes read: which processes'
+// TLS libraries, which they cannot and why, and what they dropped.
+type TLSCoverage struct {
+	// State is "on", or "off: why" (the probes did not load, or were
+	// turned off).
+	State string
+	// Processes are the processes using a TLS library.
+	Processes []TLSProcess
+	// Dropped counts chunks of plaintext lost (ring full, over the rate,
+	// unreadable, refused by the store); LostBytes their bytes.
+	Dropped, LostBytes uint64
+}
+
+// TLSProcess is a process using a TLS library.
+type TLSProcess struct {
+	PID    int
+	Comm   string
+	Exited bool
+	// Library is the library and version ("OpenSSL 3.0.19"); Probed
+	// whether its plaintext is read, Reason why not.
+	Library string
+	Probed  bool
+	Reason  string
 }
 
 // Up reports whether the part answered.

@@ -3,7 +3,10 @@ package tlsplain
 import (
 	"log/slog"
 	"net/netip"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -167,13 +170,16 @@ func (r *Reader) Coverage() Coverage {
 
 // seenPID counts a chunk of pid's (r.mu held); a process whose chunk comes
 // before its inspection is remembered with the chunk's library.
-func (r *Reader) seenPID(pid int, lib bpf.Library) {
+func (r *Reader) seenPID(pid int, comm string, lib bpf.Library) {
 	pr := r.procs[pid]
 	if pr == nil {
 		if len(r.procs) >= r.o.MaxProcesses {
 			r.forgetExited()
 		}
-		pr = &Process{PID: pid, First: time.Now(), Libraries: []Library{{Name: lib.Name, Probed: true}}}
+		if c := readComm(pid); c != "" {
+			comm = c // the process's, not the thread's
+		}
+		pr = &Process{PID: pid, Comm: comm, First: time.Now(), Libraries: []Library{{Name: lib.Name, Probed: true}}}
 		r.procs[pid] = pr
 	}
 	pr.Chunks++
@@ -199,4 +205,13 @@ func (r *Reader) forgetExited() {
 	for _, p := range exited[:max(1, len(exited)/2)] {
 		delete(r.procs, p.PID)
 	}
+}
+
+// readComm is pid's comm, "" when it cannot be read.
+func readComm(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
@@ -76,7 +75,7 @@ func (r *Reader) readChunks() {
 			return
 		}
 		r.mu.Lock()
-		r.seenPID(int(c.PID), c.Library)
+		r.seenPID(int(c.PID), c.Comm, c.Library)
 		known := r.seq.known(&c)
 		r.mu.Unlock()
 		if !known && r.o.Held != nil && (held.waiting(&c) || !r.o.Held(c.Local, c.Remote)) {
@@ -212,6 +211,9 @@ func (r *Reader) inspect(pid int) {
 		return
 	}
 	pr := r.procs[pid]
+	if comm == "" && pr != nil {
+		comm = pr.Comm // gone since: keep what the chunks said
+	}
 	if pr == nil || pr.Comm != comm {
 		if len(r.procs) >= r.o.MaxProcesses {
 			r.forgetExited()
@@ -226,6 +228,9 @@ func (r *Reader) inspect(pid int) {
 // uses and whether its plaintext is read.
 func (r *Reader) probe(t tlslib.Target) Library {
 	l := Library{Name: t.Library, Kind: t.Kind.String(), Path: t.Path, Reason: t.Reason}
+	if t.Kind == tlslib.Unknown {
+		l.Name = "" // nothing says which library, or whether it does TLS
+	}
 	if t.Reason != "" || !t.Kind.Probeable() {
 		if l.Reason == "" {
 			l.Reason = t.Kind.String() + " not supported"
@@ -270,14 +275,6 @@ func (r *Reader) probe(t tlslib.Target) Library {
 	}
 	l.Probed = true
 	return l
-}
-
-func readComm(pid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
 }
 
 // counters reads the probes' counters.

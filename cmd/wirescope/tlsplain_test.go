@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,8 +14,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/mark3labs/mcp-go/client"
 	"github.com/wirescope/wirescope/capture/agentapi"
+	"github.com/wirescope/wirescope/capture/tlsplain"
 	"github.com/wirescope/wirescope/internal/testserver"
 )
 
@@ -75,33 +79,71 @@ for p in ("/py-one", "/py-two"):
 	for _, p := range []string{"/h2-one", "/h2-two"} {
 		wants = append(wants, want{"http2", "GET", p})
 	}
-	for _, p := range []string{"/py-one", "/py-two"} {
-		wants = append(wants, want{"http", "GET", p})
+	for _, p := range []string{"/py-one", "/py-two", "/static"} {
+		wants = append(wants, want{"http", "GET", p}) // /static: read at nginx's end
 	}
 	for _, run := range runs {
 		if out, err := exec.Command(run[0], run[1:]...).CombinedOutput(); err != nil {
 			t.Fatalf("%v: %v\n%s", run, err, out)
 		}
 	}
+	// A statically linked, stripped TLS client: its request is not read,
+	// and capture_status says why.
+	static := staticTLSClient(t, dir)
+	sc := exec.Command(static, "127.0.0.44", port)
+	var scOut strings.Builder
+	sc.Stdout, sc.Stderr = &scOut, &scOut
+	if err := sc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sc.Process.Kill(); sc.Wait() }()
+	waitFor(t, "the static client's response", func() bool { return strings.Contains(scOut.String(), "HTTP/1.1 200") })
 	b, err := os.ReadFile(tokenFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	token := strings.TrimSpace(string(b))
 	var st agentapi.Stats
-	waitFor(t, "the plaintext of 3 connections stored", func() bool {
+	waitFor(t, "the plaintext of 4 connections stored", func() bool {
 		resp := apiGet(t, "http://"+api+"/v1/stats", token)
 		defer resp.Body.Close()
 		st = agentapi.Stats{}
 		json.NewDecoder(resp.Body).Decode(&st)
-		return st.TLS != nil && st.TLS.Records >= 8
+		return st.TLS != nil && st.TLS.Records >= 10
 	})
 	if st.TLSPlaintext != "on" || st.TLS.Counters.RingFull != 0 || st.TLS.Counters.OverRate != 0 || st.TLS.WriteErrors != 0 {
 		t.Errorf("stats: %q %+v", st.TLSPlaintext, st.TLS)
 	}
+	// Python's requests exited before the agent was asked: named by the
+	// chunks it left.
+	if !slices.ContainsFunc(st.TLS.Processes, func(p tlsplain.Process) bool {
+		return p.Comm == "python3" && len(p.Libraries) > 0 && p.Libraries[0].Probed
+	}) {
+		t.Errorf("python3 is not among the processes read: %+v", st.TLS.Processes)
+	}
 	if st.TLS.Duplicates == 0 {
 		t.Error("client and server were both probed, yet no chunk was left out as the other end's copy")
 	}
+	// capture_status, through an MCP client of `wirescope mcp --agents`,
+	// names what is read and what is not, and why.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := client.NewStdioMCPClient(wirescopeBinary(t), []string{"WIRESCOPE_AGENT_TOKEN=" + token}, "mcp", "--agents", "http://"+api,
+		"--data-dir", filepath.Join(dir, "mcp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	initialize(ctx, t, c)
+	status := toolText(ctx, t, c, "capture_status", map[string]any{})
+	for _, want := range []string{"TLS plaintext: on; read from ", "OpenSSL 3.0.", "nginx ", "curl ",
+		"NOT readable (their TLS traffic is opaque here, not absent): statically linked without symbols (",
+		"static-tls " + fmt.Sprint(sc.Process.Pid)} {
+		if !strings.Contains(status, want) {
+			t.Errorf("capture_status does not say %q:\n%s", want, status)
+		}
+	}
+	c.Close()
 	agent.Process.Signal(syscall.SIGTERM)
 	agent.Wait()
 	stopped = true
@@ -136,8 +178,8 @@ for p in ("/py-one", "/py-two"):
 		if c.Dst.Pod != "web-tls-0" || c.Dst.IP.String() != "127.0.0.44" {
 			t.Errorf("%s %s: server %+v", c.Method, c.Path, c.Dst)
 		}
-		if strings.HasPrefix(c.Path, "/py-") {
-			continue // Python connects from 127.0.0.1
+		if strings.HasPrefix(c.Path, "/py-") || c.Path == "/static" {
+			continue // Python and the static client connect from 127.0.0.1
 		}
 		if c.Src.Pod != "curl-0" {
 			t.Errorf("%s %s: client %+v", c.Method, c.Path, c.Src)
@@ -149,15 +191,64 @@ for p in ("/py-one", "/py-two"):
 	if !slices.Equal(got, wants) {
 		t.Errorf("calls from the store:\n%v\nwant:\n%v", got, wants)
 	}
-	if handshakes != len(runs) { // each client made one connection
-		t.Errorf("%d TLS handshakes, want one per connection (%d)", handshakes, len(runs))
+	conns := len(runs) + 1 // each client made one connection, the static one too
+	if handshakes != conns {
+		t.Errorf("%d TLS handshakes, want one per connection (%d)", handshakes, conns)
 	}
 	// The flows say the plaintext came from the uprobe.
 	flowsOut, _, err := runCmd(t, append([]string{"dissect", "--flows"}, segs...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(flowsOut, "uprobe"); n != len(runs) { // one line per encrypted flow
-		t.Errorf("%d flows read decrypted by the uprobe, want %d:\n%s", n, len(runs), flowsOut)
+	if n := strings.Count(flowsOut, "uprobe"); n != conns { // one line per encrypted flow
+		t.Errorf("%d flows read decrypted by the uprobe, want %d:\n%s", n, conns, flowsOut)
 	}
+}
+
+// staticTLSClient builds, in dir, a C program linked statically against
+// libssl.a and stripped: "static-tls HOST PORT" sends one HTTPS request,
+// prints the response, and stays alive a minute (for the agent to find).
+func staticTLSClient(t *testing.T, dir string) string {
+	t.Helper()
+	for _, tool := range []string{"gcc", "strip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (make test installs it)", tool)
+		}
+	}
+	src := `#include <openssl/ssl.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[2]))};
+	inet_pton(AF_INET, argv[1], &a.sin_addr);
+	if (connect(fd, (struct sockaddr *)&a, sizeof a)) { perror("connect"); return 1; }
+	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+	SSL *ssl = SSL_new(ctx);
+	SSL_set_fd(ssl, fd);
+	if (SSL_connect(ssl) != 1) { fprintf(stderr, "handshake failed\n"); return 1; }
+	const char *req = "GET /static HTTP/1.1\r\nHost: static\r\n\r\n";
+	SSL_write(ssl, req, strlen(req));
+	char buf[512];
+	int n = SSL_read(ssl, buf, sizeof buf - 1);
+	if (n > 0) { buf[n] = 0; printf("%s\n", buf); }
+	fflush(stdout);
+	sleep(60);
+	return 0;
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "static-tls.c"), []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "static-tls")
+	if out, err := exec.Command("gcc", "-static", "-O1", "-o", bin, filepath.Join(dir, "static-tls.c"), "-lssl", "-lcrypto", "-lpthread").CombinedOutput(); err != nil {
+		t.Fatalf("gcc -static against libssl.a (libssl-dev): %v\n%s", err, out)
+	}
+	if out, err := exec.Command("strip", bin).CombinedOutput(); err != nil {
+		t.Fatalf("strip: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -274,7 +274,7 @@ func sourceStatus(ctx context.Context, src source.Source) (tools.Status, source.
 	for _, p := range ss.Parts {
 		st.Sources = append(st.Sources, tools.Source{Name: p.Name, Kind: p.Kind, Node: p.Node, First: p.First, Last: p.Last,
 			Packets: p.Packets, Bytes: p.Bytes, Drops: p.Drops, State: p.State, LastContact: p.LastContact, Since: p.Since,
-			Error: p.Error, Warnings: p.Warnings})
+			Error: p.Error, Warnings: p.Warnings, TLS: tlsCoverage(p.TLS)})
 		if p.Up() {
 			st.Packets += p.Packets
 			st.Bytes += p.Bytes
@@ -366,4 +366,16 @@ func (w *Workspace) protocolOf(s *flowindex.Summary) (name string, guessed bool,
 		return name, true, l
 	}
 	return "", false, l
+}
+
+// tlsCoverage is a part's TLS coverage as the tools show it.
+func tlsCoverage(c *source.TLSCoverage) *tools.TLSCoverage {
+	if c == nil {
+		return nil
+	}
+	t := &tools.TLSCoverage{State: c.State, Dropped: c.Dropped, LostBytes: c.LostBytes}
+	for _, p := range c.Processes {
+		t.Processes = append(t.Processes, tools.TLSProcess{PID: p.PID, Comm: p.Comm, Exited: p.Exited, Library: p.Library, Probed: p.Probed, Reason: p.Reason})
+	}
+	return t
 }
