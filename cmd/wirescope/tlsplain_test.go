@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -251,4 +253,78 @@ int main(int argc, char **argv) {
 		t.Fatalf("strip: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// TestAgentTLSPlaintextOff: where the probes cannot load (here: a ring
+// size the kernel cannot take), the agent captures packets as before and
+// says why in its log, its stats and capture_status; with
+// --tls-plaintext=false it says it is off.
+func TestAgentTLSPlaintextOff(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the agent needs root")
+	}
+	for _, tc := range []struct {
+		flag, state string
+	}{
+		{"--tls-ring-bytes=1000", "off: TLS ring buffer size 1000: must be a power of two of at least 64 KiB"},
+		{"--tls-plaintext=false", "off (--tls-plaintext=false)"},
+	} {
+		dir := t.TempDir()
+		tokenFile := filepath.Join(dir, "token")
+		api := freePort(t)
+		agent := exec.Command(wirescopeBinary(t), "agent", "--iface", "lo", "--filter", "tcp port 18448", "--data-dir", filepath.Join(dir, "store"),
+			"--listen", api, "--token-file", tokenFile, "--stats-every", "0", tc.flag)
+		agent.Env = append(os.Environ(), "WIRESCOPE_TOKEN=")
+		line := startWaiting(t, agent, "msg=capturing")
+		if !strings.Contains(line, "tls_plaintext=") || !strings.Contains(line, "off") {
+			t.Errorf("%s: the start line does not say TLS plaintext is off: %s", tc.flag, line)
+		}
+		b, _ := os.ReadFile(tokenFile)
+		token := strings.TrimSpace(string(b))
+		// Packets are still captured.
+		ln, err := net.Listen("tcp", "127.0.0.46:18448")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				c.Write([]byte("hello"))
+				c.Close()
+			}
+		}()
+		var st agentapi.Stats
+		waitFor(t, "packets captured with TLS plaintext off", func() bool {
+			if c, err := net.Dial("tcp", "127.0.0.46:18448"); err == nil {
+				io.ReadAll(c)
+				c.Close()
+			}
+			resp := apiGet(t, "http://"+api+"/v1/stats", token)
+			defer resp.Body.Close()
+			st = agentapi.Stats{}
+			json.NewDecoder(resp.Body).Decode(&st)
+			return st.Store.Packets > 0
+		})
+		ln.Close()
+		if st.TLSPlaintext != tc.state || st.TLS != nil {
+			t.Errorf("%s: stats say %q (coverage %v), want %q", tc.flag, st.TLSPlaintext, st.TLS != nil, tc.state)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		c, err := client.NewStdioMCPClient(wirescopeBinary(t), []string{"WIRESCOPE_AGENT_TOKEN=" + token}, "mcp", "--agents", "http://"+api,
+			"--data-dir", filepath.Join(dir, "mcp"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		initialize(ctx, t, c)
+		if status := toolText(ctx, t, c, "capture_status", map[string]any{}); !strings.Contains(status, "TLS plaintext: "+tc.state+" (TLS traffic on this node is read only with a key log)") {
+			t.Errorf("%s: capture_status does not say TLS plaintext is off:\n%s", tc.flag, status)
+		}
+		c.Close()
+		cancel()
+		agent.Process.Signal(syscall.SIGTERM)
+		agent.Wait()
+	}
 }
