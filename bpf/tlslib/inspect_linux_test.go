@@ -97,13 +97,6 @@ func need(t *testing.T, cmds ...string) {
 	}
 }
 
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: uprobes are attached to check the offsets against the kernel's")
-	}
-}
-
 // writeCert writes a self-signed ECDSA certificate and key for 127.0.0.1.
 func writeCert(t *testing.T, dir string) (cert, key string) {
 	t.Helper()
