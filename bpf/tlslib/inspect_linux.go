@@ -129,14 +129,36 @@ func readBounded(name string, limit int) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, int64(limit)))
+	// One large buffer: the kernel fills as much of it as the maps text
+	// holds in each read, where io.ReadAll's growth takes many reads.
+	buf := make([]byte, 0, 64<<10)
+	for len(buf) < limit {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, min(cap(buf), limit-len(buf)))
+		}
+		n, err := f.Read(buf[len(buf):min(cap(buf), limit)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
 }
 
-// parseMaps returns the files mapped, each once, in order.
+// parseMaps returns the libraries mapped (files named lib*), each once,
+// in order.
 func parseMaps(raw []byte) []mapping {
 	var out []mapping
 	seen := make(map[string]bool)
 	for line := range bytes.Lines(raw) {
+		// Only libraries are of interest (the executable is read through
+		// /proc/PID/exe): skip the other lines before splitting them.
+		if i := bytes.LastIndexByte(line, '/'); i < 0 || !bytes.HasPrefix(line[i+1:], []byte("lib")) {
+			continue
+		}
 		// start-end perms offset dev inode path
 		fields := bytes.Fields(line)
 		if len(fields) < 6 || fields[5][0] != '/' {
