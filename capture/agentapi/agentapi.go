@@ -89,6 +89,10 @@ type Options struct {
 	Node string
 	// Capture reports the capture side's state; nil reports nothing.
 	Capture func() Capture
+	// OpaqueTLS says why the TLS plaintext of a TCP connection between
+	// these processes (the opener's first) cannot be read, "" if it can
+	// or nothing is known; nil says nothing.
+	OpaqueTLS func(procs [2]segstore.Proc) string
 	// Token is the bearer token every request but /healthz must carry.
 	Token  string
 	Logger *slog.Logger
@@ -358,6 +362,9 @@ type Flow struct {
 	Interface string        `json:"iface,omitempty"`
 	SrcProc   segstore.Proc `json:"src_proc,omitzero"`
 	DstProc   segstore.Proc `json:"dst_proc,omitzero"`
+	// TLS says why the connection's TLS plaintext cannot be read here
+	// (Options.OpaqueTLS), if the agent knows.
+	TLS string `json:"tls,omitempty"`
 }
 
 // flagNames spells flowindex flags.
@@ -448,6 +455,9 @@ func (a *api) flows(w http.ResponseWriter, r *http.Request) {
 			Last: fl.Last, Packets: fl.Packets, Bytes: fl.Bytes, Interface: fl.Interface, SrcProc: fl.Procs[0], DstProc: fl.Procs[1]}
 		if fl.Proto == layers.IPProtocolTCP {
 			v.Flags = [2]string{flagNames(fl.Flags[0]), flagNames(fl.Flags[1])}
+			if a.o.OpaqueTLS != nil {
+				v.TLS = a.o.OpaqueTLS(fl.Procs)
+			}
 		}
 		if werr = enc.Encode(v); werr != nil {
 			return false

@@ -316,6 +316,7 @@ func (c *Client) Flows(ctx context.Context, from, to time.Time) ([]flowindex.Sum
 			return nil, fmt.Errorf("flows from %s: a flow of %q %q→%q", c.Name(), fl.Proto, fl.Src, fl.Dst)
 		}
 		set.Add(p, src, dst, fl.First, fl.Last, fl.Packets, fl.Bytes, [2]uint8{parseFlags(fl.Flags[0]), parseFlags(fl.Flags[1])})
+		set.SetOpaque(p, src, dst, fl.TLS)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("flows from %s: %w", c.Name(), err)

@@ -215,6 +215,10 @@ type Summary struct {
 	Flags                                    [2]uint8
 	// Head holds the first payload bytes each side sent.
 	Head [2][]byte
+	// Opaque, from a node agent, says why the flow's TLS plaintext cannot
+	// be read on its node (the process on one side uses a TLS library the
+	// agent cannot probe); "" when it can, or nothing is known.
+	Opaque string
 }
 
 // Key returns the flow's key.

@@ -50,6 +50,14 @@ func (s *FlowSet) Add(proto layers.IPProtocol, src, dst netip.AddrPort, first, l
 	}
 }
 
+// SetOpaque records why the flow's TLS plaintext cannot be read (the
+// first reason given stays).
+func (s *FlowSet) SetOpaque(proto layers.IPProtocol, src, dst netip.AddrPort, why string) {
+	if i, ok := s.byKey[flowindex.NewKey(src, dst, proto)]; ok && why != "" && s.out[i].Opaque == "" {
+		s.out[i].Opaque = why
+	}
+}
+
 // Len is how many flows the set holds.
 func (s *FlowSet) Len() int { return len(s.out) }
 

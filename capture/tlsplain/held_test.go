@@ -7,6 +7,7 @@ import (
 
 	"github.com/wirescope/wirescope/bpf"
 	"github.com/wirescope/wirescope/capture"
+	"github.com/wirescope/wirescope/capture/segstore"
 )
 
 type packets struct{ got []capture.Packet }
@@ -66,5 +67,29 @@ func TestHeld(t *testing.T) {
 	}
 	if _, ok := h.conns[chunkKey(&bpf.Chunk{Local: b, Remote: server})]; !ok {
 		t.Error("the newer connection was dropped, not the older")
+	}
+}
+
+// TestOpaque: a connection is opaque when no side's process is read, and
+// says why for each side it knows; a side read, or nothing known, says "".
+func TestOpaque(t *testing.T) {
+	r := newReader(&packets{}, Options{MaxConnections: 16, MaxProcesses: 16})
+	r.procs[10] = &Process{PID: 10, Comm: "nginx", Libraries: []Library{{Name: "OpenSSL 3.0.19", Probed: true}}}
+	r.procs[11] = &Process{PID: 11, Comm: "static-tls", Libraries: []Library{{Reason: "statically linked without symbols"}}}
+	r.procs[12] = &Process{PID: 12, Comm: "java", Libraries: []Library{{Name: "Java", Reason: "Java (JSSE) not supported"}}}
+	for _, tc := range []struct {
+		procs [2]segstore.Proc
+		want  string
+	}{
+		{[2]segstore.Proc{{PID: 11, Comm: "static-tls"}, {PID: 10, Comm: "nginx"}}, ""},
+		{[2]segstore.Proc{{PID: 11, Comm: "static-tls"}, {PID: 12, Comm: "java"}},
+			"client static-tls 11: statically linked without symbols; server java 12: Java (JSSE) not supported"},
+		{[2]segstore.Proc{{PID: 11}, {}}, "client static-tls 11: statically linked without symbols"},
+		{[2]segstore.Proc{{PID: 11, Comm: "other"}, {}}, ""}, // the pid was reused
+		{[2]segstore.Proc{{PID: 99}, {}}, ""},
+	} {
+		if got := r.Opaque(tc.procs); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc.procs, got, tc.want)
+		}
 	}
 }

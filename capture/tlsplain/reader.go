@@ -1,6 +1,7 @@
 package tlsplain
 
 import (
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/wirescope/wirescope/bpf"
 	"github.com/wirescope/wirescope/capture"
+	"github.com/wirescope/wirescope/capture/segstore"
 )
 
 // Interface is the interface name plaintext records are stored under.
@@ -214,4 +216,34 @@ func readComm(pid int) string {
 		return ""
 	}
 	return strings.TrimSpace(string(b))
+}
+
+// Opaque says why the TLS plaintext of a TCP connection between procs
+// (the opener's first) cannot be read on this node: the process on a side
+// uses a TLS library the reader does not probe, and the other side's is
+// not probed either. "" when a side is read, or nothing is known.
+func (r *Reader) Opaque(procs [2]segstore.Proc) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var why []string
+	for i, p := range procs {
+		pr := r.procs[int(p.PID)]
+		if p.PID == 0 || pr == nil || (p.Comm != "" && pr.Comm != "" && p.Comm != pr.Comm) {
+			continue
+		}
+		var reasons []string
+		for _, l := range pr.Libraries {
+			if l.Probed {
+				return "" // this side is read
+			}
+			reason := l.Reason
+			if l.Name != "" && !strings.Contains(reason, l.Name) {
+				reason = l.Name + ": " + reason
+			}
+			reasons = append(reasons, reason)
+		}
+		side := [2]string{"client", "server"}[i]
+		why = append(why, fmt.Sprintf("%s %s %d: %s", side, pr.Comm, pr.PID, strings.Join(reasons, ", ")))
+	}
+	return strings.Join(why, "; ")
 }

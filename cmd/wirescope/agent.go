@@ -98,7 +98,7 @@ Prometheus metrics at /metrics. See the agentapi package for the endpoints.`,
 					return err
 				}
 				h, err := agentapi.Handler(agentapi.Options{Store: store, Token: token, Logger: logger, Node: nodeName,
-					Capture: func() agentapi.Capture { return captureState(src, attr, plain) }})
+					Capture: func() agentapi.Capture { return captureState(src, attr, plain) }, OpaqueTLS: plain.opaque})
 				if err != nil {
 					return err
 				}

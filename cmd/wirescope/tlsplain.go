@@ -35,3 +35,12 @@ func (p *tlsPlaintext) Close() {
 		p.r.Close()
 	}
 }
+
+// opaque says why a connection's TLS plaintext cannot be read (see
+// tlsplain.Reader.Opaque); "" without a reader.
+func (p *tlsPlaintext) opaque(procs [2]segstore.Proc) string {
+	if p.r == nil {
+		return ""
+	}
+	return p.r.Opaque(procs)
+}

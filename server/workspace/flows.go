@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/binary"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/gopacket/gopacket/layers"
+	"github.com/wirescope/wirescope/analysis"
 
 	"github.com/wirescope/wirescope/capture/flowindex"
 	"github.com/wirescope/wirescope/dissect"
@@ -94,6 +96,10 @@ func (w *Workspace) Flows(ctx context.Context, from, to time.Time, f tools.Filte
 		var l flowLabel
 		fl.Protocol, fl.Guessed, l = w.protocolOf(s)
 		fl.Encrypted, fl.Decryption, fl.ICMP = l.encrypted, l.decryption, l.icmp
+		if s.Opaque != "" && fl.Encrypted && !analysis.Decrypted(fl.Decryption) {
+			// Why its node cannot read it either: the reason, not a guess.
+			fl.Decryption = strings.TrimPrefix(fl.Decryption+"; ", "; ") + "its node cannot read the plaintext: " + s.Opaque
+		}
 		if l.refused && (fl.State == "" || fl.State == "unanswered") {
 			fl.State = "refused"
 		}
