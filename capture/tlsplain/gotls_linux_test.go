@@ -6,95 +6,14 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/wirescope/wirescope/capture/segstore"
+	"github.com/wirescope/wirescope/internal/testserver"
 )
-
-// goApp is an HTTPS server and client using only Go's standard library:
-// "server ADDR" serves every path with "go-probed " + the path, on a key
-// made at start; "client [-h1] URL..." GETs each URL on one connection
-// (HTTP/2 unless -h1) and prints the bodies.
-const goApp = `package main
-
-import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"fmt"
-	"io"
-	"math/big"
-	"net/http"
-	"os"
-	"time"
-)
-
-func main() {
-	switch os.Args[1] {
-	case "server":
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-		der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-		srv := &http.Server{Addr: os.Args[2], Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			fmt.Fprintf(w, "go-probed %s %s", r.Proto, r.URL.Path)
-		}), TLSConfig: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}}
-		fmt.Println(srv.ListenAndServeTLS("", ""))
-		os.Exit(1)
-	case "client":
-		urls := os.Args[2:]
-		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
-		if urls[0] == "-h1" {
-			urls = urls[1:]
-			tr.ForceAttemptHTTP2 = false
-			tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
-		}
-		c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-		for _, u := range urls {
-			resp, err := c.Get(u)
-			if err != nil {
-				fmt.Println(err)
-				os.Exit(1)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			fmt.Printf("%d %s\n", resp.StatusCode, b)
-		}
-	}
-}
-`
-
-// buildGoApp builds goApp in dir with extra go build flags.
-func buildGoApp(t *testing.T, dir, name string, flags ...string) string {
-	t.Helper()
-	src := filepath.Join(dir, "src")
-	if err := os.MkdirAll(src, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(src, "main.go"), []byte(goApp), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(src, "go.mod"), []byte("module goapp\n\ngo 1.21\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(dir, name)
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command on PATH to build the Go TLS program")
-	}
-	cmd := exec.Command(gobin, append(append([]string{"build", "-o", out}, flags...), ".")...)
-	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=", "GOTOOLCHAIN=local")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %v: %v\n%s", flags, err, b)
-	}
-	return out
-}
 
 // TestReaderGoTLS reads Go's crypto/tls: a server built with symbols and a
 // client built stripped (-s -w, static), over HTTP/2 and HTTP/1.1. The
@@ -104,8 +23,8 @@ func TestReaderGoTLS(t *testing.T) {
 		t.Skip("the probes need root")
 	}
 	dir := t.TempDir()
-	server := buildGoApp(t, dir, "server")
-	client := buildGoApp(t, dir, "client", "-ldflags=-s -w")
+	server := testserver.BuildGoTLS(t, dir, "server")
+	client := testserver.BuildGoTLS(t, dir, "client", "-ldflags=-s -w")
 	addr := "127.0.0.43:18446"
 	srv := exec.Command(server, "server", addr)
 	var srvOut bytes.Buffer

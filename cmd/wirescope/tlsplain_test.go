@@ -43,10 +43,20 @@ func TestAgentTLSPlaintext(t *testing.T) {
 	addr := "127.0.0.44:" + port
 	testserver.NginxTLS(t, addr)
 	dir := t.TempDir()
+	// A Go HTTPS server (crypto/tls, with symbols) running before the
+	// agent starts, and a stripped static Go client started after.
+	const goPort = "18449"
+	goAddr := "127.0.0.44:" + goPort
+	goServer := exec.Command(testserver.BuildGoTLS(t, dir, "go-server"), "server", goAddr)
+	if err := goServer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { goServer.Process.Kill(); goServer.Wait() }()
+	goClient := testserver.BuildGoTLS(t, dir, "go-client", "-ldflags=-s -w")
 	store := filepath.Join(dir, "store")
 	tokenFile := filepath.Join(dir, "token")
 	api := freePort(t)
-	agent := exec.Command(wirescopeBinary(t), "agent", "--iface", "lo", "--filter", "tcp port "+port, "--data-dir", store,
+	agent := exec.Command(wirescopeBinary(t), "agent", "--iface", "lo", "--filter", "tcp port "+port+" or tcp port "+goPort, "--data-dir", store,
 		"--listen", api, "--token-file", tokenFile, "--stats-every", "0")
 	agent.Env = append(os.Environ(), "WIRESCOPE_TOKEN=")
 	line := startWaiting(t, agent, "msg=capturing")
@@ -81,6 +91,9 @@ for p in ("/py-one", "/py-two"):
 	for _, p := range []string{"/h2-one", "/h2-two"} {
 		wants = append(wants, want{"http2", "GET", p})
 	}
+	runs = append(runs, []string{goClient, "client", "https://" + goAddr + "/go-h2-a", "https://" + goAddr + "/go-h2-b"},
+		[]string{goClient, "client", "-h1", "https://" + goAddr + "/go-h1"})
+	wants = append(wants, want{"http2", "GET", "/go-h2-a"}, want{"http2", "GET", "/go-h2-b"}, want{"http", "GET", "/go-h1"})
 	for _, p := range []string{"/py-one", "/py-two", "/static"} {
 		wants = append(wants, want{"http", "GET", p}) // /static: read at nginx's end
 	}
@@ -106,12 +119,12 @@ for p in ("/py-one", "/py-two"):
 	}
 	token := strings.TrimSpace(string(b))
 	var st agentapi.Stats
-	waitFor(t, "the plaintext of 4 connections stored", func() bool {
+	waitFor(t, "the plaintext of 6 connections stored", func() bool {
 		resp := apiGet(t, "http://"+api+"/v1/stats", token)
 		defer resp.Body.Close()
 		st = agentapi.Stats{}
 		json.NewDecoder(resp.Body).Decode(&st)
-		return st.TLS != nil && st.TLS.Records >= 10
+		return st.TLS != nil && st.TLS.Records >= 14
 	})
 	if st.TLSPlaintext != "on" || st.TLS.Counters.RingFull != 0 || st.TLS.Counters.OverRate != 0 || st.TLS.WriteErrors != 0 {
 		t.Errorf("stats: %q %+v", st.TLSPlaintext, st.TLS)
@@ -138,7 +151,7 @@ for p in ("/py-one", "/py-two"):
 	defer c.Close()
 	initialize(ctx, t, c)
 	status := toolText(ctx, t, c, "capture_status", map[string]any{})
-	for _, want := range []string{"TLS plaintext: on; read from ", "OpenSSL 3.0.", "nginx ", "curl ",
+	for _, want := range []string{"TLS plaintext: on; read from ", "OpenSSL 3.0.", "nginx ", "curl ", "crypto/tls (", "go-server ",
 		"NOT readable (their TLS traffic is opaque here, not absent): statically linked without symbols (",
 		"static-tls " + fmt.Sprint(sc.Process.Pid)} {
 		if !strings.Contains(status, want) {
@@ -177,11 +190,11 @@ for p in ("/py-one", "/py-two"):
 		if fmt.Sprint(c.Status) != "200" {
 			t.Errorf("%s %s: status %v", c.Method, c.Path, c.Status)
 		}
-		if c.Dst.Pod != "web-tls-0" || c.Dst.IP.String() != "127.0.0.44" {
+		if c.Dst.Pod != "web-tls-0" || c.Dst.IP.String() != "127.0.0.44" || c.Dst.Port != map[bool]uint16{true: 18449, false: 18447}[strings.HasPrefix(c.Path, "/go-")] {
 			t.Errorf("%s %s: server %+v", c.Method, c.Path, c.Dst)
 		}
-		if strings.HasPrefix(c.Path, "/py-") || c.Path == "/static" {
-			continue // Python and the static client connect from 127.0.0.1
+		if strings.HasPrefix(c.Path, "/py-") || strings.HasPrefix(c.Path, "/go-") || c.Path == "/static" {
+			continue // Python, Go and the static client connect from 127.0.0.1
 		}
 		if c.Src.Pod != "curl-0" {
 			t.Errorf("%s %s: client %+v", c.Method, c.Path, c.Src)
