@@ -77,7 +77,9 @@ enum counter {
 	C_NOT_SOCKET = 7, // calls on a descriptor that is not a TCP socket
 	C_READ_FAULT = 8, // plaintext the probe could not read from the process
 	C_LOST_BYTES = 9, // bytes of the chunks dropped
-	C_MAX = 10,
+	C_GO_CONN = 10,   // Go calls whose *tls.Conn did not lead to a socket
+	C_GO_FD = 11,     // Go calls whose socket's descriptor could not be read
+	C_MAX = 12,
 };
 
 // Set by the loader before the programs load.
@@ -87,7 +89,7 @@ volatile const __u64 bytes_per_sec = 64 << 20;
 struct call {
 	__u64 ssl;     // the SSL object
 	__u64 buf;     // the plaintext
-	__u64 out_len; // SSL_read_ex/SSL_write_ex: where the length done goes; 0 otherwise
+	__u64 out_len; // SSL_read_ex/SSL_write_ex: where the length done goes; Go: the socket's fd (-1: unknown); 0 otherwise
 	__u32 kind;    // enum kind
 	__u32 pad;
 };
@@ -386,7 +388,7 @@ static __always_inline int emit(void *ctx, __s32 fd, __u64 buf, __u64 n, __u32 k
 }
 
 // done sends the plaintext of the OpenSSL call the thread returns from.
-static __always_inline int done(struct pt_regs *ctx, int is_ex)
+static __always_inline int done(struct pt_regs *ctx, int is_ex, __u32 kind)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct call *c = bpf_map_lookup_elem(&calls, &id);
@@ -394,6 +396,10 @@ static __always_inline int done(struct pt_regs *ctx, int is_ex)
 		return 0;
 	struct call call = *c;
 	bpf_map_delete_elem(&calls, &id);
+	// An entry of the other function (left while the probes were being
+	// attached) is not this call's.
+	if (call.kind != kind)
+		return 0;
 
 	long ret = PT_REGS_RC(ctx);
 	__u64 n = 0;
@@ -427,7 +433,7 @@ int BPF_KPROBE(ssl_write, void *ssl, const void *buf)
 }
 
 SEC("uretprobe/SSL_write")
-int ssl_write_ret(struct pt_regs *ctx) { return done(ctx, 0); }
+int ssl_write_ret(struct pt_regs *ctx) { return done(ctx, 0, KIND_WRITE); }
 
 // int SSL_read(SSL *ssl, void *buf, int num)
 SEC("uprobe/SSL_read")
@@ -437,7 +443,7 @@ int BPF_KPROBE(ssl_read, void *ssl, void *buf)
 }
 
 SEC("uretprobe/SSL_read")
-int ssl_read_ret(struct pt_regs *ctx) { return done(ctx, 0); }
+int ssl_read_ret(struct pt_regs *ctx) { return done(ctx, 0, KIND_READ); }
 
 // int SSL_write_ex(SSL *ssl, const void *buf, size_t num, size_t *written)
 SEC("uprobe/SSL_write_ex")
@@ -447,7 +453,7 @@ int BPF_KPROBE(ssl_write_ex, void *ssl, const void *buf, __u64 num, __u64 *writt
 }
 
 SEC("uretprobe/SSL_write_ex")
-int ssl_write_ex_ret(struct pt_regs *ctx) { return done(ctx, 1); }
+int ssl_write_ex_ret(struct pt_regs *ctx) { return done(ctx, 1, KIND_WRITE); }
 
 // int SSL_read_ex(SSL *ssl, void *buf, size_t num, size_t *readbytes)
 SEC("uprobe/SSL_read_ex")
@@ -457,7 +463,7 @@ int BPF_KPROBE(ssl_read_ex, void *ssl, void *buf, __u64 num, __u64 *readbytes)
 }
 
 SEC("uretprobe/SSL_read_ex")
-int ssl_read_ex_ret(struct pt_regs *ctx) { return done(ctx, 1); }
+int ssl_read_ex_ret(struct pt_regs *ctx) { return done(ctx, 1, KIND_READ); }
 
 // int SSL_do_handshake(SSL *ssl): its system calls name the socket
 // before the first SSL_read or SSL_write does.
@@ -514,10 +520,14 @@ struct {
 	__type(value, struct go_offsets);
 } go_offsets_map SEC(".maps");
 
+// go_key names a goroutine's call of one of the functions (kind): an
+// entry whose return was missed (the probes were being attached) is
+// overwritten by the next call of the same function, never taken by the
+// other's return.
 struct go_key {
 	__u64 g;
 	__u32 tgid;
-	__u32 pad;
+	__u32 kind;
 };
 
 struct {
@@ -527,17 +537,42 @@ struct {
 	__type(value, struct call);
 } go_calls SEC(".maps");
 
+// go_fd reads the descriptor of the socket under a *tls.Conn; -1 (and
+// the counter saying where it failed) when it cannot.
+static __always_inline __s64 go_fd(struct pt_regs *ctx, __u64 tlsconn)
+{
+	__u64 cookie = bpf_get_attach_cookie(ctx);
+	struct go_offsets *o = bpf_map_lookup_elem(&go_offsets_map, &cookie);
+	if (!o)
+		return -1;
+	__u64 conn = 0, netfd = 0;
+	__s64 fd = -1;
+	if (bpf_probe_read_user(&conn, sizeof(conn), (void *)(tlsconn + o->conn_conn + o->iface_data)) || !conn ||
+	    bpf_probe_read_user(&netfd, sizeof(netfd), (void *)(conn + o->netconn_fd)) || !netfd) {
+		count(C_GO_CONN, 1);
+		return -1;
+	}
+	if (bpf_probe_read_user(&fd, sizeof(fd), (void *)(netfd + o->netfd_pfd + o->pfd_sysfd)) || fd < 0 || fd > 0x7fffffff) {
+		count(C_GO_FD, 1);
+		return -1;
+	}
+	return fd;
+}
+
+// go_enter keeps the call's buffer and its socket's descriptor, read now:
+// at the return the connection may be closing (its descriptor -1).
 static __always_inline int go_enter(struct pt_regs *ctx, __u32 kind)
 {
-	struct go_key k = {.g = GO_G(ctx), .tgid = bpf_get_current_pid_tgid() >> 32};
+	struct go_key k = {.g = GO_G(ctx), .tgid = bpf_get_current_pid_tgid() >> 32, .kind = kind};
 	struct call c = {.ssl = GO_ARG1(ctx), .buf = GO_ARG2(ctx), .kind = kind};
+	c.out_len = (__u64)go_fd(ctx, c.ssl); // the descriptor, or -1
 	bpf_map_update_elem(&go_calls, &k, &c, BPF_ANY);
 	return 0;
 }
 
-static __always_inline int go_done(struct pt_regs *ctx)
+static __always_inline int go_done(struct pt_regs *ctx, __u32 kind)
 {
-	struct go_key k = {.g = GO_G(ctx), .tgid = bpf_get_current_pid_tgid() >> 32};
+	struct go_key k = {.g = GO_G(ctx), .tgid = bpf_get_current_pid_tgid() >> 32, .kind = kind};
 	struct call *c = bpf_map_lookup_elem(&go_calls, &k);
 	if (!c)
 		return 0;
@@ -546,18 +581,8 @@ static __always_inline int go_done(struct pt_regs *ctx)
 	long n = GO_RET1(ctx);
 	if (n <= 0)
 		return 0;
-	__u64 cookie = bpf_get_attach_cookie(ctx);
-	struct go_offsets *o = bpf_map_lookup_elem(&go_offsets_map, &cookie);
-	if (!o) {
-		count(C_CALLS, 1);
-		count(C_NO_FD, 1);
-		return 0;
-	}
-	__u64 conn = 0, netfd = 0;
-	__s64 fd = -1;
-	if (bpf_probe_read_user(&conn, sizeof(conn), (void *)(call.ssl + o->conn_conn + o->iface_data)) || !conn ||
-	    bpf_probe_read_user(&netfd, sizeof(netfd), (void *)(conn + o->netconn_fd)) || !netfd ||
-	    bpf_probe_read_user(&fd, sizeof(fd), (void *)(netfd + o->netfd_pfd + o->pfd_sysfd)) || fd < 0 || fd > 0x7fffffff) {
+	__s64 fd = (__s64)call.out_len;
+	if (fd < 0) {
 		count(C_CALLS, 1);
 		count(C_NO_FD, 1);
 		return 0;
@@ -568,11 +593,11 @@ static __always_inline int go_done(struct pt_regs *ctx)
 SEC("uprobe/go_tls_write")
 int go_tls_write(struct pt_regs *ctx) { return go_enter(ctx, KIND_WRITE); }
 SEC("uprobe/go_tls_write_ret")
-int go_tls_write_ret(struct pt_regs *ctx) { return go_done(ctx); }
+int go_tls_write_ret(struct pt_regs *ctx) { return go_done(ctx, KIND_WRITE); }
 SEC("uprobe/go_tls_read")
 int go_tls_read(struct pt_regs *ctx) { return go_enter(ctx, KIND_READ); }
 SEC("uprobe/go_tls_read_ret")
-int go_tls_read_ret(struct pt_regs *ctx) { return go_done(ctx); }
+int go_tls_read_ret(struct pt_regs *ctx) { return go_done(ctx, KIND_READ); }
 
 // learn remembers fd as the socket of the SSL object the thread is in.
 static __always_inline int learn(__s64 fd)

@@ -73,17 +73,18 @@ type Chunk struct {
 
 // TLSCounters are the probes' counts since OpenTLS.
 type TLSCounters struct {
-	Calls      uint64 `json:"calls"`        // library calls that returned plaintext
-	Chunks     uint64 `json:"chunks"`       // chunks sent to user space
-	Bytes      uint64 `json:"bytes"`        // plaintext bytes in them
-	RingFull   uint64 `json:"ring_full"`    // chunks dropped: the ring was full
-	OverRate   uint64 `json:"over_rate"`    // chunks dropped: over BytesPerSecond
-	CutCalls   uint64 `json:"cut_calls"`    // calls over 64 KiB, kept only in part
-	NoSocket   uint64 `json:"no_socket"`    // calls whose socket was not learned
-	NotTCP     uint64 `json:"not_tcp"`      // calls on a descriptor that is no TCP socket
-	ReadFaults uint64 `json:"read_faults"`  // plaintext the probe could not read
-	LostBytes  uint64 `json:"lost_bytes"`   // bytes of the chunks dropped
-	LostRecord uint64 `json:"lost_records"` // ring records user space could not read
+	Calls      uint64 `json:"calls"`       // library calls that returned plaintext
+	Chunks     uint64 `json:"chunks"`      // chunks sent to user space
+	Bytes      uint64 `json:"bytes"`       // plaintext bytes in them
+	RingFull   uint64 `json:"ring_full"`   // chunks dropped: the ring was full
+	OverRate   uint64 `json:"over_rate"`   // chunks dropped: over BytesPerSecond
+	CutCalls   uint64 `json:"cut_calls"`   // calls over 64 KiB, kept only in part
+	NoSocket   uint64 `json:"no_socket"`   // calls whose socket was not learned
+	NotTCP     uint64 `json:"not_tcp"`     // calls on a descriptor that is no TCP socket
+	ReadFaults uint64 `json:"read_faults"` // plaintext the probe could not read
+	LostBytes  uint64 `json:"lost_bytes"`  // bytes of the chunks dropped
+	GoConn     uint64 `json:"go_conn"`     // Go calls whose *tls.Conn did not lead to a socket (of NoSocket)
+	GoFD       uint64 `json:"go_fd"`       // Go calls whose socket's descriptor could not be read (of NoSocket)
 }
 
 // GoOffsets lead from a *crypto/tls.Conn to its socket's descriptor

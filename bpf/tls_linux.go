@@ -207,21 +207,20 @@ func (t *TLSProbes) AttachOpenSSL(path string, lib Library, symbols map[string]u
 	}
 	for _, fn := range openSSLFuncs {
 		opts := &link.UprobeOptions{Address: symbols[fn], Cookie: cookie}
+		// The return probe first: a call entered before it is attached
+		// leaves no entry for a later return to take.
 		p := progs[fn]
-		l, err := ex.Uprobe(fn, p[0], opts)
+		l, err := ex.Uretprobe(fn, p[1], opts)
 		if errors.Is(err, link.ErrNoSymbol) {
 			a.Missing = append(a.Missing, fn)
 			continue
 		}
 		if err != nil {
-			return fail(explain("attach a uprobe to "+fn+" in "+path, err))
+			return fail(explain("attach a return probe to "+fn+" in "+path, err))
 		}
 		a.links = append(a.links, l)
-		if l, err = ex.Uretprobe(fn, p[1], opts); err != nil {
-			l := a.links[len(a.links)-1]
-			l.Close()
-			a.links = a.links[:len(a.links)-1]
-			return fail(explain("attach a return probe to "+fn+" in "+path, err))
+		if l, err = ex.Uprobe(fn, p[0], opts); err != nil {
+			return fail(explain("attach a uprobe to "+fn+" in "+path, err))
 		}
 		a.links = append(a.links, l)
 		a.Functions = append(a.Functions, fn)
@@ -297,12 +296,9 @@ func (t *TLSProbes) AttachGo(path string, lib Library, g GoProbe) (*Attached, er
 		GoTLSRead:  {t.objs.GoTlsRead, t.objs.GoTlsReadRet},
 	}
 	for _, fn := range []string{GoTLSWrite, GoTLSRead} {
+		// Its returns first: a call entered before the entry probe is
+		// attached has no entry for them to take.
 		p := progs[fn]
-		l, err := ex.Uprobe("", p[0], &link.UprobeOptions{Address: g.Entry[fn], Cookie: cookie})
-		if err != nil {
-			return fail(explain("attach a uprobe to "+fn+" in "+path, err))
-		}
-		a.links = append(a.links, l)
 		for _, ret := range g.Returns[fn] {
 			l, err := ex.Uprobe("", p[1], &link.UprobeOptions{Address: ret, Cookie: cookie})
 			if err != nil {
@@ -310,6 +306,11 @@ func (t *TLSProbes) AttachGo(path string, lib Library, g GoProbe) (*Attached, er
 			}
 			a.links = append(a.links, l)
 		}
+		l, err := ex.Uprobe("", p[0], &link.UprobeOptions{Address: g.Entry[fn], Cookie: cookie})
+		if err != nil {
+			return fail(explain("attach a uprobe to "+fn+" in "+path, err))
+		}
+		a.links = append(a.links, l)
 		a.Functions = append(a.Functions, fn)
 	}
 	t.cookies = append(t.cookies, lib)
@@ -419,7 +420,7 @@ func (t *TLSProbes) ReadExec() (uint32, error) {
 // Counters sums the probes' per-CPU counters.
 func (t *TLSProbes) Counters() (TLSCounters, error) {
 	var c TLSCounters
-	fields := []*uint64{&c.Calls, &c.Chunks, &c.Bytes, &c.RingFull, &c.OverRate, &c.CutCalls, &c.NoSocket, &c.NotTCP, &c.ReadFaults, &c.LostBytes}
+	fields := []*uint64{&c.Calls, &c.Chunks, &c.Bytes, &c.RingFull, &c.OverRate, &c.CutCalls, &c.NoSocket, &c.NotTCP, &c.ReadFaults, &c.LostBytes, &c.GoConn, &c.GoFD}
 	t.mu.Lock()
 	m := t.objs.Counters
 	t.mu.Unlock()

@@ -55,7 +55,7 @@ type tlsGoKey struct {
 	_    structs.HostLayout
 	G    uint64
 	Tgid uint32
-	Pad  uint32
+	Kind uint32
 }
 
 type tlsGoOffsets struct {

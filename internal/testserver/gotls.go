@@ -41,10 +41,15 @@ func main() {
 	case "client":
 		urls := os.Args[2:]
 		tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
-		if urls[0] == "-h1" {
+		for len(urls) > 0 && urls[0][0] == '-' {
+			switch urls[0] {
+			case "-h1":
+				tr.ForceAttemptHTTP2 = false
+				tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+			case "-wait":
+				time.Sleep(time.Second)
+			}
 			urls = urls[1:]
-			tr.ForceAttemptHTTP2 = false
-			tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
 		}
 		c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 		for _, u := range urls {
@@ -64,9 +69,9 @@ func main() {
 // BuildGoTLS builds, in dir, an HTTPS server and client using only Go's
 // standard library (CGO_ENABLED=0: static), with extra go build flags, and
 // returns its path: "server ADDR" serves every path with "go-probed " +
-// the protocol and path on a key made at start; "client [-h1] URL..."
-// GETs each URL on one connection (HTTP/2 unless -h1) and prints the
-// bodies.
+// the protocol and path on a key made at start; "client [-h1] [-wait] URL..."
+// GETs each URL on one connection (HTTP/2 unless -h1; after a second with
+// -wait) and prints the bodies.
 func BuildGoTLS(t testing.TB, dir, name string, flags ...string) string {
 	t.Helper()
 	src := filepath.Join(dir, "src")
