@@ -41,6 +41,16 @@ type TLSProbes struct {
 
 type fileID struct{ dev, ino uint64 }
 
+// statID is the identity of the file at path: one file is probed once,
+// whatever path it is reached by.
+func statID(path string) (fileID, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fileID{}, fmt.Errorf("probe %s: %w", path, err)
+	}
+	return fileID{uint64(st.Dev), st.Ino}, nil
+}
+
 // attachedFile is a probed file and its probes.
 type attachedFile struct {
 	Attached
@@ -173,18 +183,17 @@ func mountTracefs() error {
 // function to its address in the file (0 or absent: cilium/ebpf finds it
 // in the file's symbol tables).
 func (t *TLSProbes) AttachOpenSSL(path string, lib Library, symbols map[string]uint64) (*Attached, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return nil, fmt.Errorf("probe %s: %w", path, err)
+	id, err := statID(path)
+	if err != nil {
+		return nil, err
 	}
-	id := fileID{uint64(st.Dev), st.Ino}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if a, ok := t.files[id]; ok {
 		return &a.Attached, nil
 	}
 	if t.objs.SslWrite == nil {
-		return nil, errors.New("TLS probes closed")
+		return nil, ErrTLSClosed
 	}
 	ex, err := link.OpenExecutable(path)
 	if err != nil {
@@ -256,11 +265,10 @@ type GoProbe struct {
 // instruction (Go moves stacks, so return probes are unsafe). A file
 // attached before is not probed again.
 func (t *TLSProbes) AttachGo(path string, lib Library, g GoProbe) (*Attached, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return nil, fmt.Errorf("probe %s: %w", path, err)
+	id, err := statID(path)
+	if err != nil {
+		return nil, err
 	}
-	id := fileID{uint64(st.Dev), st.Ino}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if a, ok := t.files[id]; ok {

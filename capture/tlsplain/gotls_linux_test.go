@@ -76,16 +76,7 @@ func TestReaderGoTLS(t *testing.T) {
 			t.Fatalf("client %v: %v\n%s", args, err, out)
 		}
 	}
-	deadline = time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		c := r.Coverage()
-		if c.Counters.Chunks > 0 && c.Records+c.Duplicates >= c.Counters.Chunks {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	cov = r.Coverage()
-	r.Close()
+	cov = drain(r)
 	if err := st.Flush(); err != nil {
 		t.Fatal(err)
 	}

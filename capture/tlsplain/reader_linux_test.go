@@ -139,17 +139,7 @@ for p in ("/py-one", "/py-two"):
 			t.Fatalf("%s: %v\n%s", run.name, err, out)
 		}
 	}
-	// Let the ring drain, then stop and flush.
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		c := r.Coverage()
-		if c.Counters.Chunks > 0 && c.Records+c.Duplicates >= c.Counters.Chunks {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	cov = r.Coverage()
-	r.Close()
+	cov = drain(r)
 	closed = true
 	if err := st.Flush(); err != nil {
 		t.Fatal(err)
@@ -210,4 +200,21 @@ for p in ("/py-one", "/py-two"):
 		t.Error("no library file listed as probed")
 	}
 	t.Logf("probed %v; %d records, %d duplicates, counters %+v", probed, cov.Records, cov.Duplicates, cov.Counters)
+}
+
+// drain waits (5 s at most) until every chunk the probes sent is stored
+// or left out as the other end's copy, then stops r and returns its last
+// coverage.
+func drain(r *Reader) Coverage {
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		c := r.Coverage()
+		if c.Counters.Chunks > 0 && c.Records+c.Duplicates >= c.Counters.Chunks {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cov := r.Coverage()
+	r.Close()
+	return cov
 }
