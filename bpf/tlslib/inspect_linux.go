@@ -104,14 +104,16 @@ func (in *inspector) inspect(pid int) ([]Target, error) {
 // libraryKind classifies a mapped file by its name.
 func libraryKind(base string) Kind {
 	switch {
-	case strings.HasPrefix(base, "libssl.so"), strings.HasPrefix(base, "libboringssl"):
+	case strings.HasPrefix(base, "libssl3.so"):
+		return NSS
+	case strings.HasPrefix(base, "libssl.so"), strings.HasPrefix(base, "libboringssl"),
+		// auditwheel and delocate rename bundled copies: libssl-1a2b3c4d.so.3
+		strings.HasPrefix(base, "libssl-") && strings.Contains(base, ".so"):
 		return OpenSSL // or BoringSSL, which its symbols tell
 	case strings.HasPrefix(base, "libgnutls.so"):
 		return GnuTLS
 	case base == "libjvm.so":
 		return Java
-	case strings.HasPrefix(base, "libssl3.so"):
-		return NSS
 	}
 	return None
 }

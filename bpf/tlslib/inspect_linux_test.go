@@ -948,3 +948,17 @@ func BenchmarkInspect(b *testing.B) {
 		}
 	}
 }
+
+// TestLibraryKind: libraries are told by their file names, the renamed
+// copies Python wheels bundle included; NSS's libssl3 is not OpenSSL.
+func TestLibraryKind(t *testing.T) {
+	for name, want := range map[string]Kind{
+		"libssl.so.3": OpenSSL, "libssl.so.1.1": OpenSSL, "libssl-1a2b3c4d.so.3": OpenSSL, "libssl-8f9e.so.1.1": OpenSSL,
+		"libssl3.so": NSS, "libgnutls.so.30": GnuTLS, "libjvm.so": Java, "libboringssl.so": OpenSSL,
+		"libssl-dev.txt": None, "libcrypto.so.3": None, "wrk-copy-libssl.so.3": None, "libc.so.6": None,
+	} {
+		if got := libraryKind(name); got != want {
+			t.Errorf("%s: %v, want %v", name, got, want)
+		}
+	}
+}
