@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -27,13 +28,19 @@ func TestReaderGoTLS(t *testing.T) {
 	client := testserver.BuildGoTLS(t, dir, "client", "-ldflags=-s -w")
 	addr := "127.0.0.43:18446"
 	srv := exec.Command(server, "server", addr)
-	var srvOut bytes.Buffer
-	srv.Stdout, srv.Stderr = &srvOut, &srvOut
+	// The server's output goes to a file: exec hands the descriptor over,
+	// with no copying goroutine to race with waitListen's reading it.
+	srvLog, err := os.Create(filepath.Join(dir, "server.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srvLog.Close()
+	srv.Stdout, srv.Stderr = srvLog, srvLog
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { srv.Process.Kill(); srv.Wait() }()
-	waitListen(t, addr, &srvOut)
+	waitListen(t, addr, srvLog.Name())
 
 	st, err := segstore.Open(t.TempDir(), segstore.Options{})
 	if err != nil {
@@ -110,8 +117,9 @@ func TestReaderGoTLS(t *testing.T) {
 	}
 }
 
-// waitListen waits until something listens on addr.
-func waitListen(t *testing.T, addr string, log *bytes.Buffer) {
+// waitListen waits until something listens on addr; log is the file the
+// listener's output goes to, quoted if it never listens.
+func waitListen(t *testing.T, addr, log string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -120,7 +128,8 @@ func waitListen(t *testing.T, addr string, log *bytes.Buffer) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("nothing listens on %s: %s", addr, log.String())
+			out, _ := os.ReadFile(log)
+			t.Fatalf("nothing listens on %s: %s", addr, out)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -106,7 +106,7 @@ for p in ("/py-one", "/py-two"):
 	// and capture_status says why.
 	static := staticTLSClient(t, dir)
 	sc := exec.Command(static, "127.0.0.44", port)
-	var scOut strings.Builder
+	var scOut syncBuffer // written by exec's copying goroutine while waitFor reads it
 	sc.Stdout, sc.Stderr = &scOut, &scOut
 	if err := sc.Start(); err != nil {
 		t.Fatal(err)
