@@ -350,14 +350,17 @@ func ParseTime(s string, now time.Time) (time.Time, error) { return when.Arg(s, 
 
 // Flow is a flow as /v1/flows streams it.
 type Flow struct {
-	Segment   uint64        `json:"segment"`
-	Proto     string        `json:"proto"`
-	Src       string        `json:"src"`
-	Dst       string        `json:"dst"`
-	First     time.Time     `json:"first"`
-	Last      time.Time     `json:"last"`
-	Packets   [2]uint64     `json:"packets"`
-	Bytes     [2]uint64     `json:"bytes"`
+	Segment uint64    `json:"segment"`
+	Proto   string    `json:"proto"`
+	Src     string    `json:"src"`
+	Dst     string    `json:"dst"`
+	First   time.Time `json:"first"`
+	Last    time.Time `json:"last"`
+	Packets [2]uint64 `json:"packets"`
+	Bytes   [2]uint64 `json:"bytes"`
+	// Payload is the transport payload each way; absent where the
+	// agent's index did not count it (segstore.Flow.PayloadUnknown).
+	Payload   *[2]uint64    `json:"payload,omitempty"`
 	Flags     [2]string     `json:"tcp_flags,omitzero"`
 	Interface string        `json:"iface,omitempty"`
 	SrcProc   segstore.Proc `json:"src_proc,omitzero"`
@@ -453,6 +456,9 @@ func (a *api) flows(w http.ResponseWriter, r *http.Request) {
 		}
 		v := Flow{Segment: seg.Seq, Proto: protoName(fl.Proto), Src: fl.Src.String(), Dst: fl.Dst.String(), First: fl.First,
 			Last: fl.Last, Packets: fl.Packets, Bytes: fl.Bytes, Interface: fl.Interface, SrcProc: fl.Procs[0], DstProc: fl.Procs[1]}
+		if !fl.PayloadUnknown {
+			v.Payload = &fl.Payload
+		}
 		if fl.Proto == layers.IPProtocolTCP {
 			v.Flags = [2]string{flagNames(fl.Flags[0]), flagNames(fl.Flags[1])}
 			if a.o.OpaqueTLS != nil {

@@ -315,7 +315,12 @@ func (c *Client) Flows(ctx context.Context, from, to time.Time) ([]flowindex.Sum
 		if !ok || err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("flows from %s: a flow of %q %q→%q", c.Name(), fl.Proto, fl.Src, fl.Dst)
 		}
-		set.Add(p, src, dst, fl.First, fl.Last, fl.Packets, fl.Bytes, [2]uint8{parseFlags(fl.Flags[0]), parseFlags(fl.Flags[1])})
+		piece := segstore.Flow{Proto: p, Src: src, Dst: dst, First: fl.First, Last: fl.Last, Packets: fl.Packets, Bytes: fl.Bytes,
+			Flags: [2]uint8{parseFlags(fl.Flags[0]), parseFlags(fl.Flags[1])}, PayloadUnknown: fl.Payload == nil}
+		if fl.Payload != nil {
+			piece.Payload = *fl.Payload
+		}
+		set.Add(&piece)
 		set.SetOpaque(p, src, dst, fl.TLS)
 	}
 	if err := sc.Err(); err != nil {

@@ -212,7 +212,10 @@ type Summary struct {
 	Began time.Time
 	// Counters are oriented like the summary: index 0 is Src→Dst.
 	Packets, Bytes, Payload, Retransmissions [2]uint64
-	Flags                                    [2]uint8
+	// PayloadUnknown says Payload was not counted (a segment store's index
+	// or an agent older than the count): the flow may have carried some.
+	PayloadUnknown bool
+	Flags          [2]uint8
 	// Head holds the first payload bytes each side sent.
 	Head [2][]byte
 	// Opaque, from a node agent, says why the flow's TLS plaintext cannot

@@ -24,6 +24,11 @@ type Flow struct {
 	// Dst→Src; Flags are the flowindex TCP flags (FlagSYN, …) each side
 	// sent.
 	Packets, Bytes [2]uint64
+	// Payload is the transport payload each way (as captured: a packet cut
+	// by the snap length counts what was kept); PayloadUnknown says it was
+	// not counted (an index written before it was, WSFLOWS 0x02).
+	Payload        [2]uint64
+	PayloadUnknown bool
 	Flags          [2]uint8
 	// Interface is where the flow's first packet was captured.
 	Interface string
@@ -91,6 +96,7 @@ func (g *segment) count(dec *capture.Decoder, d *capture.Decoded, p *capture.Pac
 	}
 	fl.Packets[dir]++
 	fl.Bytes[dir] += uint64(p.Length)
+	fl.Payload[dir] += uint64(len(d.Payload))
 	if p.Timestamp.Before(fl.First) {
 		fl.First = p.Timestamp
 	}

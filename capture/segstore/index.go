@@ -16,7 +16,11 @@ import (
 )
 
 // indexMagic starts a flow index file (FORMAT.md).
-const indexMagic = "WSFLOWS\x02"
+const indexMagic = "WSFLOWS\x03"
+
+// indexMagicV2 starts an index written before flows counted their
+// payload: read as it is (its processes are kept), payload unknown.
+const indexMagicV2 = "WSFLOWS\x02"
 
 // Bounds on what an index file may claim, so that a damaged one is
 // refused rather than believed.
@@ -28,7 +32,11 @@ const (
 
 // writeIndex writes a segment's flow index: to a temporary file, synced,
 // then renamed over path, and the directory synced.
-func writeIndex(path string, g *segment) error {
+func writeIndex(path string, g *segment) error { return writeIndexAs(path, g, indexMagic) }
+
+// writeIndexAs writes the index in the version magic starts (indexMagic,
+// or indexMagicV2 for tests of reading one).
+func writeIndexAs(path string, g *segment, magic string) error {
 	// One table holds every string (interface names, process names,
 	// cgroup paths, …); flows refer to it by number, 0 being "".
 	var strs []string
@@ -51,7 +59,7 @@ func writeIndex(path string, g *segment) error {
 			id(p.PodUID)
 		}
 	}
-	b := []byte(indexMagic)
+	b := []byte(magic)
 	b = binary.AppendUvarint(b, g.Seq)
 	b = binary.AppendUvarint(b, uint64(g.LinkType))
 	b = binary.AppendVarint(b, g.First.UnixNano())
@@ -73,6 +81,9 @@ func writeIndex(path string, g *segment) error {
 		for i := range 2 {
 			b = binary.AppendUvarint(b, fl.Packets[i])
 			b = binary.AppendUvarint(b, fl.Bytes[i])
+			if magic != indexMagicV2 {
+				b = binary.AppendUvarint(b, fl.Payload[i])
+			}
 		}
 		b = append(b, fl.Flags[0], fl.Flags[1])
 		b = binary.AppendUvarint(b, strID[fl.Interface])
@@ -225,7 +236,11 @@ func readIndex(path string) (*segment, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(b) < len(indexMagic)+4 || string(b[:len(indexMagic)]) != indexMagic {
+	if len(b) < len(indexMagic)+4 {
+		return nil, fmt.Errorf("%w: not a flow index", errIndex)
+	}
+	v2 := string(b[:len(indexMagicV2)]) == indexMagicV2
+	if string(b[:len(indexMagic)]) != indexMagic && !v2 {
 		return nil, fmt.Errorf("%w: not a flow index", errIndex)
 	}
 	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
@@ -270,7 +285,11 @@ func readIndex(path string) (*segment, error) {
 		for d := range 2 {
 			fl.Packets[d] = r.uvarint("packets")
 			fl.Bytes[d] = r.uvarint("bytes")
+			if !v2 {
+				fl.Payload[d] = r.uvarint("payload")
+			}
 		}
+		fl.PayloadUnknown = v2
 		if f := r.bytes(2, "flags"); f != nil {
 			fl.Flags = [2]uint8{f[0], f[1]}
 		}

@@ -665,6 +665,41 @@ func TestAttribution(t *testing.T) {
 			t.Errorf("flow %v → %v: processes %+v", fl.Src, fl.Dst, fl.Procs)
 		}
 	}
+	// The payload each way is counted and kept (the load's requests and
+	// responses); an index written before it was (WSFLOWS 0x02) is read
+	// as it is, its processes kept, its payload unknown.
+	payload := map[[2]netip.AddrPort][2]uint64{} // a connection's, over the segments it spans
+	for _, fl := range flows {
+		if fl.PayloadUnknown || fl.Payload[0] > fl.Bytes[0] || fl.Payload[1] > fl.Bytes[1] {
+			t.Fatalf("flow %v → %v: payload %v of %v bytes (unknown %v)", fl.Src, fl.Dst, fl.Payload, fl.Bytes, fl.PayloadUnknown)
+		}
+		k := [2]netip.AddrPort{fl.Src, fl.Dst}
+		payload[k] = [2]uint64{payload[k][0] + fl.Payload[0], payload[k][1] + fl.Payload[1]}
+	}
+	for k, p := range payload {
+		if p[0] == 0 || p[1] == 0 {
+			t.Errorf("connection %v → %v: payload %v: the requests and responses not counted", k[0], k[1], p)
+		}
+	}
+	segs := s.Segments()
+	s.Close()
+	for _, g := range segs {
+		if err := segstore.WriteIndexV2(g.Path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s = open(t, dir, segstore.Options{SegmentBytes: 64 << 10})
+	old := allFlows(t, s)
+	if len(old) != len(flows) {
+		t.Fatalf("%d flows from version 2 indexes, %d before", len(old), len(flows))
+	}
+	for i, fl := range old {
+		want := flows[i]
+		want.Payload, want.PayloadUnknown = [2]uint64{}, true
+		if !reflect.DeepEqual(fl, want) {
+			t.Fatalf("flow %d from a version 2 index: %+v, want %+v", i, fl, want)
+		}
+	}
 	// Each side of each flow was asked about once per segment it is in,
 	// not once per packet.
 	mu.Lock()

@@ -4,11 +4,11 @@ import (
 	"cmp"
 	"net/netip"
 	"slices"
-	"time"
 
 	"github.com/gopacket/gopacket/layers"
 
 	"github.com/wirescope/wirescope/capture/flowindex"
+	"github.com/wirescope/wirescope/capture/segstore"
 )
 
 // FlowSet sums flows reported in pieces (a segment store reports a flow
@@ -21,33 +21,37 @@ type FlowSet struct {
 // NewFlowSet returns an empty set.
 func NewFlowSet() *FlowSet { return &FlowSet{byKey: map[flowindex.Key]int{}} }
 
-// Add adds one piece of a flow, oriented from src to dst.
-func (s *FlowSet) Add(proto layers.IPProtocol, src, dst netip.AddrPort, first, last time.Time, packets, bytes [2]uint64, flags [2]uint8) {
-	k := flowindex.NewKey(src, dst, proto)
+// Add adds one piece of a flow (a segment's).
+func (s *FlowSet) Add(fl *segstore.Flow) {
+	k := flowindex.NewKey(fl.Src, fl.Dst, fl.Proto)
 	i, ok := s.byKey[k]
 	if !ok {
 		s.byKey[k] = len(s.out)
-		s.out = append(s.out, flowindex.Summary{Src: src, Dst: dst, Proto: proto, First: first, Last: last, Began: first,
-			Packets: packets, Bytes: bytes, Flags: flags})
+		s.out = append(s.out, flowindex.Summary{Src: fl.Src, Dst: fl.Dst, Proto: fl.Proto, First: fl.First, Last: fl.Last, Began: fl.First,
+			Packets: fl.Packets, Bytes: fl.Bytes, Payload: fl.Payload, PayloadUnknown: fl.PayloadUnknown, Flags: fl.Flags})
 		return
 	}
 	sum := &s.out[i]
-	if sum.Src != src { // the piece is oriented the other way
+	packets, bytes, payload, flags := fl.Packets, fl.Bytes, fl.Payload, fl.Flags
+	if sum.Src != fl.Src { // the piece is oriented the other way
 		packets[0], packets[1] = packets[1], packets[0]
 		bytes[0], bytes[1] = bytes[1], bytes[0]
+		payload[0], payload[1] = payload[1], payload[0]
 		flags[0], flags[1] = flags[1], flags[0]
 	}
-	if first.Before(sum.First) {
-		sum.First, sum.Began = first, first
+	if fl.First.Before(sum.First) {
+		sum.First, sum.Began = fl.First, fl.First
 	}
-	if last.After(sum.Last) {
-		sum.Last = last
+	if fl.Last.After(sum.Last) {
+		sum.Last = fl.Last
 	}
 	for d := range 2 {
 		sum.Packets[d] += packets[d]
 		sum.Bytes[d] += bytes[d]
+		sum.Payload[d] += payload[d]
 		sum.Flags[d] |= flags[d]
 	}
+	sum.PayloadUnknown = sum.PayloadUnknown || fl.PayloadUnknown
 }
 
 // SetOpaque records why the flow's TLS plaintext cannot be read (the

@@ -158,7 +158,7 @@ func (z *frozen) Bounds() (first, last time.Time) { return SegmentBounds(z.segs)
 func (z *frozen) Flows(ctx context.Context, from, to time.Time) ([]flowindex.Summary, error) {
 	set := NewFlowSet()
 	err := segstore.EachSnapshotFlow(z.segs, from, to, func(_ segstore.Segment, fl *segstore.Flow) bool {
-		set.Add(fl.Proto, fl.Src, fl.Dst, fl.First, fl.Last, fl.Packets, fl.Bytes, fl.Flags)
+		set.Add(fl)
 		return ctx.Err() == nil
 	})
 	return set.Summaries(), errors.Join(err, ctx.Err())

@@ -17,6 +17,7 @@ import (
 	"github.com/wirescope/wirescope/capture"
 	"github.com/wirescope/wirescope/capture/capturetest"
 	"github.com/wirescope/wirescope/capture/flowindex"
+	"github.com/wirescope/wirescope/capture/segstore"
 	"github.com/wirescope/wirescope/capture/source"
 )
 
@@ -158,16 +159,23 @@ func TestFlowSet(t *testing.T) {
 	a, b := netip.MustParseAddrPort("10.0.0.1:40000"), netip.MustParseAddrPort("10.0.0.2:80")
 	t0 := time.Date(2026, 11, 21, 14, 0, 0, 0, time.UTC)
 	s := source.NewFlowSet()
-	s.Add(layers.IPProtocolTCP, a, b, t0.Add(time.Second), t0.Add(2*time.Second), [2]uint64{3, 2}, [2]uint64{300, 200}, [2]uint8{1, 2})
-	s.Add(layers.IPProtocolTCP, b, a, t0, t0.Add(5*time.Second), [2]uint64{7, 1}, [2]uint64{700, 100}, [2]uint8{4, 8})
-	s.Add(layers.IPProtocolUDP, a, b, t0, t0, [2]uint64{1, 0}, [2]uint64{60, 0}, [2]uint8{})
+	s.Add(&segstore.Flow{Proto: layers.IPProtocolTCP, Src: a, Dst: b, First: t0.Add(time.Second), Last: t0.Add(2 * time.Second),
+		Packets: [2]uint64{3, 2}, Bytes: [2]uint64{300, 200}, Payload: [2]uint64{30, 0}, Flags: [2]uint8{1, 2}})
+	s.Add(&segstore.Flow{Proto: layers.IPProtocolTCP, Src: b, Dst: a, First: t0, Last: t0.Add(5 * time.Second),
+		Packets: [2]uint64{7, 1}, Bytes: [2]uint64{700, 100}, Payload: [2]uint64{70, 10}, Flags: [2]uint8{4, 8}})
+	s.Add(&segstore.Flow{Proto: layers.IPProtocolUDP, Src: a, Dst: b, First: t0, Last: t0,
+		Packets: [2]uint64{1, 0}, Bytes: [2]uint64{60, 0}, PayloadUnknown: true})
 	got := s.Summaries()
 	if len(got) != 2 {
 		t.Fatalf("%d summaries, want 2", len(got))
 	}
 	tcp := got[slices.IndexFunc(got, func(x flowindex.Summary) bool { return x.Proto == layers.IPProtocolTCP })]
-	if tcp.Src != a || tcp.Packets != [2]uint64{4, 9} || tcp.Bytes != [2]uint64{400, 900} || tcp.Flags != [2]uint8{1 | 8, 2 | 4} ||
+	if tcp.Src != a || tcp.Packets != [2]uint64{4, 9} || tcp.Bytes != [2]uint64{400, 900} || tcp.Payload != [2]uint64{40, 70} ||
+		tcp.PayloadUnknown || tcp.Flags != [2]uint8{1 | 8, 2 | 4} ||
 		!tcp.First.Equal(t0) || !tcp.Last.Equal(t0.Add(5*time.Second)) {
 		t.Errorf("tcp %+v", tcp)
+	}
+	if udp := got[slices.IndexFunc(got, func(x flowindex.Summary) bool { return x.Proto == layers.IPProtocolUDP })]; !udp.PayloadUnknown {
+		t.Errorf("udp %+v: its payload was not counted", udp)
 	}
 }

@@ -82,7 +82,7 @@ func SegmentBounds(segs []segstore.Segment) (first, last time.Time) {
 func (s *Store) Flows(ctx context.Context, from, to time.Time) ([]flowindex.Summary, error) {
 	set := NewFlowSet()
 	err := s.st.EachFlow(from, to, func(_ segstore.Segment, fl *segstore.Flow) bool {
-		set.Add(fl.Proto, fl.Src, fl.Dst, fl.First, fl.Last, fl.Packets, fl.Bytes, fl.Flags)
+		set.Add(fl)
 		return ctx.Err() == nil
 	})
 	if err == nil {

@@ -298,7 +298,7 @@ func (w *Workspace) Status(ctx context.Context) (tools.Status, error) {
 	st.Calls = maps.Clone(w.calls)
 	missing := w.missing
 	for _, s := range flows {
-		if s.Payload[0]+s.Payload[1] == 0 {
+		if s.Payload[0]+s.Payload[1] == 0 && !s.PayloadUnknown {
 			st.Empty++
 			continue
 		}
