@@ -246,15 +246,18 @@ func (in *inspector) analyze(name string, key fileKey) (*fileInfo, error) {
 	return info, err
 }
 
-// executable inspects the process's executable (role Unknown in the
-// cache's key). It returns nil when it holds no TLS library it can see,
-// is not ELF or cannot be read.
-func (in *inspector) executable(pid int, dir string) *Target {
-	exe := path.Join(dir, "exe")
-	link, err := os.Readlink(exe)
-	if err != nil {
-		return nil // a kernel thread, or gone (the caller checks)
-	}
+// InspectExecutable returns what the executable at name says of the TLS
+// library it links (as Inspect's first target would), for process pid
+// which ran it and may be gone: name is a path that outlives it, such as
+// /proc/self/fd/N of the agent's descriptor of /proc/PID/exe, opened
+// when the process executed. Path is name. It returns nil when the file
+// holds no TLS library it can see, is not ELF or cannot be read.
+func InspectExecutable(pid int, name string) *Target {
+	return std.executableAt(pid, name)
+}
+
+// executableAt inspects the executable at exe as process pid's.
+func (in *inspector) executableAt(pid int, exe string) *Target {
 	key, err := statKey(exe, Unknown)
 	if err != nil {
 		return nil
@@ -264,19 +267,34 @@ func (in *inspector) executable(pid int, dir string) *Target {
 		return nil
 	}
 	t := info.target(pid)
-	if t.Kind == Unknown {
-		return &t // nothing to probe: no path
+	if t.Kind != Unknown {
+		t.Path, t.Dev, t.Ino = exe, key.dev, key.ino
+	}
+	return &t
+}
+
+// executable inspects the process's executable (role Unknown in the
+// cache's key). It returns nil when it holds no TLS library it can see,
+// is not ELF or cannot be read.
+func (in *inspector) executable(pid int, dir string) *Target {
+	exe := path.Join(dir, "exe")
+	link, err := os.Readlink(exe)
+	if err != nil {
+		return nil // a kernel thread, or gone (the caller checks)
+	}
+	t := in.executableAt(pid, exe)
+	if t == nil || t.Kind == Unknown {
+		return t // nothing to probe: no path
 	}
 	// Probe the file by its path in the process's root when that is the
 	// same file, else through /proc/PID/exe.
-	t.Path, t.Dev, t.Ino = exe, key.dev, key.ino
 	if !strings.HasSuffix(link, " (deleted)") && strings.HasPrefix(link, "/") {
 		p := path.Join(dir, "root", link)
-		if k, err := statKey(p, Unknown); err == nil && k.dev == key.dev && k.ino == key.ino {
+		if k, err := statKey(p, Unknown); err == nil && k.dev == t.Dev && k.ino == t.Ino {
 			t.Path = p
 		}
 	}
-	return &t
+	return t
 }
 
 // library inspects one mapped library of a known kind.

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -83,6 +84,39 @@ func TestReaderGoTLS(t *testing.T) {
 			t.Fatalf("client %v: %v\n%s", args, err, out)
 		}
 	}
+	// A process gone before it is looked at (a burst of execs kept the
+	// reader busy): its executable, held open since its exec event, is
+	// still probed, so that its next run is read, and the process is
+	// named by its file, exited.
+	short := filepath.Join(dir, "server-short") // a new file: not probed yet
+	b, err := os.ReadFile(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(short, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := exec.Command(short, "server", "127.0.0.43:18452")
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Open("/proc/" + strconv.Itoa(p.Process.Pid) + "/exe")
+	p.Process.Kill()
+	p.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer exe.Close()
+	r.inspect(p.Process.Pid, exe)
+	exitedCov := r.Coverage()
+	j := slices.IndexFunc(exitedCov.Processes, func(q Process) bool { return q.PID == p.Process.Pid })
+	if j < 0 {
+		t.Fatalf("the exited process %d is not listed: %+v", p.Process.Pid, exitedCov.Processes)
+	}
+	if q := exitedCov.Processes[j]; q.Comm != "server-short" || q.Exited.IsZero() || len(q.Libraries) != 1 || !q.Libraries[0].Probed ||
+		q.Libraries[0].Path != short || !strings.HasPrefix(q.Libraries[0].Name, "Go 1.") {
+		t.Errorf("the exited process: %+v", q)
+	}
 	cov = drain(r)
 	if err := st.Flush(); err != nil {
 		t.Fatal(err)
@@ -115,6 +149,7 @@ func TestReaderGoTLS(t *testing.T) {
 			t.Errorf("from the server: no %q in %q", want, fromServer)
 		}
 	}
+
 }
 
 // waitListen waits until something listens on addr; log is the file the

@@ -79,6 +79,9 @@ type Reader struct {
 	records     uint64
 	writeErrors uint64
 	notCaptured uint64
+	// execsSkipped counts exec events not inspected at once (the queue
+	// full): the rescan finds those processes, if they live that long.
+	execsSkipped uint64
 }
 
 type fileKey struct{ dev, ino uint64 }
@@ -136,6 +139,9 @@ type Coverage struct {
 	// NotCaptured counts chunks left out because the capture holds no
 	// packet of their connection (Options.Held).
 	NotCaptured uint64 `json:"not_captured"`
+	// ExecsSkipped counts processes whose exec came while maxExecQueue
+	// others waited to be inspected: only the rescan looks at them.
+	ExecsSkipped uint64 `json:"execs_skipped,omitempty"`
 	// Error is set when the counters could not be read.
 	Error string `json:"error,omitempty"`
 }
@@ -147,7 +153,7 @@ func (r *Reader) Coverage() Coverage {
 	defer r.mu.Unlock()
 	c := Coverage{
 		SyscallHook: r.hook(), Counters: cs, Records: r.records, WriteErrors: r.writeErrors,
-		Duplicates: r.seq.Duplicates, NotCaptured: r.notCaptured, Probed: r.probes.Attached(),
+		Duplicates: r.seq.Duplicates, NotCaptured: r.notCaptured, Probed: r.probes.Attached(), ExecsSkipped: r.execsSkipped,
 	}
 	if err != nil {
 		c.Error = err.Error()

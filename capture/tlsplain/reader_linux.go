@@ -5,7 +5,10 @@ package tlsplain
 import (
 	"errors"
 	"os"
+	"path"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
@@ -113,32 +116,82 @@ func (w *recordWriter) write(c *bpf.Chunk) {
 	}
 }
 
-// readExecs inspects each process that executes a program, again a little
-// later (a library loaded after exec: Python imports ssl when asked).
+// execEvent is a process that executed a program, with its executable
+// held open from the moment the event was read (nil if it was gone by
+// then).
+type execEvent struct {
+	pid int
+	exe *os.File
+}
+
+// maxExecQueue bounds the execs waiting to be inspected (each holds a
+// descriptor); past it an exec is left to the rescan.
+const maxExecQueue = 1024
+
+// readExecs reads the exec events as fast as they come, opening each
+// process's executable at once: inspecting takes longer (a Go binary's
+// symbols), and a burst of execs (a build, a shell loop) would otherwise
+// delay the next process's look until it is gone. inspectExecs inspects
+// them in order.
 func (r *Reader) readExecs() {
 	defer r.wg.Done()
+	queue := make(chan execEvent, maxExecQueue)
+	r.wg.Add(1)
+	go r.inspectExecs(queue)
+	defer close(queue)
 	for {
 		pid, err := r.probes.ReadExec()
 		if err != nil {
 			return
 		}
-		for _, d := range []time.Duration{0, 50 * time.Millisecond, 500 * time.Millisecond, 3 * time.Second} {
-			r.later(int(pid), d)
+		ev := execEvent{pid: int(pid)}
+		if f, err := os.Open("/proc/" + strconv.Itoa(ev.pid) + "/exe"); err == nil {
+			ev.exe = f
+		}
+		select {
+		case queue <- ev:
+		default:
+			if ev.exe != nil {
+				ev.exe.Close()
+			}
+			r.mu.Lock()
+			r.execsSkipped++
+			r.mu.Unlock()
+		}
+	}
+}
+
+// inspectExecs inspects each process that executed a program, again a
+// little later (a library loaded after exec: Python imports ssl when
+// asked).
+func (r *Reader) inspectExecs(queue <-chan execEvent) {
+	defer r.wg.Done()
+	for ev := range queue {
+		select {
+		case <-r.done:
+			if ev.exe != nil {
+				ev.exe.Close()
+			}
+			continue
+		default:
+		}
+		r.inspect(ev.pid, ev.exe)
+		if ev.exe != nil {
+			ev.exe.Close()
+		}
+		for _, d := range []time.Duration{50 * time.Millisecond, 500 * time.Millisecond, 3 * time.Second} {
+			r.later(ev.pid, d)
 		}
 	}
 }
 
 // later inspects pid after d.
 func (r *Reader) later(pid int, d time.Duration) {
-	if d == 0 {
-		r.inspect(pid)
-		return
-	}
 	time.AfterFunc(d, func() {
 		select {
 		case <-r.done:
 		default:
-			r.inspect(pid)
+			r.inspect(pid, nil)
 		}
 	})
 }
@@ -172,7 +225,7 @@ func (r *Reader) scanAll() {
 			continue
 		}
 		alive[pid] = true
-		r.inspect(pid)
+		r.inspect(pid, nil)
 	}
 	r.mu.Lock()
 	now := time.Now()
@@ -184,12 +237,38 @@ func (r *Reader) scanAll() {
 	r.mu.Unlock()
 }
 
-// inspect finds pid's TLS libraries and probes those it can.
-func (r *Reader) inspect(pid int) {
+// inspect finds pid's TLS libraries and probes those it can. exe is the
+// process's executable held open since its exec event (nil: inspect
+// opens it now).
+func (r *Reader) inspect(pid int, exe *os.File) {
 	if pid == os.Getpid() {
 		return
 	}
+	// The executable, held open while it is inspected and probed: a
+	// process that ends within milliseconds of its exec (a CLI, a job)
+	// takes /proc/PID/root with it, but not this descriptor, through
+	// which its file is still probed, and read on its next run.
+	if exe == nil {
+		if f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/exe"); err == nil {
+			exe = f
+			defer exe.Close()
+		}
+	}
+	var exited time.Time
+	comm := ""
 	targets, err := tlslib.Inspect(pid)
+	if errors.Is(err, tlslib.ErrExited) && exe != nil {
+		// Gone before it was looked at: its executable is not. Its
+		// libraries are not known (a library it loaded is probed when
+		// another process maps it).
+		if t := tlslib.InspectExecutable(pid, fdPath(exe)); t != nil {
+			targets, err, exited = []tlslib.Target{*t}, nil, time.Now()
+			if link, err := os.Readlink(fdPath(exe)); err == nil {
+				comm = path.Base(strings.TrimSuffix(link, " (deleted)"))
+				comm = comm[:min(len(comm), 15)] // the kernel's TASK_COMM_LEN-1
+			}
+		}
+	}
 	if err != nil {
 		if errors.Is(err, tlslib.ErrExited) {
 			r.mu.Lock()
@@ -200,10 +279,19 @@ func (r *Reader) inspect(pid int) {
 		}
 		return
 	}
-	comm := readComm(pid)
+	if exited.IsZero() {
+		comm = readComm(pid)
+	}
 	var libs []Library
 	for _, t := range targets {
-		libs = append(libs, r.probe(t))
+		l := r.probe(t, exe)
+		if exe != nil && l.Path == fdPath(exe) {
+			// Show the file, not the agent's descriptor of it.
+			if link, err := os.Readlink(l.Path); err == nil {
+				l.Path = link
+			}
+		}
+		libs = append(libs, l)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -221,12 +309,16 @@ func (r *Reader) inspect(pid int) {
 		pr = &Process{PID: pid, First: time.Now()}
 		r.procs[pid] = pr
 	}
-	pr.Comm, pr.Libraries, pr.Exited = comm, libs, time.Time{}
+	pr.Comm, pr.Libraries, pr.Exited = comm, libs, exited
 }
 
-// probe attaches the probes to t's file once; it returns what the process
-// uses and whether its plaintext is read.
-func (r *Reader) probe(t tlslib.Target) Library {
+// fdPath is the path through which the agent reaches an open file.
+func fdPath(f *os.File) string { return "/proc/self/fd/" + strconv.Itoa(int(f.Fd())) }
+
+// probe attaches the probes to t's file once (through exe, the process's
+// executable held open, when it is that file); it returns what the
+// process uses and whether its plaintext is read.
+func (r *Reader) probe(t tlslib.Target, exe *os.File) Library {
 	l := Library{Name: t.Library, Kind: t.Kind.String(), Path: t.Path, Reason: t.Reason}
 	if t.Kind == tlslib.Unknown {
 		l.Name = "" // nothing says which library, or whether it does TLS
@@ -257,13 +349,31 @@ func (r *Reader) probe(t tlslib.Target) Library {
 		l.Reason = why
 		return l
 	}
-	var err error
-	if kind == capture.LibGoTLS {
-		o := t.GoFD
-		_, err = r.probes.AttachGo(t.Path, lib, bpf.GoProbe{Entry: t.Symbols, Returns: t.Returns,
-			FD: bpf.GoOffsets{ConnConn: o.ConnConn, IfaceData: o.IfaceData, NetConnFD: o.NetConnFD, NetFDPFD: o.NetFDPFD, PFDSysfd: o.PFDSysfd}})
-	} else {
-		_, err = r.probes.AttachOpenSSL(t.Path, lib, nil)
+	attach := func(path string) error {
+		var err error
+		if kind == capture.LibGoTLS {
+			o := t.GoFD
+			_, err = r.probes.AttachGo(path, lib, bpf.GoProbe{Entry: t.Symbols, Returns: t.Returns,
+				FD: bpf.GoOffsets{ConnConn: o.ConnConn, IfaceData: o.IfaceData, NetConnFD: o.NetConnFD, NetFDPFD: o.NetFDPFD, PFDSysfd: o.PFDSysfd}})
+		} else {
+			_, err = r.probes.AttachOpenSSL(path, lib, nil)
+		}
+		return err
+	}
+	err := attach(t.Path)
+	if err != nil && exe != nil && gone(t.PID) {
+		// The process ended meanwhile, and its paths with it: its
+		// executable, if that is the file, is probed through the
+		// descriptor held.
+		var st syscall.Stat_t
+		if syscall.Fstat(int(exe.Fd()), &st) == nil && uint64(st.Dev) == t.Dev && st.Ino == t.Ino {
+			err = attach(fdPath(exe))
+		}
+	}
+	if err != nil && gone(t.PID) {
+		// Not the file's fault: its next process is probed afresh.
+		l.Reason = "exited before its probes were attached (" + err.Error() + ")"
+		return l
 	}
 	if err != nil {
 		r.log.Warn("tlsplain: cannot probe a TLS library", "path", t.Path, "library", t.Library, "err", err)
@@ -275,6 +385,12 @@ func (r *Reader) probe(t tlslib.Target) Library {
 	}
 	l.Probed = true
 	return l
+}
+
+// gone reports whether process pid has ended.
+func gone(pid int) bool {
+	_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+	return err != nil
 }
 
 // counters reads the probes' counters.
