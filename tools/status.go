@@ -54,6 +54,12 @@ func CaptureStatus(b Backend) Tool {
 				line += fmt.Sprintf("; without payload (handshakes alone, scans): %s", count(st.Empty))
 			}
 			bud.add(line)
+			if len(st.TLSWorkloads) > 0 {
+				bud.add("encrypted flows by workload (client or server; those with flows not read first):")
+				for i := range st.TLSWorkloads {
+					bud.add("  " + tlsWorkloadText(&st.TLSWorkloads[i]))
+				}
+			}
 			if st.NotDecoded > 0 {
 				bud.add(fmt.Sprintf("packets not decoded (not IP, unsupported link type or malformed): %s", count(st.NotDecoded)))
 			}
@@ -126,6 +132,24 @@ func encryptedText(st *Status) string {
 	}
 	return fmt.Sprintf(" (decrypted with the key log: %s%s; handshake only, not decrypted: %s; no handshake seen: %s; not dissected yet: %s)",
 		count(st.Decrypted), uprobes, count(st.HandshakeOnly), count(st.NoHandshake), count(st.EncryptedNotDissected))
+}
+
+// tlsWorkloadText says what became of a workload's encrypted flows:
+// "shop/web: 7 encrypted flows; read: OpenSSL 3.0 uprobe 5; NOT read
+// (opaque here, not absent): statically linked without symbols
+// (static-tls 812) 2".
+func tlsWorkloadText(t *TLSWorkload) string {
+	line := fmt.Sprintf("%s: %s", t.Name, plural(t.Flows, "encrypted flow"))
+	if len(t.Read) > 0 {
+		line += "; read: " + counts(t.Read, "")
+	}
+	if len(t.Opaque) > 0 {
+		line += "; NOT read (opaque here, not absent): " + counts(t.Opaque, "")
+	}
+	if t.NotDissected > 0 {
+		line += fmt.Sprintf("; in windows not dissected yet (read or not is known once they are): %s", count(t.NotDissected))
+	}
+	return line
 }
 
 // tlsCoverageText says what a node agent reads of TLS from its processes'

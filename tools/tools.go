@@ -154,6 +154,27 @@ type TLSProcess struct {
 	Reason  string
 }
 
+// TLSWorkload is what became of the encrypted flows a workload took part
+// in (as client or server).
+type TLSWorkload struct {
+	// Name is "namespace/workload" (the pod where it has no owner), or
+	// "address IP:PORT" for a server outside the cluster's identities
+	// when neither end has one.
+	Name  string
+	Flows uint64
+	// Read counts the flows read, by how: "key log", or the library
+	// probed ("OpenSSL 3.0 uprobe").
+	Read map[string]uint64
+	// Opaque counts the flows not read, by why: the node's reason (a
+	// process's library cannot be probed) when an agent gave one, else
+	// dissection's ("no key log", "no handshake seen").
+	Opaque map[string]uint64
+	// NotDissected counts the flows recognised as encrypted by their
+	// first bytes in windows not dissected yet: whether they are read is
+	// not known until they are.
+	NotDissected uint64
+}
+
 // Status is what capture_status reports.
 type Status struct {
 	Sources     []Source
@@ -180,6 +201,9 @@ type Status struct {
 	Encrypted                                                    uint64
 	Decrypted, HandshakeOnly, NoHandshake, EncryptedNotDissected uint64
 	DecryptedBy                                                  map[string]uint64
+	// TLSWorkloads says of each workload taking part in encrypted flows
+	// what became of them, the workloads with flows not read first.
+	TLSWorkloads []TLSWorkload
 	// NotDecoded counts packets that were not IP or could not be decoded.
 	NotDecoded uint64
 	// Notes say what else limits visibility.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -45,7 +46,7 @@ func TestAgentTLSPlaintext(t *testing.T) {
 	dir := t.TempDir()
 	// A Go HTTPS server (crypto/tls, with symbols) running before the
 	// agent starts, and a stripped static Go client started after.
-	const goPort = "18449"
+	const goPort, staticPort = "18449", "18451"
 	goAddr := "127.0.0.44:" + goPort
 	goServer := exec.Command(testserver.BuildGoTLS(t, dir, "go-server"), "server", goAddr)
 	if err := goServer.Start(); err != nil {
@@ -56,7 +57,7 @@ func TestAgentTLSPlaintext(t *testing.T) {
 	store := filepath.Join(dir, "store")
 	tokenFile := filepath.Join(dir, "token")
 	api := freePort(t)
-	agent := exec.Command(wirescopeBinary(t), "agent", "--iface", "lo", "--filter", "tcp port "+port+" or tcp port "+goPort, "--data-dir", store,
+	agent := exec.Command(wirescopeBinary(t), "agent", "--iface", "lo", "--filter", "tcp port "+port+" or tcp port "+goPort+" or tcp port "+staticPort, "--data-dir", store,
 		"--listen", api, "--token-file", tokenFile, "--stats-every", "0")
 	agent.Env = append(os.Environ(), "WIRESCOPE_TOKEN=")
 	line := startWaiting(t, agent, "msg=capturing")
@@ -113,6 +114,25 @@ for p in ("/py-one", "/py-two"):
 	}
 	defer func() { sc.Process.Kill(); sc.Wait() }()
 	waitFor(t, "the static client's response", func() bool { return strings.Contains(scOut.String(), "HTTP/1.1 200") })
+	// The same program as server and client to each other: neither end
+	// is readable, and capture_status says so of the server's workload.
+	keyFile, crtFile := testserver.SelfSigned(t, dir)
+	ss := exec.Command(static, "-serve", "127.0.0.47", staticPort, crtFile, keyFile)
+	var ssOut syncBuffer
+	ss.Stdout, ss.Stderr = &ssOut, &ssOut
+	if err := ss.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ss.Process.Kill(); ss.Wait() }()
+	waitFor(t, "the static server listening", func() bool { return strings.Contains(ssOut.String(), "listening") })
+	sc2 := exec.Command(static, "127.0.0.47", staticPort)
+	var sc2Out syncBuffer
+	sc2.Stdout, sc2.Stderr = &sc2Out, &sc2Out
+	if err := sc2.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { sc2.Process.Kill(); sc2.Wait() }()
+	waitFor(t, "the static server's response", func() bool { return strings.Contains(sc2Out.String(), "HTTP/1.1 200") })
 	b, err := os.ReadFile(tokenFile)
 	if err != nil {
 		t.Fatal(err)
@@ -140,18 +160,33 @@ for p in ("/py-one", "/py-two"):
 		t.Error("client and server were both probed, yet no chunk was left out as the other end's copy")
 	}
 	// capture_status, through an MCP client of `wirescope mcp --agents`,
-	// names what is read and what is not, and why.
+	// names what is read and what is not, and why: by process, and once
+	// the window is dissected, by workload.
+	cluster := filepath.Join(dir, "cluster.json")
+	os.WriteFile(cluster, []byte(`{"pods":[{"name":"web-tls-0","namespace":"shop","node":"node-a","ip":"127.0.0.44","labels":{"app":"web"}},
+	         {"name":"curl-0","namespace":"tools","node":"node-a","ip":"127.0.0.45","labels":{"app":"curl"}},
+	         {"name":"vault-0","namespace":"sec","node":"node-a","ip":"127.0.0.47","labels":{"app":"vault"}}]}`), 0o644)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	c, err := client.NewStdioMCPClient(wirescopeBinary(t), []string{"WIRESCOPE_AGENT_TOKEN=" + token}, "mcp", "--agents", "http://"+api,
-		"--data-dir", filepath.Join(dir, "mcp"))
+		"--data-dir", filepath.Join(dir, "mcp"), "--cluster", cluster)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	initialize(ctx, t, c)
+	toolText(ctx, t, c, "dissect", map[string]any{})
 	status := toolText(ctx, t, c, "capture_status", map[string]any{})
-	for _, want := range []string{"TLS plaintext: on; read from ", "OpenSSL 3.0.", "nginx ", "curl ", "crypto/tls (", "go-server ",
+	// The Go programs are built by this toolchain: "go1.26.8" reads as "Go 1.26".
+	goMinor := strings.Join(strings.SplitN(strings.TrimPrefix(runtime.Version(), "go"), ".", 3)[:2], ".")
+	for _, want := range []string{
+		"encrypted flows by workload (client or server; those with flows not read first):\n" +
+			"  sec/vault: 1 encrypted flow; NOT read (opaque here, not absent): client static-tls " + fmt.Sprint(sc2.Process.Pid) +
+			": statically linked without symbols",
+		"; server static-tls " + fmt.Sprint(ss.Process.Pid) + ": statically linked without symbols",
+		"  shop/web-tls: 6 encrypted flows; read: OpenSSL 3.0 uprobe 4, Go " + goMinor + " crypto/tls uprobe 2\n",
+		"  tools/curl: 2 encrypted flows; read: OpenSSL 3.0 uprobe 2\n",
+		"TLS plaintext: on; read from ", "OpenSSL 3.0.", "nginx ", "curl ", "crypto/tls (", "go-server ",
 		"NOT readable (their TLS traffic is opaque here, not absent): statically linked without symbols (",
 		"static-tls " + fmt.Sprint(sc.Process.Pid)} {
 		if !strings.Contains(status, want) {
@@ -167,9 +202,6 @@ for p in ("/py-one", "/py-two"):
 	if !slices.ContainsFunc(segs, func(s string) bool { return strings.HasSuffix(s, "-lt147.pcap") }) {
 		t.Fatalf("no plaintext segment among %v", segs)
 	}
-	cluster := filepath.Join(dir, "cluster.json")
-	os.WriteFile(cluster, []byte(`{"pods":[{"name":"web-tls-0","namespace":"shop","node":"node-a","ip":"127.0.0.44","labels":{"app":"web"}},
-	         {"name":"curl-0","namespace":"tools","node":"node-a","ip":"127.0.0.45","labels":{"app":"curl"}}]}`), 0o644)
 	out, stderr, err := runCmd(t, append([]string{"dissect", "--cluster", cluster}, segs...)...)
 	if err != nil {
 		t.Fatalf("dissect: %v\n%s", err, stderr)
@@ -206,9 +238,9 @@ for p in ("/py-one", "/py-two"):
 	if !slices.Equal(got, wants) {
 		t.Errorf("calls from the store:\n%v\nwant:\n%v", got, wants)
 	}
-	conns := len(runs) + 1 // each client made one connection, the static one too
-	if handshakes != conns {
-		t.Errorf("%d TLS handshakes, want one per connection (%d)", handshakes, conns)
+	conns := len(runs) + 1     // each client made one connection, the static one too
+	if handshakes != conns+1 { // and the static programs' connection
+		t.Errorf("%d TLS handshakes, want one per connection (%d)", handshakes, conns+1)
 	}
 	// The flows say the plaintext came from the uprobe.
 	flowsOut, _, err := runCmd(t, append([]string{"dissect", "--flows"}, segs...)...)
@@ -222,7 +254,9 @@ for p in ("/py-one", "/py-two"):
 
 // staticTLSClient builds, in dir, a C program linked statically against
 // libssl.a and stripped: "static-tls HOST PORT" sends one HTTPS request,
-// prints the response, and stays alive a minute (for the agent to find).
+// prints the response, and stays alive a minute (for the agent to find);
+// "static-tls -serve HOST PORT CERT KEY" prints "listening", answers one
+// connection's request 200, and stays alive a minute.
 func staticTLSClient(t *testing.T, dir string) string {
 	t.Helper()
 	for _, tool := range []string{"gcc", "strip"} {
@@ -237,11 +271,32 @@ func staticTLSClient(t *testing.T, dir string) string {
 #include <string.h>
 #include <unistd.h>
 int main(int argc, char **argv) {
+	int serve = argc == 6 && !strcmp(argv[1], "-serve");
+	if (serve) argv++;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[2]))};
 	inet_pton(AF_INET, argv[1], &a.sin_addr);
+	SSL_CTX *ctx = SSL_CTX_new(serve ? TLS_server_method() : TLS_client_method());
+	if (serve) {
+		int on = 1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+		if (bind(fd, (struct sockaddr *)&a, sizeof a) || listen(fd, 4)) { perror("listen"); return 1; }
+		if (SSL_CTX_use_certificate_file(ctx, argv[3], SSL_FILETYPE_PEM) != 1 ||
+		    SSL_CTX_use_PrivateKey_file(ctx, argv[4], SSL_FILETYPE_PEM) != 1) { fprintf(stderr, "certificate\n"); return 1; }
+		printf("listening\n");
+		fflush(stdout);
+		int c = accept(fd, NULL, NULL);
+		SSL *ssl = SSL_new(ctx);
+		SSL_set_fd(ssl, c);
+		if (SSL_accept(ssl) != 1) { fprintf(stderr, "handshake failed\n"); return 1; }
+		char buf[512];
+		SSL_read(ssl, buf, sizeof buf);
+		const char *resp = "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nstatic\n";
+		SSL_write(ssl, resp, strlen(resp));
+		sleep(60);
+		return 0;
+	}
 	if (connect(fd, (struct sockaddr *)&a, sizeof a)) { perror("connect"); return 1; }
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	SSL *ssl = SSL_new(ctx);
 	SSL_set_fd(ssl, fd);
 	if (SSL_connect(ssl) != 1) { fprintf(stderr, "handshake failed\n"); return 1; }

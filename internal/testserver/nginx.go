@@ -27,11 +27,7 @@ func NginxTLS(t testing.TB, addr string) int {
 	if err := os.WriteFile(filepath.Join(dir, "big"), []byte(strings.Repeat("0123456789", 10000)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	key, crt := filepath.Join(dir, "key.pem"), filepath.Join(dir, "crt.pem")
-	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-		"-nodes", "-keyout", key, "-out", crt, "-days", "1", "-subj", "/CN=wirescope.test").CombinedOutput(); err != nil {
-		t.Fatalf("openssl req: %v\n%s", err, out)
-	}
+	key, crt := SelfSigned(t, dir)
 	conf := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(conf, []byte(`daemon off;
 master_process off;
@@ -75,4 +71,17 @@ http {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// SelfSigned writes a fresh self-signed P-256 key and certificate for
+// wirescope.test into dir (with the openssl command) and returns their
+// paths.
+func SelfSigned(t testing.TB, dir string) (key, crt string) {
+	t.Helper()
+	key, crt = filepath.Join(dir, "key.pem"), filepath.Join(dir, "crt.pem")
+	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+		"-nodes", "-keyout", key, "-out", crt, "-days", "1", "-subj", "/CN=wirescope.test").CombinedOutput(); err != nil {
+		t.Fatalf("openssl req: %v\n%s", err, out)
+	}
+	return key, crt
 }

@@ -2,9 +2,11 @@ package workspace
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 
@@ -156,4 +158,79 @@ func matchPeer(f *tools.Filter, p *tools.Peer) bool {
 		(f.Workload == "" || f.Workload == p.Workload) && (f.Service == "" || f.Service == p.Service) &&
 		(f.Node == "" || f.Node == p.Node) &&
 		(f.Version == "" || f.Version == p.Version)
+}
+
+// tlsWorkloads tallies encrypted flows by the workloads at their ends.
+type tlsWorkloads map[string]*tools.TLSWorkload
+
+// add counts flow s, encrypted, under the workload at each of its ends
+// that has one (once if both are the same), or under its server's address
+// when neither has: read (decryption says how), not read (and why: the
+// node's reason first, it names the process and library), or not
+// dissected yet. Callers hold w.mu.
+func (m tlsWorkloads) add(w *Workspace, s *flowindex.Summary, guessed bool, decryption string) {
+	var names []string
+	for _, ap := range []netip.AddrPort{s.Dst, s.Src} {
+		p := w.peer(ap, s.First)
+		name := p.Workload
+		if name == "" {
+			name = p.Pod
+		}
+		if name == "" {
+			continue
+		}
+		if name = p.Namespace + "/" + name; !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		names = append(names, "address "+s.Dst.String())
+	}
+	for _, name := range names {
+		t := m[name]
+		if t == nil {
+			t = &tools.TLSWorkload{Name: name}
+			m[name] = t
+		}
+		t.Flows++
+		switch {
+		case decryption == "decrypted" && !guessed:
+			count(&t.Read, "key log")
+		case analysis.Decrypted(decryption) && !guessed:
+			count(&t.Read, analysis.DecryptedBy(decryption)+" uprobe")
+		case s.Opaque != "":
+			count(&t.Opaque, s.Opaque)
+		case guessed:
+			t.NotDissected++
+		default:
+			count(&t.Opaque, decryption)
+		}
+	}
+}
+
+// count adds one to (*m)[k], making the map if need be.
+func count(m *map[string]uint64, k string) {
+	if *m == nil {
+		*m = map[string]uint64{}
+	}
+	(*m)[k]++
+}
+
+// sorted returns the workloads with the most flows not read first, then
+// the most flows.
+func (m tlsWorkloads) sorted() []tools.TLSWorkload {
+	out := make([]tools.TLSWorkload, 0, len(m))
+	for _, t := range m {
+		out = append(out, *t)
+	}
+	opaque := func(t *tools.TLSWorkload) (n uint64) {
+		for _, v := range t.Opaque {
+			n += v
+		}
+		return n
+	}
+	slices.SortFunc(out, func(a, b tools.TLSWorkload) int {
+		return cmp.Or(cmp.Compare(opaque(&b), opaque(&a)), cmp.Compare(b.Flows, a.Flows), strings.Compare(a.Name, b.Name))
+	})
+	return out
 }

@@ -297,6 +297,7 @@ func (w *Workspace) Status(ctx context.Context) (tools.Status, error) {
 	st.Dissected = w.covered.clone()
 	st.Calls = maps.Clone(w.calls)
 	missing := w.missing
+	tlsw := tlsWorkloads{}
 	for _, s := range flows {
 		if s.Payload[0]+s.Payload[1] == 0 && !s.PayloadUnknown {
 			st.Empty++
@@ -304,26 +305,29 @@ func (w *Workspace) Status(ctx context.Context) (tools.Status, error) {
 		}
 		name, guessed, l := w.protocolOf(&s)
 		st.Flows[name]++
-		if l.encrypted {
-			st.Encrypted++
-			switch {
-			case guessed:
-				st.EncryptedNotDissected++
-			case l.decryption == "decrypted":
-				st.Decrypted++
-			case analysis.Decrypted(l.decryption):
-				if st.DecryptedBy == nil {
-					st.DecryptedBy = map[string]uint64{}
-				}
-				st.DecryptedBy[analysis.DecryptedBy(l.decryption)]++
-			case l.decryption == "no handshake seen":
-				st.NoHandshake++
-			default:
-				st.HandshakeOnly++
-			}
+		if !l.encrypted {
+			continue
 		}
+		st.Encrypted++
+		switch {
+		case guessed:
+			st.EncryptedNotDissected++
+		case l.decryption == "decrypted":
+			st.Decrypted++
+		case analysis.Decrypted(l.decryption):
+			if st.DecryptedBy == nil {
+				st.DecryptedBy = map[string]uint64{}
+			}
+			st.DecryptedBy[analysis.DecryptedBy(l.decryption)]++
+		case l.decryption == "no handshake seen":
+			st.NoHandshake++
+		default:
+			st.HandshakeOnly++
+		}
+		tlsw.add(w, &s, guessed, l.decryption)
 	}
 	w.mu.RUnlock()
+	st.TLSWorkloads = tlsw.sorted()
 	if w.opts.Identity == nil {
 		st.Notes = append(st.Notes, "no cluster file or API server: endpoints are addresses without Kubernetes identities")
 	} else if known := w.opts.Identity.Known(); !known.IsZero() && !st.First.IsZero() && st.First.Before(known) {
