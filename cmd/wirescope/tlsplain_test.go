@@ -106,33 +106,12 @@ for p in ("/py-one", "/py-two"):
 	// A statically linked, stripped TLS client: its request is not read,
 	// and capture_status says why.
 	static := staticTLSClient(t, dir)
-	sc := exec.Command(static, "127.0.0.44", port)
-	var scOut syncBuffer // written by exec's copying goroutine while waitFor reads it
-	sc.Stdout, sc.Stderr = &scOut, &scOut
-	if err := sc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { sc.Process.Kill(); sc.Wait() }()
-	waitFor(t, "the static client's response", func() bool { return strings.Contains(scOut.String(), "HTTP/1.1 200") })
+	sc := startUntil(t, "the static client's response", "HTTP/1.1 200", static, "127.0.0.44", port)
 	// The same program as server and client to each other: neither end
 	// is readable, and capture_status says so of the server's workload.
 	keyFile, crtFile := testserver.SelfSigned(t, dir)
-	ss := exec.Command(static, "-serve", "127.0.0.47", staticPort, crtFile, keyFile)
-	var ssOut syncBuffer
-	ss.Stdout, ss.Stderr = &ssOut, &ssOut
-	if err := ss.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ss.Process.Kill(); ss.Wait() }()
-	waitFor(t, "the static server listening", func() bool { return strings.Contains(ssOut.String(), "listening") })
-	sc2 := exec.Command(static, "127.0.0.47", staticPort)
-	var sc2Out syncBuffer
-	sc2.Stdout, sc2.Stderr = &sc2Out, &sc2Out
-	if err := sc2.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { sc2.Process.Kill(); sc2.Wait() }()
-	waitFor(t, "the static server's response", func() bool { return strings.Contains(sc2Out.String(), "HTTP/1.1 200") })
+	ss := startUntil(t, "the static server listening", "listening", static, "-serve", "127.0.0.47", staticPort, crtFile, keyFile)
+	sc2 := startUntil(t, "the static server's response", "HTTP/1.1 200", static, "127.0.0.47", staticPort)
 	b, err := os.ReadFile(tokenFile)
 	if err != nil {
 		t.Fatal(err)
@@ -250,6 +229,21 @@ for p in ("/py-one", "/py-two"):
 	if n := strings.Count(flowsOut, "uprobe"); n != conns { // one line per encrypted flow
 		t.Errorf("%d flows read decrypted by the uprobe, want %d:\n%s", n, conns, flowsOut)
 	}
+}
+
+// startUntil starts a program, killed when the test ends, and waits
+// (saying what for) until its output holds want.
+func startUntil(t *testing.T, what, want, name string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	var out syncBuffer // written by exec's copying goroutine while waitFor reads it
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	waitFor(t, what, func() bool { return strings.Contains(out.String(), want) })
+	return cmd
 }
 
 // staticTLSClient builds, in dir, a C program linked statically against
