@@ -5,10 +5,12 @@ package tlsplain
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -217,4 +219,102 @@ func drain(r *Reader) Coverage {
 	cov := r.Coverage()
 	r.Close()
 	return cov
+}
+
+// TestReaderMountNamespace: a process in a mount namespace of its own (as
+// a container's) whose libssl is another file than the host's at the same
+// path: the reader opens the library through the process's root, so the
+// namespace's file is probed and read, not the host's; two processes of
+// namespaces sharing that file probe it once.
+func TestReaderMountNamespace(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the probes and mount namespaces need root")
+	}
+	for _, tool := range []string{"curl", "unshare"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (make test installs it)", tool)
+		}
+	}
+	addr := "127.0.0.42:18453"
+	nginx := testserver.NginxTLS(t, addr)
+	// The host's libssl, as nginx maps it, and a copy of it: another
+	// inode, which the namespaces mount over the host's path.
+	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", nginx))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var host string
+	for line := range strings.Lines(string(maps)) {
+		if f := strings.Fields(line); len(f) == 6 && strings.Contains(f[5], "/libssl.so") {
+			host = f[5]
+			break
+		}
+	}
+	if host == "" {
+		t.Fatalf("nginx maps no libssl:\n%s", maps)
+	}
+	b, err := os.ReadFile(host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copied := filepath.Join(t.TempDir(), "libssl.so.3")
+	if err := os.WriteFile(copied, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	st, err := segstore.Open(t.TempDir(), segstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r, err := Start(st, Options{Rescan: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var pids []int
+	for _, p := range []string{"/ns-one", "/ns-two"} {
+		// unshare and sh exec: the pid is curl's. Its second request,
+		// half a second after the first, comes after the reader's look
+		// at the libraries it loaded (a process that ends within
+		// milliseconds of loading a library file never seen before
+		// ends before it is probed; the next process of that file is
+		// read from its first call).
+		cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-c",
+			`mount --bind "$1" "$2" && exec curl -sk --http1.1 --rate 2/s "$3" "$3"`, "sh", copied, host, "https://"+addr+p)
+		if out, err := cmd.CombinedOutput(); err != nil || string(out) != "probed\nprobed\n" {
+			t.Fatalf("curl %s in its namespace: %v\n%s", p, err, out)
+		}
+		pids = append(pids, cmd.Process.Pid)
+	}
+	cov := drain(r)
+	for _, pid := range pids {
+		i := slices.IndexFunc(cov.Processes, func(p Process) bool { return p.PID == pid })
+		if i < 0 {
+			t.Fatalf("curl %d is not listed: %+v", pid, cov.Processes)
+		}
+		p := cov.Processes[i]
+		// Read: its chunks came from the namespace's file, as the host's
+		// is another inode, probed apart (for nginx).
+		// (curl maps GnuTLS too, through libldap: not probed, not used.)
+		if p.Chunks == 0 || !slices.ContainsFunc(p.Libraries, func(l Library) bool {
+			return l.Probed && strings.HasPrefix(l.Name, "OpenSSL 3.") && l.Path == fmt.Sprintf("/proc/%d/root%s", pid, host)
+		}) {
+			t.Errorf("curl %d in its namespace not read: %+v", pid, p)
+		}
+	}
+	// The copy is probed once, through the first namespace's root; the
+	// host's file once more (for nginx, or whichever process mapping it
+	// was seen first).
+	var copies, hosts int
+	for _, a := range cov.Probed {
+		switch {
+		case a.Path == fmt.Sprintf("/proc/%d/root%s", pids[0], host) || a.Path == fmt.Sprintf("/proc/%d/root%s", pids[1], host):
+			copies++
+		case strings.HasSuffix(a.Path, "/root"+host):
+			hosts++
+		}
+	}
+	if copies != 1 || hosts != 1 {
+		t.Errorf("the namespaces' libssl probed %d times, the host's %d (want 1 and 1): %+v", copies, hosts, cov.Probed)
+	}
 }
