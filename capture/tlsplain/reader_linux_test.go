@@ -135,6 +135,20 @@ for p in ("/py-one", "/py-two"):
     assert r.status_code == 200 and r.text == "probed\n", (r.status_code, r.text)
 `}, []string{"GET /py-one HTTP/1.1\r\n", "GET /py-two HTTP/1.1\r\n"}},
 	}
+	// BoringSSL: Android's libssl.so.0 (Debian's android-libboringssl)
+	// under its bssl tool, whose request waits a second, after the
+	// reader's looks at the libraries it loaded: a library file never
+	// seen before is probed once a process has mapped it.
+	bssl, err := exec.LookPath("bssl-tool")
+	if err != nil {
+		t.Skip("bssl-tool (android-boringssl) is not installed (make test installs it)")
+	}
+	runs = append(runs, struct {
+		name string
+		args []string
+		want []string
+	}{"bssl (BoringSSL) tls1.3", []string{"sh", "-c", `(sleep 1; printf 'GET /bssl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'; sleep 1) | "$0" client -connect "$1"`, bssl, addr},
+		[]string{"GET /bssl HTTP/1.1\r\n"}})
 	for _, run := range runs {
 		out, err := exec.Command(run.args[0], run.args[1:]...).CombinedOutput()
 		if err != nil {
@@ -185,6 +199,12 @@ for p in ("/py-one", "/py-two"):
 	}
 	if body < 10000 {
 		t.Errorf("the /big response: %d of 10,000 runs of 0123456789 stored", body)
+	}
+	// bssl was read through BoringSSL's own probes.
+	if !slices.ContainsFunc(cov.Processes, func(p Process) bool {
+		return p.Comm == "bssl-tool" && p.Chunks > 0 && slices.ContainsFunc(p.Libraries, func(l Library) bool { return l.Probed && l.Kind == "BoringSSL" })
+	}) {
+		t.Errorf("bssl-tool is not read through BoringSSL: %+v", cov.Processes)
 	}
 	// Both ends were probed: one copy of each connection was stored.
 	if cov.Duplicates == 0 || cov.Records == 0 || cov.WriteErrors != 0 {
