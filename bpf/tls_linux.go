@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -56,9 +57,6 @@ type attachedFile struct {
 	Attached
 	links []link.Link
 }
-
-// openSSLFuncs are the probed functions: entry and return programs.
-var openSSLFuncs = []string{"SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex", "SSL_do_handshake"}
 
 // OpenTLS loads the TLS probes and hooks the system calls and exec; no
 // library is probed until AttachOpenSSL. The error says why it cannot.
@@ -183,6 +181,42 @@ func mountTracefs() error {
 // function to its address in the file (0 or absent: cilium/ebpf finds it
 // in the file's symbol tables).
 func (t *TLSProbes) AttachOpenSSL(path string, lib Library, symbols map[string]uint64) (*Attached, error) {
+	return t.attachCalls(path, lib, symbols, func() []callProbe {
+		return []callProbe{
+			{"SSL_write", t.objs.SslWrite, t.objs.SslWriteRet}, {"SSL_read", t.objs.SslRead, t.objs.SslReadRet},
+			{"SSL_write_ex", t.objs.SslWriteEx, t.objs.SslWriteExRet}, {"SSL_read_ex", t.objs.SslReadEx, t.objs.SslReadExRet},
+			{"SSL_do_handshake", t.objs.SslHandshake, t.objs.SslHandshakeRet},
+		}
+	}, []string{"SSL_read", "SSL_read_ex"}, []string{"SSL_write", "SSL_write_ex"})
+}
+
+// AttachGnuTLS probes GnuTLS's record functions in the file at path (a
+// libgnutls) as lib, with OpenSSL's programs: gnutls_record_send and
+// gnutls_record_recv take (session, buffer, size) and return the bytes
+// moved or a negative error, as SSL_write and SSL_read do (the session
+// stands for the SSL object), and gnutls_handshake's system calls name
+// the socket as SSL_do_handshake's. symbols maps each to its address in
+// the file (0 or absent: found by name).
+func (t *TLSProbes) AttachGnuTLS(path string, lib Library, symbols map[string]uint64) (*Attached, error) {
+	return t.attachCalls(path, lib, symbols, func() []callProbe {
+		return []callProbe{
+			{"gnutls_record_send", t.objs.SslWrite, t.objs.SslWriteRet}, {"gnutls_record_recv", t.objs.SslRead, t.objs.SslReadRet},
+			{"gnutls_handshake", t.objs.SslHandshake, t.objs.SslHandshakeRet},
+		}
+	}, []string{"gnutls_record_recv"}, []string{"gnutls_record_send"})
+}
+
+// callProbe is a library function read at its entry and its return by an
+// OpenSSL-shaped program pair.
+type callProbe struct {
+	fn          string
+	entry, done *ebpf.Program
+}
+
+// attachCalls probes the functions calls returns (asked under t.mu, once
+// the programs are known to be loaded) in the file at path as lib; it
+// needs one of reads and one of writes.
+func (t *TLSProbes) attachCalls(path string, lib Library, symbols map[string]uint64, calls func() []callProbe, reads, writes []string) (*Attached, error) {
 	id, err := statID(path)
 	if err != nil {
 		return nil, err
@@ -201,41 +235,34 @@ func (t *TLSProbes) AttachOpenSSL(path string, lib Library, symbols map[string]u
 	}
 	cookie := uint64(len(t.cookies))
 	a := &attachedFile{Attached: Attached{Path: path, Library: lib}}
-	progs := map[string][2]*ebpf.Program{
-		"SSL_write":        {t.objs.SslWrite, t.objs.SslWriteRet},
-		"SSL_read":         {t.objs.SslRead, t.objs.SslReadRet},
-		"SSL_write_ex":     {t.objs.SslWriteEx, t.objs.SslWriteExRet},
-		"SSL_read_ex":      {t.objs.SslReadEx, t.objs.SslReadExRet},
-		"SSL_do_handshake": {t.objs.SslHandshake, t.objs.SslHandshakeRet},
-	}
 	fail := func(err error) (*Attached, error) {
 		for _, l := range a.links {
 			l.Close()
 		}
 		return nil, err
 	}
-	for _, fn := range openSSLFuncs {
-		opts := &link.UprobeOptions{Address: symbols[fn], Cookie: cookie}
+	for _, c := range calls() {
+		opts := &link.UprobeOptions{Address: symbols[c.fn], Cookie: cookie}
 		// The return probe first: a call entered before it is attached
 		// leaves no entry for a later return to take.
-		p := progs[fn]
-		l, err := ex.Uretprobe(fn, p[1], opts)
+		l, err := ex.Uretprobe(c.fn, c.done, opts)
 		if errors.Is(err, link.ErrNoSymbol) {
-			a.Missing = append(a.Missing, fn)
+			a.Missing = append(a.Missing, c.fn)
 			continue
 		}
 		if err != nil {
-			return fail(explain("attach a return probe to "+fn+" in "+path, err))
+			return fail(explain("attach a return probe to "+c.fn+" in "+path, err))
 		}
 		a.links = append(a.links, l)
-		if l, err = ex.Uprobe(fn, p[0], opts); err != nil {
-			return fail(explain("attach a uprobe to "+fn+" in "+path, err))
+		if l, err = ex.Uprobe(c.fn, c.entry, opts); err != nil {
+			return fail(explain("attach a uprobe to "+c.fn+" in "+path, err))
 		}
 		a.links = append(a.links, l)
-		a.Functions = append(a.Functions, fn)
+		a.Functions = append(a.Functions, c.fn)
 	}
-	if !hasAny(a.Functions, "SSL_read", "SSL_read_ex") || !hasAny(a.Functions, "SSL_write", "SSL_write_ex") {
-		return fail(fmt.Errorf("probe %s: it has no SSL_read or SSL_write symbol (missing: %v)", path, a.Missing))
+	if !hasAny(a.Functions, reads...) || !hasAny(a.Functions, writes...) {
+		return fail(fmt.Errorf("probe %s: it has no %s or no %s function (missing: %v)", path,
+			strings.Join(reads, "/"), strings.Join(writes, "/"), a.Missing))
 	}
 	t.cookies = append(t.cookies, lib)
 	t.files[id] = a

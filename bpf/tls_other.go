@@ -23,6 +23,11 @@ func (t *TLSProbes) AttachOpenSSL(string, Library, map[string]uint64) (*Attached
 	return nil, errTLSLinux
 }
 
+// AttachGnuTLS fails: the probes need Linux.
+func (t *TLSProbes) AttachGnuTLS(string, Library, map[string]uint64) (*Attached, error) {
+	return nil, errTLSLinux
+}
+
 // Attached lists nothing.
 func (t *TLSProbes) Attached() []Attached { return nil }
 

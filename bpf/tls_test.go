@@ -163,8 +163,11 @@ func TestTLSProbesAttachErrors(t *testing.T) {
 		t.Errorf("missing file: %v", err)
 	}
 	sh, _ := exec.LookPath("sh")
-	if _, err := p.AttachOpenSSL(sh, Library{}, nil); err == nil || !strings.Contains(err.Error(), "no SSL_read or SSL_write") {
+	if _, err := p.AttachOpenSSL(sh, Library{}, nil); err == nil || !strings.Contains(err.Error(), "no SSL_read/SSL_read_ex or no SSL_write/SSL_write_ex") {
 		t.Errorf("a shell as libssl: %v", err)
+	}
+	if _, err := p.AttachGnuTLS(sh, Library{}, nil); err == nil || !strings.Contains(err.Error(), "no gnutls_record_recv or no gnutls_record_send") {
+		t.Errorf("a shell as libgnutls: %v", err)
 	}
 	if n := len(p.Attached()); n != 0 {
 		t.Errorf("%d files attached after refusals", n)

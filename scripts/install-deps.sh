@@ -51,6 +51,7 @@ declare -A need=(
 	[strip]=binutils           # bpf/tlslib's tests: strip, and readelf for the offsets the tests check against
 	[readelf]=binutils
 	[python3]=python3          # bpf/tlslib's tests: processes that map libssl (import ssl) and libgnutls (ctypes)
+	[gnutls-cli]=gnutls-bin    # capture/tlsplain's test: a GnuTLS client read through the TLS probes
 	[bssl-tool]=android-boringssl # capture/tlsplain's test: a BoringSSL client (Android's libssl.so.0, with symbols) read through the TLS probes
 	[freeDiameterd]=freediameterd # scripts/record-diameter.sh: two freeDiameter peers (/usr/bin/freeDiameterd) run from their own configs in a temporary directory
 )

@@ -16,7 +16,7 @@ func TestTLSCoverageText(t *testing.T) {
 	c := &TLSCoverage{State: "on", Dropped: 3, LostBytes: 3 << 14, Processes: []TLSProcess{
 		{PID: 10, Comm: "nginx", Library: "OpenSSL 3.0.19", Probed: true},
 		{PID: 11, Comm: "curl", Library: "OpenSSL 3.0.19", Probed: true, Exited: true},
-		{PID: 11, Comm: "curl", Library: "GnuTLS 3.7.9", Reason: "GnuTLS not supported"},
+		{PID: 11, Comm: "curl", Library: "NSS", Reason: "NSS not supported"},
 		{PID: 12, Comm: "app", Reason: "statically linked without symbols"},
 		{PID: 13, Comm: "java", Library: "Java", Reason: "Java (JSSE) not supported"},
 	}}
@@ -27,14 +27,14 @@ func TestTLSCoverageText(t *testing.T) {
 	for _, want := range []string{
 		"read from Go 1.26.8 crypto/tls (server 100, server 101, server 102, server 103, server 104, server 105, server 106, server 107, 2 more); OpenSSL 3.0.19 (curl 11 (exited), nginx 10)",
 		"NOT readable (their TLS traffic is opaque here, not absent): Java (JSSE) not supported (java 13); statically linked without symbols (app 12)",
-		"also loaded by processes read above, not read itself: GnuTLS 3.7.9: GnuTLS not supported (curl 11)",
+		"also loaded by processes read above, not read itself: NSS not supported (curl 11)",
 		"dropped 3 chunks of plaintext (48.0KiB)",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("missing %q in:\n%s", want, got)
 		}
 	}
-	if strings.Contains(got, "NOT readable (their TLS traffic is opaque here, not absent): GnuTLS") {
+	if strings.Contains(got, "NOT readable (their TLS traffic is opaque here, not absent): NSS") {
 		t.Error("curl, read through OpenSSL, is listed as not readable")
 	}
 	if got := tlsCoverageText(&TLSCoverage{State: "on"}); got != "TLS plaintext: on; no process's TLS library probed yet" {

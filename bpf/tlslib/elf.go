@@ -28,8 +28,9 @@ type fileInfo struct {
 // openSSLFuncs are the OpenSSL API's functions a probe reads plaintext at.
 var openSSLFuncs = []string{"SSL_read", "SSL_write", "SSL_read_ex", "SSL_write_ex"}
 
-// gnuTLSFuncs are GnuTLS's.
-var gnuTLSFuncs = []string{"gnutls_record_recv", "gnutls_record_send"}
+// gnuTLSFuncs are GnuTLS's: the record functions a probe reads plaintext
+// at, and the handshake, whose system calls name the socket.
+var gnuTLSFuncs = []string{"gnutls_record_recv", "gnutls_record_send", "gnutls_handshake"}
 
 // GoRead and GoWrite are the Go functions probed.
 const (
@@ -217,7 +218,9 @@ func analyzeLibrary(r io.ReaderAt, kind Kind) (*fileInfo, error) {
 		info.symbols = offs
 		info.library = "GnuTLS"
 		info.version, info.major, info.minor, _ = findVersion(f, gnuTLSVersionRE)
-		info.reason = ReasonGnuTLS
+		if offs["gnutls_record_recv"] == 0 || offs["gnutls_record_send"] == 0 {
+			info.reason = "no gnutls_record_recv or gnutls_record_send in " + orUnnamed(info.soname)
+		}
 	}
 	return info, nil
 }

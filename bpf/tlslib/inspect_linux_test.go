@@ -742,11 +742,11 @@ time.sleep(600)`)
 	if want := "GnuTLS " + s.first; x.Library != want {
 		t.Errorf("Library %q, gnutls_check_version says %q", x.Library, want)
 	}
-	if x.Reason != ReasonGnuTLS {
-		t.Errorf("Reason %q", x.Reason)
+	if x.Reason != "" || !x.Kind.Probeable() {
+		t.Errorf("Reason %q: GnuTLS is probed", x.Reason)
 	}
 	checkIdentity(t, x, "")
-	for _, fn := range []string{"gnutls_record_recv", "gnutls_record_send"} {
+	for _, fn := range []string{"gnutls_record_recv", "gnutls_record_send", "gnutls_handshake"} {
 		if want := readelfOffset(t, x.Path, fn); x.Symbols[fn] != want {
 			t.Errorf("%s: %#x, readelf says %#x", fn, x.Symbols[fn], want)
 		}

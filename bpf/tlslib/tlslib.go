@@ -63,7 +63,7 @@ func (k Kind) String() string {
 // (OpenSSL's API: OpenSSL, BoringSSL, node's OpenSSL; and Go).
 func (k Kind) Probeable() bool {
 	switch k {
-	case OpenSSL, BoringSSL, NodeOpenSSL, GoTLS:
+	case OpenSSL, BoringSSL, NodeOpenSSL, GoTLS, GnuTLS:
 		return true
 	}
 	return false
@@ -99,9 +99,8 @@ type Target struct {
 	// Symbols maps each function to probe to its file offset (see the
 	// package doc): SSL_read, SSL_write, SSL_read_ex, SSL_write_ex (those
 	// present) for the OpenSSL API; "crypto/tls.(*Conn).Read" and
-	// "crypto/tls.(*Conn).Write" for Go; gnutls_record_recv and
-	// gnutls_record_send for GnuTLS (which has no probe program: Reason is
-	// set).
+	// "crypto/tls.(*Conn).Write" for Go; gnutls_record_recv,
+	// gnutls_record_send and gnutls_handshake for GnuTLS.
 	Symbols map[string]uint64
 	// Returns, for Go only, maps each function of Symbols to the file
 	// offsets of all its return instructions: Go's stacks move, so return
@@ -111,7 +110,7 @@ type Target struct {
 	// file descriptor.
 	GoFD *GoOffsets
 	// Reason is set when the target cannot be probed: a kind without a
-	// probe program ("Java (JSSE) not supported", "GnuTLS not supported"),
+	// probe program ("Java (JSSE) not supported", "NSS not supported"),
 	// a file without what probing needs ("statically linked without
 	// symbols", "Go without symbols: …"), a library without the functions.
 	// Empty when it can be probed.
@@ -150,6 +149,5 @@ var ErrExited = errors.New("process exited")
 const (
 	ReasonStaticStripped = "statically linked without symbols"
 	ReasonJava           = "Java (JSSE) not supported"
-	ReasonGnuTLS         = "GnuTLS not supported"
 	ReasonNSS            = "NSS not supported"
 )

@@ -333,6 +333,8 @@ func (r *Reader) probe(t tlslib.Target, exe *os.File) Library {
 	switch t.Kind {
 	case tlslib.BoringSSL:
 		kind = capture.LibBoringSSL
+	case tlslib.GnuTLS:
+		kind = capture.LibGnuTLS
 	case tlslib.GoTLS:
 		kind = capture.LibGoTLS
 		if t.GoFD == nil || !t.GoFD.RegABI {
@@ -355,6 +357,8 @@ func (r *Reader) probe(t tlslib.Target, exe *os.File) Library {
 			o := t.GoFD
 			_, err = r.probes.AttachGo(path, lib, bpf.GoProbe{Entry: t.Symbols, Returns: t.Returns,
 				FD: bpf.GoOffsets{ConnConn: o.ConnConn, IfaceData: o.IfaceData, NetConnFD: o.NetConnFD, NetFDPFD: o.NetFDPFD, PFDSysfd: o.PFDSysfd}})
+		} else if kind == capture.LibGnuTLS {
+			_, err = r.probes.AttachGnuTLS(path, lib, t.Symbols)
 		} else {
 			_, err = r.probes.AttachOpenSSL(path, lib, nil)
 		}

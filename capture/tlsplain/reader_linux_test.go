@@ -149,6 +149,18 @@ for p in ("/py-one", "/py-two"):
 		want []string
 	}{"bssl (BoringSSL) tls1.3", []string{"sh", "-c", `(sleep 1; printf 'GET /bssl HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'; sleep 1) | "$0" client -connect "$1"`, bssl, addr},
 		[]string{"GET /bssl HTTP/1.1\r\n"}})
+	// GnuTLS: its gnutls-cli (gnutls-bin), likewise.
+	gnutls, err := exec.LookPath("gnutls-cli")
+	if err != nil {
+		t.Skip("gnutls-cli (gnutls-bin) is not installed (make test installs it)")
+	}
+	host, port, _ := strings.Cut(addr, ":")
+	runs = append(runs, struct {
+		name string
+		args []string
+		want []string
+	}{"gnutls-cli (GnuTLS) tls1.3", []string{"sh", "-c", `(sleep 1; printf 'GET /gnutls HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'; sleep 1) | "$0" --insecure --logfile=/dev/null -p "$2" "$1"`, gnutls, host, port},
+		[]string{"GET /gnutls HTTP/1.1\r\n"}})
 	for _, run := range runs {
 		out, err := exec.Command(run.args[0], run.args[1:]...).CombinedOutput()
 		if err != nil {
@@ -200,11 +212,13 @@ for p in ("/py-one", "/py-two"):
 	if body < 10000 {
 		t.Errorf("the /big response: %d of 10,000 runs of 0123456789 stored", body)
 	}
-	// bssl was read through BoringSSL's own probes.
-	if !slices.ContainsFunc(cov.Processes, func(p Process) bool {
-		return p.Comm == "bssl-tool" && p.Chunks > 0 && slices.ContainsFunc(p.Libraries, func(l Library) bool { return l.Probed && l.Kind == "BoringSSL" })
-	}) {
-		t.Errorf("bssl-tool is not read through BoringSSL: %+v", cov.Processes)
+	// bssl and gnutls-cli were read through their own libraries' probes.
+	for comm, kind := range map[string]string{"bssl-tool": "BoringSSL", "gnutls-cli": "GnuTLS"} {
+		if !slices.ContainsFunc(cov.Processes, func(p Process) bool {
+			return p.Comm == comm && p.Chunks > 0 && slices.ContainsFunc(p.Libraries, func(l Library) bool { return l.Probed && l.Kind == kind })
+		}) {
+			t.Errorf("%s is not read through %s: %+v", comm, kind, cov.Processes)
+		}
 	}
 	// Both ends were probed: one copy of each connection was stored.
 	if cov.Duplicates == 0 || cov.Records == 0 || cov.WriteErrors != 0 {
@@ -315,7 +329,7 @@ func TestReaderMountNamespace(t *testing.T) {
 		p := cov.Processes[i]
 		// Read: its chunks came from the namespace's file, as the host's
 		// is another inode, probed apart (for nginx).
-		// (curl maps GnuTLS too, through libldap: not probed, not used.)
+		// (curl maps GnuTLS too, through libldap: probed, not used.)
 		if p.Chunks == 0 || !slices.ContainsFunc(p.Libraries, func(l Library) bool {
 			return l.Probed && strings.HasPrefix(l.Name, "OpenSSL 3.") && l.Path == fmt.Sprintf("/proc/%d/root%s", pid, host)
 		}) {
