@@ -130,6 +130,7 @@ func (s *tcpStream) decryptedBy(p *tcpStream) {
 	}
 	s.f.Calls += p.f.Calls
 	p.f.Calls = 0
+	s.releaseTLS()
 	if p.parser != nil {
 		return // roles are set
 	}

@@ -408,8 +408,26 @@ func TestPlaintextCaptures(t *testing.T) {
 		return n
 	}
 	t.Logf("%s\n%s", a.lines[0], a.lines[len(a.lines)-1])
-	if n := count(`"decryption":"decrypted: OpenSSL 3.0 uprobe"`); n != 20 {
+	both := func(x, y string) int {
+		n := 0
+		for _, l := range a.lines {
+			if strings.Contains(l, x) && strings.Contains(l, y) {
+				n++
+			}
+		}
+		return n
+	}
+	if n := both(`"kind":"flow"`, `"decryption":"decrypted: OpenSSL 3.0 uprobe"`); n != 20 {
 		t.Errorf("%d decrypted flows, want 20", n)
+	}
+	// Each connection's handshake record says what its flow says: read by
+	// the uprobe (though the handshake ended before the first plaintext),
+	// or not, without a key log.
+	if n := both(`"method":"handshake"`, `"decryption":"decrypted: OpenSSL 3.0 uprobe"`); n != 20 {
+		t.Errorf("%d handshake records read by the uprobe, want 20", n)
+	}
+	if n := both(`"method":"handshake"`, `"decryption":"no key log"`); n != 10 {
+		t.Errorf("%d handshake records without a key log, want 10", n)
 	}
 	if n := count(`"kind":"flow","id":"`); n != 30 {
 		t.Errorf("%d flows", n)

@@ -175,6 +175,10 @@ type tcpStream struct {
 	// plaintext stream that decrypts it.
 	plain     string
 	wire, dec *tcpStream
+	// heldTLS are a connection's TLS handshake records not decrypted by a
+	// key log, held (at most maxHeldTLS) until its plaintext shows, when
+	// they say it was read by the uprobe, or it ends.
+	heldTLS []*Call
 	// endReason is why the parser was ended, once ended is set.
 	endReason proto.EndReason
 }
@@ -695,6 +699,7 @@ func (s *tcpStream) finish() {
 		// packets had closeLinger to come).
 		p.endPlain(s.endReason, s.f.Last)
 	}
+	s.releaseTLS()
 	f := &s.f
 	c := s.clientSide()
 	srv := 1 - c
@@ -732,7 +737,37 @@ func (s *tcpStream) Emit(c *Call) {
 		s.e.emit(c, &s.wire.f, s.ep[ci], s.ep[1-ci], s.seq)
 		return
 	}
+	if s.plain == "" && c.Proto == "tls" && c.Method == "handshake" {
+		// The handshake ends before the first plaintext a TLS library's
+		// probes read (its first SSL_write comes after it): what the
+		// record says of decryption waits for it.
+		if d, _ := c.Extra.Get("decryption").(string); d != "" && d != "decrypted" {
+			switch {
+			case s.dec != nil:
+				c.Extra.Set("decryption", s.f.Decryption)
+			case len(s.heldTLS) < maxHeldTLS:
+				s.heldTLS = append(s.heldTLS, c)
+				return
+			}
+		}
+	}
 	s.sides.Emit(c)
+}
+
+// maxHeldTLS bounds the handshake records a connection holds
+// (renegotiations); more are passed on as they are.
+const maxHeldTLS = 4
+
+// releaseTLS passes on the handshake records s held, saying, when its
+// plaintext was read (s.dec), by which library.
+func (s *tcpStream) releaseTLS() {
+	for _, c := range s.heldTLS {
+		if s.dec != nil {
+			c.Extra.Set("decryption", s.f.Decryption)
+		}
+		s.sides.Emit(c)
+	}
+	s.heldTLS = nil
 }
 
 // Skipped implements proto.Emitter.
