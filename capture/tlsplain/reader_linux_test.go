@@ -80,25 +80,10 @@ func readPlaintext(t *testing.T, st *segstore.Store) map[[2]netip.AddrPort]*stre
 // after) over TLS 1.3 and 1.2, HTTP/1.1 and HTTP/2, and reads the
 // plaintext back from the store's segments.
 func TestReaderStoresPlaintext(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the probes need root")
-	}
-	for _, tool := range []string{"curl", "/usr/bin/python3"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (make test installs it)", tool)
-		}
-	}
+	needTools(t, "curl", "/usr/bin/python3")
 	addr := "127.0.0.42:18445"
 	nginx := testserver.NginxTLS(t, addr)
-	st, err := segstore.Open(t.TempDir(), segstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	r, err := Start(st, Options{Rescan: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, r := startReader(t)
 	closed := false
 	defer func() {
 		if !closed {
@@ -238,6 +223,36 @@ for p in ("/py-one", "/py-two"):
 	t.Logf("probed %v; %d records, %d duplicates, counters %+v", probed, cov.Records, cov.Duplicates, cov.Counters)
 }
 
+// needTools skips the test unless it runs as root (the probes need it)
+// with tools on its PATH.
+func needTools(t *testing.T, tools ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("the probes need root")
+	}
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s is not installed (make test installs it)", tool)
+		}
+	}
+}
+
+// startReader starts a reader (processes looked at again every 200 ms)
+// storing into a fresh store, closed when the test ends.
+func startReader(t *testing.T) (*segstore.Store, *Reader) {
+	t.Helper()
+	st, err := segstore.Open(t.TempDir(), segstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	r, err := Start(st, Options{Rescan: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, r
+}
+
 // drain waits (5 s at most) until every chunk the probes sent is stored
 // or left out as the other end's copy, then stops r and returns its last
 // coverage.
@@ -261,14 +276,7 @@ func drain(r *Reader) Coverage {
 // namespace's file is probed and read, not the host's; two processes of
 // namespaces sharing that file probe it once.
 func TestReaderMountNamespace(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("the probes and mount namespaces need root")
-	}
-	for _, tool := range []string{"curl", "unshare"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed (make test installs it)", tool)
-		}
-	}
+	needTools(t, "curl", "unshare")
 	addr := "127.0.0.42:18453"
 	nginx := testserver.NginxTLS(t, addr)
 	// The host's libssl, as nginx maps it, and a copy of it: another
@@ -295,15 +303,7 @@ func TestReaderMountNamespace(t *testing.T) {
 	if err := os.WriteFile(copied, b, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	st, err := segstore.Open(t.TempDir(), segstore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	r, err := Start(st, Options{Rescan: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, r := startReader(t)
 	defer r.Close()
 	var pids []int
 	for _, p := range []string{"/ns-one", "/ns-two"} {
