@@ -356,10 +356,14 @@ func TestKubeIdentify(t *testing.T) {
 	}
 
 	now := func() time.Time { return time.Now() }
-	waitFor(t, "the pods created after sync", func() bool {
-		_, ok1 := k.Identify(ap("10.244.8.31", 80), now())
+	// The Job reaches the cache on its own watch, possibly after its pod
+	// (CI saw it): the pod's workload follows it to the CronJob once it
+	// does (the Job's event changes the generation its identity was
+	// resolved at).
+	waitFor(t, "the pods created after sync, and the Job", func() bool {
+		nightly, ok1 := k.Identify(ap("10.244.8.31", 80), now())
 		id, ok2 := k.Identify(ap("10.231.0.11", 9100), now())
-		return ok1 && ok2 && id.Pod != ""
+		return ok1 && ok2 && id.Pod != "" && nightly.Workload == "nightly"
 	})
 	for _, c := range []struct {
 		ep   netip.AddrPort
