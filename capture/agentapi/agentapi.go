@@ -213,6 +213,11 @@ func (a *api) eachFlow(v view, from, to time.Time, fn func(segstore.Segment, *se
 	if v.snap != nil {
 		return segstore.EachSnapshotFlow(v.snap, from, to, fn)
 	}
+	// The flows that appeared since the agent's housekeeping last asked
+	// (it does every second) are named now: a flow's processes, and what
+	// they say (why its TLS is opaque, the pid and comm filters), are
+	// known as soon as the flow is.
+	a.o.Store.Attribute()
 	return a.o.Store.EachFlow(from, to, fn)
 }
 

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"os"
 	"os/exec"
@@ -21,6 +22,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gopacket/gopacket/layers"
 
 	"github.com/wirescope/wirescope/capture"
 	"github.com/wirescope/wirescope/capture/agentapi"
@@ -184,6 +187,20 @@ func TestFlows(t *testing.T) {
 			t.Errorf("connection %s: %+v", k, c)
 		}
 	}
+	// Every connection's payload each way is counted.
+	payload := map[string][2]uint64{}
+	for _, fl := range all {
+		if fl.Payload == nil {
+			t.Fatalf("flow %s → %s without its payload count", fl.Src, fl.Dst)
+		}
+		p := payload[fl.Src+" "+fl.Dst]
+		payload[fl.Src+" "+fl.Dst] = [2]uint64{p[0] + fl.Payload[0], p[1] + fl.Payload[1]}
+	}
+	for k, p := range payload {
+		if p[0] == 0 || p[1] == 0 {
+			t.Errorf("connection %s: payload %v", k, p)
+		}
+	}
 	redis := readFlows(t, f.get(t, "/v1/flows?port=6379", token))
 	byIP := readFlows(t, f.get(t, "/v1/flows?ip=10.0.0.90&proto=tcp", token))
 	if len(redis) == 0 || len(redis) != len(byIP) || len(redis) >= len(all) {
@@ -212,6 +229,48 @@ func TestFlows(t *testing.T) {
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusBadRequest || e.Error == "" {
 			t.Errorf("%s: %d %q", bad, resp.StatusCode, e.Error)
+		}
+	}
+}
+
+// TestFlowsAttributedWhenAsked: flows of the open segment that the
+// store's housekeeping has not asked about yet are named when the API is
+// asked, so a pid filter and the processes are right at once.
+func TestFlowsAttributedWhenAsked(t *testing.T) {
+	var asked atomic.Int64
+	s, err := segstore.Open(t.TempDir(), segstore.Options{Attribute: func(_ layers.IPProtocol, local, _ netip.AddrPort) (segstore.Proc, bool) {
+		asked.Add(1)
+		if local.Port() == 80 {
+			return segstore.Proc{PID: 4242, Comm: "nginx"}, true
+		}
+		return segstore.Proc{}, false
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	capturetest.Load{Conns: 5, Requests: 2, Server: "10.0.0.80:80", Start: t0}.Emit(func(p capture.Packet) {
+		if err := s.Write(&p, "veth0"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	h, err := agentapi.Handler(agentapi.Options{Store: s, Token: token, Now: func() time.Time { return t0.Add(time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	f := &fixture{store: s, srv: srv}
+	if asked.Load() != 0 {
+		t.Fatal("the store asked before anyone did")
+	}
+	flows := readFlows(t, f.get(t, "/v1/flows?pid=4242", token))
+	if len(flows) != 5 {
+		t.Fatalf("pid=4242: %d flows, want the 5 connections to nginx", len(flows))
+	}
+	for _, fl := range flows {
+		if fl.DstProc.PID != 4242 || fl.DstProc.Comm != "nginx" {
+			t.Errorf("flow %s → %s: server process %+v", fl.Src, fl.Dst, fl.DstProc)
 		}
 	}
 }
