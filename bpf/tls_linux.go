@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -234,7 +235,7 @@ func (t *TLSProbes) attachCalls(path string, lib Library, symbols map[string]uin
 		return nil, fmt.Errorf("probe %s: %w", path, err)
 	}
 	cookie := uint64(len(t.cookies))
-	a := &attachedFile{Attached: Attached{Path: path, Library: lib}}
+	a := &attachedFile{Attached: Attached{Path: shownPath(path), Library: lib}}
 	fail := func(err error) (*Attached, error) {
 		for _, l := range a.links {
 			l.Close()
@@ -266,7 +267,7 @@ func (t *TLSProbes) attachCalls(path string, lib Library, symbols map[string]uin
 	}
 	t.cookies = append(t.cookies, lib)
 	t.files[id] = a
-	t.log.Info("bpf: TLS library probed", "path", path, "library", lib.Name, "functions", a.Functions)
+	t.log.Info("bpf: TLS library probed", "path", a.Path, "library", lib.Name, "functions", a.Functions)
 	return &a.Attached, nil
 }
 
@@ -318,7 +319,7 @@ func (t *TLSProbes) AttachGo(path string, lib Library, g GoProbe) (*Attached, er
 	if err := t.objs.GoOffsetsMap.Put(cookie, o); err != nil {
 		return nil, fmt.Errorf("probe %s: store the Go offsets: %w", path, err)
 	}
-	a := &attachedFile{Attached: Attached{Path: path, Library: lib}}
+	a := &attachedFile{Attached: Attached{Path: shownPath(path), Library: lib}}
 	fail := func(err error) (*Attached, error) {
 		for _, l := range a.links {
 			l.Close()
@@ -350,8 +351,20 @@ func (t *TLSProbes) AttachGo(path string, lib Library, g GoProbe) (*Attached, er
 	}
 	t.cookies = append(t.cookies, lib)
 	t.files[id] = a
-	t.log.Info("bpf: Go crypto/tls probed", "path", path, "library", lib.Name, "probes", len(a.links))
+	t.log.Info("bpf: Go crypto/tls probed", "path", a.Path, "library", lib.Name, "probes", len(a.links))
 	return &a.Attached, nil
+}
+
+// shownPath is how an attached file is named: path, or for a file reached
+// through a descriptor the agent holds (/proc/self/fd/N: its process was
+// gone), the file it is.
+func shownPath(path string) string {
+	if strings.HasPrefix(path, "/proc/self/fd/") {
+		if l, err := os.Readlink(path); err == nil {
+			return l
+		}
+	}
+	return path
 }
 
 func hasAny(list []string, names ...string) bool {

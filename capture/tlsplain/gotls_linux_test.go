@@ -117,6 +117,11 @@ func TestReaderGoTLS(t *testing.T) {
 		q.Libraries[0].Path != short || !strings.HasPrefix(q.Libraries[0].Name, "Go 1.") {
 		t.Errorf("the exited process: %+v", q)
 	}
+	for _, a := range exitedCov.Probed {
+		if strings.HasPrefix(a.Path, "/proc/self/") {
+			t.Errorf("a file probed through the agent's descriptor is listed as %s, not as the file", a.Path)
+		}
+	}
 	cov = drain(r)
 	if err := st.Flush(); err != nil {
 		t.Fatal(err)
