@@ -214,10 +214,44 @@ type callProbe struct {
 	entry, done *ebpf.Program
 }
 
-// attachCalls probes the functions calls returns (asked under t.mu, once
-// the programs are known to be loaded) in the file at path as lib; it
-// needs one of reads and one of writes.
+// attachCalls probes the functions calls returns (asked once the
+// programs are known to be loaded) in the file at path as lib; it needs
+// one of reads and one of writes.
 func (t *TLSProbes) attachCalls(path string, lib Library, symbols map[string]uint64, calls func() []callProbe, reads, writes []string) (*Attached, error) {
+	return t.attachOnce(path, lib, func() bool { return t.objs.SslWrite != nil }, func(ex *link.Executable, cookie uint64, a *attachedFile) error {
+		for _, c := range calls() {
+			opts := &link.UprobeOptions{Address: symbols[c.fn], Cookie: cookie}
+			// The return probe first: a call entered before it is attached
+			// leaves no entry for a later return to take.
+			l, err := ex.Uretprobe(c.fn, c.done, opts)
+			if errors.Is(err, link.ErrNoSymbol) {
+				a.Missing = append(a.Missing, c.fn)
+				continue
+			}
+			if err != nil {
+				return explain("attach a return probe to "+c.fn+" in "+path, err)
+			}
+			a.links = append(a.links, l)
+			if l, err = ex.Uprobe(c.fn, c.entry, opts); err != nil {
+				return explain("attach a uprobe to "+c.fn+" in "+path, err)
+			}
+			a.links = append(a.links, l)
+			a.Functions = append(a.Functions, c.fn)
+		}
+		if !hasAny(a.Functions, reads...) || !hasAny(a.Functions, writes...) {
+			return fmt.Errorf("probe %s: it has no %s or no %s function (missing: %v)", path,
+				strings.Join(reads, "/"), strings.Join(writes, "/"), a.Missing)
+		}
+		return nil
+	})
+}
+
+// attachOnce probes the file at path once: a file attached before (the
+// same device and inode, through any path) gives its earlier Attached.
+// Under t.mu, once loaded says the programs are (they are not after
+// Close), probe attaches the file's links to a under cookie; on its error
+// they are closed.
+func (t *TLSProbes) attachOnce(path string, lib Library, loaded func() bool, probe func(ex *link.Executable, cookie uint64, a *attachedFile) error) (*Attached, error) {
 	id, err := statID(path)
 	if err != nil {
 		return nil, err
@@ -227,47 +261,23 @@ func (t *TLSProbes) attachCalls(path string, lib Library, symbols map[string]uin
 	if a, ok := t.files[id]; ok {
 		return &a.Attached, nil
 	}
-	if t.objs.SslWrite == nil {
+	if !loaded() {
 		return nil, ErrTLSClosed
 	}
 	ex, err := link.OpenExecutable(path)
 	if err != nil {
 		return nil, fmt.Errorf("probe %s: %w", path, err)
 	}
-	cookie := uint64(len(t.cookies))
 	a := &attachedFile{Attached: Attached{Path: shownPath(path), Library: lib}}
-	fail := func(err error) (*Attached, error) {
+	if err := probe(ex, uint64(len(t.cookies)), a); err != nil {
 		for _, l := range a.links {
 			l.Close()
 		}
 		return nil, err
 	}
-	for _, c := range calls() {
-		opts := &link.UprobeOptions{Address: symbols[c.fn], Cookie: cookie}
-		// The return probe first: a call entered before it is attached
-		// leaves no entry for a later return to take.
-		l, err := ex.Uretprobe(c.fn, c.done, opts)
-		if errors.Is(err, link.ErrNoSymbol) {
-			a.Missing = append(a.Missing, c.fn)
-			continue
-		}
-		if err != nil {
-			return fail(explain("attach a return probe to "+c.fn+" in "+path, err))
-		}
-		a.links = append(a.links, l)
-		if l, err = ex.Uprobe(c.fn, c.entry, opts); err != nil {
-			return fail(explain("attach a uprobe to "+c.fn+" in "+path, err))
-		}
-		a.links = append(a.links, l)
-		a.Functions = append(a.Functions, c.fn)
-	}
-	if !hasAny(a.Functions, reads...) || !hasAny(a.Functions, writes...) {
-		return fail(fmt.Errorf("probe %s: it has no %s or no %s function (missing: %v)", path,
-			strings.Join(reads, "/"), strings.Join(writes, "/"), a.Missing))
-	}
 	t.cookies = append(t.cookies, lib)
 	t.files[id] = a
-	t.log.Info("bpf: TLS library probed", "path", a.Path, "library", lib.Name, "functions", a.Functions)
+	t.log.Info("bpf: TLS library probed", "path", a.Path, "library", lib.Name, "functions", a.Functions, "probes", len(a.links))
 	return &a.Attached, nil
 }
 
@@ -293,66 +303,42 @@ type GoProbe struct {
 // instruction (Go moves stacks, so return probes are unsafe). A file
 // attached before is not probed again.
 func (t *TLSProbes) AttachGo(path string, lib Library, g GoProbe) (*Attached, error) {
-	id, err := statID(path)
-	if err != nil {
-		return nil, err
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if a, ok := t.files[id]; ok {
-		return &a.Attached, nil
-	}
-	if t.objs.GoTlsWrite == nil {
-		return nil, ErrTLSClosed
-	}
 	for _, fn := range []string{GoTLSWrite, GoTLSRead} {
 		if g.Entry[fn] == 0 || len(g.Returns[fn]) == 0 {
 			return nil, fmt.Errorf("probe %s: %s has no entry or no return instruction", path, fn)
 		}
 	}
-	ex, err := link.OpenExecutable(path)
-	if err != nil {
-		return nil, fmt.Errorf("probe %s: %w", path, err)
-	}
-	cookie := uint64(len(t.cookies))
-	o := tlsGoOffsets{ConnConn: g.FD.ConnConn, IfaceData: g.FD.IfaceData, NetconnFd: g.FD.NetConnFD, NetfdPfd: g.FD.NetFDPFD, PfdSysfd: g.FD.PFDSysfd}
-	if err := t.objs.GoOffsetsMap.Put(cookie, o); err != nil {
-		return nil, fmt.Errorf("probe %s: store the Go offsets: %w", path, err)
-	}
-	a := &attachedFile{Attached: Attached{Path: shownPath(path), Library: lib}}
-	fail := func(err error) (*Attached, error) {
-		for _, l := range a.links {
-			l.Close()
+	return t.attachOnce(path, lib, func() bool { return t.objs.GoTlsWrite != nil }, func(ex *link.Executable, cookie uint64, a *attachedFile) error {
+		o := tlsGoOffsets{ConnConn: g.FD.ConnConn, IfaceData: g.FD.IfaceData, NetconnFd: g.FD.NetConnFD, NetfdPfd: g.FD.NetFDPFD, PfdSysfd: g.FD.PFDSysfd}
+		if err := t.objs.GoOffsetsMap.Put(cookie, o); err != nil {
+			return fmt.Errorf("probe %s: store the Go offsets: %w", path, err)
 		}
-		t.objs.GoOffsetsMap.Delete(cookie)
-		return nil, err
-	}
-	progs := map[string][2]*ebpf.Program{
-		GoTLSWrite: {t.objs.GoTlsWrite, t.objs.GoTlsWriteRet},
-		GoTLSRead:  {t.objs.GoTlsRead, t.objs.GoTlsReadRet},
-	}
-	for _, fn := range []string{GoTLSWrite, GoTLSRead} {
-		// Its returns first: a call entered before the entry probe is
-		// attached has no entry for them to take.
-		p := progs[fn]
-		for _, ret := range g.Returns[fn] {
-			l, err := ex.Uprobe("", p[1], &link.UprobeOptions{Address: ret, Cookie: cookie})
+		progs := map[string][2]*ebpf.Program{
+			GoTLSWrite: {t.objs.GoTlsWrite, t.objs.GoTlsWriteRet},
+			GoTLSRead:  {t.objs.GoTlsRead, t.objs.GoTlsReadRet},
+		}
+		for _, fn := range []string{GoTLSWrite, GoTLSRead} {
+			// Its returns first: a call entered before the entry probe is
+			// attached has no entry for them to take.
+			p := progs[fn]
+			for _, ret := range g.Returns[fn] {
+				l, err := ex.Uprobe("", p[1], &link.UprobeOptions{Address: ret, Cookie: cookie})
+				if err != nil {
+					t.objs.GoOffsetsMap.Delete(cookie)
+					return explain(fmt.Sprintf("attach a uprobe to a return of %s (file offset %#x) in %s", fn, ret, path), err)
+				}
+				a.links = append(a.links, l)
+			}
+			l, err := ex.Uprobe("", p[0], &link.UprobeOptions{Address: g.Entry[fn], Cookie: cookie})
 			if err != nil {
-				return fail(explain(fmt.Sprintf("attach a uprobe to a return of %s (file offset %#x) in %s", fn, ret, path), err))
+				t.objs.GoOffsetsMap.Delete(cookie)
+				return explain("attach a uprobe to "+fn+" in "+path, err)
 			}
 			a.links = append(a.links, l)
+			a.Functions = append(a.Functions, fn)
 		}
-		l, err := ex.Uprobe("", p[0], &link.UprobeOptions{Address: g.Entry[fn], Cookie: cookie})
-		if err != nil {
-			return fail(explain("attach a uprobe to "+fn+" in "+path, err))
-		}
-		a.links = append(a.links, l)
-		a.Functions = append(a.Functions, fn)
-	}
-	t.cookies = append(t.cookies, lib)
-	t.files[id] = a
-	t.log.Info("bpf: Go crypto/tls probed", "path", a.Path, "library", lib.Name, "probes", len(a.links))
-	return &a.Attached, nil
+		return nil
+	})
 }
 
 // shownPath is how an attached file is named: path, or for a file reached
