@@ -238,21 +238,14 @@ func (r *Reader) scanAll() {
 }
 
 // inspect finds pid's TLS libraries and probes those it can. exe is the
-// process's executable held open since its exec event (nil: inspect
-// opens it now).
+// process's executable, held open since its exec event (nil for the
+// looks after it, and the rescan's): a process that ends within
+// milliseconds of its exec (a CLI, a job) takes /proc/PID/root with it,
+// but not this descriptor, through which its file is still probed, and
+// read on its next run.
 func (r *Reader) inspect(pid int, exe *os.File) {
 	if pid == os.Getpid() {
 		return
-	}
-	// The executable, held open while it is inspected and probed: a
-	// process that ends within milliseconds of its exec (a CLI, a job)
-	// takes /proc/PID/root with it, but not this descriptor, through
-	// which its file is still probed, and read on its next run.
-	if exe == nil {
-		if f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/exe"); err == nil {
-			exe = f
-			defer exe.Close()
-		}
 	}
 	var exited time.Time
 	comm := ""
