@@ -82,8 +82,9 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-# shellcheck source=scripts/lib/proc.sh
-source scripts/lib/proc.sh
+BENCH_NAME=bench-agent.sh
+# shellcheck source=scripts/lib/bench.sh
+source scripts/lib/bench.sh
 
 RUNS=${RUNS:-5}
 SECS=${SECS:-10}
@@ -187,17 +188,6 @@ TCPDUMP_FILE_MB=64
 TCPDUMP_FILES=$(( MAX_BYTES / (TCPDUMP_FILE_MB * 1000000) ))
 (( TCPDUMP_FILES >= 2 )) || TCPDUMP_FILES=2
 
-# Everything the script starts, for the cleanup; forget removes what was
-# stopped and reaped (its PID may be reused).
-PIDS=()
-forget() {
-	local keep=() p
-	for p in "${PIDS[@]}"; do
-		[[ $p == "$1" ]] || keep+=("$p")
-	done
-	PIDS=("${keep[@]}")
-}
-
 ID=$$
 NSC=wsbench-$ID-c # the client namespace: iperf3 -c, flowload dial, the capturers
 NSS=wsbench-$ID-s # the server namespace
@@ -209,32 +199,15 @@ SIP=$NET.2
 FLOW_PORT=7000
 WRK_ADDR=127.0.0.61 # nginx of the lo-wrk profiles, on the client namespace's lo
 WRK_PORT=18080
-WORK=
 NETNS_MADE=0
 
-# shellcheck disable=SC2317 # run by the trap
-cleanup() {
-	local rc=$? pid
-	set +e
-	for pid in "${PIDS[@]}"; do
-		stop_pid "$pid"
-	done
+# shellcheck disable=SC2317 # run by the cleanup
+bench_cleanup_more() {
 	if (( NETNS_MADE )); then
 		ip netns del "$NSC" 2>/dev/null
 		ip netns del "$NSS" 2>/dev/null
 	fi
-	if [[ -n $WORK ]]; then
-		if (( KEEP )); then
-			echo "bench-agent.sh: kept $WORK" >&2
-		else
-			rm -rf "$WORK"
-		fi
-	fi
-	exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 mkdir -p "$BENCH_DIR"
 WORK=$(mktemp -d "$BENCH_DIR/wirescope-bench-agent.XXXXXX")
@@ -283,22 +256,6 @@ done
 nssys "$NSC" net.ipv4.ip_local_port_range "10000 65000"
 nssys "$NSC" net.ipv4.tcp_tw_reuse 1
 
-# wait_log FILE PATTERN PID: wait (up to 15 s) until FILE has PATTERN.
-wait_log() {
-	for _ in $(seq 150); do
-		grep -q -- "$2" "$1" 2>/dev/null && return 0
-		if ! kill -0 "$3" 2>/dev/null; then
-			echo "bench-agent.sh: $(basename "$1" .log) exited before saying '$2':" >&2
-			tail -5 "$1" >&2
-			return 1
-		fi
-		sleep 0.1
-	done
-	echo "bench-agent.sh: $(basename "$1" .log) did not say '$2' within 15 s:" >&2
-	tail -5 "$1" >&2
-	return 1
-}
-
 # wait_exit PID: wait up to 20 s for a signalled process, then kill it.
 wait_exit() {
 	for _ in $(seq 200); do
@@ -313,15 +270,6 @@ wait_exit() {
 	forget "$1"
 }
 
-# cpu_ticks PID: utime+stime in clock ticks (children excluded).
-cpu_ticks() {
-	local s
-	s=$(<"/proc/$1/stat")
-	s=${s##*) }
-	# shellcheck disable=SC2086
-	set -- $s
-	echo $(( ${12} + ${13} ))
-}
 # hwm_kib PID: peak resident set size.
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 # iface_counters: rx+tx packets, then bytes, of the captured interface;
@@ -335,7 +283,6 @@ iface_counters() {
 		ip netns exec "$NSC" sh -c 'cd /sys/class/net/lo/statistics && echo $(cat rx_packets) $(cat rx_bytes)'
 	fi
 }
-now() { date +%s.%N; }
 # kv LINE KEY: the value of KEY=value in a log line.
 kv() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1"; }
 num_or_dash() { [[ $1 =~ ^[0-9]+$ ]] && echo "$1" || echo -; }
@@ -544,10 +491,6 @@ perf_report() {
 col() {
 	awk -F'\t' -v p="$1" -v c="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; next } $1 == p && $k != "-" { print $k }' "$3"
 }
-median() {
-	sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-maxof() { sort -g | tail -1 | grep . || echo -; }
 # table: tab-separated lines as aligned columns.
 table() {
 	awk -F'\t' '{ for (i = 1; i <= NF; i++) { c[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } if (NF > n) n = NF }

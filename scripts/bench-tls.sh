@@ -79,8 +79,9 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-# shellcheck source=scripts/lib/proc.sh
-source scripts/lib/proc.sh
+BENCH_NAME=bench-tls.sh
+# shellcheck source=scripts/lib/bench.sh
+source scripts/lib/bench.sh
 
 RUNS=${RUNS:-5}
 SECS=${SECS:-10}
@@ -160,35 +161,6 @@ for a in "$ADDR:$PORT" "$API"; do
 		exit 1
 	fi
 done
-
-PIDS=()
-forget() {
-	local keep=() p
-	for p in "${PIDS[@]}"; do
-		[[ $p == "$1" ]] || keep+=("$p")
-	done
-	PIDS=("${keep[@]}")
-}
-WORK=
-# shellcheck disable=SC2317 # run by the trap
-cleanup() {
-	local rc=$? pid
-	set +e
-	for pid in "${PIDS[@]}"; do
-		stop_pid "$pid"
-	done
-	if [[ -n $WORK ]]; then
-		if (( KEEP )); then
-			echo "bench-tls.sh: kept $WORK" >&2
-		else
-			rm -rf "$WORK"
-		fi
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 mkdir -p "$BENCH_DIR"
 WORK=$(mktemp -d "$BENCH_DIR/wirescope-bench-tls.XXXXXX")
@@ -302,32 +274,6 @@ size=$(curl -sk -o /dev/null -w '%{size_download}' "$URL")
 proto=$(curl -sk -o /dev/null -w '%{scheme} %{http_version}' --tlsv1.2 "$URL")
 tls=$(openssl s_client -connect "$ADDR:$PORT" </dev/null 2>/dev/null | sed -n 's/^New, \([^,]*\),.*/\1/p' | head -1)
 
-# cpu_ticks PID: utime+stime in clock ticks (children excluded).
-cpu_ticks() {
-	local s
-	s=$(<"/proc/$1/stat")
-	s=${s##*) }
-	# shellcheck disable=SC2086
-	set -- $s
-	echo $(( ${12} + ${13} ))
-}
-now() { date +%s.%N; }
-
-# wait_log FILE PATTERN PID: wait (up to 15 s) until FILE has PATTERN.
-wait_log() {
-	for _ in $(seq 150); do
-		grep -q -- "$2" "$1" 2>/dev/null && return 0
-		if ! kill -0 "$3" 2>/dev/null; then
-			echo "bench-tls.sh: $(basename "$1" .log) exited before saying '$2':" >&2
-			tail -5 "$1" >&2
-			return 1
-		fi
-		sleep 0.1
-	done
-	echo "bench-tls.sh: $(basename "$1" .log) did not say '$2' within 15 s:" >&2
-	tail -5 "$1" >&2
-	return 1
-}
 stats() { curl -sf --max-time 5 -H "Authorization: Bearer $(<"$TOKEN_FILE")" "http://$API/v1/stats"; }
 
 AGENT_PID=
@@ -514,10 +460,6 @@ mv "$RESULTS.tmp" "$RESULTS"
 col() {
 	awk -F'\t' -v p="$1" -v c="$2" 'NR == 1 { for (i = 1; i <= NF; i++) if ($i == c) k = i; next } $1 == p && $k != "-" && $15 != "1" { print $k }' "$RESULTS"
 }
-median() {
-	sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-maxof() { sort -g | tail -1 | grep . || echo -; }
 minof() { sort -g | head -1 | grep . || echo -; }
 med() { col "$1" "$2" | median; }
 # table: tab-separated lines as aligned columns.
