@@ -238,10 +238,9 @@ func (e *Engine) evictDatagrams(now time.Time) {
 	for _, fl := range e.dgrams {
 		last = append(last, fl.f.Last)
 	}
-	slices.SortFunc(last, time.Time.Compare)
 	before := len(e.dgrams)
 	e.flushing = true
-	cut := last[len(last)/8].Add(time.Nanosecond)
+	cut := eighthCut(last)
 	e.expireDatagrams(now, cut, cut, proto.EndIdle)
 	e.flushing = false
 	e.stats.Evicted += uint64(before - len(e.dgrams))

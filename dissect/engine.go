@@ -412,6 +412,13 @@ func (e *Engine) expireStreams(now time.Time) {
 	}
 }
 
+// eighthCut returns the time just after the least recent eighth of last
+// (the flows' last packets, reordered): those idle before it are evicted.
+func eighthCut(last []time.Time) time.Time {
+	slices.SortFunc(last, time.Time.Compare)
+	return last[len(last)/8].Add(time.Nanosecond)
+}
+
 // farFuture is after every capture: flows idle since before it are all.
 var farFuture = time.Unix(1<<62, 0)
 
@@ -422,8 +429,7 @@ func (e *Engine) evictTCP() {
 	for s := range e.live {
 		last = append(last, s.f.Last)
 	}
-	slices.SortFunc(last, time.Time.Compare)
-	cutoff := last[len(last)/8].Add(time.Nanosecond)
+	cutoff := eighthCut(last)
 	before := len(e.live)
 	e.flushing, e.evicting = true, true
 	e.ending = proto.EndIdle

@@ -203,10 +203,9 @@ func (e *Engine) evictPlain() {
 	for _, s := range e.plain {
 		last = append(last, s.f.Last)
 	}
-	slices.SortFunc(last, time.Time.Compare)
 	before := len(e.plain)
 	e.flushing = true
-	e.endPlainStreams(last[len(last)/8].Add(time.Nanosecond), proto.EndIdle)
+	e.endPlainStreams(eighthCut(last), proto.EndIdle)
 	e.flushing = false
 	e.stats.Evicted += uint64(before - len(e.plain))
 	e.deliverPending()
