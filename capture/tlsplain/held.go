@@ -22,6 +22,8 @@ const (
 type heldChunks struct {
 	conns map[connKey]*heldConn
 	bytes int
+	// settled is when settle last looked at the store.
+	settled time.Time
 }
 
 type heldConn struct {
@@ -71,8 +73,15 @@ func (h *heldChunks) add(r *Reader, c *bpf.Chunk, now time.Time) {
 }
 
 // settle writes the chunks of the connections the store now holds and
-// drops those that waited HoldFor.
+// drops those that waited HoldFor. It looks about every heldTick, not at
+// every chunk read: each look asks the store about every connection
+// waiting, and a capture filter that leaves most of the node's TLS
+// connections out keeps many waiting.
 func (h *heldChunks) settle(r *Reader, w *recordWriter, now time.Time) {
+	if len(h.conns) == 0 || now.Sub(h.settled) < heldTick/2 {
+		return
+	}
+	h.settled = now
 	for k, hc := range h.conns {
 		c := &hc.chunks[0]
 		if r.o.Held(c.Local, c.Remote) {
