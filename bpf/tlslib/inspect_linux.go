@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -217,6 +218,10 @@ func statKey(name string, role Kind) (fileKey, error) {
 	return fileKey{dev: uint64(st.Dev), ino: st.Ino, size: st.Size, mtime: st.Mtim.Nano(), role: role}, nil
 }
 
+// bigFile is the size past which the memory read for analyzing a file is
+// returned to the system at once.
+const bigFile = 16 << 20
+
 // analyze returns what the file at name says, read as role, from the cache
 // when the same file was read before.
 func (in *inspector) analyze(name string, key fileKey) (*fileInfo, error) {
@@ -237,6 +242,13 @@ func (in *inspector) analyze(name string, key fileKey) (*fileInfo, error) {
 		info, err = analyzeLibrary(f, key.role)
 	}
 	f.Close()
+	if key.size >= bigFile {
+		// Reading a large binary's symbols and DWARF allocates several
+		// times its size, all garbage once its few offsets are kept:
+		// hand it back now rather than over the next minute (an agent
+		// that read a node's Go binaries held 200 MiB for 30 s).
+		debug.FreeOSMemory()
+	}
 	in.mu.Lock()
 	if in.cache == nil || len(in.cache) >= maxCached {
 		in.cache = make(map[fileKey]cached)
